@@ -1,0 +1,104 @@
+"""Alert events: the ``{site}/_alerts/…`` subtree and their InfluxDB record.
+
+Analytics owns the lifecycle and publishes every change of an alert as one
+event; the API serves them.  Topic: ``{site}/_alerts/{kind}/{rule}/{subject}``,
+retained, so the retained message under a topic is always the latest state of
+the newest episode for that (rule, subject).  Subscribers that want only
+changes skip messages delivered with the retain flag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Final, Literal
+
+import msgspec
+
+from deltasense.contract import ALERTS_DISTRICT, is_ident
+
+AlertKind = Literal["storm", "flood", "energy", "health"]
+AlertState = Literal["pending", "firing", "resolved"]
+Severity = Literal["info", "warning", "critical"]
+SEVERITY_RANK: Final[dict[str, int]] = {"info": 0, "warning": 1, "critical": 2}
+ALERTS_MEASUREMENT: Final = "alerts"
+
+
+class Message(msgspec.Struct, frozen=True):
+    vi: str
+    en: str
+
+
+class Ack(msgspec.Struct, kw_only=True):
+    by: str
+    ts: int
+    note: str = ""
+
+
+class AlertEvent(msgspec.Struct, kw_only=True):
+    """One alert's state as of ``updated``; the wire format of ``_alerts`` events."""
+
+    id: str
+    kind: AlertKind
+    rule: str
+    subject: str
+    district: str
+    severity: Severity
+    state: AlertState
+    risk_level: int = 1
+    values: dict[str, float] = msgspec.field(default_factory=dict)
+    started: int  # ms since epoch
+    updated: int
+    ended: int | None = None
+    message: Message
+    ack: Ack | None = None
+
+
+def alert_id(rule: str, subject: str, started_ms: int) -> str:
+    """Stable id for one episode of (rule, subject)."""
+    digest = hashlib.sha1(f"{rule}\x00{subject}\x00{started_ms}".encode()).hexdigest()  # noqa: S324
+    return f"al-{digest[:16]}"
+
+
+def alert_topic(site: str, event: AlertEvent) -> str:
+    for name, value in (("rule", event.rule), ("subject", event.subject)):
+        if not is_ident(value):
+            raise ValueError(f"alert {name} {value!r} is not a valid topic level")
+    return f"{site}/{ALERTS_DISTRICT}/{event.kind}/{event.rule}/{event.subject}"
+
+
+def alerts_filter(site: str) -> str:
+    return f"{site}/{ALERTS_DISTRICT}/#"
+
+
+ENCODER: Final = msgspec.json.Encoder()
+DECODER: Final = msgspec.json.Decoder(AlertEvent)
+
+
+def encode(event: AlertEvent) -> bytes:
+    return ENCODER.encode(event)
+
+
+def decode(payload: bytes) -> AlertEvent:
+    return DECODER.decode(payload)
+
+
+def influx_point(event: AlertEvent) -> tuple[str, dict[str, str], dict[str, Any], int]:
+    """(measurement, tags, fields, ts_ms) of one alert event for line protocol.
+
+    Tagged by ``id`` so ``SELECT last("body") … GROUP BY "id"`` yields each
+    alert's latest state; ``body`` is the whole event as JSON.
+    """
+    tags = {
+        "id": event.id,
+        "kind": event.kind,
+        "rule": event.rule,
+        "district": event.district,
+    }
+    fields: dict[str, Any] = {
+        "subject": event.subject,
+        "state": event.state,
+        "severity": event.severity,
+        "started": event.started,
+        "body": ENCODER.encode(event).decode(),
+    }
+    return ALERTS_MEASUREMENT, tags, fields, event.updated

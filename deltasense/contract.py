@@ -1,0 +1,322 @@
+"""The DeltaSense wire contract v1 (``CONTRACT.md``), defined once.
+
+Pure functions only: topic grammar, the reading types per kind, and decoding of
+``tele``, ``status`` and ``meta`` payloads into one normalised record type.
+Everything that does not match raises :class:`ContractError` with a short,
+stable ``reason`` code that ingest uses for its dead-letter records.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+
+IDENT_PATTERN: Final = r"[a-z0-9][a-z0-9-]{0,31}"
+IDENT_RE: Final = re.compile(IDENT_PATTERN)
+# Field names used in queries; every field defined below matches it.
+FIELD_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+MAX_PAYLOAD_BYTES: Final = 4096
+MAX_BATCH: Final = 100
+MAX_FUTURE_MS: Final = 5 * 60 * 1000
+DEFAULT_SITE: Final = "baclieu"
+ALERTS_DISTRICT: Final = "_alerts"
+
+
+class Kind(StrEnum):
+    WEATHER = "weather"
+    WATER = "water"
+    LAMP = "lamp"
+    METER = "meter"
+
+
+class Channel(StrEnum):
+    TELE = "tele"
+    STATUS = "status"
+    META = "meta"
+    CMD = "cmd"
+    ACK = "ack"
+    CFG = "cfg"
+
+
+class ContractError(ValueError):
+    """A message or identifier that breaks the contract.
+
+    ``reason`` is a stable machine-readable code (``bad_topic``, ``not_json``,
+    ``schema``, ``too_large``, ``future_ts``, ``batch_too_large``,
+    ``empty_batch``, ``non_finite``); the message says what exactly is wrong.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def is_ident(value: str) -> bool:
+    return IDENT_RE.fullmatch(value) is not None
+
+
+class Topic(msgspec.Struct, frozen=True):
+    site: str
+    district: str
+    kind: Kind
+    device: str
+    channel: Channel
+
+    def __str__(self) -> str:
+        return f"{self.site}/{self.district}/{self.kind}/{self.device}/{self.channel}"
+
+
+def device_topic(site: str, district: str, kind: Kind | str, device: str, channel: Channel | str) -> str:
+    """Build a device topic, validating every level."""
+    topic = f"{site}/{district}/{kind}/{device}/{channel}"
+    parse_topic(topic)
+    return topic
+
+
+def parse_topic(topic: str) -> Topic:
+    """Split ``{site}/{district}/{kind}/{device}/{channel}`` and check the grammar."""
+    parts = topic.split("/")
+    if len(parts) != 5:
+        raise ContractError("bad_topic", f"expected 5 levels, got {len(parts)}")
+    site, district, kind, device, channel = parts
+    for name, value in (("site", site), ("district", district), ("device", device)):
+        if not is_ident(value):
+            raise ContractError("bad_topic", f"{name} {value[:40]!r} does not match {IDENT_PATTERN}")
+    try:
+        kind_v = Kind(kind)
+    except ValueError:
+        raise ContractError("bad_topic", f"unknown kind {kind[:40]!r}") from None
+    try:
+        channel_v = Channel(channel)
+    except ValueError:
+        raise ContractError("bad_topic", f"unknown channel {channel[:40]!r}") from None
+    return Topic(site, district, kind_v, device, channel_v)
+
+
+# --- wire types ---------------------------------------------------------------
+NonNegInt = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+Unset = msgspec.UnsetType
+UNSET = msgspec.UNSET
+
+
+class _ReadingBase(msgspec.Struct, kw_only=True):
+    """Common fields. Absent fields stay ``UNSET``; JSON ``null`` is rejected."""
+
+    seq: NonNegInt
+    boot: NonNegInt
+    ts: NonNegInt | Unset = UNSET
+    hist: bool | Unset = UNSET
+    rssi_dbm: float | Unset = UNSET
+    batt_v: float | Unset = UNSET
+    heap_b: NonNegInt | Unset = UNSET
+    up_s: NonNegInt | Unset = UNSET
+
+
+class WeatherReading(_ReadingBase, kw_only=True):
+    t_c: float | Unset = UNSET
+    rh_pct: float | Unset = UNSET
+    p_hpa: float | Unset = UNSET
+    wind_ms: float | Unset = UNSET
+    gust_ms: float | Unset = UNSET
+    wind_dir_deg: float | Unset = UNSET
+    rain_mm_total: float | Unset = UNSET
+    lux: float | Unset = UNSET
+
+
+class WaterReading(_ReadingBase, kw_only=True):
+    level_cm: float | Unset = UNSET
+    dist_mm: float | Unset = UNSET
+
+
+class LampReading(_ReadingBase, kw_only=True):
+    on: bool | Unset = UNSET
+    dim_pct: float | Unset = UNSET
+    power_w: float | Unset = UNSET
+    energy_wh_total: float | Unset = UNSET
+    lux: float | Unset = UNSET
+
+
+class MeterReading(_ReadingBase, kw_only=True):
+    v: float | Unset = UNSET
+    a: float | Unset = UNSET
+    power_w: float | Unset = UNSET
+    pf: float | Unset = UNSET
+    hz: float | Unset = UNSET
+    energy_wh_total: float | Unset = UNSET
+
+
+WIRE_TYPES: Final[dict[Kind, type[_ReadingBase]]] = {
+    Kind.WEATHER: WeatherReading,
+    Kind.WATER: WaterReading,
+    Kind.LAMP: LampReading,
+    Kind.METER: MeterReading,
+}
+COMMON_FIELDS: Final = frozenset(_ReadingBase.__struct_fields__)
+HEALTH_FIELDS: Final = ("rssi_dbm", "batt_v", "heap_b", "up_s")
+# Measured fields per kind, in contract order.
+FIELDS_BY_KIND: Final[dict[Kind, tuple[str, ...]]] = {
+    kind: tuple(f for f in t.__struct_fields__ if f not in COMMON_FIELDS)
+    for kind, t in WIRE_TYPES.items()
+}
+ALL_FIELDS: Final = frozenset(f for fs in FIELDS_BY_KIND.values() for f in fs) | frozenset(
+    HEALTH_FIELDS
+)
+
+_DECODERS: Final = {
+    kind: msgspec.json.Decoder(t | list[t])  # type: ignore[valid-type]
+    for kind, t in WIRE_TYPES.items()
+}
+
+FieldValue = float | int | bool
+
+
+class Reading(msgspec.Struct, kw_only=True):
+    """One decoded, validated reading: the record every platform room passes on."""
+
+    site: str
+    district: str
+    kind: Kind
+    device: str
+    ts_ms: int
+    seq: int
+    boot: int
+    ts_from_platform: bool = False
+    hist: bool = False
+    fields: dict[str, FieldValue] = msgspec.field(default_factory=dict)
+
+
+def _check_size(payload: bytes) -> None:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ContractError("too_large", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+
+
+def _decode_error(exc: msgspec.DecodeError) -> ContractError:
+    if isinstance(exc, msgspec.ValidationError):
+        return ContractError("schema", str(exc))
+    return ContractError("not_json", str(exc))
+
+
+def decode_tele(topic: Topic, payload: bytes, now_ms: int) -> list[Reading]:
+    """Decode a ``tele`` payload (one reading or a batch) into readings.
+
+    A reading without ``ts`` gets ``now_ms`` and ``ts_from_platform=True``.
+    The whole message is rejected if any reading in it breaks the contract, so a
+    device never sees half a batch accepted.
+    """
+    _check_size(payload)
+    try:
+        decoded = _DECODERS[topic.kind].decode(payload)
+    except msgspec.DecodeError as exc:
+        raise _decode_error(exc) from None
+    wires: list[_ReadingBase] = decoded if isinstance(decoded, list) else [decoded]
+    if not wires:
+        raise ContractError("empty_batch", "batch holds no reading")
+    if len(wires) > MAX_BATCH:
+        raise ContractError("batch_too_large", f"{len(wires)} readings > {MAX_BATCH}")
+    names = FIELDS_BY_KIND[topic.kind]
+    out: list[Reading] = []
+    for i, wire in enumerate(wires):
+        where = f"$[{i}]" if isinstance(decoded, list) else "$"
+        fields: dict[str, FieldValue] = {}
+        for name in (*names, *HEALTH_FIELDS):
+            value = getattr(wire, name)
+            if value is UNSET:
+                continue
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ContractError("non_finite", f"{where}.{name} is not a finite number")
+            fields[name] = value
+        ts = wire.ts
+        if ts is UNSET:
+            ts_ms, stamped = now_ms, True
+        else:
+            if ts > now_ms + MAX_FUTURE_MS:
+                raise ContractError(
+                    "future_ts", f"{where}.ts is {(ts - now_ms) // 1000} s in the future"
+                )
+            ts_ms, stamped = ts, False
+        out.append(
+            Reading(
+                site=topic.site,
+                district=topic.district,
+                kind=topic.kind,
+                device=topic.device,
+                ts_ms=ts_ms,
+                seq=wire.seq,
+                boot=wire.boot,
+                ts_from_platform=stamped,
+                hist=wire.hist is True,
+                fields=fields,
+            )
+        )
+    return out
+
+
+# --- status and meta ------------------------------------------------------------
+DeviceState = Literal["online", "offline", "sleeping"]
+
+
+class Status(msgspec.Struct, kw_only=True):
+    state: DeviceState
+    ts: NonNegInt | Unset = UNSET
+
+
+class Meta(msgspec.Struct, kw_only=True):
+    fw: str | Unset = UNSET
+    hw: str | Unset = UNSET
+    boot: NonNegInt | Unset = UNSET
+    reset_cause: str | Unset = UNSET
+    lat: Annotated[float, msgspec.Meta(ge=-90, le=90)] | Unset = UNSET
+    lon: Annotated[float, msgspec.Meta(ge=-180, le=180)] | Unset = UNSET
+    cfg_hash: str | Unset = UNSET
+    interval_s: Annotated[float, msgspec.Meta(gt=0)] | Unset = UNSET
+
+
+_STATUS_DECODER: Final = msgspec.json.Decoder(Status)
+_META_DECODER: Final = msgspec.json.Decoder(Meta)
+
+
+def decode_status(payload: bytes) -> Status:
+    _check_size(payload)
+    try:
+        return _STATUS_DECODER.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise _decode_error(exc) from None
+
+
+def decode_meta(payload: bytes) -> Meta:
+    _check_size(payload)
+    try:
+        meta = _META_DECODER.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise _decode_error(exc) from None
+    for name in ("fw", "hw", "reset_cause", "cfg_hash"):
+        value = getattr(meta, name)
+        if value is not UNSET and len(value) > 64:
+            raise ContractError("schema", f"$.{name} longer than 64 characters")
+    return meta
+
+
+def struct_to_dict(obj: msgspec.Struct) -> dict[str, Any]:
+    """Fields of a wire struct that were present, as a plain dict."""
+    return {k: v for k, v in msgspec.structs.asdict(obj).items() if v is not UNSET}
+
+
+# --- commands (platform → device) and acks ---------------------------------------
+class Command(msgspec.Struct, kw_only=True):
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    name: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+    args: dict[str, Any] = msgspec.field(default_factory=dict)
+    expires: NonNegInt
+
+
+class Ack(msgspec.Struct, kw_only=True):
+    id: str
+    ok: bool
+    error: str | Unset = UNSET
+    ts: NonNegInt | Unset = UNSET

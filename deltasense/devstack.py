@@ -1,0 +1,254 @@
+"""Run Mosquitto, InfluxDB and the platform services as child processes.
+
+Used by ``deltasense up`` (development, demo) and by the integration-test
+fixtures.  Every service's config, data and log live under one directory
+(``var/`` by default), never in the system locations.  Children get
+``PR_SET_PDEATHSIG`` so they die with the supervisor even if it is killed hard,
+and each has its own process group so Ctrl-C in a terminal reaches only the
+supervisor, which then stops them in reverse start order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_LOG = logging.getLogger(__name__)
+_PR_SET_PDEATHSIG = 1
+
+
+class ServiceError(RuntimeError):
+    """A service could not be started or did not become healthy in time."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def tcp_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback URL we built
+            return 200 <= int(resp.status) < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    libc_name = ctypes.util.find_library("c")
+    if libc_name:
+        libc = ctypes.CDLL(libc_name, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    os.setpgrp()
+
+
+def require_binary(name: str) -> str:
+    path = shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.access(p, os.X_OK)), None
+    )
+    if not path:
+        raise ServiceError(
+            f"{name} is not installed: run `make bootstrap` (installs the Debian packages "
+            "mosquitto and influxdb)"
+        )
+    return path
+
+
+@dataclass
+class ManagedProcess:
+    """One child process with a health check and a log file."""
+
+    name: str
+    argv: Sequence[str]
+    log_path: Path
+    healthy: Callable[[], bool]
+    env: dict[str, str] | None = None
+    start_timeout_s: float = 30.0
+    stop_timeout_s: float = 10.0
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        try:
+            self.proc = subprocess.Popen(
+                list(self.argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - needed for PDEATHSIG
+            )
+        finally:
+            log.close()
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServiceError(
+                    f"{self.name} exited with code {self.proc.returncode} during start-up; "
+                    f"last log lines:\n{self.tail()}"
+                )
+            if self.healthy():
+                _LOG.info("%s is up (pid %d)", self.name, self.proc.pid)
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise ServiceError(
+            f"{self.name} not healthy after {self.start_timeout_s:.0f} s; "
+            f"last log lines:\n{self.tail()}"
+        )
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=self.stop_timeout_s)
+        except subprocess.TimeoutExpired:
+            _LOG.warning("%s did not stop in %.0f s; killing it", self.name, self.stop_timeout_s)
+            proc.kill()
+            proc.wait(timeout=5)
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def mosquitto_process(var_dir: Path, *, port: int, host: str = "127.0.0.1") -> ManagedProcess:
+    """A Mosquitto broker with persistence under ``var_dir/mosquitto``."""
+    base = (var_dir / "mosquitto").resolve()
+    (base / "data").mkdir(parents=True, exist_ok=True)
+    conf = base / "mosquitto.conf"
+    conf.write_text(
+        "# written by deltasense; edits are overwritten on start\n"
+        f"listener {port} {host}\n"
+        "allow_anonymous true\n"
+        "persistence true\n"
+        f"persistence_location {base / 'data'}/\n"
+        "autosave_interval 30\n"
+        "max_queued_messages 100000\n"
+        "max_inflight_messages 100\n"
+        "message_size_limit 1048576\n"
+        "log_dest stdout\n"
+        "log_type error\nlog_type warning\nlog_type notice\n"
+        # Stay as the invoking user: as root, Mosquitto would switch to the
+        # `mosquitto` user, which cannot write the project's var/.
+        "user root\n"
+    )
+    return ManagedProcess(
+        name="mosquitto",
+        argv=[require_binary("mosquitto"), "-c", str(conf)],
+        log_path=var_dir / "log" / "mosquitto.log",
+        healthy=lambda: tcp_open(host, port),
+    )
+
+
+def influxdb_process(
+    var_dir: Path, *, http_port: int, rpc_port: int, host: str = "127.0.0.1"
+) -> ManagedProcess:
+    """An InfluxDB 1.x server with meta, data and WAL under ``var_dir/influxdb``."""
+    base = (var_dir / "influxdb").resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    conf = base / "influxdb.conf"
+    conf.write_text(
+        "# written by deltasense; edits are overwritten on start\n"
+        "reporting-disabled = true\n"
+        f'bind-address = "{host}:{rpc_port}"\n'
+        f'[meta]\n  dir = "{base / "meta"}"\n  logging-enabled = false\n'
+        f'[data]\n  dir = "{base / "data"}"\n  wal-dir = "{base / "wal"}"\n'
+        "  query-log-enabled = false\n"
+        "[monitor]\n  store-enabled = false\n"
+        f'[http]\n  bind-address = "{host}:{http_port}"\n  log-enabled = false\n'
+        "  max-body-size = 25000000\n"
+        "[continuous_queries]\n  log-enabled = false\n"
+    )
+    return ManagedProcess(
+        name="influxdb",
+        argv=[require_binary("influxd"), "-config", str(conf)],
+        log_path=var_dir / "log" / "influxdb.log",
+        healthy=lambda: http_ok(f"http://{host}:{http_port}/ping"),
+    )
+
+
+def python_service(
+    name: str,
+    module: str,
+    var_dir: Path,
+    *,
+    env: dict[str, str],
+    healthy: Callable[[], bool],
+    args: Sequence[str] = (),
+) -> ManagedProcess:
+    """A platform service run as ``python -m <module>`` with settings in ``env``."""
+    return ManagedProcess(
+        name=name,
+        argv=[sys.executable, "-m", module, *args],
+        log_path=var_dir / "log" / f"{name}.log",
+        healthy=healthy,
+        env={**os.environ, **env},
+    )
+
+
+class Stack:
+    """Starts processes in order and stops them in reverse; a context manager."""
+
+    def __init__(self, processes: Sequence[ManagedProcess]) -> None:
+        self.processes = list(processes)
+        self._started: list[ManagedProcess] = []
+
+    def start(self, on_started: Callable[[ManagedProcess], None] | None = None) -> None:
+        try:
+            for proc in self.processes:
+                proc.start()
+                self._started.append(proc)
+                if on_started:
+                    on_started(proc)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for proc in reversed(self._started):
+            with contextlib.suppress(Exception):
+                proc.stop()
+        self._started.clear()
+
+    def dead(self) -> list[ManagedProcess]:
+        return [p for p in self._started if not p.alive()]
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

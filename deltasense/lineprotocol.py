@@ -1,0 +1,86 @@
+"""InfluxDB line protocol encoding (pure, no I/O).
+
+Escaping follows the InfluxDB 1.x line-protocol reference: measurement names
+escape commas and spaces; tag keys, tag values and field keys escape commas,
+equals signs and spaces; string field values escape backslashes and double
+quotes.  Characters that line protocol cannot carry in a tag (line breaks, a
+backslash, which 1.x does not unescape) are refused with :class:`LineProtocolError`
+rather than written wrongly; platform tags are grammar-checked identifiers anyway.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+FieldValue = float | int | bool | str
+
+
+class LineProtocolError(ValueError):
+    """A point that cannot be represented in line protocol."""
+
+
+_MEAS_ESCAPE: Final = str.maketrans({",": r"\,", " ": r"\ "})
+_KEY_ESCAPE: Final = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
+_STR_ESCAPE: Final = str.maketrans({"\\": "\\\\", '"': '\\"'})
+_FORBIDDEN_IN_NAMES: Final = re.compile(r"[\n\r\\\x00]")
+
+
+def _name(value: str, table: dict[int, str], what: str) -> str:
+    if not value:
+        raise LineProtocolError(f"empty {what}")
+    if _FORBIDDEN_IN_NAMES.search(value):
+        raise LineProtocolError(f"{what} {value[:40]!r} holds a line break or backslash")
+    return value.translate(table)
+
+
+def _field_value(value: FieldValue) -> str:
+    # bool before int: bool is an int subclass.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise LineProtocolError(f"non-finite float {value!r}")
+        return repr(value)
+    if isinstance(value, str):
+        if "\x00" in value:
+            value = value.replace("\x00", "\ufffd")
+        return '"' + value.translate(_STR_ESCAPE) + '"'
+    raise LineProtocolError(f"unsupported field type {type(value).__name__}")
+
+
+def encode_point(
+    measurement: str,
+    tags: Mapping[str, str],
+    fields: Mapping[str, FieldValue],
+    ts: int | None = None,
+) -> str:
+    """One line of line protocol (no trailing newline).
+
+    Tags are sorted by key (InfluxDB's preferred order); empty tag values are
+    left out, since line protocol has no way to write them.  ``ts`` is in the
+    precision the write request names.
+    """
+    if not fields:
+        raise LineProtocolError("a point needs at least one field")
+    parts = [_name(measurement, _MEAS_ESCAPE, "measurement")]
+    for key in sorted(tags):
+        value = tags[key]
+        if value == "":
+            continue
+        parts.append(
+            f"{_name(key, _KEY_ESCAPE, 'tag key')}={_name(value, _KEY_ESCAPE, 'tag value')}"
+        )
+    head = ",".join(parts)
+    body = ",".join(
+        f"{_name(k, _KEY_ESCAPE, 'field key')}={_field_value(v)}" for k, v in fields.items()
+    )
+    return f"{head} {body}" if ts is None else f"{head} {body} {ts}"
+
+
+def encode_lines(lines: Iterable[str]) -> bytes:
+    return ("\n".join(lines) + "\n").encode()

@@ -1,0 +1,148 @@
+"""One typed settings object for every DeltaSense service.
+
+Values come, highest priority first, from keyword arguments, ``DELTASENSE_*``
+environment variables, an optional TOML file and the defaults below.  The TOML
+file is ``deltasense.toml`` in the working directory, or the path given in
+``DELTASENSE_CONFIG``; its keys are the field names below (``mqtt_port = 1884``).
+Settings are validated once at start-up and passed down; nothing reads the
+environment deep inside a service.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from deltasense.contract import IDENT_RE
+
+CONFIG_ENV = "DELTASENSE_CONFIG"
+DEFAULT_CONFIG_FILE = "deltasense.toml"
+
+
+class ConfigFileError(ValueError):
+    """The TOML configuration file is missing, unreadable or malformed."""
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the optional TOML file; a file named explicitly must exist."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        explicit = os.environ.get(CONFIG_ENV)
+        path = Path(explicit) if explicit else Path(DEFAULT_CONFIG_FILE)
+        self._data: dict[str, Any] = {}
+        if not path.exists():
+            if explicit:
+                raise ConfigFileError(f"{CONFIG_ENV}={explicit}: no such file")
+            return
+        try:
+            with path.open("rb") as fh:
+                self._data = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigFileError(f"{path}: {exc}") from exc
+        if not isinstance(self._data, dict):  # pragma: no cover - tomllib always gives a dict
+            raise ConfigFileError(f"{path}: top level must be a table")
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+class Settings(BaseSettings):
+    """Settings shared by ingest, analytics, api, the simulator and the supervisor."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DELTASENSE_",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    site: str = Field("baclieu", description="Site id, first MQTT topic level.")
+    var_dir: Path = Field(Path("var"), description="Runtime data: service data, logs, tokens.")
+    log_level: str = Field("INFO", description="Python logging level for services.")
+
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = Field(1883, ge=1, le=65535)
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
+    mqtt_keepalive_s: int = Field(30, ge=5, le=3600)
+
+    influx_url: str = Field("", description="Defaults to http://127.0.0.1:{influx_port}.")
+    influx_port: int = Field(8086, ge=1, le=65535)
+    influx_rpc_port: int = Field(8088, ge=1, le=65535, description="influxd backup/RPC port.")
+    influx_db: str = "deltasense"
+    influx_username: str | None = None
+    influx_password: str | None = None
+    influx_timeout_s: float = Field(10.0, gt=0)
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    admin_token: str | None = Field(
+        None, description="Bootstrap admin bearer token; generated into var/admin-token if unset."
+    )
+
+    ingest_batch_size: int = Field(5000, ge=1, le=100_000)
+    ingest_flush_interval_s: float = Field(0.5, gt=0, le=60)
+    ingest_queue_max: int = Field(100_000, ge=100)
+    ingest_max_unacked: int = Field(
+        1000, ge=1, description="Flush once this many messages wait for their PUBACK."
+    )
+    ingest_client_id: str = Field("deltasense-ingest", min_length=1, max_length=64)
+    ingest_metrics_port: int = Field(9101, ge=0, le=65535, description="0 turns it off.")
+
+    analytics_metrics_port: int = Field(9102, ge=0, le=65535, description="0 turns it off.")
+
+    thresholds_file: Path | None = Field(
+        None, description="Rule thresholds (TOML); defaults ship in analytics/thresholds.toml."
+    )
+
+    @field_validator("site")
+    @classmethod
+    def _site_matches_grammar(cls, value: str) -> str:
+        if not IDENT_RE.fullmatch(value):
+            raise ValueError(f"site {value!r} must match {IDENT_RE.pattern}")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return level
+
+    @property
+    def influx_base_url(self) -> str:
+        return (self.influx_url or f"http://127.0.0.1:{self.influx_port}").rstrip("/")
+
+    @property
+    def api_base_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build and validate the settings; raises ``ConfigFileError`` or pydantic's
+    ``ValidationError`` with a message naming the bad key."""
+    return Settings(**overrides)

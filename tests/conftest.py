@@ -1,0 +1,82 @@
+"""Fixtures shared by all tests.
+
+Integration tests (``tests/integration``) get a real Mosquitto and a real
+InfluxDB, started once per test session on free ports in a temporary directory
+by the same code that ``deltasense up`` uses.  Each test gets its own site
+(MQTT topic prefix) and its own InfluxDB database, so tests never see each
+other's data.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from deltasense.devstack import Stack, free_port, influxdb_process, mosquitto_process
+from deltasense.settings import Settings
+
+
+@dataclass(frozen=True)
+class Services:
+    mqtt_port: int
+    influx_port: int
+    influx_rpc_port: int
+    var_dir: Path
+
+    @property
+    def influx_url(self) -> str:
+        return f"http://127.0.0.1:{self.influx_port}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration/" in str(item.path).replace("\\", "/"):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    var_dir = tmp_path_factory.mktemp("var")
+    found = Services(
+        mqtt_port=free_port(),
+        influx_port=free_port(),
+        influx_rpc_port=free_port(),
+        var_dir=var_dir,
+    )
+    stack = Stack(
+        [
+            mosquitto_process(var_dir, port=found.mqtt_port),
+            influxdb_process(
+                var_dir, http_port=found.influx_port, rpc_port=found.influx_rpc_port
+            ),
+        ]
+    )
+    with stack:
+        yield found
+
+
+@pytest.fixture
+def settings(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """Settings for one integration test: its own site, database and var dir."""
+    monkeypatch.chdir(tmp_path)  # no stray deltasense.toml is picked up
+    tag = secrets.token_hex(4)
+    return Settings(
+        site=f"t{tag}",
+        var_dir=tmp_path / "var",
+        mqtt_port=services.mqtt_port,
+        influx_port=services.influx_port,
+        influx_rpc_port=services.influx_rpc_port,
+        influx_db=f"test_{tag}",
+        api_port=free_port(),
+        admin_token="test-admin-token",
+        ingest_client_id=f"ingest-{tag}",
+        ingest_flush_interval_s=0.1,
+        ingest_metrics_port=0,
+        analytics_metrics_port=0,
+    )
