@@ -55,7 +55,7 @@ class AlertEvent(msgspec.Struct, kw_only=True):
 
 def alert_id(rule: str, subject: str, started_ms: int) -> str:
     """Stable id for one episode of (rule, subject)."""
-    digest = hashlib.sha1(f"{rule}\x00{subject}\x00{started_ms}".encode()).hexdigest()  # noqa: S324
+    digest = hashlib.sha1(f"{rule}\x00{subject}\x00{started_ms}".encode()).hexdigest()
     return f"al-{digest[:16]}"
 
 

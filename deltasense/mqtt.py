@@ -50,7 +50,7 @@ def backoff_delays(base_s: float = 0.5, cap_s: float = 30.0) -> Callable[[int], 
     """Full-jitter exponential backoff: attempt n waits U(0, min(cap, base·2ⁿ))."""
 
     def delay(attempt: int) -> float:
-        return random.uniform(0, min(cap_s, base_s * 2 ** min(attempt, 20)))  # noqa: S311
+        return random.uniform(0, min(cap_s, base_s * 2 ** min(attempt, 20)))
 
     return delay
 

@@ -21,6 +21,6 @@ async def test_broker_round_trip(settings: Settings) -> None:
 async def test_influx_write_and_query(settings: Settings) -> None:
     async with InfluxClient(url=settings.influx_base_url, database=settings.influx_db) as db:
         await db.create_database()
-        await db.write_lines(['probe,device=d1 x=1.5 1700000000000'])
+        await db.write_lines(["probe,device=d1 x=1.5 1700000000000"])
         series = await db.query('SELECT "x" FROM "probe" WHERE "device" = $d', params={"d": "d1"})
     assert series[0].rows() == [{"time": 1700000000000, "x": 1.5}]

@@ -1,0 +1,1 @@
+"""Ingest: MQTT telemetry, status and meta → validated points → InfluxDB, with dead letters."""

@@ -1,0 +1,22 @@
+"""``python -m ingest``: run the ingest service with settings from the environment."""
+
+from __future__ import annotations
+
+import logging
+
+from deltasense.service import run_service, start_metrics_server
+from deltasense.settings import Settings, load_settings
+from ingest.service import serve
+
+
+async def _main(settings: Settings) -> None:
+    start_metrics_server(settings.ingest_metrics_port, logging.getLogger("ingest"))
+    await serve(settings)
+
+
+def main() -> None:
+    run_service("ingest", _main, load_settings())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Decode → validate → QC → points, for one MQTT message at a time.
+
+No I/O here: :class:`Pipeline` turns (topic, payload, arrival time) into
+line-protocol lines and, for anything that breaks the contract, a dead-letter
+line.  It never raises on device input.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Final
+
+from deltasense.contract import (
+    Channel,
+    ContractError,
+    Reading,
+    Topic,
+    decode_meta,
+    decode_status,
+    decode_tele,
+    parse_topic,
+)
+from deltasense.lineprotocol import LineProtocolError
+from deltasense.qc import out_of_range
+from ingest import points
+
+_LOG = logging.getLogger(__name__)
+_STORED_CHANNELS: Final = frozenset({Channel.TELE, Channel.STATUS, Channel.META})
+
+
+@dataclass
+class Outcome:
+    """What one message became."""
+
+    lines: list[str] = field(default_factory=list)
+    readings: int = 0
+    deadletter: str | None = None  # reason code when the message was rejected
+    ignored: bool = False
+    topic: Topic | None = None
+
+
+class _StampCache:
+    """Arrival stamps given to readings without ``ts``, by (device, boot, seq).
+
+    A redelivered reading must land on the same timestamp to be stored once;
+    bounded, oldest forgotten first.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._stamps: OrderedDict[tuple[str, int, int], int] = OrderedDict()
+
+    def stamp(self, reading: Reading) -> int:
+        key = (reading.device, reading.boot, reading.seq)
+        ts = self._stamps.get(key)
+        if ts is None:
+            ts = reading.ts_ms
+            self._stamps[key] = ts
+            if len(self._stamps) > self._capacity:
+                self._stamps.popitem(last=False)
+        return ts
+
+
+class Pipeline:
+    """Stateful only for dedup stamps and unique dead-letter timestamps."""
+
+    def __init__(self, site: str, *, stamp_capacity: int = 100_000) -> None:
+        self.site = site
+        self._stamps = _StampCache(stamp_capacity)
+        self._last_deadletter_ms = 0
+
+    def _deadletter(
+        self, reason: str, topic: str, payload: bytes, detail: str, now_ms: int
+    ) -> Outcome:
+        # Dead letters share a series per reason: keep their timestamps unique
+        # so two in the same millisecond do not overwrite each other.
+        ts = max(now_ms, self._last_deadletter_ms + 1)
+        self._last_deadletter_ms = ts
+        _LOG.warning(
+            "dead letter (%s) on %.120s: %s; payload %.80r", reason, topic, detail, payload
+        )
+        line = points.deadletter_line(reason, topic, payload, detail, ts)
+        return Outcome(lines=[line], deadletter=reason)
+
+    def handle(self, topic: str, payload: bytes, now_ms: int) -> Outcome:
+        levels = topic.split("/")
+        if levels[0] != self.site or (len(levels) > 1 and levels[1].startswith("_")):
+            return Outcome(ignored=True)  # another site, or the platform's own subtree
+        try:
+            parsed = parse_topic(topic)
+        except ContractError as exc:
+            return self._deadletter(exc.reason, topic, payload, exc.detail, now_ms)
+        if parsed.channel not in _STORED_CHANNELS:
+            return Outcome(ignored=True, topic=parsed)
+        try:
+            outcome = self._decode(parsed, payload, now_ms)
+        except ContractError as exc:
+            return self._deadletter(exc.reason, topic, payload, exc.detail, now_ms)
+        except LineProtocolError as exc:  # pragma: no cover - contract checks come first
+            return self._deadletter("unstorable", topic, payload, str(exc), now_ms)
+        outcome.topic = parsed
+        return outcome
+
+    def _decode(self, topic: Topic, payload: bytes, now_ms: int) -> Outcome:
+        if topic.channel is Channel.TELE:
+            readings = decode_tele(topic, payload, now_ms)
+            lines = []
+            for reading in readings:
+                if reading.ts_from_platform:
+                    reading.ts_ms = self._stamps.stamp(reading)
+                lines.append(
+                    points.reading_line(reading, out_of_range(reading.kind, reading.fields))
+                )
+            return Outcome(lines=lines, readings=len(readings))
+        if topic.channel is Channel.STATUS:
+            return Outcome(lines=[points.status_line(topic, decode_status(payload), now_ms)])
+        line = points.meta_line(topic, decode_meta(payload), now_ms)
+        return Outcome(lines=[line] if line else [])

@@ -1,0 +1,188 @@
+"""The ingest service: one MQTT session at a time, batches into InfluxDB.
+
+At-least-once end to end: messages arrive on a persistent QoS 1 session and are
+acknowledged to the broker only after the batch holding their points has been
+written.  If ingest dies before that, the broker redelivers them; storage is
+idempotent (a reading's timestamp is its identity within its series), so a
+redelivery is stored once.  While InfluxDB is down the writer retries with
+backoff and stops reading MQTT, so the broker holds the backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+import aiomqtt
+from prometheus_client import Counter, Histogram
+
+from deltasense.contract import Topic
+from deltasense.influx import InfluxClient, InfluxRequestError, InfluxUnavailable
+from deltasense.mqtt import backoff_delays, make_client, run_forever
+from deltasense.settings import Settings
+from ingest import points
+from ingest.pipeline import Pipeline
+
+_LOG = logging.getLogger(__name__)
+
+MESSAGES = Counter("deltasense_ingest_messages_total", "MQTT messages received", ["outcome"])
+READINGS = Counter("deltasense_ingest_readings_total", "Readings stored")
+DEADLETTERS = Counter("deltasense_ingest_deadletters_total", "Rejected messages", ["reason"])
+WRITE_SECONDS = Histogram("deltasense_ingest_write_seconds", "InfluxDB batch write time")
+WRITE_RETRIES = Counter("deltasense_ingest_write_retries_total", "Batch writes retried")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class _Batch:
+    lines: list[str] = field(default_factory=list)
+    acks: list[tuple[int, int]] = field(default_factory=list)  # (mid, qos) awaiting PUBACK
+    seen: dict[str, tuple[Topic, int]] = field(default_factory=dict)  # device → (topic, ms)
+
+
+class Ingest:
+    """Wires the pipeline between one MQTT client and one InfluxDB client."""
+
+    def __init__(self, settings: Settings, influx: InfluxClient) -> None:
+        self.settings = settings
+        self.influx = influx
+        self.pipeline = Pipeline(settings.site)
+        self._batch = _Batch()
+        self._lock = asyncio.Lock()
+        self.connected = asyncio.Event()
+
+    async def run(self) -> None:
+        await run_forever(self._session, name="ingest", logger=_LOG)
+
+    async def _session(self) -> None:
+        client = make_client(
+            self.settings,
+            identifier=self.settings.ingest_client_id,
+            clean_session=False,
+            logger=_LOG,
+        )
+        # aiomqtt has no manual-ack switch yet (aiomqtt issue #345): reach the paho
+        # client so a PUBACK goes out only after the write, not on receipt.
+        client._client.manual_ack_set(True)
+        self._batch = _Batch()  # unacked messages from a dead session are redelivered
+        async with client:
+            await client.subscribe(f"{self.settings.site}/#", qos=1)
+            self.connected.set()
+            _LOG.info(
+                "ingest subscribed to %s/# on %s:%d",
+                self.settings.site,
+                self.settings.mqtt_host,
+                self.settings.mqtt_port,
+            )
+            flusher = asyncio.create_task(self._flush_periodically(client))
+            try:
+                async for message in client.messages:
+                    self._accept(message)
+                    if (
+                        len(self._batch.lines) >= self.settings.ingest_batch_size
+                        or len(self._batch.acks) >= self.settings.ingest_max_unacked
+                    ):
+                        await self.flush(client)
+            except asyncio.CancelledError:
+                # Shutting down: write and acknowledge what we hold while connected.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.flush(client), timeout=5)
+                raise
+            finally:
+                self.connected.clear()
+                flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await flusher
+
+    def _accept(self, message: aiomqtt.Message) -> None:
+        payload = message.payload if isinstance(message.payload, bytes) else b""
+        arrived = now_ms()
+        outcome = self.pipeline.handle(message.topic.value, payload, arrived)
+        batch = self._batch
+        batch.lines.extend(outcome.lines)
+        if message.qos > 0:
+            batch.acks.append((message.mid, message.qos))
+        if outcome.deadletter:
+            MESSAGES.labels("deadletter").inc()
+            DEADLETTERS.labels(outcome.deadletter).inc()
+        elif outcome.ignored:
+            MESSAGES.labels("ignored").inc()
+        else:
+            MESSAGES.labels("stored").inc()
+            READINGS.inc(outcome.readings)
+            if outcome.topic is not None:
+                batch.seen[outcome.topic.device] = (outcome.topic, arrived)
+
+    async def _flush_periodically(self, client: aiomqtt.Client) -> None:
+        while True:
+            await asyncio.sleep(self.settings.ingest_flush_interval_s)
+            await self.flush(client)
+
+    async def flush(self, client: aiomqtt.Client) -> None:
+        async with self._lock:
+            batch = self._batch
+            if not batch.lines and not batch.acks:
+                return
+            # Messages keep arriving while we write: they go into a fresh batch.
+            self._batch = _Batch()
+            stamp = now_ms()
+            lines = batch.lines + [
+                points.device_line(topic, seen, stamp) for topic, seen in batch.seen.values()
+            ]
+            await self._write(lines)
+            for mid, qos in batch.acks:
+                client._client.ack(mid, qos)
+
+    async def _write(self, lines: list[str]) -> None:
+        delay = backoff_delays(0.2, 10.0)
+        attempt = 0
+        while True:
+            try:
+                with WRITE_SECONDS.time():
+                    await self.influx.write_lines(lines)
+                return
+            except InfluxUnavailable as exc:
+                wait = delay(attempt)
+                attempt += 1
+                WRITE_RETRIES.inc()
+                _LOG.warning("InfluxDB write failed (%s); retry %d in %.1f s", exc, attempt, wait)
+                await asyncio.sleep(wait)
+            except InfluxRequestError as exc:
+                # Part of the batch was refused (e.g. a field type conflict). Write
+                # the lines one by one so only the bad ones become dead letters.
+                _LOG.warning("InfluxDB refused part of a batch (%s); writing line by line", exc)
+                await self._write_each(lines)
+                return
+
+    async def _write_each(self, lines: list[str]) -> None:
+        for line in lines:
+            try:
+                await self.influx.write_lines([line])
+            except InfluxRequestError as exc:
+                DEADLETTERS.labels("store_rejected").inc()
+                dead = points.deadletter_line(
+                    "store_rejected", "(ingest)", line.encode(), str(exc), now_ms()
+                )
+                with contextlib.suppress(InfluxRequestError):
+                    await self.influx.write_lines([dead])
+
+
+async def serve(settings: Settings) -> None:
+    """Run ingest until cancelled: wait for InfluxDB, create the database, consume."""
+    async with InfluxClient(
+        url=settings.influx_base_url,
+        database=settings.influx_db,
+        username=settings.influx_username,
+        password=settings.influx_password,
+        timeout_s=settings.influx_timeout_s,
+        logger=_LOG,
+    ) as influx:
+        await influx.wait_ready()
+        await influx.create_database()
+        await Ingest(settings, influx).run()
