@@ -1,0 +1,1 @@
+"""DeltaSense HTTP API: REST, the live alert feed (SSE), the operator console and auth."""

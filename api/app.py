@@ -1,0 +1,107 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CollectorRegistry
+
+import deltasense
+from api.auth import AuthError, TokenStore, ensure_admin_token
+from api.deps import ApiContext
+from api.hub import AlertHub, MqttUnavailable
+from api.metrics import MetricsMiddleware, RequestMetrics
+from api.routes import api_router, console, health
+from api.routes.console import STATIC_DIR
+from api.store import Database
+from deltasense.influx import InfluxClient, InfluxError, InfluxUnavailable
+from deltasense.settings import Settings
+
+_LOG = logging.getLogger(__name__)
+
+
+def open_influx(settings: Settings) -> InfluxClient:
+    return InfluxClient(
+        url=settings.influx_base_url,
+        database=settings.influx_db,
+        username=settings.influx_username,
+        password=settings.influx_password,
+        timeout_s=settings.influx_timeout_s,
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def auth_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AuthError)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
+
+    async def influx_error(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, InfluxUnavailable):
+            _LOG.warning("%s %s: InfluxDB unavailable: %s", request.method, request.url.path, exc)
+            detail = "database unavailable"
+        else:  # a refused query is our bug or a missing database: log it, do not leak it
+            _LOG.error("%s %s: InfluxDB refused: %s", request.method, request.url.path, exc)
+            detail = "database query failed"
+        return JSONResponse({"detail": detail}, status_code=503)
+
+    async def mqtt_error(request: Request, exc: Exception) -> JSONResponse:
+        _LOG.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": "MQTT broker unavailable"}, status_code=503)
+
+    app.add_exception_handler(AuthError, auth_error)
+    app.add_exception_handler(InfluxError, influx_error)
+    app.add_exception_handler(MqttUnavailable, mqtt_error)
+
+
+def create_app(settings: Settings, *, influx: Database | None = None) -> FastAPI:
+    """Build the app.  ``influx`` is used (and not closed) if given; otherwise the
+    lifespan opens an :class:`InfluxClient` and closes it at shutdown.  The lifespan
+    also runs the MQTT link for the alert stream and publishing."""
+    registry = CollectorRegistry()
+    ctx = ApiContext(
+        settings=settings,
+        tokens=TokenStore(
+            settings.var_dir, ensure_admin_token(settings.var_dir, settings.admin_token)
+        ),
+        hub=AlertHub(settings, registry=registry),
+        registry=registry,
+        db=influx,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        owned = open_influx(settings) if ctx.db is None else None
+        if owned is not None:
+            ctx.db = owned
+        link = asyncio.create_task(ctx.hub.run(), name="api-mqtt")
+        try:
+            yield
+        finally:
+            link.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await link
+            if owned is not None:
+                ctx.db = None
+                await owned.aclose()
+
+    app = FastAPI(
+        title="DeltaSense API",
+        version=deltasense.__version__,
+        description="Devices, readings, alerts and commands of a DeltaSense site.",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    _install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=RequestMetrics(registry))
+    app.include_router(health.router)
+    app.include_router(api_router)
+    app.include_router(console.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

@@ -1,0 +1,133 @@
+"""The API's MQTT link: live alert changes fanned out to SSE clients, and publishing.
+
+One background task holds one MQTT connection (reconnecting forever through
+:func:`deltasense.mqtt.run_forever`), subscribed to the site's ``_alerts``
+subtree.  Each stream client gets a bounded queue; a client too slow to keep
+up loses its oldest queued events (counted), it never slows anyone else.
+Retained deliveries are old state, not changes, so they are skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Iterator
+
+import aiomqtt
+import msgspec
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from deltasense import alerts
+from deltasense.alerts import AlertEvent
+from deltasense.mqtt import make_client, run_forever
+from deltasense.settings import Settings
+
+_LOG = logging.getLogger(__name__)
+QUEUE_MAX = 256
+PUBLISH_TIMEOUT_S = 10.0
+
+
+class MqttUnavailable(Exception):
+    """The API has no broker connection right now, or the publish was not acknowledged."""
+
+
+class AlertHub:
+    def __init__(
+        self, settings: Settings, *, registry: CollectorRegistry, queue_max: int = QUEUE_MAX
+    ) -> None:
+        self._settings = settings
+        self._queue_max = queue_max
+        self._queues: set[asyncio.Queue[AlertEvent]] = set()
+        self._client: aiomqtt.Client | None = None
+        self._subscribed = asyncio.Event()
+        self.dropped = Counter(
+            "deltasense_api_sse_dropped_events",
+            "Alert events dropped for slow stream clients",
+            registry=registry,
+        )
+        self.received = Counter(
+            "deltasense_api_alert_events",
+            "Alert change events received from MQTT",
+            ["outcome"],
+            registry=registry,
+        )
+        self.clients = Gauge(
+            "deltasense_api_sse_clients", "Connected alert stream clients", registry=registry
+        )
+
+    @property
+    def connected(self) -> bool:
+        return self._subscribed.is_set()
+
+    async def wait_connected(self, timeout_s: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._subscribed.wait(), timeout_s)
+        return self.connected
+
+    @contextlib.contextmanager
+    def listen(self) -> Iterator[asyncio.Queue[AlertEvent]]:
+        """A queue receiving every alert change while the ``with`` block lasts."""
+        queue: asyncio.Queue[AlertEvent] = asyncio.Queue(self._queue_max)
+        self._queues.add(queue)
+        self.clients.set(len(self._queues))
+        try:
+            yield queue
+        finally:
+            self._queues.discard(queue)
+            self.clients.set(len(self._queues))
+
+    def fan_out(self, event: AlertEvent) -> None:
+        for queue in self._queues:
+            if queue.full():
+                queue.get_nowait()  # keep the newest state; the oldest is superseded anyway
+                self.dropped.inc()
+            queue.put_nowait(event)
+
+    def handle(self, message: aiomqtt.Message) -> None:
+        if message.retain:
+            self.received.labels("retained").inc()
+            return
+        payload = message.payload
+        if not isinstance(payload, bytes | bytearray):
+            self.received.labels("bad").inc()
+            return
+        try:
+            event = alerts.decode(bytes(payload))
+        except msgspec.DecodeError as exc:
+            self.received.labels("bad").inc()
+            _LOG.warning("bad alert event on %s: %s (%.200r)", message.topic, exc, payload)
+            return
+        self.received.labels("ok").inc()
+        self.fan_out(event)
+
+    async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        """Publish with QoS 1 and wait for the broker's PUBACK."""
+        client = self._client
+        if client is None or not self.connected:
+            raise MqttUnavailable("not connected to the MQTT broker")
+        try:
+            await client.publish(topic, payload, qos=1, retain=retain, timeout=PUBLISH_TIMEOUT_S)
+        except aiomqtt.MqttError as exc:
+            raise MqttUnavailable(f"publish to {topic} failed: {exc}") from exc
+
+    async def _session(self) -> None:
+        identifier = f"deltasense-api-{secrets.token_hex(4)}"
+        try:
+            async with make_client(
+                self._settings, identifier=identifier, clean_session=True, logger=_LOG
+            ) as client:
+                self._client = client
+                await client.subscribe(alerts.alerts_filter(self._settings.site), qos=1)
+                self._subscribed.set()
+                _LOG.info("subscribed to %s", alerts.alerts_filter(self._settings.site))
+                async for message in client.messages:
+                    self.handle(message)
+        finally:
+            self._subscribed.clear()
+            self._client = None
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+        await run_forever(self._session, name="api-alerts", logger=_LOG)

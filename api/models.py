@@ -1,0 +1,124 @@
+"""Request and response bodies of the HTTP API (they shape docs/openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from pydantic import BaseModel, Field
+
+from deltasense.alerts import AlertEvent
+
+DeviceStatus = Literal["online", "offline", "sleeping", "unknown"]
+
+
+class Location(BaseModel):
+    lat: float
+    lon: float
+
+
+class Device(BaseModel):
+    device: str
+    kind: str
+    site: str
+    district: str
+    location: Location | None = Field(None, description="From the device's latest meta record.")
+    status: DeviceStatus
+    status_ts: int | None = Field(None, description="When the status was recorded (ms).")
+    last_seen: int | None = Field(None, description="Last reading received (ms since epoch).")
+    fw: str | None = None
+
+
+class Latest(BaseModel):
+    device: str
+    kind: str
+    ts: int = Field(description="Reading time, ms since the Unix epoch (UTC).")
+    fields: dict[str, float | int | bool]
+    seq: int | None = None
+    boot: int | None = None
+    hist: bool = Field(False, description="Replayed from the device's buffer.")
+    ts_from_platform: bool = Field(False, description="Device clock unsynced; arrival time.")
+    qc: list[str] = Field(
+        default_factory=list, description="Fields flagged as physically impossible."
+    )
+
+
+class SeriesOut(BaseModel):
+    device: str
+    field: str
+    every: str
+    aggregate: Literal["mean", "last"]
+    start: int
+    end: int
+    points: list[tuple[int, float | bool | None]] = Field(
+        description="[bucket start ms, value or null when the bucket holds no reading]"
+    )
+
+
+class AlertMessage(BaseModel):
+    vi: str
+    en: str
+
+
+class AlertAck(BaseModel):
+    by: str
+    ts: int
+    note: str = ""
+
+
+class Alert(BaseModel):
+    """One alert's latest state (the ``_alerts`` MQTT event, see deltasense.alerts)."""
+
+    id: str
+    kind: Literal["storm", "flood", "energy", "health"]
+    rule: str
+    subject: str
+    district: str
+    severity: Literal["info", "warning", "critical"]
+    state: Literal["pending", "firing", "resolved"]
+    risk_level: int
+    values: dict[str, float]
+    started: int
+    updated: int
+    ended: int | None = None
+    message: AlertMessage
+    ack: AlertAck | None = None
+
+    @classmethod
+    def of(cls, event: AlertEvent) -> Alert:
+        return cls.model_validate(msgspec.to_builtins(event))
+
+
+class AckIn(BaseModel):
+    note: Annotated[str, Field(max_length=500)] = ""
+
+
+class CommandIn(BaseModel):
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+    args: dict[str, Any] = Field(default_factory=dict)
+    ttl_s: Annotated[int, Field(ge=1, le=86400)] = 300
+
+
+class CommandOut(BaseModel):
+    id: str
+    name: str
+    args: dict[str, Any]
+    expires: int
+    topic: str
+
+
+class DeadLetter(BaseModel):
+    ts: int
+    reason: str | None
+    topic: str | None
+    payload: str | None
+    detail: str | None
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, bool]

@@ -1,0 +1,145 @@
+"""Pure parsing and validation of query parameters (durations, times, fields).
+
+Everything here raises :class:`ParamError` with a message meant for the
+client; routes turn it into a 422.  Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import typing
+from datetime import UTC, datetime
+from typing import Final
+
+import msgspec
+
+from deltasense.contract import FIELD_RE, FIELDS_BY_KIND, HEALTH_FIELDS, WIRE_TYPES, Kind
+
+MAX_BUCKETS: Final = 10_000
+DEFAULT_WINDOW_MS: Final = 24 * 3600 * 1000
+# Default bucket widths, smallest first; the first giving at most TARGET_BUCKETS wins.
+_NICE_S: Final = (1, 5, 10, 30, 60, 300, 600, 900, 1800, 3600, 10800, 21600, 43200, 86400)
+TARGET_BUCKETS: Final = 500
+
+_DURATION_RE: Final = re.compile(r"([1-9][0-9]{0,6})(s|m|h|d|w)")
+_UNIT_S: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_EPOCH_MS_RE: Final = re.compile(r"-?[0-9]{1,16}")
+
+
+class ParamError(ValueError):
+    """A query parameter the client got wrong; the message says how."""
+
+
+def parse_duration(text: str) -> int:
+    """``30s``, ``5m``, ``1h``, ``2d``, ``1w`` → seconds (at least 1)."""
+    match = _DURATION_RE.fullmatch(text)
+    if match is None:
+        raise ParamError(
+            f"duration {text[:40]!r} must be a positive integer followed by s, m, h, d or w "
+            "(e.g. 30s, 5m, 1h)"
+        )
+    return int(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+def format_duration(seconds: int) -> str:
+    for unit in ("w", "d", "h", "m"):
+        size = _UNIT_S[unit]
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def parse_time(text: str, name: str) -> int:
+    """ISO-8601 with an offset (``2025-06-01T07:00:00+07:00``, ``…Z``) or epoch ms → ms."""
+    if _EPOCH_MS_RE.fullmatch(text):
+        return int(text)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ParamError(
+            f"{name} {text[:40]!r} is neither epoch milliseconds nor an ISO-8601 time"
+        ) from None
+    if parsed.tzinfo is None:
+        raise ParamError(f"{name} {text[:40]!r} needs a UTC offset (e.g. Z or +07:00)")
+    return int(parsed.timestamp() * 1000)
+
+
+def time_range(start: str | None, end: str | None, now_ms: int) -> tuple[int, int]:
+    end_ms = parse_time(end, "end") if end is not None else now_ms
+    start_ms = parse_time(start, "start") if start is not None else end_ms - DEFAULT_WINDOW_MS
+    if start_ms >= end_ms:
+        raise ParamError("start must be before end")
+    return start_ms, end_ms
+
+
+def bucket_starts(start_ms: int, end_ms: int, every_s: int) -> range:
+    """Bucket start times (ms) InfluxDB's ``GROUP BY time(every)`` yields for [start, end)."""
+    every_ms = every_s * 1000
+    first = start_ms - start_ms % every_ms  # InfluxDB aligns buckets to the epoch
+    return range(first, end_ms, every_ms)
+
+
+def choose_every(start_ms: int, end_ms: int, every: str | None) -> int:
+    """Bucket width in seconds: the one asked for (bounded), or a readable default."""
+    if every is None:
+        for seconds in _NICE_S:
+            if len(bucket_starts(start_ms, end_ms, seconds)) <= TARGET_BUCKETS:
+                return seconds
+        return math.ceil((end_ms - start_ms) / 1000 / TARGET_BUCKETS)
+    seconds = parse_duration(every)
+    count = len(bucket_starts(start_ms, end_ms, seconds))
+    if count > MAX_BUCKETS:
+        raise ParamError(
+            f"every={every} gives {count} buckets over this range; at most {MAX_BUCKETS} "
+            "are allowed: use a wider every or a shorter range"
+        )
+    return seconds
+
+
+def check_field_name(field: str) -> str:
+    """Grammar and vocabulary check before the device is even looked up."""
+    if not FIELD_RE.fullmatch(field):
+        raise ParamError(f"field {field[:40]!r} must match {FIELD_RE.pattern}")
+    known = {f for fs in FIELDS_BY_KIND.values() for f in fs} | set(HEALTH_FIELDS)
+    if field not in known:
+        raise ParamError(f"unknown field {field!r}")
+    return field
+
+
+def fields_of(kind: Kind) -> tuple[str, ...]:
+    return (*FIELDS_BY_KIND[kind], *HEALTH_FIELDS)
+
+
+def check_field_for_kind(field: str, kind: Kind) -> str:
+    if field not in fields_of(kind):
+        raise ParamError(
+            f"field {field!r} is not measured by {kind.value} devices; "
+            f"choose one of {', '.join(fields_of(kind))}"
+        )
+    return field
+
+
+def _bool_fields() -> frozenset[tuple[Kind, str]]:
+    return frozenset(
+        (kind, info.name)
+        for kind, wire in WIRE_TYPES.items()
+        for info in msgspec.structs.fields(wire)
+        if bool in typing.get_args(info.type)
+    )
+
+
+_BOOL_FIELDS: Final = _bool_fields()
+
+
+def is_bool_field(kind: Kind, field: str) -> bool:
+    """Boolean fields (lamp ``on``) cannot be averaged; series use ``last`` for them."""
+    return (kind, field) in _BOOL_FIELDS
+
+
+def ms_to_rfc3339(ms: int) -> str:
+    return (
+        datetime.fromtimestamp(ms / 1000, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )

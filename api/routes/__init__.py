@@ -1,0 +1,11 @@
+"""HTTP routes, one module per resource (model: full-stack-fastapi-template backend/app/api)."""
+
+from fastapi import APIRouter
+
+from api.routes import alerts, commands, deadletters, devices
+
+api_router = APIRouter(prefix="/api/v1")
+api_router.include_router(devices.router)
+api_router.include_router(commands.router)
+api_router.include_router(alerts.router)
+api_router.include_router(deadletters.router)

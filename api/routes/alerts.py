@@ -1,0 +1,119 @@
+"""Alerts: list, get, acknowledge, and the live change stream (Server-Sent Events)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+import msgspec
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from api import store
+from api.deps import (
+    AlertIdPath,
+    DbDep,
+    HubDep,
+    OperatorDep,
+    SettingsDep,
+    StreamViewerDep,
+    ViewerDep,
+)
+from api.models import AckIn, Alert
+from deltasense import alerts as alerts_mod
+from deltasense.alerts import AlertKind, Severity
+
+router = APIRouter(prefix="/alerts", tags=["alerts"])
+
+ACTIVE_STATES = frozenset({"pending", "firing"})
+RETRY_MS = 5000
+
+
+@router.get("", response_model=list[Alert])
+async def list_alerts(
+    db: DbDep,
+    _: ViewerDep,
+    state: Literal["active", "resolved", "all"] = "active",
+    kind: AlertKind | None = None,
+    district: Annotated[str | None, Query(pattern=r"^[a-z0-9_][a-z0-9_-]{0,31}$")] = None,
+    severity: Severity | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[Alert]:
+    events = await store.list_alerts(db, kind=kind, district=district)
+    out: list[Alert] = []
+    for event in events:
+        if state == "active" and event.state not in ACTIVE_STATES:
+            continue
+        if state == "resolved" and event.state != "resolved":
+            continue
+        if severity is not None and event.severity != severity:
+            continue
+        out.append(Alert.of(event))
+        if len(out) >= limit:
+            break
+    return out
+
+
+@router.get("/stream", response_class=EventSourceResponse)
+async def stream(_: StreamViewerDep, hub: HubDep) -> AsyncIterator[ServerSentEvent]:
+    """One `alert` event (data: the alert JSON, id: its id) per alert change.
+
+    Accepts the token as `?access_token=` too, since browsers' EventSource cannot
+    send headers. A comment line arrives first (the client is then listening) and
+    keep-alive comments every 15 s.
+    """
+    with hub.listen() as queue:
+        yield ServerSentEvent(comment="listening", retry=RETRY_MS)
+        while True:
+            event = await queue.get()
+            yield ServerSentEvent(
+                event="alert", id=event.id, raw_data=alerts_mod.encode(event).decode()
+            )
+
+
+@router.get("/{alert_id}", response_model=Alert, responses={404: {"description": "Unknown"}})
+async def get_alert(alert_id: AlertIdPath, db: DbDep, _: ViewerDep) -> Alert:
+    event = await store.get_alert(db, alert_id)
+    if event is None:
+        raise HTTPException(404, f"unknown alert {alert_id!r}")
+    return Alert.of(event)
+
+
+@router.post(
+    "/{alert_id}/ack",
+    response_model=Alert,
+    responses={404: {"description": "Unknown"}, 503: {"description": "Broker down"}},
+)
+async def ack_alert(
+    alert_id: AlertIdPath,
+    db: DbDep,
+    hub: HubDep,
+    settings: SettingsDep,
+    principal: OperatorDep,
+    body: AckIn | None = None,
+) -> Alert:
+    """Acknowledge an alert (idempotent; resolved alerts may be acknowledged too).
+
+    The updated event is published retained on the alert's topic first (analytics,
+    which owns the lifecycle, and the stream see it), then stored.
+    """
+    event = await store.get_alert(db, alert_id)
+    if event is None:
+        raise HTTPException(404, f"unknown alert {alert_id!r}")
+    if event.ack is not None:
+        return Alert.of(event)
+    now = int(time.time() * 1000)
+    acked = msgspec.structs.replace(
+        event,
+        ack=alerts_mod.Ack(by=principal.name, ts=now, note=body.note if body else ""),
+        # A later timestamp than the stored state, so it becomes the latest point.
+        updated=max(now, event.updated + 1),
+    )
+    try:
+        topic = alerts_mod.alert_topic(settings.site, acked)
+    except ValueError as exc:
+        raise HTTPException(409, f"alert cannot be published: {exc}") from None
+    await hub.publish(topic, alerts_mod.encode(acked), retain=True)
+    await store.write_alert(db, acked)
+    return Alert.of(acked)

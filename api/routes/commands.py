@@ -1,0 +1,53 @@
+"""Commands to devices: a contract ``cmd`` message, QoS 1, on the device's own topic."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+import msgspec
+from fastapi import APIRouter, HTTPException
+
+from api import store
+from api.deps import DbDep, DevicePath, HubDep, OperatorDep, SettingsDep
+from api.models import CommandIn, CommandOut
+from deltasense.contract import MAX_PAYLOAD_BYTES, Channel, Command, device_topic
+
+_LOG = logging.getLogger(__name__)
+router = APIRouter(prefix="/devices", tags=["commands"])
+
+
+@router.post(
+    "/{device}/commands",
+    status_code=202,
+    response_model=CommandOut,
+    responses={404: {"description": "Unknown device"}, 503: {"description": "Broker down"}},
+)
+async def send_command(
+    device: DevicePath,
+    body: CommandIn,
+    db: DbDep,
+    hub: HubDep,
+    settings: SettingsDep,
+    principal: OperatorDep,
+) -> CommandOut:
+    info = await store.get_device(db, settings.site, device)
+    if info is None:
+        raise HTTPException(404, f"unknown device {device!r}")
+    command = Command(
+        id=uuid.uuid4().hex,
+        name=body.name,
+        args=body.args,
+        expires=int(time.time() * 1000) + body.ttl_s * 1000,
+    )
+    payload = msgspec.json.encode(command)
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise HTTPException(422, f"command is {len(payload)} bytes; at most {MAX_PAYLOAD_BYTES}")
+    topic = device_topic(info.site, info.district, info.kind, device, Channel.CMD)
+    await hub.publish(topic, payload)
+    # Audit trail: the broker keeps no history of commands.
+    _LOG.info("command %s %s sent to %s by %s", command.id, command.name, topic, principal.name)
+    return CommandOut(
+        id=command.id, name=command.name, args=command.args, expires=command.expires, topic=topic
+    )
