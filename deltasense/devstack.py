@@ -86,11 +86,19 @@ class ManagedProcess:
     log_path: Path
     healthy: Callable[[], bool]
     env: dict[str, str] | None = None
+    ports: Sequence[tuple[str, int]] = ()  # must be free before start
     start_timeout_s: float = 30.0
     stop_timeout_s: float = 10.0
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self) -> None:
+        for host, port in self.ports:
+            if tcp_open(host, port):
+                raise ServiceError(
+                    f"{self.name}: port {host}:{port} is already in use (another copy "
+                    "running? a system service?); stop it or choose another port with "
+                    "the DELTASENSE_*_PORT settings"
+                )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         try:
@@ -170,6 +178,7 @@ def mosquitto_process(var_dir: Path, *, port: int, host: str = "127.0.0.1") -> M
         argv=[require_binary("mosquitto"), "-c", str(conf)],
         log_path=var_dir / "log" / "mosquitto.log",
         healthy=lambda: tcp_open(host, port),
+        ports=[(host, port)],
     )
 
 
@@ -197,6 +206,7 @@ def influxdb_process(
         argv=[require_binary("influxd"), "-config", str(conf)],
         log_path=var_dir / "log" / "influxdb.log",
         healthy=lambda: http_ok(f"http://{host}:{http_port}/ping"),
+        ports=[(host, http_port), (host, rpc_port)],
     )
 
 
@@ -208,6 +218,7 @@ def python_service(
     env: dict[str, str],
     healthy: Callable[[], bool],
     args: Sequence[str] = (),
+    ports: Sequence[tuple[str, int]] = (),
 ) -> ManagedProcess:
     """A platform service run as ``python -m <module>`` with settings in ``env``."""
     return ManagedProcess(
@@ -216,6 +227,7 @@ def python_service(
         log_path=var_dir / "log" / f"{name}.log",
         healthy=healthy,
         env={**os.environ, **env},
+        ports=ports,
     )
 
 

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     ingest_metrics_port: int = Field(9101, ge=0, le=65535, description="0 turns it off.")
 
     analytics_metrics_port: int = Field(9102, ge=0, le=65535, description="0 turns it off.")
+    analytics_tick_s: float = Field(
+        1.0, gt=0, le=60, description="Rule evaluation period; water readings also trigger one."
+    )
 
     thresholds_file: Path | None = Field(
         None, description="Rule thresholds (TOML); defaults ship in analytics/thresholds.toml."

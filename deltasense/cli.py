@@ -1,0 +1,285 @@
+"""``deltasense``: the command line for developers, demos and operations."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from enum import StrEnum
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from deltasense.devstack import ServiceError
+from deltasense.settings import ConfigFileError, Settings, load_settings
+
+app = typer.Typer(
+    help="DeltaSense urban sensing platform: run the stack, simulate a city, manage tokens.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+token_app = typer.Typer(help="API bearer tokens.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+console = Console(stderr=True)
+out = Console()
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigFileError as exc:
+        _fail(f"configuration file: {exc}")
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        _fail(f"invalid settings ({problems})")
+
+
+class _Stop(Exception):
+    """Raised by the SIGTERM handler to unwind the supervisor loop."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def _print_urls(settings: Settings) -> None:
+    token_file = settings.var_dir.resolve() / "admin-token"
+    out.print(f"[bold green]DeltaSense is up[/] (site {settings.site})")
+    out.print(f"  console   {settings.api_base_url}/")
+    out.print(f"  API docs  {settings.api_base_url}/docs")
+    out.print(f"  MQTT      mqtt://{settings.mqtt_host}:{settings.mqtt_port}")
+    out.print(f"  InfluxDB  {settings.influx_base_url} (database {settings.influx_db})")
+    if settings.admin_token:
+        out.print("  admin token: from DELTASENSE_ADMIN_TOKEN")
+    elif token_file.exists():
+        out.print(f"  admin token: {token_file.read_text().strip()}  ({token_file})")
+    logs = settings.var_dir.resolve() / "log"
+    out.print(f"  logs      {logs}/")
+
+
+@app.command()
+def up(
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Run in the background; stop with `down`.")
+    ] = False,
+    simulate: Annotated[
+        int, typer.Option(min=0, max=10_000, help="Also run a simulated city of N devices.")
+    ] = 0,
+    rate: Annotated[
+        float, typer.Option(min=0.001, max=10.0, help="Simulated readings/s per device.")
+    ] = 0.2,
+    seed: Annotated[int, typer.Option(help="Simulator seed.")] = 1,
+) -> None:
+    """Start Mosquitto, InfluxDB, ingest, analytics and the API (Ctrl-C stops all)."""
+    from deltasense.stack import build_stack, pid_alive, read_state, write_state
+
+    settings = _settings()
+    state = read_state(settings)
+    if state.get("state") in {"starting", "up"}:
+        pid = state.get("pid")
+        if isinstance(pid, int) and pid_alive(pid):
+            _fail(f"a stack is already running (supervisor pid {pid}); `deltasense down` first")
+    if detach:
+        _start_detached(settings, simulate, rate, seed)
+        return
+    stack = build_stack(settings, simulate_devices=simulate, simulate_rate=rate, seed=seed)
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    write_state(settings, "starting")
+    try:
+        with console.status("starting services…"):
+            stack.start(on_started=lambda p: console.print(f"  [green]✓[/] {p.name}"))
+        write_state(settings, "up", api=settings.api_base_url)
+        _print_urls(settings)
+        out.print("Press Ctrl-C to stop.")
+        while True:
+            dead = stack.dead()
+            if dead:
+                for proc in dead:
+                    console.print(
+                        f"[bold red]{proc.name} exited[/] (code {proc.proc.returncode if proc.proc else '?'}); "
+                        f"last log lines:\n{proc.tail()}"
+                    )
+                write_state(settings, "failed", reason=f"{dead[0].name} exited")
+                raise typer.Exit(1)
+            time.sleep(0.5)
+    except ServiceError as exc:
+        write_state(settings, "failed", reason=str(exc))
+        _fail(str(exc), code=1)
+    except (KeyboardInterrupt, _Stop):
+        console.print("stopping…")
+    finally:
+        stack.stop()
+        signal.signal(signal.SIGTERM, previous)
+        if read_state(settings).get("state") not in {"failed"}:
+            write_state(settings, "stopped")
+        console.print("all services stopped")
+
+
+def _start_detached(settings: Settings, simulate: int, rate: float, seed: int) -> None:
+    from deltasense.stack import pid_alive, read_state, run_dir, write_state
+
+    log_path = settings.var_dir.resolve() / "log" / "supervisor.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    write_state(settings, "starting")  # so a stale "up" is not mistaken for this run
+    argv = [sys.executable, "-m", "deltasense.cli", "up", "--simulate", str(simulate)]
+    argv += ["--rate", str(rate), "--seed", str(seed)]
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    (run_dir(settings) / "supervisor.pid").write_text(str(proc.pid))
+    deadline = time.monotonic() + 120
+    with console.status("starting services in the background…"):
+        while time.monotonic() < deadline:
+            state = read_state(settings)
+            if state.get("state") == "up" and state.get("pid") == proc.pid:
+                _print_urls(settings)
+                out.print("Stop with `deltasense down` (or `make down`).")
+                return
+            if proc.poll() is not None or state.get("state") == "failed":
+                _fail(f"the stack failed to start; see {log_path}", code=1)
+            time.sleep(0.2)
+    if pid_alive(proc.pid):
+        proc.terminate()
+    _fail(f"the stack did not come up in 120 s; see {log_path}", code=1)
+
+
+@app.command()
+def down() -> None:
+    """Stop a stack started with `up --detach`."""
+    from deltasense.stack import stop_background
+
+    settings = _settings()
+    try:
+        stopped = stop_background(settings)
+    except ServiceError as exc:
+        _fail(str(exc), code=1)
+    out.print("stack stopped" if stopped else "no stack was running")
+
+
+@app.command()
+def status() -> None:
+    """Show which services of the local stack answer."""
+    from deltasense.devstack import http_ok, tcp_open
+
+    settings = _settings()
+    checks = {
+        "mosquitto": tcp_open(settings.mqtt_host, settings.mqtt_port),
+        "influxdb": http_ok(f"{settings.influx_base_url}/ping"),
+        "api": http_ok(f"{settings.api_base_url}/healthz"),
+    }
+    for name, ok in checks.items():
+        out.print(f"  {'[green]up[/]' if ok else '[red]down[/]':>14}  {name}")
+    if not all(checks.values()):
+        raise typer.Exit(1)
+
+
+@app.command("simulate")
+def simulate_cmd(
+    devices: Annotated[int, typer.Option(min=1, max=10_000, help="Number of devices.")] = 20,
+    rate: Annotated[
+        float, typer.Option(min=0.001, max=10.0, help="Readings per second per device.")
+    ] = 0.2,
+    duration: Annotated[
+        float | None, typer.Option(min=0.1, help="Seconds to run; default: until Ctrl-C.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for placement and values.")] = 1,
+) -> None:
+    """Publish contract-conformant telemetry from a simulated Bạc Liêu city."""
+    import asyncio
+
+    from simulators.run import simulate
+
+    settings = _settings()
+    out.print(
+        f"simulating {devices} devices at {rate:g} readings/s each on "
+        f"mqtt://{settings.mqtt_host}:{settings.mqtt_port} (site {settings.site})"
+    )
+    try:
+        stats = asyncio.run(
+            simulate(settings, devices=devices, rate=rate, duration=duration, seed=seed)
+        )
+    except KeyboardInterrupt:
+        out.print("stopped")
+        return
+    out.print(f"done: {stats}")
+
+
+class Role(StrEnum):
+    viewer = "viewer"
+    operator = "operator"
+    admin = "admin"
+
+
+@token_app.command("add")
+def token_add(
+    name: Annotated[str, typer.Option(help="Who or what the token is for.")],
+    role: Annotated[Role, typer.Option(help="viewer < operator < admin.")] = Role.viewer,
+) -> None:
+    """Create an API token; it is printed once and stored only as a hash."""
+    from api.auth import add_token
+
+    settings = _settings()
+    try:
+        token = add_token(settings.var_dir, name, role.value)
+    except ValueError as exc:
+        _fail(str(exc))
+    out.print(token)
+
+
+@app.command()
+def openapi(
+    path: Annotated[Path, typer.Option("--out", help="Where to write it.")] = Path(
+        "docs/openapi.json"
+    ),
+) -> None:
+    """Write the API's OpenAPI document (generated from the code)."""
+    from api.openapi import export
+
+    export(path)
+    out.print(f"wrote {path}")
+
+
+@app.command("ingest")
+def ingest_cmd() -> None:
+    """Run the ingest service in the foreground."""
+    from ingest.__main__ import main
+
+    main()
+
+
+@app.command("analytics")
+def analytics_cmd() -> None:
+    """Run the analytics service in the foreground."""
+    from analytics.__main__ import main
+
+    main()
+
+
+@app.command("api")
+def api_cmd() -> None:
+    """Run the API service in the foreground."""
+    from api.__main__ import main
+
+    main()
+
+
+if __name__ == "__main__":
+    app()

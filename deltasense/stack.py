@@ -1,0 +1,158 @@
+"""The development/demo stack: which processes ``deltasense up`` starts, and how.
+
+Order: Mosquitto, InfluxDB, ingest, analytics, api, then (optionally) the
+simulator.  Each platform service receives the supervisor's settings through
+``DELTASENSE_*`` variables, so a TOML file or variable given to ``deltasense up``
+reaches every child.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from deltasense.devstack import (
+    ManagedProcess,
+    ServiceError,
+    Stack,
+    http_ok,
+    influxdb_process,
+    mosquitto_process,
+    python_service,
+)
+from deltasense.settings import Settings
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as ``DELTASENSE_*`` variables for a child process."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, Path):
+            value = value.resolve()
+        env[f"DELTASENSE_{name.upper()}"] = str(value)
+    # The children must not read a TOML file again: the variables say it all.
+    env["DELTASENSE_CONFIG"] = os.devnull
+    return env
+
+
+def _metrics_or_alive(port: int, name: str) -> Callable[[], bool]:
+    if port:
+        return lambda: http_ok(f"http://127.0.0.1:{port}/metrics")
+    started = time.monotonic()
+    return lambda: time.monotonic() - started > 1.0
+
+
+def build_stack(
+    settings: Settings,
+    *,
+    simulate_devices: int = 0,
+    simulate_rate: float = 0.2,
+    seed: int = 1,
+) -> Stack:
+    var = settings.var_dir.resolve()
+    env = settings_env(settings)
+    processes: list[ManagedProcess] = [
+        mosquitto_process(var, port=settings.mqtt_port, host=settings.mqtt_host),
+        influxdb_process(var, http_port=settings.influx_port, rpc_port=settings.influx_rpc_port),
+        python_service(
+            "ingest",
+            "ingest",
+            var,
+            env=env,
+            healthy=_metrics_or_alive(settings.ingest_metrics_port, "ingest"),
+        ),
+        python_service(
+            "analytics",
+            "analytics",
+            var,
+            env=env,
+            healthy=_metrics_or_alive(settings.analytics_metrics_port, "analytics"),
+        ),
+        python_service(
+            "api",
+            "api",
+            var,
+            env=env,
+            healthy=lambda: http_ok(f"{settings.api_base_url}/healthz"),
+            ports=[(settings.api_host, settings.api_port)],
+        ),
+    ]
+    if simulate_devices:
+        started = time.monotonic()
+        processes.append(
+            python_service(
+                "simulator",
+                "simulators",
+                var,
+                env=env,
+                healthy=lambda: time.monotonic() - started > 1.0,
+                args=[
+                    "--devices",
+                    str(simulate_devices),
+                    "--rate",
+                    str(simulate_rate),
+                    "--seed",
+                    str(seed),
+                ],
+            )
+        )
+    return Stack(processes)
+
+
+# --- background mode: a state file and a pid file under var/run ---------------------
+def run_dir(settings: Settings) -> Path:
+    path = settings.var_dir.resolve() / "run"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_state(settings: Settings, state: str, **extra: Any) -> None:
+    path = run_dir(settings) / "stack.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"state": state, "pid": os.getpid(), **extra}))
+    tmp.replace(path)
+
+
+def read_state(settings: Settings) -> dict[str, Any]:
+    try:
+        data = json.loads((run_dir(settings) / "stack.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_background(settings: Settings, timeout_s: float = 30.0) -> bool:
+    """Stop a stack started with ``up --detach``; False when none was running."""
+    state = read_state(settings)
+    pid = state.get("pid")
+    if (
+        not isinstance(pid, int)
+        or state.get("state") in {"stopped", "failed"}
+        or not pid_alive(pid)
+    ):
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)  # children follow through PDEATHSIG
+            raise ServiceError(f"supervisor {pid} did not stop in {timeout_s:.0f} s; killed")
+        time.sleep(0.1)
+    return True
