@@ -1,0 +1,1 @@
+"""DeltaSense analytics: windows of readings as arrays, rules as pure functions, alert lifecycle."""

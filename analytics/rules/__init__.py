@@ -1,0 +1,1 @@
+"""Alert rules: pure functions over window arrays, no I/O."""

@@ -1,0 +1,357 @@
+"""The analytics service: MQTT readings → windows → rules → alert events (MQTT + InfluxDB).
+
+Start-up: wait for InfluxDB (bounded), adopt the alerts a previous run left
+open (so a restart raises nothing twice) and refill the windows from the
+window span of stored readings.  Then one persistent MQTT session (stable
+client id, QoS 1) receives ``{site}/+/+/+/tele`` and ``{site}/_alerts/#``
+(operators' acks, published by the API); rules run every ``analytics_tick_s``
+and right after each batch of water readings.  Every alert change goes through
+two bounded outboxes, one per sink, so a broker or database outage delays
+events instead of losing them; MQTT events are retained, QoS 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Final, TypeVar
+
+import aiomqtt
+import msgspec
+
+from analytics import metrics
+from analytics.engine import Engine
+from analytics.thresholds import Thresholds, load_thresholds
+from deltasense import alerts
+from deltasense.contract import Channel, ContractError, Kind, decode_tele, parse_topic
+from deltasense.influx import InfluxClient, InfluxError, InfluxRequestError, InfluxUnavailable
+from deltasense.lineprotocol import LineProtocolError, encode_point
+from deltasense.mqtt import make_client, run_forever
+from deltasense.service import start_metrics_server
+from deltasense.settings import Settings
+
+_LOG = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+OUTBOX_MAX: Final = 10_000
+EVAL_EVERY_MESSAGES: Final = 500  # evaluate at least this often under a steady stream
+INFLUX_BATCH: Final = 500
+STARTUP_ATTEMPTS: Final = 5
+PAYLOAD_LOG_MAX: Final = 200
+
+
+def client_id(settings: Settings) -> str:
+    return f"deltasense-analytics-{settings.site}"
+
+
+def tele_filter(site: str) -> str:
+    return f"{site}/+/+/+/{Channel.TELE}"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# --- start-up from InfluxDB --------------------------------------------------------------
+RESTORE_QUERY: Final = 'SELECT last("body") AS "body" FROM "alerts" GROUP BY "id"'
+REFILL_QUERY: Final = (
+    'SELECT "level_cm", "qc" FROM "water" WHERE "site" = $site AND time > $since '
+    'GROUP BY "device", "district"'
+)
+
+
+def open_alerts_from_rows(bodies: Iterable[Any]) -> list[alerts.AlertEvent]:
+    """Decode stored alert bodies, keeping those still open (firing or pending)."""
+    out: list[alerts.AlertEvent] = []
+    for body in bodies:
+        if not isinstance(body, str):
+            continue
+        try:
+            event = alerts.decode(body.encode())
+        except msgspec.DecodeError as exc:
+            _LOG.warning("stored alert body not decodable, skipped: %s", exc)
+            continue
+        if event.state in ("firing", "pending"):
+            out.append(event)
+    return out
+
+
+async def restore_alerts(db: InfluxClient, engine: Engine) -> int:
+    series = await db.query(RESTORE_QUERY)
+    bodies = (row.get("body") for s in series for row in s.rows())
+    adopted = engine.restore(open_alerts_from_rows(bodies))
+    metrics.ALERTS_OPEN.set(len(engine.open_alerts()))
+    return adopted
+
+
+async def refill_windows(db: InfluxClient, engine: Engine, site: str, at_ms: int) -> int:
+    """Stored water readings of the last window span into the windows (QC-flagged left out)."""
+    since_ns = (at_ms - engine.span_ms) * 1_000_000
+    series = await db.query(REFILL_QUERY, params={"site": site, "since": since_ns})
+    devices: list[str] = []
+    districts: list[str] = []
+    ts: list[int] = []
+    levels: list[float] = []
+    for s in series:
+        device, district = s.tags.get("device", ""), s.tags.get("district", "")
+        if not device:
+            continue
+        for row in s.rows():
+            level, qc = row.get("level_cm"), row.get("qc")
+            if not isinstance(level, int | float) or isinstance(level, bool):
+                continue
+            if isinstance(qc, str) and "level_cm" in qc.split(","):
+                continue
+            devices.append(device)
+            districts.append(district)
+            ts.append(int(row["time"]))
+            levels.append(float(level))
+    return engine.ingest_water(devices, districts, ts, levels)
+
+
+async def _retrying(what: str, call: Callable[[], Awaitable[_T]]) -> _T:
+    """A start-up query, retried a few times while InfluxDB is unavailable."""
+    for attempt in range(STARTUP_ATTEMPTS):
+        try:
+            return await call()
+        except InfluxUnavailable as exc:
+            if attempt == STARTUP_ATTEMPTS - 1:
+                raise
+            _LOG.warning("%s: %s; retrying", what, exc)
+            await asyncio.sleep(0.5 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+# --- the running service -----------------------------------------------------------------
+class AnalyticsService:
+    def __init__(self, settings: Settings, engine: Engine, db: InfluxClient) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.db = db
+        self._mqtt_outbox: deque[alerts.AlertEvent] = deque()
+        self._influx_outbox: deque[str] = deque()
+        self._mqtt_wake = asyncio.Event()
+        self._influx_wake = asyncio.Event()
+        self._dropped_old_seen = 0
+        self._open_ids = {event.id for event in engine.open_alerts()}  # tells raised from updated
+        self.bad_messages = 0
+
+    async def run(self) -> None:
+        # An evaluation before the first message: alerts that should resolve or fire
+        # given the refilled windows do so now.
+        self.evaluate()
+        tasks = [
+            asyncio.create_task(run_forever(self._session, name="analytics", logger=_LOG)),
+            asyncio.create_task(self._ticker()),
+            asyncio.create_task(self._influx_writer()),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # a crashed task is a bug: let it surface
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self._flush_influx_once()  # best effort on the way out
+
+    # --- evaluation ----------------------------------------------------------------------
+    def evaluate(self) -> None:
+        started = time.perf_counter()
+        events = self.engine.evaluate(now_ms())
+        metrics.EVAL_SECONDS.observe(time.perf_counter() - started)
+        dropped = self.engine.water.dropped_old
+        if dropped > self._dropped_old_seen:
+            metrics.DROPPED_OLD.inc(dropped - self._dropped_old_seen)
+            self._dropped_old_seen = dropped
+        if events:
+            self._emit(events)
+
+    def _emit(self, events: list[alerts.AlertEvent]) -> None:
+        for event in events:
+            if event.state == "resolved":
+                self._open_ids.discard(event.id)
+                metrics.ALERTS_RESOLVED.labels(event.rule).inc()
+                _LOG.info("alert %s resolved: %s", event.id, event.message.en)
+            elif event.id not in self._open_ids:
+                self._open_ids.add(event.id)
+                metrics.ALERTS_RAISED.labels(event.rule).inc()
+                _LOG.info("alert %s firing: %s", event.id, event.message.en)
+            else:
+                metrics.ALERTS_UPDATED.labels(event.rule).inc()
+                _LOG.info("alert %s updated: %s", event.id, event.message.en)
+            try:
+                line = encode_point(*alerts.influx_point(event))
+            except LineProtocolError as exc:  # pragma: no cover - ids and tags are ours
+                _LOG.error("alert %s cannot be stored: %s", event.id, exc)
+            else:
+                self._push(self._influx_outbox, line, "influx")
+            self._push(self._mqtt_outbox, event, "mqtt")
+        metrics.ALERTS_OPEN.set(len(self.engine.open_alerts()))
+        self._mqtt_wake.set()
+        self._influx_wake.set()
+
+    @staticmethod
+    def _push(outbox: deque[Any], item: Any, sink: str) -> None:
+        if len(outbox) >= OUTBOX_MAX:
+            outbox.popleft()
+            metrics.OUTBOX_DROPPED.labels(sink).inc()
+            _LOG.error("%s outbox full; oldest alert event dropped", sink)
+        outbox.append(item)
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.analytics_tick_s)
+            self.evaluate()
+
+    # --- MQTT ------------------------------------------------------------------------------
+    async def _session(self) -> None:
+        site = self.settings.site
+        async with make_client(
+            self.settings, identifier=client_id(self.settings), clean_session=False, logger=_LOG
+        ) as client:
+            await client.subscribe(tele_filter(site), qos=1)
+            await client.subscribe(alerts.alerts_filter(site), qos=1)
+            _LOG.info(
+                "analytics subscribed to %s and %s", tele_filter(site), alerts.alerts_filter(site)
+            )
+            publisher = asyncio.create_task(self._publisher(client))
+            try:
+                await self._consume(client)
+            finally:
+                publisher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await publisher
+
+    async def _consume(self, client: aiomqtt.Client) -> None:
+        pending_water = 0
+        async for message in client.messages:
+            pending_water += self.handle(str(message.topic), _payload_bytes(message.payload))
+            if pending_water and (
+                len(client.messages) == 0 or pending_water >= EVAL_EVERY_MESSAGES
+            ):
+                self.evaluate()
+                pending_water = 0
+
+    async def _publisher(self, client: aiomqtt.Client) -> None:
+        site = self.settings.site
+        while True:
+            await self._mqtt_wake.wait()
+            self._mqtt_wake.clear()
+            while self._mqtt_outbox:
+                event = self._mqtt_outbox[0]
+                try:
+                    topic = alerts.alert_topic(site, event)
+                except ValueError as exc:  # pragma: no cover - subjects are device ids
+                    _LOG.error("alert %s has no valid topic: %s", event.id, exc)
+                    self._mqtt_outbox.popleft()
+                    continue
+                try:
+                    await client.publish(topic, alerts.encode(event), qos=1, retain=True)
+                except aiomqtt.MqttError as exc:
+                    # Kept in the outbox; the next session publishes it.
+                    _LOG.warning("publishing alert %s failed: %s", event.id, exc)
+                    return
+                self._mqtt_outbox.popleft()
+
+    def handle(self, topic: str, payload: bytes) -> int:
+        """One MQTT message; returns how many water readings it carried. Never raises
+        for bad input: bad messages are counted, logged at debug level and skipped."""
+        if topic.startswith(f"{self.settings.site}/_alerts/"):
+            self._handle_alert(topic, payload)
+            return 0
+        try:
+            parsed = parse_topic(topic)
+            if parsed.kind not in self.engine.kinds:
+                return 0
+            readings = decode_tele(parsed, payload, now_ms())
+        except ContractError as exc:
+            self._bad(exc.reason, topic, payload, exc.detail)
+            return 0
+        stats = self.engine.ingest(readings)
+        metrics.READINGS.labels(Kind.WATER.value).inc(stats.readings)
+        if stats.qc_flagged:
+            metrics.QC_FLAGGED.inc(stats.qc_flagged)
+        return stats.readings
+
+    def _handle_alert(self, topic: str, payload: bytes) -> None:
+        try:
+            event = alerts.decode(payload)
+        except msgspec.DecodeError as exc:
+            self._bad("bad_alert", topic, payload, str(exc))
+            return
+        if self.engine.apply_ack(event):
+            metrics.ACKS.inc()
+            _LOG.info("alert %s acknowledged by %s", event.id, event.ack.by if event.ack else "?")
+
+    def _bad(self, reason: str, topic: str, payload: bytes, detail: str) -> None:
+        self.bad_messages += 1
+        metrics.BAD_MESSAGES.labels(reason).inc()
+        _LOG.debug(
+            "skipped message on %s (%s: %s): %r", topic, reason, detail, payload[:PAYLOAD_LOG_MAX]
+        )
+
+    # --- InfluxDB ------------------------------------------------------------------------------
+    async def _flush_influx_once(self) -> None:
+        while self._influx_outbox:
+            batch = [
+                self._influx_outbox[i] for i in range(min(INFLUX_BATCH, len(self._influx_outbox)))
+            ]
+            try:
+                await self.db.write_lines(batch)
+            except InfluxRequestError as exc:
+                _LOG.error("InfluxDB refused %d alert points, dropped: %s", len(batch), exc)
+            except InfluxError as exc:
+                _LOG.warning("writing alert points failed: %s", exc)
+                return
+            for _ in batch:
+                self._influx_outbox.popleft()
+
+    async def _influx_writer(self) -> None:
+        delay = 0.5
+        while True:
+            await self._influx_wake.wait()
+            self._influx_wake.clear()
+            await self._flush_influx_once()
+            if self._influx_outbox:  # failed: retry later with backoff
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                self._influx_wake.set()
+            else:
+                delay = 0.5
+
+
+def _payload_bytes(payload: Any) -> bytes:
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, bytearray):
+        return bytes(payload)
+    return str(payload).encode()
+
+
+async def run(settings: Settings, *, thresholds: Thresholds | None = None) -> None:
+    """The whole service; runs until cancelled."""
+    engine = Engine(thresholds or load_thresholds(settings.thresholds_file))
+    start_metrics_server(settings.analytics_metrics_port, _LOG)
+    async with InfluxClient(
+        url=settings.influx_base_url,
+        database=settings.influx_db,
+        username=settings.influx_username,
+        password=settings.influx_password,
+        timeout_s=settings.influx_timeout_s,
+        logger=_LOG,
+    ) as db:
+        await db.wait_ready(attempts=60, delay_s=0.5)
+        await _retrying("creating the database", db.create_database)
+        adopted = await _retrying("restoring open alerts", lambda: restore_alerts(db, engine))
+        refilled = await _retrying(
+            "refilling windows", lambda: refill_windows(db, engine, settings.site, now_ms())
+        )
+        _LOG.info("adopted %d open alerts; refilled %d readings", adopted, refilled)
+        await AnalyticsService(settings, engine, db).run()

@@ -1,0 +1,253 @@
+"""Rule thresholds: shipped defaults (``thresholds.toml``) plus an optional site override.
+
+Thresholds never live as literals in rule code (REFERENCE.md).  The defaults
+ship as package data next to this module; ``settings.thresholds_file`` may
+name a TOML file that is merged over them table by table, so a site overrides
+one key without copying the rest.  Everything is validated once, at start-up,
+into frozen pydantic models; a bad file raises :class:`ThresholdsError` whose
+message names the file and the offending key.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from deltasense.contract import is_ident
+
+DEFAULTS_RESOURCE: Final = "thresholds.toml"
+_HHMM: Final = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+
+
+class ThresholdsError(ValueError):
+    """A thresholds file that cannot be read, parsed or validated."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+Positive = Field(gt=0)
+
+
+# --- storm ---------------------------------------------------------------------------
+class Squall(_Model):
+    rise_ms: float = Positive
+    peak_ms: float = Positive
+    min_s: float = Positive
+
+
+class Storm(_Model):
+    detrend_semidiurnal_pressure: bool
+    pressure_fall_6h_hpa: float = Positive
+    wind_cap_ms: dict[int, float]
+    gust_warning_ms: float = Positive
+    gust_critical_ms: float = Positive
+    squall: Squall
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.gust_critical_ms <= self.gust_warning_ms:
+            raise ValueError("gust_critical_ms must be above gust_warning_ms")
+        levels = sorted(self.wind_cap_ms)
+        speeds = [self.wind_cap_ms[lv] for lv in levels]
+        if any(b <= a for a, b in itertools.pairwise(speeds)):
+            raise ValueError("wind_cap_ms must increase with the level")
+        return self
+
+
+# --- rain ----------------------------------------------------------------------------
+class Rain24h(_Model):
+    moderate: float = Positive
+    heavy: float = Positive
+    very_heavy: float = Positive
+
+
+class Rain1h(_Model):
+    heavy: float = Positive
+    urban_warning: float = Positive
+    violent: float = Positive
+
+
+class Rain(_Model):
+    mm_24h: Rain24h
+    mm_1h: Rain1h
+    mm_3h_urban_critical: float = Positive
+
+
+# --- flood ---------------------------------------------------------------------------
+class CanalStation(_Model):
+    """Alarm levels (m above the national gauge datum); ``None`` = not known yet."""
+
+    bd1_m: float | None = None
+    bd2_m: float | None = None
+    bd3_m: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        known = [v for v in (self.bd1_m, self.bd2_m, self.bd3_m) if v is not None]
+        if any(b <= a for a, b in itertools.pairwise(known)):
+            raise ValueError("alarm levels must satisfy bd1_m < bd2_m < bd3_m")
+        return self
+
+
+class Flood(_Model):
+    street_warning_mm: float = Positive
+    street_critical_mm: float = Positive
+    noise_floor_mm: float = Field(ge=0)
+    max_rise_mm_per_min: float = Positive
+    drain_rise_warning_mm_per_5min: float = Positive
+    canal_stations: dict[str, CanalStation] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.street_critical_mm <= self.street_warning_mm:
+            raise ValueError("street_critical_mm must be above street_warning_mm")
+        if self.noise_floor_mm >= self.street_warning_mm:
+            raise ValueError("noise_floor_mm must be below street_warning_mm")
+        for device in self.canal_stations:
+            if not is_ident(device):
+                raise ValueError(f"canal station {device!r} is not a valid device id")
+        return self
+
+
+# --- lighting and health -------------------------------------------------------------
+class DayBurn(_Model):
+    lux_above: float = Field(ge=0)
+    power_pct_of_rated_above: float = Field(ge=0, le=100)
+    for_min: float = Positive
+
+
+class LampOut(_Model):
+    power_pct_of_rated_below: float = Field(ge=0, le=100)
+    for_min: float = Positive
+
+
+class Lighting(_Model):
+    photocell_on_lux: float = Field(ge=0)
+    photocell_off_lux: float = Field(ge=0)
+    day_burn: DayBurn
+    lamp_out: LampOut
+    power_drift_pct: float = Positive
+    cycling_switches_per_h: int = Field(ge=1)
+    dim_profile: dict[str, float]
+    full_brightness_during_storm_or_flood: bool
+    tariff_vnd_per_kwh: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.photocell_off_lux <= self.photocell_on_lux:
+            raise ValueError("photocell_off_lux must be above photocell_on_lux")
+        for at, level in self.dim_profile.items():
+            if not _HHMM.fullmatch(at):
+                raise ValueError(f"dim_profile key {at!r} is not a HH:MM time")
+            if not 0 <= level <= 100:
+                raise ValueError(f"dim_profile[{at!r}] = {level} is not a 0-100 level")
+        return self
+
+
+class Health(_Model):
+    offline_after_missed_intervals: int = Field(ge=1)
+    mass_outage_fraction_of_district: float = Field(gt=0, le=1)
+
+
+# --- alerting ------------------------------------------------------------------------
+class ForDurations(_Model):
+    storm_s: float = Field(ge=0)
+    lighting_s: float = Field(ge=0)
+    flood_readings: int = Field(ge=1, description="Consecutive readings over the threshold.")
+
+
+class KeepFiringFor(_Model):
+    default_s: float = Field(ge=0)
+    flood_s: float = Field(ge=0)
+
+
+class Deadband(_Model):
+    level_mm: float = Field(ge=0)
+    wind_ms: float = Field(ge=0)
+    p_hpa: float = Field(ge=0)
+
+
+class Alerting(_Model):
+    for_: ForDurations = Field(alias="for")
+    keep_firing_for: KeepFiringFor
+    deadband: Deadband
+
+
+class Thresholds(_Model):
+    storm: Storm
+    rain: Rain
+    flood: Flood
+    lighting: Lighting
+    health: Health
+    alerting: Alerting
+
+    @model_validator(mode="after")
+    def _deadband_fits(self) -> Self:
+        if self.alerting.deadband.level_mm >= self.flood.street_warning_mm:
+            raise ValueError("alerting.deadband.level_mm must be below flood.street_warning_mm")
+        return self
+
+
+# --- loading -------------------------------------------------------------------------
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` merged over ``base``: tables recursively, everything else replaced."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ThresholdsError(f"{source}: not valid TOML: {exc}") from exc
+
+
+def default_document() -> dict[str, Any]:
+    text = (
+        resources.files(__package__ or "analytics")
+        .joinpath(DEFAULTS_RESOURCE)
+        .read_text(encoding="utf-8")
+    )
+    return _read_toml(text, f"analytics/{DEFAULTS_RESOURCE}")
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        problems.append(f"{key}: {error['msg']}")
+    return "; ".join(problems)
+
+
+def from_document(document: dict[str, Any], source: str = "thresholds") -> Thresholds:
+    try:
+        return Thresholds.model_validate(document)
+    except ValidationError as exc:
+        raise ThresholdsError(f"{source}: {_describe(exc)}") from exc
+
+
+def load_thresholds(path: Path | None = None) -> Thresholds:
+    """The shipped defaults, with the TOML file at ``path`` merged over them if given."""
+    document = default_document()
+    source = f"analytics/{DEFAULTS_RESOURCE}"
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ThresholdsError(f"{path}: cannot read thresholds file: {exc}") from exc
+        document = merge(document, _read_toml(text, str(path)))
+        source = str(path)
+    return from_document(document, source)
