@@ -1,0 +1,249 @@
+"""The acceptance path of the platform, end to end, with the real processes.
+
+`deltasense up --detach` (what `make up` runs) starts Mosquitto, InfluxDB,
+ingest, analytics and the API as child processes on free ports; the stock
+`mosquitto_pub` client plays the device; httpx plays the operator.  At the end
+`deltasense down` must leave no process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from deltasense.devstack import free_port
+
+ADMIN = "e2e-admin-token"
+
+
+def _children(pid: int) -> set[int]:
+    """All descendants of ``pid`` (Linux /proc)."""
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            text = Path(f"/proc/{current}/task/{current}/children").read_text()
+        except OSError:
+            continue
+        for child in map(int, text.split()):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ProcessLookupError):
+        return False
+    return stat.split()[2] != "Z"
+
+
+class Stack:
+    def __init__(self, env: dict[str, str], root: Path) -> None:
+        self.env = env
+        self.root = root
+        self.site = env["DELTASENSE_SITE"]
+        self.api = f"http://127.0.0.1:{env['DELTASENSE_API_PORT']}"
+        self.mqtt_port = env["DELTASENSE_MQTT_PORT"]
+        self.http = httpx.Client(
+            base_url=self.api, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10
+        )
+
+    def cli(self, *args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "deltasense.cli", *args],
+            env=self.env,
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def pub(self, topic: str, payload: str | bytes) -> None:
+        data = payload.encode() if isinstance(payload, str) else payload
+        subprocess.run(
+            [
+                "mosquitto_pub",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                self.mqtt_port,
+                "-q",
+                "1",
+                "-t",
+                topic,
+                "-s",
+            ],
+            input=data,
+            check=True,
+            timeout=10,
+        )
+
+    def poll(self, path: str, ok: Any, within: float = 5.0, **params: Any) -> httpx.Response:
+        deadline = time.monotonic() + within
+        while True:
+            response = self.http.get(path, params=params)
+            if ok(response) or time.monotonic() > deadline:
+                return response
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    assert shutil.which("mosquitto_pub"), "mosquitto_pub missing: run make bootstrap"
+    root = tmp_path_factory.mktemp("stack")
+    env = {
+        **os.environ,
+        "DELTASENSE_CONFIG": os.devnull,
+        "DELTASENSE_SITE": "baclieu",
+        "DELTASENSE_VAR_DIR": str(root / "var"),
+        "DELTASENSE_MQTT_PORT": str(free_port()),
+        "DELTASENSE_INFLUX_PORT": str(free_port()),
+        "DELTASENSE_INFLUX_RPC_PORT": str(free_port()),
+        "DELTASENSE_API_PORT": str(free_port()),
+        "DELTASENSE_INGEST_METRICS_PORT": str(free_port()),
+        "DELTASENSE_ANALYTICS_METRICS_PORT": str(free_port()),
+        "DELTASENSE_ADMIN_TOKEN": ADMIN,
+        "DELTASENSE_INGEST_FLUSH_INTERVAL_S": "0.2",
+    }
+    s = Stack(env, root)
+    started = s.cli("up", "--detach")
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "DeltaSense is up" in started.stdout
+    yield s
+    s.http.close()
+    if s.cli("down").returncode != 0:  # pragma: no cover - leave nothing behind
+        pid = json.loads((root / "var/run/stack.json").read_text())["pid"]
+        os.kill(pid, 9)
+
+
+def test_mosquitto_pub_reading_reaches_the_api_then_bad_messages_are_dead_lettered(
+    stack: Stack,
+) -> None:
+    device = f"ws-e2e-{int(time.time() * 1000) % 100000}"
+    topic = f"baclieu/phuong-1/weather/{device}/tele"
+    ts = int(time.time() * 1000)
+    started = time.monotonic()
+    stack.pub(topic, json.dumps({"ts": ts, "seq": 0, "boot": 1, "t_c": 30.25, "rh_pct": 78}))
+    latest = stack.poll(f"/api/v1/devices/{device}/latest", lambda r: r.status_code == 200)
+    assert latest.status_code == 200, latest.text
+    assert time.monotonic() - started < 5.0
+    body = latest.json()
+    assert body["device"] == device and body["ts"] == ts
+    assert body["fields"]["t_c"] == 30.25 and body["fields"]["rh_pct"] == 78
+
+    stack.pub(topic, "definitely not json")
+    stack.pub(topic, json.dumps({"seq": "one", "boot": 1, "t_c": 31}))
+    stack.pub(f"baclieu/Phuong-1/weather/{device}/tele", json.dumps({"seq": 1, "boot": 1}))
+    stack.pub(topic, json.dumps({"ts": ts + 1000, "seq": 2, "boot": 1, "t_c": 31.5}))
+    latest = stack.poll(
+        f"/api/v1/devices/{device}/latest",
+        lambda r: r.status_code == 200 and r.json()["ts"] == ts + 1000,
+    )
+    assert latest.json()["fields"]["t_c"] == 31.5
+    dead = stack.poll(
+        "/api/v1/deadletters",
+        lambda r: (
+            r.status_code == 200 and len([d for d in r.json() if device in d.get("topic", "")]) >= 3
+        ),
+    )
+    assert dead.status_code == 200, dead.text
+    reasons = sorted(d["reason"] for d in dead.json() if device in d.get("topic", ""))
+    assert reasons == ["bad_topic", "not_json", "schema"]
+
+
+def test_street_flood_alert_fires_once_streams_and_resolves(stack: Stack) -> None:
+    device = "drain-e2e-1"
+    topic = f"baclieu/phuong-3/water/{device}/tele"
+    events: list[dict[str, Any]] = []
+
+    def listen() -> None:
+        with (
+            httpx.Client(base_url=stack.api, timeout=httpx.Timeout(10, read=30)) as client,
+            client.stream(
+                "GET", "/api/v1/alerts/stream", params={"access_token": ADMIN}
+            ) as response,
+        ):
+            for line in response.iter_lines():
+                if line.startswith("data:"):
+                    events.append(json.loads(line[5:]))
+                    if events[-1].get("state") == "resolved":
+                        return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    time.sleep(1.0)  # let the stream subscribe
+    now = int(time.time() * 1000)
+    started = time.monotonic()
+    stack.pub(topic, json.dumps({"ts": now, "seq": 10, "boot": 1, "level_cm": 12.0}))  # 120 mm > 76
+    active = stack.poll(
+        "/api/v1/alerts",
+        lambda r: r.status_code == 200 and any(a["subject"] == device for a in r.json()),
+        state="active",
+    )
+    assert time.monotonic() - started < 5.0
+    mine = [a for a in active.json() if a["subject"] == device]
+    assert len(mine) == 1 and mine[0]["kind"] == "flood" and mine[0]["state"] == "firing"
+    alert_id = mine[0]["id"]
+
+    # Still high, then inside the deadband (76 - 20 < 60 mm < 76): the same alert stays open.
+    stack.pub(topic, json.dumps({"ts": now + 1000, "seq": 11, "boot": 1, "level_cm": 14.0}))
+    stack.pub(topic, json.dumps({"ts": now + 2000, "seq": 12, "boot": 1, "level_cm": 6.0}))
+    time.sleep(1.5)
+    still = stack.http.get("/api/v1/alerts", params={"state": "active"}).json()
+    assert [a["id"] for a in still if a["subject"] == device] == [alert_id]
+
+    stack.pub(
+        topic, json.dumps({"ts": now + 3000, "seq": 13, "boot": 1, "level_cm": 2.0})
+    )  # 20 mm < 56
+    resolved = stack.poll(
+        f"/api/v1/alerts/{alert_id}",
+        lambda r: r.status_code == 200 and r.json()["state"] == "resolved",
+    )
+    assert resolved.json()["state"] == "resolved" and resolved.json()["ended"] is not None
+    everything = stack.http.get("/api/v1/alerts", params={"state": "all"}).json()
+    assert [a["id"] for a in everything if a["subject"] == device] == [alert_id]
+
+    listener.join(timeout=10)
+    ids = {e["id"] for e in events}
+    assert ids == {alert_id}, events
+    assert events[0]["state"] == "firing" and events[-1]["state"] == "resolved"
+
+
+def test_auth_and_parameter_validation(stack: Stack) -> None:
+    assert httpx.get(f"{stack.api}/api/v1/devices").status_code == 401
+    assert httpx.get(f"{stack.api}/healthz").status_code == 200
+    assert stack.http.get("/readyz").status_code == 200
+    bad_field = stack.http.get("/api/v1/devices/ws-1/series", params={"field": 't_c" FROM x; DROP'})
+    assert bad_field.status_code == 422
+    bad_device = stack.http.get("/api/v1/devices/a'%20OR%20'1'='1/series", params={"field": "t_c"})
+    assert bad_device.status_code in (404, 422)
+    assert stack.http.get("/api/v1/devices/UPPER/latest").status_code == 422
+
+
+def test_down_leaves_no_process_behind(stack: Stack) -> None:
+    state = json.loads((stack.root / "var/run/stack.json").read_text())
+    supervisor = state["pid"]
+    children = _children(supervisor)
+    assert len(children) >= 5  # mosquitto, influxd, ingest, analytics, api
+    stopped = stack.cli("down")
+    assert stopped.returncode == 0 and "stack stopped" in stopped.stdout
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in children | {supervisor}):
+        time.sleep(0.1)
+    assert [p for p in children | {supervisor} if _alive(p)] == []

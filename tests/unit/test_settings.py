@@ -1,0 +1,76 @@
+"""Settings: environment, TOML file, and clear errors for bad configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from deltasense.settings import ConfigFileError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in list(__import__("os").environ):
+        if name.startswith("DELTASENSE_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults() -> None:
+    s = load_settings()
+    assert (s.site, s.mqtt_port, s.influx_port, s.api_port) == ("baclieu", 1883, 8086, 8000)
+    assert s.influx_base_url == "http://127.0.0.1:8086"
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DELTASENSE_MQTT_PORT", "1884")
+    monkeypatch.setenv("DELTASENSE_INFLUX_URL", "http://db:8086/")
+    assert load_settings().mqtt_port == 1884
+    assert load_settings().influx_base_url == "http://db:8086"
+
+
+def test_toml_file_then_env_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "deltasense.toml").write_text('site = "camau"\napi_port = 9000\n')
+    assert (load_settings().site, load_settings().api_port) == ("camau", 9000)
+    monkeypatch.setenv("DELTASENSE_API_PORT", "9001")
+    assert load_settings().api_port == 9001
+
+
+def test_explicit_config_file_must_exist(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DELTASENSE_CONFIG", "/nonexistent/ds.toml")
+    with pytest.raises(ConfigFileError, match="no such file"):
+        load_settings()
+
+
+def test_malformed_toml_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("site = \n")
+    monkeypatch.setenv("DELTASENSE_CONFIG", str(bad))
+    with pytest.raises(ConfigFileError, match=r"bad\.toml"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "field"),
+    [
+        ("DELTASENSE_MQTT_PORT", "70000", "mqtt_port"),
+        ("DELTASENSE_MQTT_PORT", "abc", "mqtt_port"),
+        ("DELTASENSE_SITE", "Bac Lieu", "site"),
+        ("DELTASENSE_LOG_LEVEL", "LOUD", "log_level"),
+    ],
+)
+def test_bad_values_name_the_field(
+    monkeypatch: pytest.MonkeyPatch, key: str, value: str, field: str
+) -> None:
+    monkeypatch.setenv(key, value)
+    with pytest.raises(ValidationError) as info:
+        load_settings()
+    assert info.value.errors()[0]["loc"] == (field,)
+
+
+def test_unknown_toml_key_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "deltasense.toml").write_text("mqtt_prot = 1\n")
+    with pytest.raises(ValidationError, match="mqtt_prot"):
+        load_settings()
