@@ -50,9 +50,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     stack = Stack(
         [
             mosquitto_process(var_dir, port=found.mqtt_port),
-            influxdb_process(
-                var_dir, http_port=found.influx_port, rpc_port=found.influx_rpc_port
-            ),
+            influxdb_process(var_dir, http_port=found.influx_port, rpc_port=found.influx_rpc_port),
         ]
     )
     with stack:
@@ -60,9 +58,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
 
 
 @pytest.fixture
-def settings(
-    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Settings:
+def settings(services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Settings for one integration test: its own site, database and var dir."""
     monkeypatch.chdir(tmp_path)  # no stray deltasense.toml is picked up
     tag = secrets.token_hex(4)
