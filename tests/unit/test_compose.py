@@ -1,0 +1,238 @@
+"""docker-compose.yml, the Dockerfile and the broker config must fit the code.
+
+No Docker engine runs here, so these tests check coherence statically: the
+services exist, their commands name real packages, their environment names real
+settings with values the settings accept, and the image installs the project.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from deltasense.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text("utf-8"))
+SERVICES: dict[str, Any] = COMPOSE["services"]
+DOCKERFILE = (ROOT / "Dockerfile").read_text("utf-8")
+PYTHON_SERVICES = ("ingest", "analytics", "api")
+INFRA = ("mosquitto", "influxdb")
+
+
+def _env(service: str) -> dict[str, str]:
+    env = SERVICES[service].get("environment", {})
+    assert isinstance(env, dict), f"{service}: use the mapping form of environment"
+    return {k: str(v) for k, v in env.items()}
+
+
+def _command(service: str) -> list[str]:
+    command = SERVICES[service]["command"]
+    return command.split() if isinstance(command, str) else list(command)
+
+
+def _substitute(value: str) -> str:
+    """Resolve compose's ${VAR:-default} / ${VAR:?error} the way an .env would."""
+    value = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+    return re.sub(r"\$\{([A-Z_]+):\?[^}]*\}", r"placeholder-for-\1", value)
+
+
+def _dockerfile_stages() -> set[str]:
+    return set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)\s*$", DOCKERFILE, re.M | re.I))
+
+
+def _dockerignore() -> list[str]:
+    lines = (ROOT / ".dockerignore").read_text("utf-8").splitlines()
+    return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
+
+
+def test_platform_services_are_all_there() -> None:
+    assert set(SERVICES) >= {*INFRA, *PYTHON_SERVICES}
+
+
+@pytest.mark.parametrize("service", PYTHON_SERVICES)
+def test_python_service_runs_its_package(service: str) -> None:
+    assert _command(service) == ["python", "-m", service]
+    package = ROOT / service
+    assert package.is_dir(), f"{service}/ missing"
+    assert (package / "__main__.py").is_file(), f"python -m {service} needs {service}/__main__.py"
+
+
+@pytest.mark.parametrize("service", PYTHON_SERVICES)
+def test_python_service_builds_from_the_one_dockerfile(service: str) -> None:
+    build = SERVICES[service]["build"]
+    assert build["context"] == "."
+    assert (ROOT / build.get("dockerfile", "Dockerfile")).resolve() == ROOT / "Dockerfile"
+    assert build["target"] in _dockerfile_stages()
+    assert SERVICES[service]["restart"] == "unless-stopped"
+
+
+@pytest.mark.parametrize("service", PYTHON_SERVICES)
+def test_python_service_env_names_real_settings(service: str) -> None:
+    env = _env(service)
+    assert env, f"{service} has no environment"
+    for name in env:
+        assert name.startswith("DELTASENSE_"), name
+        field = name.removeprefix("DELTASENSE_").lower()
+        assert field in Settings.model_fields, f"{service}: {name} is not a Settings field"
+
+
+@pytest.mark.parametrize("service", PYTHON_SERVICES)
+def test_python_service_env_is_accepted_by_settings(
+    service: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no deltasense.toml from the working tree
+    for name in [n for n in os.environ if n.startswith("DELTASENSE_")]:
+        monkeypatch.delenv(name)
+    for name, value in _env(service).items():
+        monkeypatch.setenv(name, _substitute(value))
+    settings = Settings()
+    assert settings.mqtt_host == "mosquitto"
+    assert settings.influx_base_url == "http://influxdb:8086"
+    assert settings.influx_db == _env("influxdb").get("INFLUXDB_DB", "") == "deltasense"
+
+
+def test_services_reach_the_infrastructure_by_service_name() -> None:
+    for service in PYTHON_SERVICES:
+        env = _env(service)
+        assert env["DELTASENSE_MQTT_HOST"] in SERVICES
+        host = re.fullmatch(r"http://([a-z0-9-]+):8086", env["DELTASENSE_INFLUX_URL"])
+        assert host and host.group(1) in SERVICES
+
+
+def test_api_listens_on_all_interfaces_with_an_admin_token() -> None:
+    env = _env("api")
+    # All interfaces inside the container; the published port decides exposure.
+    assert env["DELTASENSE_API_HOST"] == "0.0.0.0"
+    token = env["DELTASENSE_ADMIN_TOKEN"]
+    # From the environment / .env, never a literal in the compose file.
+    assert re.fullmatch(r"\$\{DELTASENSE_ADMIN_TOKEN(:\?[^}]*)?\}", token)
+    port = env.get("DELTASENSE_API_PORT", "8000")
+    assert any(str(p).endswith(f":{port}") for p in SERVICES["api"]["ports"])
+
+
+@pytest.mark.parametrize("service", PYTHON_SERVICES)
+def test_python_services_wait_for_healthy_dependencies(service: str) -> None:
+    depends = SERVICES[service]["depends_on"]
+    assert set(depends) == set(INFRA)
+    for dep, spec in depends.items():
+        assert spec["condition"] == "service_healthy"
+        assert SERVICES[dep].get("healthcheck", {}).get("test"), f"{dep} has no healthcheck"
+
+
+def test_mosquitto_service_and_config() -> None:
+    mqtt = SERVICES["mosquitto"]
+    assert mqtt["image"] == "eclipse-mosquitto:2"
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in mqtt["volumes"]}
+    assert mounts["./docker/mosquitto.conf"] == "/mosquitto/config/mosquitto.conf"
+    conf = (ROOT / "docker" / "mosquitto.conf").read_text("utf-8")
+    options = dict(
+        ln.split(None, 1) for ln in conf.splitlines() if ln.strip() and not ln.startswith("#")
+    )
+    assert options["persistence"] == "true"
+    assert mounts["mosquitto-data"] == options["persistence_location"].rstrip("/")
+    assert options["listener"] == "1883"
+    assert options["allow_anonymous"] == "true"
+    # Anonymous access must stay loudly flagged until device auth lands.
+    assert "INSECURE" in conf
+    # The broker never refuses a message the contract allows.
+    assert int(options["max_packet_size"]) > 4096
+
+
+def test_influxdb_service() -> None:
+    influx = SERVICES["influxdb"]
+    assert influx["image"] == "influxdb:1.8"
+    assert _env("influxdb")["INFLUXDB_DB"] == Settings.model_fields["influx_db"].default
+    assert any(v.endswith(":/var/lib/influxdb") for v in influx["volumes"])
+    assert "/ping" in " ".join(influx["healthcheck"]["test"])
+
+
+def test_named_volumes_are_declared_and_used() -> None:
+    declared = set(COMPOSE.get("volumes") or {})
+    used = {
+        v.split(":")[0]
+        for s in SERVICES.values()
+        for v in s.get("volumes", [])
+        if not v.startswith((".", "/"))
+    }
+    assert used == declared
+    for service in SERVICES.values():
+        for volume in service.get("volumes", []):
+            if volume.startswith("."):
+                assert (ROOT / volume.split(":")[0]).exists(), volume
+
+
+def test_dockerfile_installs_the_project_without_dev_deps() -> None:
+    assert re.search(r"^FROM python:3\.11-slim\b", DOCKERFILE, re.M)
+    assert re.search(r"^RUN pip install \.\s*$", DOCKERFILE, re.M)
+    runs = re.findall(r"^RUN .*$", DOCKERFILE, re.M)
+    assert not [r for r in runs if "[dev]" in r or " -e " in r], "dev or editable install"
+    assert {"ingest", "analytics", "api"} <= _dockerfile_stages()
+
+
+def test_dockerfile_runs_as_non_root() -> None:
+    users = re.findall(r"^USER\s+(\S+)", DOCKERFILE, re.M)
+    assert users and users[-1] not in {"root", "0"}
+
+
+def test_dockerfile_api_healthcheck() -> None:
+    api_stage = DOCKERFILE.split("AS api", 1)[1]
+    assert "HEALTHCHECK" in api_stage
+    script = re.search(r"COPY (docker/\S+\.py) ", api_stage)
+    assert script and (ROOT / script.group(1)).is_file()
+    assert "/healthz" in (ROOT / script.group(1)).read_text("utf-8")
+
+
+def test_api_healthcheck_script_fails_without_a_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    import runpy
+
+    module = runpy.run_path(str(ROOT / "docker" / "api_healthcheck.py"))
+    monkeypatch.setenv("DELTASENSE_API_PORT", "1")  # nothing listens on port 1
+    assert module["main"]() == 1
+
+
+def test_dockerignore_keeps_secrets_and_clutter_out() -> None:
+    ignored = set(_dockerignore())
+    assert {".venv", "var", ".git", ".env"} <= ignored
+    assert any("__pycache__" in p for p in ignored)
+    # ...but not what `pip install .` needs.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
+    for needed in ("pyproject.toml", project["readme"], *PYTHON_SERVICES, "deltasense"):
+        assert needed not in ignored, needed
+    assert not any(p.startswith("docker/") or p == "docker" for p in ignored)
+
+
+def _package_data_files() -> set[Path]:
+    """Non-Python files in the installed packages (what the image needs besides code)."""
+    files: set[Path] = set()
+    for package in ("deltasense", *PYTHON_SERVICES):
+        for path in (ROOT / package).rglob("*"):
+            if (
+                path.is_file()
+                and path.suffix not in {".py", ".pyc"}
+                and "__pycache__" not in path.parts
+            ):
+                files.add(path.relative_to(ROOT))
+    return files
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pyproject [tool.setuptools.package-data] lacks analytics = ['thresholds.toml']; "
+    "`pip install .` (the image) then ships analytics without its default thresholds",
+)
+def test_package_data_is_installed() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+    package_data: dict[str, list[str]] = config["tool"]["setuptools"].get("package-data", {})
+    missing = []
+    for path in _package_data_files():
+        package, rel = path.parts[0], Path(*path.parts[1:])
+        if not any(rel.match(pattern) for pattern in package_data.get(package, [])):
+            missing.append(str(path))
+    assert not missing, f"not in package-data, missing from the image: {missing}"
