@@ -90,6 +90,9 @@ class AlertHub:
             self.received.labels("retained").inc()
             return
         payload = message.payload
+        if payload == b"":  # a retained alert being cleared: no change to report
+            self.received.labels("cleared").inc()
+            return
         if not isinstance(payload, bytes | bytearray):
             self.received.labels("bad").inc()
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -53,8 +54,15 @@ class MetricsMiddleware:
 
 
 def _route(scope: Scope) -> str:
-    # The route template, never the raw path: label cardinality stays bounded.
+    """The route template, never the raw path, so label cardinality stays bounded."""
     route = scope.get("route")
+    if isinstance(route, APIRoute):
+        # FastAPI keeps included routers nested: the matched route's template lacks
+        # the outer prefixes, which are the leading segments of the request path
+        # (no route here uses a multi-segment ``:path`` converter).
+        depth = route.path.count("/")
+        segments = str(scope["path"]).split("/")
+        return "/".join(segments[: len(segments) - depth]) + route.path
     if isinstance(route, BaseRoute):
         return str(getattr(route, "path", "<other>"))
     return "<unmatched>"

@@ -1,0 +1,176 @@
+"""Alerts: list, filters, get, ack (MQTT + InfluxDB) and the SSE stream, on real services."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import msgspec
+
+from api.auth import add_token
+from deltasense import alerts
+from deltasense.alerts import AlertEvent, Message
+from deltasense.lineprotocol import encode_point
+from deltasense.mqtt import make_client
+from deltasense.settings import Settings
+
+from .api_support import ADMIN, influx, running_api
+
+NOW = int(time.time() * 1000)
+
+
+def _event(n: int, **kw: object) -> AlertEvent:
+    base: dict[str, object] = {
+        "id": f"al-{n:016x}",
+        "kind": "flood",
+        "rule": "street-flood",
+        "subject": f"lv{n}",
+        "district": "phuong-1",
+        "severity": "warning",
+        "state": "firing",
+        "values": {"level_mm": 90.0},
+        "started": NOW - 600_000,
+        "updated": NOW - 600_000 + n * 1000,
+        "message": Message(vi="Ngập đường", en="Street flooding"),
+    }
+    base.update(kw)
+    return msgspec.convert(base, AlertEvent, from_attributes=True)
+
+
+EVENTS = [
+    _event(1, state="pending", updated=NOW - 599_000),
+    _event(1, state="firing", severity="critical", updated=NOW - 500_000),  # same id, later
+    _event(2, kind="storm", rule="gust", district="phuong-2"),
+    _event(3, state="resolved", ended=NOW - 100_000, updated=NOW - 100_000),
+    _event(4, state="pending", updated=NOW - 50_000),
+]
+
+
+async def _seed(settings: Settings) -> None:
+    async with influx(settings) as db:
+        await db.write_lines([encode_point(*alerts.influx_point(e)) for e in EVENTS])
+
+
+def _ids(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [a["id"] for a in response.json()]
+
+
+async def test_list_filters_and_get(settings: Settings) -> None:
+    await _seed(settings)
+    a1, a2, a3, a4 = (f"al-{n:016x}" for n in range(1, 5))
+    async with running_api(settings) as api:
+        get = api.get
+        assert _ids(await get("/api/v1/alerts", headers=ADMIN)) == [a4, a1, a2]
+        assert _ids(await get("/api/v1/alerts", params={"state": "all"}, headers=ADMIN)) == [
+            a4,
+            a3,
+            a1,
+            a2,
+        ]
+        assert _ids(await get("/api/v1/alerts", params={"state": "resolved"}, headers=ADMIN)) == [
+            a3
+        ]
+        assert _ids(await get("/api/v1/alerts", params={"kind": "storm"}, headers=ADMIN)) == [a2]
+        assert _ids(
+            await get("/api/v1/alerts", params={"district": "phuong-2"}, headers=ADMIN)
+        ) == [a2]
+        assert _ids(
+            await get("/api/v1/alerts", params={"severity": "critical"}, headers=ADMIN)
+        ) == [a1]
+        assert _ids(await get("/api/v1/alerts", params={"limit": 2}, headers=ADMIN)) == [a4, a1]
+        injected = await get("/api/v1/alerts", params={"district": "x' OR '1'='1"}, headers=ADMIN)
+        assert injected.status_code == 422
+
+        one = await get(f"/api/v1/alerts/{a1}", headers=ADMIN)
+        assert one.json() == msgspec.to_builtins(EVENTS[1])
+        missing = await get("/api/v1/alerts/al-ffffffffffffffff", headers=ADMIN)
+        assert missing.status_code == 404
+
+
+async def test_ack_publishes_and_stores(settings: Settings) -> None:
+    await _seed(settings)
+    target = EVENTS[1]
+    topic = alerts.alert_topic(settings.site, target)
+    operator = add_token(settings.var_dir, "ca-truc", "operator")
+    viewer = add_token(settings.var_dir, "wall", "viewer")
+    async with (
+        running_api(settings) as api,
+        make_client(settings, identifier=f"{settings.site}-ack-probe") as mqtt,
+    ):
+        await mqtt.subscribe(topic, qos=1)
+        url = f"/api/v1/alerts/{target.id}/ack"
+        denied = await api.post(url, json={}, headers={"Authorization": f"Bearer {viewer}"})
+        assert denied.status_code == 403
+        headers = {"Authorization": f"Bearer {operator}"}
+        response = await api.post(url, json={"note": "đã cử đội"}, headers=headers)
+        assert response.status_code == 200, response.text
+        acked = response.json()
+        assert acked["ack"]["by"] == "ca-truc"
+        assert acked["ack"]["note"] == "đã cử đội"
+        assert acked["state"] == "firing"
+        assert acked["updated"] > target.updated
+
+        message = await asyncio.wait_for(anext(aiter(mqtt.messages)), timeout=5)
+        published = alerts.decode(message.payload)  # type: ignore[arg-type]
+        assert msgspec.to_builtins(published) == acked
+
+        stored = await api.get(f"/api/v1/alerts/{target.id}", headers=ADMIN)
+        assert stored.json() == acked
+        again = await api.post(url, headers=headers)  # idempotent, body optional
+        assert again.json() == acked
+        resolved = await api.post(f"/api/v1/alerts/{EVENTS[3].id}/ack", headers=headers)
+        assert resolved.status_code == 200
+        assert resolved.json()["ack"]["by"] == "ca-truc"
+        missing = await api.post("/api/v1/alerts/al-ffffffffffffffff/ack", headers=headers)
+        assert missing.status_code == 404
+
+
+async def _next_event(lines: AsyncIterator[str]) -> dict[str, str]:
+    """Fields of the next SSE event that has an ``event:`` line (comments skipped)."""
+    fields: dict[str, str] = {}
+    async for line in lines:
+        if not line:
+            if "event" in fields:
+                return fields
+            fields = {}
+        elif not line.startswith(":"):
+            key, _, value = line.partition(": ")
+            fields[key] = value
+    raise AssertionError("stream ended")
+
+
+async def test_stream_delivers_alert_changes(settings: Settings) -> None:
+    viewer = add_token(settings.var_dir, "wall", "viewer")
+    event = _event(7, kind="storm", rule="gust", subject="w7")
+    async with (
+        running_api(settings) as api,
+        make_client(settings, identifier=f"{settings.site}-sse-probe") as mqtt,
+    ):
+        unauthorised = await api.get("/api/v1/alerts/stream", params={"access_token": "bad"})
+        assert unauthorised.status_code == 401
+        async with api.stream(
+            "GET", "/api/v1/alerts/stream", params={"access_token": viewer}
+        ) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            lines = response.aiter_lines()
+            assert await asyncio.wait_for(anext(lines), 5) == ": listening"  # registered
+            topic = alerts.alert_topic(settings.site, event)
+            await mqtt.publish(topic, alerts.encode(event), qos=1, retain=True)
+            # garbage on the subtree is skipped, not fatal
+            await mqtt.publish(f"{settings.site}/_alerts/x", b"{not json", qos=1)
+            second = msgspec.structs.replace(event, state="resolved", updated=event.updated + 1)
+            await mqtt.publish(topic, alerts.encode(second), qos=1, retain=True)
+
+            first = await asyncio.wait_for(_next_event(lines), 5)
+            assert first["event"] == "alert"
+            assert first["id"] == event.id
+            assert alerts.decode(first["data"].encode()) == event
+            then = await asyncio.wait_for(_next_event(lines), 5)
+            assert alerts.decode(then["data"].encode()) == second
+            await mqtt.publish(topic, b"", qos=1, retain=True)  # clear the retained message
+        metrics = await api.get("/metrics")
+        assert 'deltasense_api_alert_events_total{outcome="bad"} 1.0' in metrics.text
