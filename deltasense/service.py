@@ -38,13 +38,14 @@ def run_service(name: str, main: Callable[[Settings], Awaitable[None]], settings
     log.info("%s stopped", name)
 
 
-def start_metrics_server(port: int, log: logging.Logger) -> None:
-    """Serve Prometheus metrics on ``port`` (0 = off); a port in use is logged, not fatal."""
+def start_metrics_server(port: int, log: logging.Logger, host: str = "127.0.0.1") -> None:
+    """Serve Prometheus metrics on ``host:port`` (port 0 = off); a port in use is
+    logged, not fatal."""
     if not port:
         return
     from prometheus_client import start_http_server
 
     try:
-        start_http_server(port, addr="127.0.0.1")
+        start_http_server(port, addr=host)
     except OSError as exc:
         log.warning("metrics port %d unavailable: %s", port, exc)

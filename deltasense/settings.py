@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     ingest_client_id: str = Field("deltasense-ingest", min_length=1, max_length=64)
     ingest_metrics_port: int = Field(9101, ge=0, le=65535, description="0 turns it off.")
 
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address the services' Prometheus endpoints bind to."
+    )
     analytics_metrics_port: int = Field(9102, ge=0, le=65535, description="0 turns it off.")
     analytics_tick_s: float = Field(
         1.0, gt=0, le=60, description="Rule evaluation period; water readings also trigger one."

@@ -10,7 +10,9 @@ from ingest.service import serve
 
 
 async def _main(settings: Settings) -> None:
-    start_metrics_server(settings.ingest_metrics_port, logging.getLogger("ingest"))
+    start_metrics_server(
+        settings.ingest_metrics_port, logging.getLogger("ingest"), settings.metrics_host
+    )
     await serve(settings)
 
 

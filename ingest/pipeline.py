@@ -44,22 +44,30 @@ class Outcome:
 class _StampCache:
     """Arrival stamps given to readings without ``ts``, by (device, boot, seq).
 
-    A redelivered reading must land on the same timestamp to be stored once;
-    bounded, oldest forgotten first.
+    A redelivered reading must land on the same timestamp to be stored once, and
+    two different readings of one device must not share a timestamp (a batch of
+    unsynced readings arrives in one millisecond), so each new stamp is at least
+    one millisecond after the device's previous one.  Bounded, oldest forgotten
+    first.
     """
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._stamps: OrderedDict[tuple[str, int, int], int] = OrderedDict()
+        self._last: OrderedDict[str, int] = OrderedDict()
 
     def stamp(self, reading: Reading) -> int:
         key = (reading.device, reading.boot, reading.seq)
         ts = self._stamps.get(key)
         if ts is None:
-            ts = reading.ts_ms
+            ts = max(reading.ts_ms, self._last.get(reading.device, 0) + 1)
             self._stamps[key] = ts
+            self._last[reading.device] = ts
+            self._last.move_to_end(reading.device)
             if len(self._stamps) > self._capacity:
                 self._stamps.popitem(last=False)
+            if len(self._last) > self._capacity:
+                self._last.popitem(last=False)
         return ts
 
 
