@@ -217,6 +217,9 @@ class Lifecycle:
         open_sev[rise] = sev[rise]
         state[resolve] = NONE
         open_sev[resolve] = 0
+        # A new episode needs new readings over the limit (and gets a new start, so a new id).
+        count[resolve] = 0
+        since[resolve] = NEVER
         clear_since[fire | resolve] = NEVER
         return events
 

@@ -128,8 +128,16 @@ async def _retrying(what: str, call: Callable[[], Awaitable[_T]]) -> _T:
 
 # --- the running service -----------------------------------------------------------------
 class AnalyticsService:
-    def __init__(self, settings: Settings, engine: Engine, db: InfluxClient) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        db: InfluxClient,
+        *,
+        ready: asyncio.Event | None = None,
+    ) -> None:
         self.settings = settings
+        self._ready = ready  # set once subscribed (tests and supervisors wait on it)
         self.engine = engine
         self.db = db
         self._mqtt_outbox: deque[alerts.AlertEvent] = deque()
@@ -221,6 +229,8 @@ class AnalyticsService:
             _LOG.info(
                 "analytics subscribed to %s and %s", tele_filter(site), alerts.alerts_filter(site)
             )
+            if self._ready is not None:
+                self._ready.set()
             publisher = asyncio.create_task(self._publisher(client))
             try:
                 await self._consume(client)
@@ -335,8 +345,13 @@ def _payload_bytes(payload: Any) -> bytes:
     return str(payload).encode()
 
 
-async def run(settings: Settings, *, thresholds: Thresholds | None = None) -> None:
-    """The whole service; runs until cancelled."""
+async def run(
+    settings: Settings,
+    *,
+    thresholds: Thresholds | None = None,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """The whole service; runs until cancelled.  ``ready`` is set once it is subscribed."""
     engine = Engine(thresholds or load_thresholds(settings.thresholds_file))
     start_metrics_server(settings.analytics_metrics_port, _LOG)
     async with InfluxClient(
@@ -354,4 +369,4 @@ async def run(settings: Settings, *, thresholds: Thresholds | None = None) -> No
             "refilling windows", lambda: refill_windows(db, engine, settings.site, now_ms())
         )
         _LOG.info("adopted %d open alerts; refilled %d readings", adopted, refilled)
-        await AnalyticsService(settings, engine, db).run()
+        await AnalyticsService(settings, engine, db, ready=ready).run()

@@ -208,17 +208,20 @@ class Window:
         m.values[r[newer], s[newer]] = v[newer]
         m.slot_ts[r[newer], s[newer]] = t[newer]
 
-        # Last value per row: the batch's newest reading per row, if newer than stored.
-        # rows_o is sorted by (row, slot, ts); the newest per row needs (row, ts) order.
+        # Last value per row: the batch's newest reading per row (the last to arrive
+        # among equal ts: lexsort is stable), if not older than the stored one.
         by_row = np.lexsort((ts, rows))
         rows_r, ts_r, vals_r = rows[by_row], ts[by_row], vals[by_row]
         last_of_row = np.ones(rows_r.size, dtype=np.bool_)
         last_of_row[:-1] = rows_r[1:] != rows_r[:-1]
         lr, lt, lv = rows_r[last_of_row], ts_r[last_of_row], vals_r[last_of_row]
-        moved = lt > m.last_ts[lr]
+        # A tie goes to the later arrival (as in a slot), but only a strictly newer
+        # reading is fresh: a redelivered duplicate must not count as a second reading.
+        prior = m.last_ts[lr]
+        moved = lt >= prior
         m.last_value[lr[moved]] = lv[moved]
         m.last_ts[lr[moved]] = lt[moved]
-        m.fresh[lr[moved]] = True
+        m.fresh[lr[lt > prior]] = True
         return int(rows.size)
 
     # --- reading -----------------------------------------------------------------

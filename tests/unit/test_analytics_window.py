@@ -104,6 +104,9 @@ def test_duplicates_are_idempotent_and_newest_in_slot_wins() -> None:
     assert w.take_fresh("level_cm").tolist() == [True]
     w.ingest("level_cm", arr(a), arr(T0 + 1000), [4.0])  # redelivered
     assert w.take_fresh("level_cm").tolist() == [False]  # a duplicate is not a new reading
+    w.ingest("level_cm", arr(a), arr(T0 + 1000), [4.5])  # same ms, later arrival: it wins
+    assert w.latest("level_cm")[0][0] == 4.5
+    assert w.take_fresh("level_cm").tolist() == [False]
     # two readings in one slot, in one batch, out of order: the newer one stays
     w.ingest("level_cm", arr(a, a), arr(T0 + 30_000, T0 + 20_000), [7.0, 6.0])
     assert w.series("level_cm")[0, -1] == 7.0

@@ -1,0 +1,237 @@
+"""The analytics service against the real Mosquitto and InfluxDB, run in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import aiomqtt
+import msgspec
+import pytest
+
+from analytics.service import run
+from deltasense import alerts
+from deltasense.influx import InfluxClient
+from deltasense.mqtt import make_client
+from deltasense.settings import Settings
+
+Event = alerts.AlertEvent
+WAIT_S = 5.0
+
+
+@dataclass
+class Watcher:
+    """Alert events seen on ``{site}/_alerts/#``, in arrival order."""
+
+    queue: asyncio.Queue[tuple[str, Event]] = field(default_factory=asyncio.Queue)
+    seen: list[tuple[str, Event]] = field(default_factory=list)
+
+    async def consume(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            assert isinstance(message.payload, bytes)
+            try:
+                event = alerts.decode(message.payload)
+            except msgspec.DecodeError:
+                continue  # the bad-input test's own garbage
+            await self.queue.put((str(message.topic), event))
+
+    async def until(self, pred: Callable[[str, Event], bool]) -> tuple[str, Event, list[Event]]:
+        """The next event matching ``pred`` (within WAIT_S) and the events skipped on the way."""
+        skipped: list[Event] = []
+        async with asyncio.timeout(WAIT_S):
+            while True:
+                topic, event = await self.queue.get()
+                self.seen.append((topic, event))
+                if pred(topic, event):
+                    return topic, event, skipped
+                skipped.append(event)
+
+
+class Service:
+    """The analytics service as an asyncio task that can be restarted."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        ready = asyncio.Event()
+        self.task = asyncio.create_task(run(self.settings, ready=ready))
+        waiter = asyncio.create_task(ready.wait())
+        done, _ = await asyncio.wait({waiter, self.task}, timeout=20, return_when="FIRST_COMPLETED")
+        if self.task in done:
+            self.task.result()  # surface a start-up crash
+        assert waiter in done, "analytics did not subscribe in time"
+
+    async def stop(self) -> None:
+        assert self.task is not None
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        self.task = None
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Service]:
+    service = Service(settings)
+    await service.start()
+    try:
+        yield service
+    finally:
+        if service.task is not None:
+            await service.stop()
+
+
+async def stored_alerts(settings: Settings) -> dict[str, Event]:
+    async with InfluxClient(url=settings.influx_base_url, database=settings.influx_db) as db:
+        series = await db.query('SELECT last("body") AS "body" FROM "alerts" GROUP BY "id"')
+    return {s.tags["id"]: alerts.decode(s.rows()[0]["body"].encode()) for s in series}
+
+
+async def wait_stored(settings: Settings, alert_id: str, state: str) -> Event:
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            found = (await stored_alerts(settings)).get(alert_id)
+            if found is not None and found.state == state:
+                return found
+            await asyncio.sleep(0.1)
+
+
+class Drains:
+    """Publishes water readings the way a drain node does (QoS 1, increasing seq)."""
+
+    def __init__(self, client: aiomqtt.Client, site: str) -> None:
+        self.client = client
+        self.site = site
+        self.seq: dict[str, int] = {}
+        self.ts = 0
+
+    async def level(self, device: str, level_cm: float, district: str = "phuong-1") -> None:
+        seq = self.seq.get(device, 0) + 1
+        self.seq[device] = seq
+        self.ts = max(int(time.time() * 1000), self.ts + 1)  # a real node never repeats a ms
+        payload = {"seq": seq, "boot": 1, "ts": self.ts, "level_cm": level_cm}
+        await self.client.publish(
+            f"{self.site}/{district}/water/{device}/tele", json.dumps(payload).encode(), qos=1
+        )
+
+
+def subject_is(device: str, state: str = "firing") -> Callable[[str, Event], bool]:
+    return lambda _topic, e: e.subject == device and e.state == state
+
+
+@pytest.mark.timeout(90)
+async def test_street_flood_fires_updates_resolves_and_survives_restart(
+    settings: Settings,
+) -> None:
+    site = settings.site
+    watcher = Watcher()
+    async with (
+        make_client(settings, identifier=f"{site}-probe") as probe,
+        running(settings) as service,
+    ):
+        await probe.subscribe(alerts.alerts_filter(site), qos=1)
+        consumer = asyncio.create_task(watcher.consume(probe))
+        drains = Drains(probe, site)
+        try:
+            # 1. one reading over 76 mm raises an alert, quickly
+            sent = time.monotonic()
+            await drains.level("drain-x", 15)
+            topic, fired, _ = await watcher.until(subject_is("drain-x"))
+            latency = time.monotonic() - sent
+            assert latency < WAIT_S
+            assert topic == f"{site}/_alerts/flood/street-flood/drain-x"
+            assert (fired.kind, fired.severity, fired.district) == ("flood", "warning", "phuong-1")
+            assert fired.values == {"depth_mm": 150.0}
+            assert fired.message.vi == "Ngập đường: mực nước 15 cm tại drain-x (phuong-1)"
+            await wait_stored(settings, fired.id, "firing")
+
+            # a second drain that stays flooded through the restart below
+            await drains.level("drain-y", 20, district="phuong-2")
+            _, other, _ = await watcher.until(subject_is("drain-y"))
+
+            # 2. an operator acks (as the API does: same id, ack set, retained)
+            acked = alerts.AlertEvent(
+                **{
+                    **{name: getattr(fired, name) for name in fired.__struct_fields__},
+                    "ack": alerts.Ack(by="operator-1", ts=int(time.time() * 1000)),
+                }
+            )
+            await probe.publish(topic, alerts.encode(acked), qos=1, retain=True)
+
+            # 3. more readings over the limit: no second alert; a rise to critical updates it
+            for level_cm in (16, 17, 9):  # 9 cm lies inside the deadband: still firing
+                await drains.level("drain-x", level_cm)
+            await drains.level("drain-x", 40)
+            _, rise, skipped = await watcher.until(
+                lambda _t, e: e.subject == "drain-x" and e.severity == "critical"
+            )
+            assert rise.id == fired.id and rise.state == "firing"
+            assert rise.updated > fired.updated and rise.started == fired.started
+            assert rise.ack == acked.ack  # the ack stays on the open alert
+            assert {e.id for e in skipped if e.subject == "drain-x"} <= {fired.id}
+            assert all(e.ack is not None for e in skipped if e.subject == "drain-x")
+
+            # 4. below warning − deadband (56 mm): resolved, same id, ended set
+            await drains.level("drain-x", 5)
+            _, resolved, _ = await watcher.until(subject_is("drain-x", "resolved"))
+            assert resolved.id == fired.id and resolved.ended is not None
+            assert resolved.ack == acked.ack
+            assert resolved.ended >= rise.updated
+            stored = await wait_stored(settings, fired.id, "resolved")
+            assert stored.ended == resolved.ended
+
+            # 5. restart: drain-y's open alert is adopted, not raised again
+            await service.stop()
+            await service.start()
+            await drains.level("drain-y", 25, district="phuong-2")  # still flooded
+            await drains.level("drain-z", 12)  # barrier: a new alert after drain-y's reading
+            _, barrier, skipped = await watcher.until(subject_is("drain-z"))
+            assert barrier.id not in (fired.id, other.id)
+            assert [e for e in skipped if e.subject == "drain-y"] == []
+            # and the adopted alert still resolves under its own id
+            await drains.level("drain-y", 0, district="phuong-2")
+            _, y_resolved, _ = await watcher.until(subject_is("drain-y", "resolved"))
+            assert y_resolved.id == other.id
+        finally:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+
+    ids = {e.id for _, e in watcher.seen}
+    assert ids == {fired.id, other.id, barrier.id}
+    stored_all = await stored_alerts(settings)
+    assert {i: e.state for i, e in stored_all.items()} == {
+        fired.id: "resolved",
+        other.id: "resolved",
+        barrier.id: "firing",
+    }
+
+
+async def test_bad_messages_do_not_stop_the_stream(settings: Settings) -> None:
+    site = settings.site
+    watcher = Watcher()
+    async with (
+        make_client(settings, identifier=f"{site}-probe2") as probe,
+        running(settings),
+    ):
+        await probe.subscribe(alerts.alerts_filter(site), qos=1)
+        consumer = asyncio.create_task(watcher.consume(probe))
+        try:
+            tele = f"{site}/phuong-1/water/drain-q/tele"
+            for payload in (b"garbage", b'{"seq":1}', b'{"seq":1,"boot":1,"level_cm":"x"}', b"[]"):
+                await probe.publish(tele, payload, qos=1)
+            await probe.publish(f"{site}/_alerts/flood/street-flood/x", b"{oops", qos=1)
+            await probe.publish(tele, b'{"seq":2,"boot":1,"level_cm":1e9}', qos=1)  # QC range
+            await Drains(probe, site).level("drain-q", 30)
+            _, event, skipped = await watcher.until(subject_is("drain-q"))
+            assert event.severity == "critical" and event.values == {"depth_mm": 300.0}
+            assert [e for e in skipped if e.subject == "drain-q"] == []
+        finally:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer

@@ -1,0 +1,140 @@
+"""Engine and the service's message handling, without services."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from analytics.engine import Engine
+from analytics.service import AnalyticsService, open_alerts_from_rows
+from analytics.thresholds import load_thresholds
+from deltasense import alerts
+from deltasense.contract import decode_tele, parse_topic
+from deltasense.influx import InfluxClient
+from deltasense.settings import Settings
+
+NOW = 1_800_000_000_000
+
+
+def tele(engine: Engine, topic: str, **fields: object) -> None:
+    payload = json.dumps({"seq": 1, "boot": 1, "ts": NOW, **fields}).encode()
+    engine.ingest(decode_tele(parse_topic(topic), payload, NOW))
+
+
+def test_water_reading_fires_street_flood() -> None:
+    engine = Engine(load_thresholds())
+    tele(engine, "s/phuong-1/water/drain-x/tele", level_cm=15)
+    (event,) = engine.evaluate(NOW + 10)
+    assert (event.subject, event.district, event.values) == (
+        "drain-x",
+        "phuong-1",
+        {"depth_mm": 150},
+    )
+    assert alerts.alert_topic("s", event) == "s/_alerts/flood/street-flood/drain-x"
+    assert engine.evaluate(NOW + 20) == []
+
+
+def test_qc_flagged_value_is_not_used() -> None:
+    engine = Engine(load_thresholds())
+    readings = decode_tele(
+        parse_topic("s/p/water/drain-x/tele"),
+        b'{"seq":1,"boot":1,"ts":%d,"level_cm":1500}' % NOW,  # 15 m above the road: impossible
+        NOW,
+    )
+    stats = engine.ingest(readings)
+    assert (stats.readings, stats.values, stats.qc_flagged) == (1, 0, 1)
+    assert engine.evaluate(NOW) == []
+
+
+def test_canal_stations_and_other_kinds_are_left_out() -> None:
+    engine = Engine(load_thresholds())
+    tele(engine, "s/p/water/ganh-hao/tele", level_cm=230)  # canal gauge datum: not a street
+    stats = engine.ingest(
+        decode_tele(parse_topic("s/p/lamp/lamp-1/tele"), b'{"seq":1,"boot":1,"on":true}', NOW)
+    )
+    assert stats.ignored == 1 and stats.readings == 0
+    tele(engine, "s/p/water/drain-y/tele", dist_mm=120)  # no level: nothing to judge
+    assert engine.evaluate(NOW) == []
+
+
+def test_restore_ignores_resolved_and_unknown_rules() -> None:
+    engine = Engine(load_thresholds())
+    base = alerts.AlertEvent(
+        id="al-1",
+        kind="flood",
+        rule="street-flood",
+        subject="drain-x",
+        district="p",
+        severity="warning",
+        state="firing",
+        started=NOW - 5,
+        updated=NOW - 5,
+        message=alerts.Message(vi="", en=""),
+    )
+    resolved = alerts.AlertEvent(**{**_fields(base), "id": "al-2", "state": "resolved"})
+    other = alerts.AlertEvent(**{**_fields(base), "id": "al-3", "rule": "squall"})
+    assert engine.restore([base, resolved, other]) == 1
+    tele(engine, "s/p/water/drain-x/tele", level_cm=20)
+    assert engine.evaluate(NOW) == []  # adopted: not raised again
+
+
+def _fields(event: alerts.AlertEvent) -> dict[str, object]:
+    return {name: getattr(event, name) for name in event.__struct_fields__}
+
+
+def test_stored_bodies_decode_and_filter() -> None:
+    firing = alerts.AlertEvent(
+        id="al-1",
+        kind="flood",
+        rule="street-flood",
+        subject="d",
+        district="p",
+        severity="warning",
+        state="firing",
+        started=1,
+        updated=1,
+        message=alerts.Message(vi="", en=""),
+    )
+    done = alerts.AlertEvent(**{**_fields(firing), "id": "al-2", "state": "resolved"})
+    bodies = [alerts.encode(firing).decode(), alerts.encode(done).decode(), "{broken", None, 7]
+    assert [e.id for e in open_alerts_from_rows(bodies)] == ["al-1"]
+
+
+@pytest.fixture
+def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AnalyticsService:
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(site="s", analytics_metrics_port=0)
+    return AnalyticsService(settings, Engine(load_thresholds()), cast(InfluxClient, None))
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload"),
+    [
+        ("s/p/water/drain-x/tele", b"not json"),
+        ("s/p/water/drain-x/tele", b'{"seq":1,"boot":1,"level_cm":null}'),
+        ("s/p/water/drain-x/tele", b'{"seq":-1,"boot":1,"level_cm":3}'),
+        ("s/p/water/drain-x/tele", b"[]"),
+        ("s/p/water/drain-x/tele", b"x" * 5000),
+        ("s/p/water/drain-x/tele", b'{"seq":1,"boot":1,"ts":%d}' % (NOW * 10)),
+        ("s/P/water/drain-x/tele", b'{"seq":1,"boot":1,"level_cm":3}'),
+        ("s/p/sewage/drain-x/tele", b'{"seq":1,"boot":1,"level_cm":3}'),
+        ("s/p/water/drain-x/extra/tele", b'{"seq":1,"boot":1,"level_cm":3}'),
+        ("s/_alerts/flood/street-flood/drain-x", b'{"id":"al-1"}'),
+        ("s/_alerts/flood/street-flood/drain-x", b"\xff\xfe"),
+    ],
+)
+def test_bad_messages_are_counted_and_skipped(
+    service: AnalyticsService, topic: str, payload: bytes
+) -> None:
+    assert service.handle(topic, payload) == 0
+    assert service.bad_messages == 1
+
+
+def test_good_messages_are_counted_as_readings(service: AnalyticsService) -> None:
+    batch = json.dumps([{"seq": i, "boot": 1, "level_cm": 2} for i in range(3)]).encode()
+    assert service.handle("s/p/water/drain-x/tele", batch) == 3
+    assert service.handle("s/p/weather/ws-1/tele", b'{"seq":1,"boot":1,"t_c":30}') == 0
+    assert service.bad_messages == 0
