@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+from types import FrameType
 
 import uvicorn
 
@@ -13,6 +15,7 @@ from deltasense.service import setup_logging
 from deltasense.settings import Settings, load_settings
 
 _LOG = logging.getLogger("api")
+SHUTDOWN_GRACE_S = 3
 
 
 async def serve(settings: Settings) -> None:
@@ -27,14 +30,25 @@ async def serve(settings: Settings) -> None:
             port=settings.api_port,
             log_config=None,  # keep the service's logging setup
             proxy_headers=False,
+            # Alert streams never finish by themselves: after this grace period at
+            # shutdown uvicorn cancels them (and any other request still running).
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         )
-        # uvicorn installs its own SIGTERM/SIGINT handlers and shuts down gracefully.
+        # uvicorn handles SIGTERM/SIGINT with a graceful shutdown, then restores the
+        # previous handlers and re-raises the signal; ours make that a clean exit 0.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _note_signal)
         await uvicorn.Server(config).serve()
+
+
+def _note_signal(signum: int, _frame: FrameType | None) -> None:
+    _LOG.info("stopped by %s", signal.Signals(signum).name)
 
 
 def main() -> None:
     settings = load_settings()
     setup_logging(settings)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per InfluxDB query is noise
     _LOG.info("api starting on %s (site %s)", settings.api_base_url, settings.site)
     try:
         asyncio.run(serve(settings))

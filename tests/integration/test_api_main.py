@@ -1,0 +1,65 @@
+"""``python -m api`` waits for InfluxDB, creates the database, serves, stops on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+import httpx
+
+from deltasense.influx import InfluxClient
+from deltasense.settings import Settings
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DELTASENSE_")}
+    env.update(
+        DELTASENSE_SITE=settings.site,
+        DELTASENSE_VAR_DIR=str(settings.var_dir),
+        DELTASENSE_MQTT_PORT=str(settings.mqtt_port),
+        DELTASENSE_INFLUX_PORT=str(settings.influx_port),
+        DELTASENSE_INFLUX_DB=settings.influx_db,
+        DELTASENSE_API_PORT=str(settings.api_port),
+    )
+    return env
+
+
+async def test_main_serves_and_stops_on_sigterm(settings: Settings) -> None:
+    log_path = settings.var_dir.parent / "api.log"
+    with log_path.open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "api", env=_env(settings), stderr=log
+        )
+    try:
+        async with httpx.AsyncClient(base_url=settings.api_base_url, timeout=5) as client:
+            async with asyncio.timeout(15):
+                while True:
+                    assert proc.returncode is None, log_path.read_text()
+                    try:
+                        if (await client.get("/readyz")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    await asyncio.sleep(0.1)
+            token = (settings.var_dir / "admin-token").read_text().strip()
+            response = await client.get(
+                "/api/v1/devices", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert response.status_code == 200
+            assert response.json() == []  # the database exists: created at start-up
+            # an open alert stream must not keep the process from stopping
+            async with client.stream(
+                "GET", "/api/v1/alerts/stream", params={"access_token": token}
+            ) as stream:
+                assert await anext(stream.aiter_lines()) == ": listening"
+                proc.send_signal(signal.SIGTERM)
+                assert await asyncio.wait_for(proc.wait(), 15) == 0, log_path.read_text()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    async with InfluxClient(url=settings.influx_base_url, database=settings.influx_db) as db:
+        names = [row["name"] for s in await db.query("SHOW DATABASES") for row in s.rows()]
+    assert settings.influx_db in names
