@@ -90,7 +90,7 @@ class Alert(BaseModel):
 
 
 class AckIn(BaseModel):
-    note: Annotated[str, Field(max_length=500)] = ""
+    note: Annotated[str | None, Field(max_length=500)] = None
 
 
 class CommandIn(BaseModel):

@@ -106,7 +106,7 @@ async def ack_alert(
     now = int(time.time() * 1000)
     acked = msgspec.structs.replace(
         event,
-        ack=alerts_mod.Ack(by=principal.name, ts=now, note=body.note if body else ""),
+        ack=alerts_mod.Ack(by=principal.name, ts=now, note=(body.note or "") if body else ""),
         # A later timestamp than the stored state, so it becomes the latest point.
         updated=max(now, event.updated + 1),
     )

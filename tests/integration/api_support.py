@@ -12,7 +12,7 @@ import uvicorn
 
 from api.app import create_app
 from deltasense.influx import InfluxClient
-from deltasense.lineprotocol import encode_point
+from deltasense.lineprotocol import FieldValue, encode_point
 from deltasense.settings import Settings
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
@@ -61,7 +61,12 @@ async def _wait_ready(client: httpx.AsyncClient, task: asyncio.Task[None]) -> No
 
 
 def registry_line(settings: Settings, device: str, kind: str, district: str, ts: int) -> str:
-    fields = {"site": settings.site, "district": district, "kind": kind, "last_seen": ts}
+    fields: dict[str, FieldValue] = {
+        "site": settings.site,
+        "district": district,
+        "kind": kind,
+        "last_seen": ts,
+    }
     return encode_point("devices", {"device": device}, fields, ts)
 
 

@@ -114,14 +114,20 @@ async def test_ack_publishes_and_stores(settings: Settings) -> None:
         assert acked["updated"] > target.updated
 
         message = await asyncio.wait_for(anext(aiter(mqtt.messages)), timeout=5)
-        published = alerts.decode(message.payload)  # type: ignore[arg-type]
+        published = alerts.decode(message.payload)
         assert msgspec.to_builtins(published) == acked
 
         stored = await api.get(f"/api/v1/alerts/{target.id}", headers=ADMIN)
         assert stored.json() == acked
         again = await api.post(url, headers=headers)  # idempotent, body optional
         assert again.json() == acked
-        resolved = await api.post(f"/api/v1/alerts/{EVENTS[3].id}/ack", headers=headers)
+        too_long = await api.post(
+            f"/api/v1/alerts/{EVENTS[3].id}/ack", json={"note": "x" * 501}, headers=headers
+        )
+        assert too_long.status_code == 422
+        resolved = await api.post(
+            f"/api/v1/alerts/{EVENTS[3].id}/ack", json={"note": None}, headers=headers
+        )
         assert resolved.status_code == 200
         assert resolved.json()["ack"]["by"] == "ca-truc"
         missing = await api.post("/api/v1/alerts/al-ffffffffffffffff/ack", headers=headers)

@@ -37,7 +37,7 @@ async def test_command_is_published_to_the_device(settings: Settings) -> None:
 
         message = await asyncio.wait_for(anext(aiter(device.messages)), timeout=5)
         assert message.qos == 1
-        command = msgspec.json.decode(message.payload, type=Command)  # type: ignore[arg-type]
+        command = msgspec.json.decode(message.payload, type=Command)
         assert command.id == sent["id"] and len(command.id) == 32
         assert (command.name, command.args) == ("set_dim", {"pct": 40})
         assert now + 59_000 <= command.expires <= int(time.time() * 1000) + 60_000
