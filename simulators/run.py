@@ -13,11 +13,12 @@ import enum
 import logging
 import math
 import random
+import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 import aiomqtt
 
@@ -39,6 +40,7 @@ _STOP_TIMEOUT_S: Final = 10.0
 _PROGRESS_EVERY_S: Final = 1.0
 _CONNECT_SPREAD_S_PER_DEVICE: Final = 0.01
 _CONNECT_SPREAD_MAX_S: Final = 10.0
+_SPARE_FDS: Final = 256
 
 
 @dataclass
@@ -153,9 +155,8 @@ class _DeviceRunner:
         try:
             await asyncio.wait({publisher, stopper}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (publisher, stopper):
-                task.cancel()
-            await asyncio.gather(publisher, stopper, return_exceptions=True)
+            await _cancel(publisher)
+            await _cancel(stopper)
         if publisher.done() and not publisher.cancelled():
             exc = publisher.exception()
             if exc is not None:
@@ -166,7 +167,7 @@ class _DeviceRunner:
         period = self._period_s
         kind = self.device.kind.value
         next_t = loop.time() + self._phase_s
-        while True:
+        while not self._stop.is_set():
             delay = next_t - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -181,6 +182,15 @@ class _DeviceRunner:
                 missed = int(behind // period)
                 self._stats.skipped += missed
                 next_t += missed * period
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` and wait for it to end.  Cancels again while it runs on:
+    Python 3.11's ``asyncio.wait_for`` (inside aiomqtt's publish) can swallow a
+    cancellation that races with the PUBACK."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.1)
 
 
 async def _report_progress(stats: SimStats, on_progress: Callable[[SimStats], None]) -> None:
@@ -204,10 +214,29 @@ async def _shutdown(runners: list[_DeviceRunner], tasks: list[asyncio.Task[None]
             if runner.phase is _Phase.WAITING and not task.done():
                 task.cancel()
         _, pending = await asyncio.wait(pending, timeout=0.1)
-    for task in pending:
-        _LOG.warning("device task did not stop in %.0f s; cancelling it", _STOP_TIMEOUT_S)
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    if pending:
+        _LOG.warning(
+            "%d device tasks did not stop in %.0f s; cancelling them", len(pending), _STOP_TIMEOUT_S
+        )
+    await asyncio.gather(*(_cancel(t) for t in pending))
+    await asyncio.gather(*tasks, return_exceptions=True)  # retrieve every outcome
+
+
+def _raise_fd_limit(devices: int) -> None:
+    """One socket per device: lift the soft open-files limit if it is too low."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = devices + _SPARE_FDS
+    if soft != resource.RLIM_INFINITY and soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        except (ValueError, OSError) as exc:
+            _LOG.warning("cannot raise the open-files limit to %d: %s", new, exc)
+            return
+        if new < want:
+            _LOG.warning(
+                "open-files limit %d is below the %d that %d devices need", new, want, devices
+            )
 
 
 async def simulate(
@@ -236,18 +265,22 @@ async def simulate(
     boot = max(0, int(now - BOOT_EPOCH))
     spread = min(_CONNECT_SPREAD_MAX_S, devices * _CONNECT_SPREAD_S_PER_DEVICE)
     rng = random.Random(f"run:{seed}")
+    # Connect in a shuffled order so every kind is on line early in a large city.
+    slots = list(range(devices))
+    rng.shuffle(slots)
     runners = [
         _DeviceRunner(
             settings,
             VirtualDevice(spec, boot=boot, boot_ts=now, interval_s=period),
             period_s=period,
-            start_delay_s=spread * i / devices,
+            start_delay_s=spread * slot / devices,
             phase_s=rng.uniform(0.0, period),
             stats=stats,
             stop=stop,
         )
-        for i, spec in enumerate(specs)
+        for slot, spec in zip(slots, specs, strict=True)
     ]
+    _raise_fd_limit(devices)
     _LOG.info(
         "simulating %d devices at %g readings/s each on %s:%d (site %s)",
         devices,
