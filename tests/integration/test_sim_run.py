@@ -111,8 +111,8 @@ async def test_eight_devices_publish_births_telemetry_and_goodbyes(settings: Set
         await until(lambda: {m.device for m in live.tele()} == ids, within=5)
         during = await retained(settings, "during", count=16)
         stats: SimStats = await asyncio.wait_for(run, timeout=20)
-        await until(lambda: all(live.status(i)[-1:] != [] for i in ids))
-        await asyncio.sleep(0.2)
+        await until(lambda: all(b'"offline"' in live.status(i)[-1] for i in ids))
+        await asyncio.sleep(0.2)  # and nothing after the goodbyes
 
     for spec in specs:
         status = [
@@ -257,3 +257,18 @@ async def test_devices_reconnect_after_a_broker_restart(settings: Settings, tmp_
     # seq continues across the reconnect: same boot, no restart from 0.
     assert min(r.seq for r in after.tele()) > 0
     assert {r.boot for r in before.tele()} == {r.boot for r in after.tele()}
+
+
+async def test_two_hundred_devices_on_one_process(settings: Settings) -> None:
+    ids = {s.id for s in place_devices(200, seed=1)}
+    async with recording(settings, "live", ("+/+/+/tele",)) as live:
+        stats = await simulate(settings, devices=200, rate=5, duration=4)
+        await until(lambda: len(live.messages) >= stats.total, within=5)
+    assert {r.device for r in live.tele()} == ids
+    assert (stats.connects, stats.errors) == (200, 0)
+    # Connections ramp up over 2 s, then every device keeps its 5/s pace.
+    assert stats.total >= 200 * 5 * 1.8
+    assert stats.skipped <= stats.total // 100
+    after = await retained(settings, "after", count=400)
+    states = [decode_status(m.payload).state for m in after.on(Channel.STATUS)]
+    assert len(states) == 200 and set(states) == {"offline"}
