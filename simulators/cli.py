@@ -97,18 +97,15 @@ def summary(stats: SimStats) -> str:
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> SimStats | None:
-    last: list[SimStats] = []
-    ticks = 0
+    """Run until the duration ends or SIGTERM/SIGINT; the stats either way."""
+    seen: list[SimStats] = []  # simulate() reports one live object; keep it for a signal stop
 
     def progress(stats: SimStats) -> None:
-        nonlocal ticks
-        if not last:
-            last.append(stats)
-        ticks += 1
-        if ticks % _LOG_EVERY_S == 0:
+        if not seen:
+            seen.append(stats)
+        if int(stats.elapsed_s) % _LOG_EVERY_S == 0 and stats.elapsed_s >= 1:
             _LOG.info("%s", summary(stats))
 
-    loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(
         simulate(
             settings,
@@ -119,11 +116,12 @@ async def _run(settings: Settings, args: argparse.Namespace) -> SimStats | None:
             on_progress=progress,
         )
     )
+    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
     with contextlib.suppress(asyncio.CancelledError):
         return await task
-    return last[0] if last else None
+    return seen[0] if seen else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
