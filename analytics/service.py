@@ -226,6 +226,7 @@ class AnalyticsService:
         ) as client:
             await client.subscribe(tele_filter(site), qos=1)
             await client.subscribe(alerts.alerts_filter(site), qos=1)
+            _raise_if_cancelling()
             _LOG.info(
                 "analytics subscribed to %s and %s", tele_filter(site), alerts.alerts_filter(site)
             )
@@ -269,6 +270,7 @@ class AnalyticsService:
                     _LOG.warning("publishing alert %s failed: %s", event.id, exc)
                     return
                 self._mqtt_outbox.popleft()
+                _raise_if_cancelling()
 
     def handle(self, topic: str, payload: bytes) -> int:
         """One MQTT message; returns how many water readings it carried. Never raises
@@ -335,6 +337,18 @@ class AnalyticsService:
                 self._influx_wake.set()
             else:
                 delay = 0.5
+
+
+def _raise_if_cancelling() -> None:
+    """Honour a cancellation that ``asyncio.wait_for`` swallowed.
+
+    On Python 3.11, aiomqtt's ``wait_for`` returns the result instead of raising
+    when a cancel arrives just as the awaited PUBACK/SUBACK completes; without
+    this check the publisher would loop on and shutdown would hang.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _payload_bytes(payload: Any) -> bytes:

@@ -16,6 +16,7 @@ import pytest
 from analytics.service import run
 from deltasense import alerts
 from deltasense.influx import InfluxClient
+from deltasense.lineprotocol import encode_point
 from deltasense.mqtt import make_client
 from deltasense.settings import Settings
 
@@ -231,6 +232,54 @@ async def test_bad_messages_do_not_stop_the_stream(settings: Settings) -> None:
             _, event, skipped = await watcher.until(subject_is("drain-q"))
             assert event.severity == "critical" and event.values == {"depth_mm": 300.0}
             assert [e for e in skipped if e.subject == "drain-q"] == []
+        finally:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+
+
+async def test_windows_refill_from_stored_readings(settings: Settings) -> None:
+    """Readings ingest stored before analytics started count; QC-flagged and old ones don't."""
+    site = settings.site
+    now = int(time.time() * 1000)
+    lines = [
+        encode_point(
+            "water",
+            {"site": site, "district": "phuong-3", "device": device},
+            {"level_cm": level, "seq": 1, "boot": 1, **extra},
+            ts,
+        )
+        for device, level, ts, extra in (
+            ("drain-r", 20.0, now - 60_000, {}),
+            ("drain-qc", 2000.0, now - 60_000, {"qc": "level_cm"}),
+            ("drain-old", 50.0, now - 7 * 3600_000, {}),  # older than the 6 h window
+            ("drain-dry", 50.0, now - 120_000, {}),
+            ("drain-dry", 0.0, now - 60_000, {}),  # its last reading is dry
+        )
+    ]
+    lines.append(  # another site in the same database is not ours
+        encode_point(
+            "water",
+            {"site": "elsewhere", "district": "p", "device": "drain-e"},
+            {"level_cm": 50.0},
+            now - 60_000,
+        )
+    )
+    async with InfluxClient(url=settings.influx_base_url, database=settings.influx_db) as db:
+        await db.create_database()
+        await db.write_lines(lines)
+
+    watcher = Watcher()
+    async with make_client(settings, identifier=f"{site}-probe3") as probe:
+        await probe.subscribe(alerts.alerts_filter(site), qos=1)
+        consumer = asyncio.create_task(watcher.consume(probe))
+        try:
+            async with running(settings):
+                _, event, skipped = await watcher.until(subject_is("drain-r"))
+                assert event.district == "phuong-3" and event.values == {"depth_mm": 200.0}
+                await Drains(probe, site).level("drain-z", 12)  # barrier
+                _, _, more = await watcher.until(subject_is("drain-z"))
+            assert {e.subject for e in skipped + more} == set()
         finally:
             consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
