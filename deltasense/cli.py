@@ -129,11 +129,13 @@ def up(
 
 
 def _start_detached(settings: Settings, simulate: int, rate: float, seed: int) -> None:
-    from deltasense.stack import pid_alive, read_state, run_dir, write_state
+    from deltasense.stack import pid_alive, read_state, run_dir
 
     log_path = settings.var_dir.resolve() / "log" / "supervisor.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    write_state(settings, "starting")  # so a stale "up" is not mistaken for this run
+    # No live stack (checked by the caller): forget any stale state file, so the
+    # background supervisor starts clean and we wait for its own "up".
+    (run_dir(settings) / "stack.json").unlink(missing_ok=True)
     argv = [sys.executable, "-m", "deltasense.cli", "up", "--simulate", str(simulate)]
     argv += ["--rate", str(rate), "--seed", str(seed)]
     with log_path.open("ab") as log:

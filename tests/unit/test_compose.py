@@ -222,11 +222,6 @@ def _package_data_files() -> set[Path]:
     return files
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pyproject [tool.setuptools.package-data] lacks analytics = ['thresholds.toml']; "
-    "`pip install .` (the image) then ships analytics without its default thresholds",
-)
 def test_package_data_is_installed() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
     package_data: dict[str, list[str]] = config["tool"]["setuptools"].get("package-data", {})
