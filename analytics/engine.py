@@ -81,6 +81,12 @@ class Engine:
             self._districts[row] = district  # a device may move; the newest wins
         return rows
 
+    def set_station(self, device: str, district: str, station: str) -> None:
+        """A water node's meta says where it measures; canal stations (by meta or by
+        the thresholds' ``canal_stations``) are left out of the street rule."""
+        (row,) = self._water_rows([device], [district]).tolist()
+        self._canal[row] = station == "canal" or device in self._canal_ids
+
     def ingest_water(
         self,
         devices: Sequence[str],

@@ -27,7 +27,14 @@ from analytics import metrics
 from analytics.engine import Engine
 from analytics.thresholds import Thresholds, load_thresholds
 from deltasense import alerts
-from deltasense.contract import Channel, ContractError, Kind, decode_tele, parse_topic
+from deltasense.contract import (
+    Channel,
+    ContractError,
+    Kind,
+    decode_meta,
+    decode_tele,
+    parse_topic,
+)
 from deltasense.influx import InfluxClient, InfluxError, InfluxRequestError, InfluxUnavailable
 from deltasense.lineprotocol import LineProtocolError, encode_point
 from deltasense.mqtt import make_client, run_forever
@@ -52,12 +59,20 @@ def tele_filter(site: str) -> str:
     return f"{site}/+/+/+/{Channel.TELE}"
 
 
+def water_meta_filter(site: str) -> str:
+    return f"{site}/+/{Kind.WATER}/+/{Channel.META}"
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
 # --- start-up from InfluxDB --------------------------------------------------------------
 RESTORE_QUERY: Final = 'SELECT last("body") AS "body" FROM "alerts" GROUP BY "id"'
+STATIONS_QUERY: Final = (
+    'SELECT last("station") AS "station" FROM "meta" WHERE "site" = $site '
+    'AND "kind" = \'water\' GROUP BY "device", "district"'
+)
 REFILL_QUERY: Final = (
     'SELECT "level_cm", "qc" FROM "water" WHERE "site" = $site AND time > $since '
     'GROUP BY "device", "district"'
@@ -86,6 +101,19 @@ async def restore_alerts(db: InfluxClient, engine: Engine) -> int:
     adopted = engine.restore(open_alerts_from_rows(bodies))
     metrics.ALERTS_OPEN.set(len(engine.open_alerts()))
     return adopted
+
+
+async def refill_stations(db: InfluxClient, engine: Engine, site: str) -> int:
+    """Water stations' mounting from their stored meta, so canal stations are known
+    before the first reading (the retained meta arrives again on subscribe)."""
+    found = 0
+    for s in await db.query(STATIONS_QUERY, params={"site": site}):
+        device, district = s.tags.get("device", ""), s.tags.get("district", "")
+        for row in s.rows():
+            if device and isinstance(row.get("station"), str):
+                engine.set_station(device, district, row["station"])
+                found += 1
+    return found
 
 
 async def refill_windows(db: InfluxClient, engine: Engine, site: str, at_ms: int) -> int:
@@ -226,6 +254,7 @@ class AnalyticsService:
         ) as client:
             await client.subscribe(tele_filter(site), qos=1)
             await client.subscribe(alerts.alerts_filter(site), qos=1)
+            await client.subscribe(water_meta_filter(site), qos=1)
             _raise_if_cancelling()
             _LOG.info(
                 "analytics subscribed to %s and %s", tele_filter(site), alerts.alerts_filter(site)
@@ -281,6 +310,11 @@ class AnalyticsService:
         try:
             parsed = parse_topic(topic)
             if parsed.kind not in self.engine.kinds:
+                return 0
+            if parsed.channel is Channel.META:
+                meta = decode_meta(payload)
+                if isinstance(meta.station, str):
+                    self.engine.set_station(parsed.device, parsed.district, meta.station)
                 return 0
             readings = decode_tele(parsed, payload, now_ms())
         except ContractError as exc:
@@ -379,6 +413,7 @@ async def run(
         await db.wait_ready(attempts=60, delay_s=0.5)
         await _retrying("creating the database", db.create_database)
         adopted = await _retrying("restoring open alerts", lambda: restore_alerts(db, engine))
+        await _retrying("refilling stations", lambda: refill_stations(db, engine, settings.site))
         refilled = await _retrying(
             "refilling windows", lambda: refill_windows(db, engine, settings.site, now_ms())
         )

@@ -262,6 +262,9 @@ def decode_tele(topic: Topic, payload: bytes, now_ms: int) -> list[Reading]:
 
 # --- status and meta ------------------------------------------------------------
 DeviceState = Literal["online", "offline", "sleeping"]
+# Where a water node measures (an extension of the v1 meta record): street drains
+# report level above the road surface, canal stations above the gauge datum.
+WaterStation = Literal["drain", "canal"]
 
 
 class Status(msgspec.Struct, kw_only=True):
@@ -278,6 +281,7 @@ class Meta(msgspec.Struct, kw_only=True):
     lon: Annotated[float, msgspec.Meta(ge=-180, le=180)] | Unset = UNSET
     cfg_hash: str | Unset = UNSET
     interval_s: Annotated[float, msgspec.Meta(gt=0)] | Unset = UNSET
+    station: WaterStation | Unset = UNSET
 
 
 _STATUS_DECODER: Final = msgspec.json.Decoder(Status)

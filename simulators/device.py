@@ -103,18 +103,19 @@ class VirtualDevice:
         return _encode({"state": state, "ts": int(now * 1000)})
 
     def meta_payload(self) -> bytes:
-        return _encode(
-            {
-                "fw": FW_VERSION,
-                "hw": HW,
-                "boot": self.boot,
-                "reset_cause": "power_on",
-                "lat": self.spec.lat,
-                "lon": self.spec.lon,
-                "cfg_hash": self.cfg_hash(),
-                "interval_s": self.interval_s,
-            }
-        )
+        meta: dict[str, Any] = {
+            "fw": FW_VERSION,
+            "hw": HW,
+            "boot": self.boot,
+            "reset_cause": "power_on",
+            "lat": self.spec.lat,
+            "lon": self.spec.lon,
+            "cfg_hash": self.cfg_hash(),
+            "interval_s": self.interval_s,
+        }
+        if self.spec.kind is Kind.WATER:
+            meta["station"] = "canal" if self.spec.variant == "canal" else "drain"
+        return _encode(meta)
 
     def cfg_hash(self) -> str:
         cfg = _encode({"interval_s": self.interval_s, "kind": self.spec.kind.value})

@@ -284,3 +284,28 @@ async def test_windows_refill_from_stored_readings(settings: Settings) -> None:
             consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await consumer
+
+
+async def test_canal_station_announced_in_meta_raises_no_street_alert(settings: Settings) -> None:
+    site = settings.site
+    watcher = Watcher()
+    async with make_client(settings, identifier=f"{site}-probe3") as probe:
+        # The retained meta is there before analytics starts, as after a restart.
+        await probe.publish(
+            f"{site}/phuong-2/water/wl-canal/meta", b'{"station":"canal"}', qos=1, retain=True
+        )
+        async with running(settings):
+            await probe.subscribe(alerts.alerts_filter(site), qos=1)
+            consumer = asyncio.create_task(watcher.consume(probe))
+            try:
+                drains = Drains(probe, site)
+                await drains.level("wl-canal", 150, district="phuong-2")  # tide: no street flood
+                await drains.level("drain-z", 20, district="phuong-2")
+                _, event, skipped = await watcher.until(subject_is("drain-z"))
+                assert event.values == {"depth_mm": 200.0}
+                assert [e.subject for e in skipped + [event]] == ["drain-z"]
+            finally:
+                consumer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await consumer
+        await probe.publish(f"{site}/phuong-2/water/wl-canal/meta", b"", qos=1, retain=True)

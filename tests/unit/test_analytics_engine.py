@@ -60,6 +60,21 @@ def test_canal_stations_and_other_kinds_are_left_out() -> None:
     assert engine.evaluate(NOW) == []
 
 
+def test_canal_station_from_meta_is_left_out_and_its_alert_resolves() -> None:
+    engine = Engine(load_thresholds())
+    tele(engine, "s/p/water/wl-canal-1/tele", level_cm=180)  # before its meta arrived
+    (fired,) = engine.evaluate(NOW + 10)
+    assert fired.state == "firing"
+    engine.set_station("wl-canal-1", "p", "canal")
+    (resolved,) = engine.evaluate(NOW + 20)
+    assert (resolved.id, resolved.state) == (fired.id, "resolved")
+    tele(engine, "s/p/water/wl-canal-1/tele", level_cm=190, seq=2)
+    assert engine.evaluate(NOW + 30) == []
+    engine.set_station("ganh-hao", "p", "drain")  # configured canal stations stay canal
+    tele(engine, "s/p/water/ganh-hao/tele", level_cm=230)
+    assert engine.evaluate(NOW + 40) == []
+
+
 def test_restore_ignores_resolved_and_unknown_rules() -> None:
     engine = Engine(load_thresholds())
     base = alerts.AlertEvent(

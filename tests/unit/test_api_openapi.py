@@ -46,4 +46,6 @@ def test_committed_openapi_matches_the_code(tmp_path: Path) -> None:
     committed = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
     fresh = tmp_path / "openapi.json"
     export(fresh)
-    assert committed.read_text() == fresh.read_text(), "docs/openapi.json is stale: run `make openapi`"
+    assert committed.read_text() == fresh.read_text(), (
+        "docs/openapi.json is stale: run `make openapi`"
+    )
