@@ -303,7 +303,7 @@ async def test_canal_station_announced_in_meta_raises_no_street_alert(settings: 
                 await drains.level("drain-z", 20, district="phuong-2")
                 _, event, skipped = await watcher.until(subject_is("drain-z"))
                 assert event.values == {"depth_mm": 200.0}
-                assert [e.subject for e in skipped + [event]] == ["drain-z"]
+                assert [e.subject for e in [*skipped, event]] == ["drain-z"]
             finally:
                 consumer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
