@@ -19,7 +19,9 @@ precision is milliseconds throughout.
     ``lon``, ``cfg_hash``, ``interval_s`` as sent.
 ``devices`` (the registry)
     tag ``device``; fields ``site``, ``district``, ``kind``, ``last_seen``
-    (ms).  One point per device per ingest flush that saw it.
+    (ms).  Written when ingest first sees a device, when its district or kind
+    changes, and then at most every 30 s while it reports, so ``last_seen`` is
+    accurate to 30 s.
 ``deadletters``
     tag ``reason``; fields ``topic``, ``payload`` (truncated, UTF-8 with
     replacement) and ``detail``.

@@ -35,6 +35,11 @@ WRITE_SECONDS = Histogram("deltasense_ingest_write_seconds", "InfluxDB batch wri
 WRITE_RETRIES = Counter("deltasense_ingest_write_retries_total", "Batch writes retried")
 
 
+# A device's registry point (its `last_seen`) is rewritten at most this often, so
+# the registry costs one point per device per interval, not one per reading.
+REGISTRY_INTERVAL_MS = 30_000
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -55,6 +60,7 @@ class Ingest:
         self.pipeline = Pipeline(settings.site)
         self._batch = _Batch()
         self._lock = asyncio.Lock()
+        self._registered: dict[str, tuple[Topic, int]] = {}  # device → (topic, written at)
         self.connected = asyncio.Event()
 
     async def run(self) -> None:
@@ -132,12 +138,30 @@ class Ingest:
             # Messages keep arriving while we write: they go into a fresh batch.
             self._batch = _Batch()
             stamp = now_ms()
+            registry = self._registry_due(batch.seen, stamp)
             lines = batch.lines + [
-                points.device_line(topic, seen, stamp) for topic, seen in batch.seen.values()
+                points.device_line(topic, seen, stamp) for topic, seen in registry.values()
             ]
             await self._write(lines)
+            for device, (topic, _) in registry.items():
+                self._registered[device] = (topic, stamp)
             for mid, qos in batch.acks:
                 client._client.ack(mid, qos)
+
+    def _registry_due(
+        self, seen: dict[str, tuple[Topic, int]], stamp: int
+    ) -> dict[str, tuple[Topic, int]]:
+        """Devices whose registry point is new, changed (moved district) or stale."""
+        due = {}
+        for device, (topic, last_seen) in seen.items():
+            known = self._registered.get(device)
+            moved = known is not None and (known[0].district, known[0].kind) != (
+                topic.district,
+                topic.kind,
+            )
+            if known is None or moved or stamp - known[1] >= REGISTRY_INTERVAL_MS:
+                due[device] = (topic, last_seen)
+        return due
 
     async def _write(self, lines: list[str]) -> None:
         delay = backoff_delays(0.2, 10.0)

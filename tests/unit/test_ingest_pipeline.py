@@ -58,3 +58,20 @@ def test_status_and_meta_lines() -> None:
     assert meta.lines == [] and meta.deadletter is None
     bad = pipe.handle("baclieu/p1/lamp/l-1/meta", b'{"lat":"north"}', NOW)
     assert bad.deadletter == "schema"
+
+
+def test_registry_points_are_throttled_per_device() -> None:
+    from deltasense.contract import parse_topic
+    from deltasense.settings import Settings
+    from ingest.service import REGISTRY_INTERVAL_MS, Ingest
+
+    ingest = Ingest(Settings(), influx=None)  # type: ignore[arg-type]  # no I/O here
+    tele = parse_topic("baclieu/p1/water/d-1/tele")
+    status = parse_topic("baclieu/p1/water/d-1/status")
+    moved = parse_topic("baclieu/p2/water/d-1/tele")
+    assert set(ingest._registry_due({"d-1": (tele, NOW)}, NOW)) == {"d-1"}  # first sight
+    ingest._registered["d-1"] = (tele, NOW)
+    assert ingest._registry_due({"d-1": (status, NOW + 1000)}, NOW + 1000) == {}
+    assert set(ingest._registry_due({"d-1": (moved, NOW + 1000)}, NOW + 1000)) == {"d-1"}
+    later = NOW + REGISTRY_INTERVAL_MS
+    assert set(ingest._registry_due({"d-1": (tele, later)}, later)) == {"d-1"}
