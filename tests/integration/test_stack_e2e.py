@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -247,3 +248,55 @@ def test_down_leaves_no_process_behind(stack: Stack) -> None:
     while time.monotonic() < deadline and any(_alive(p) for p in children | {supervisor}):
         time.sleep(0.1)
     assert [p for p in children | {supervisor} if _alive(p)] == []
+
+
+def test_demo_in_the_foreground_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+    """`make demo` runs `deltasense up --simulate N` in the foreground; Ctrl-C in the
+    terminal sends SIGINT to its process group and must leave nothing running."""
+    env = {
+        **os.environ,
+        "DELTASENSE_CONFIG": os.devnull,
+        "DELTASENSE_VAR_DIR": str(tmp_path / "var"),
+        "DELTASENSE_MQTT_PORT": str(free_port()),
+        "DELTASENSE_INFLUX_PORT": str(free_port()),
+        "DELTASENSE_INFLUX_RPC_PORT": str(free_port()),
+        "DELTASENSE_API_PORT": str(free_port()),
+        "DELTASENSE_INGEST_METRICS_PORT": str(free_port()),
+        "DELTASENSE_ANALYTICS_METRICS_PORT": str(free_port()),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deltasense.cli", "up", "--simulate", "3", "--rate", "1"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, like a terminal's foreground job
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "Press Ctrl-C to stop" in line or not line:
+                break
+        output = "".join(lines)
+        assert "DeltaSense is up" in output, output
+        assert "console" in output and "/docs" in output
+        token = (tmp_path / "var" / "admin-token").read_text().strip()
+        assert token and token in output
+        children = _children(proc.pid)
+        assert len(children) >= 6  # broker, database, ingest, analytics, api, simulator
+        os.killpg(proc.pid, signal.SIGINT)
+        rest, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, rest
+        assert "all services stopped" in rest
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(p) for p in children):
+            time.sleep(0.1)
+        assert [p for p in children if _alive(p)] == []
+    finally:
+        if proc.poll() is None:  # pragma: no cover - cleanup after a failed assertion
+            os.killpg(proc.pid, signal.SIGKILL)
