@@ -10,6 +10,7 @@ rather than written wrongly; platform tags are grammar-checked identifiers anywa
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -22,13 +23,23 @@ class LineProtocolError(ValueError):
     """A point that cannot be represented in line protocol."""
 
 
-_MEAS_ESCAPE: Final = str.maketrans({",": r"\,", " ": r"\ "})
-_KEY_ESCAPE: Final = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
+class _Table(dict[int, str]):
+    """A str.translate table that can key a cache (compared by identity)."""
+
+    __hash__ = object.__hash__  # type: ignore[assignment]
+    __eq__ = object.__eq__
+
+
+_MEAS_ESCAPE: Final = _Table(str.maketrans({",": r"\,", " ": r"\ "}))
+_KEY_ESCAPE: Final = _Table(str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "}))
 _STR_ESCAPE: Final = str.maketrans({"\\": "\\\\", '"': '\\"'})
 _FORBIDDEN_IN_NAMES: Final = re.compile(r"[\n\r\\\x00]")
 
 
-def _name(value: str, table: dict[int, str], what: str) -> str:
+@functools.lru_cache(maxsize=65_536)
+def _name(value: str, table: _Table, what: str) -> str:
+    # Cached: the same few field names and device ids recur in every batch, and
+    # escaping them was most of the cost of encoding a point.
     if not value:
         raise LineProtocolError(f"empty {what}")
     if _FORBIDDEN_IN_NAMES.search(value):

@@ -1,0 +1,1 @@
+"""Benchmarks run by `make bench`; results and how to read them in docs/BENCHMARKS.md."""

@@ -1,0 +1,20 @@
+"""`python -m bench`: run every benchmark and print a report."""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+from bench import ingest_decode
+
+
+def main() -> None:
+    print(
+        f"# DeltaSense benchmarks — {platform.processor() or platform.machine()}, "
+        f"Python {sys.version.split()[0]}, {platform.system()} {platform.release()}"
+    )
+    ingest_decode.main()
+
+
+if __name__ == "__main__":
+    main()
