@@ -35,7 +35,13 @@ from deltasense.contract import (
     decode_tele,
     parse_topic,
 )
-from deltasense.influx import InfluxClient, InfluxError, InfluxRequestError, InfluxUnavailable
+from deltasense.influx import (
+    InfluxClient,
+    InfluxError,
+    InfluxRequestError,
+    InfluxUnavailable,
+    influx_client,
+)
 from deltasense.lineprotocol import LineProtocolError, encode_point
 from deltasense.mqtt import make_client, run_forever
 from deltasense.service import start_metrics_server
@@ -402,14 +408,7 @@ async def run(
     """The whole service; runs until cancelled.  ``ready`` is set once it is subscribed."""
     engine = Engine(thresholds or load_thresholds(settings.thresholds_file))
     start_metrics_server(settings.analytics_metrics_port, _LOG)
-    async with InfluxClient(
-        url=settings.influx_base_url,
-        database=settings.influx_db,
-        username=settings.influx_username,
-        password=settings.influx_password,
-        timeout_s=settings.influx_timeout_s,
-        logger=_LOG,
-    ) as db:
+    async with influx_client(settings, logger=_LOG) as db:
         await db.wait_ready(attempts=60, delay_s=0.5)
         await _retrying("creating the database", db.create_database)
         adopted = await _retrying("restoring open alerts", lambda: restore_alerts(db, engine))

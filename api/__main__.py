@@ -9,8 +9,8 @@ from types import FrameType
 
 import uvicorn
 
-from api.app import create_app, open_influx
-from deltasense.influx import InfluxUnavailable
+from api.app import create_app
+from deltasense.influx import InfluxUnavailable, influx_client
 from deltasense.service import setup_logging
 from deltasense.settings import Settings, load_settings
 
@@ -20,7 +20,7 @@ SHUTDOWN_GRACE_S = 3
 
 async def serve(settings: Settings) -> None:
     """Wait for InfluxDB (bounded), make sure the database exists, then serve."""
-    async with open_influx(settings) as db:
+    async with influx_client(settings) as db:
         await db.wait_ready()
         await db.create_database()
         app = create_app(settings, influx=db)

@@ -20,20 +20,10 @@ from api.metrics import MetricsMiddleware, RequestMetrics
 from api.routes import api_router, console, health
 from api.routes.console import STATIC_DIR
 from api.store import Database
-from deltasense.influx import InfluxClient, InfluxError, InfluxUnavailable
+from deltasense.influx import InfluxError, InfluxUnavailable, influx_client
 from deltasense.settings import Settings
 
 _LOG = logging.getLogger(__name__)
-
-
-def open_influx(settings: Settings) -> InfluxClient:
-    return InfluxClient(
-        url=settings.influx_base_url,
-        database=settings.influx_db,
-        username=settings.influx_username,
-        password=settings.influx_password,
-        timeout_s=settings.influx_timeout_s,
-    )
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -77,7 +67,7 @@ def create_app(settings: Settings, *, influx: Database | None = None) -> FastAPI
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        owned = open_influx(settings) if ctx.db is None else None
+        owned = influx_client(settings, logger=_LOG) if ctx.db is None else None
         if owned is not None:
             ctx.db = owned
         link = asyncio.create_task(ctx.hub.run(), name="api-mqtt")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from deltasense.contract import Kind, decode_tele, parse_topic
+from deltasense.contract import Kind, Topic, decode_tele, parse_topic
 from deltasense.lineprotocol import encode_point
 from deltasense.qc import out_of_range
 from ingest.pipeline import Pipeline
@@ -123,20 +123,16 @@ _COMMON = {"seq", "boot", "ts", "hist"}
 
 def pydantic_handle(topic: str, payload: bytes) -> str:
     parsed = parse_topic(topic)
-    reading = _MODELS[parsed.kind].model_validate_json(payload)
-    fields = {k: v for k, v in reading.model_dump(exclude_none=True).items() if k not in _COMMON}
-    flagged = ",".join(out_of_range(parsed.kind, fields))
-    fields |= {"seq": reading.seq, "boot": reading.boot}
-    if flagged:
-        fields["qc"] = flagged
-    tags = {"site": parsed.site, "district": parsed.district, "device": parsed.device}
-    return encode_point(parsed.kind.value, tags, fields, reading.ts or NOW)
+    return _to_line(parsed, _MODELS[parsed.kind].model_validate_json(payload))
 
 
 def stdlib_json_handle(topic: str, payload: bytes) -> str:
     """json.loads then the pydantic model on the dict: the other common way."""
     parsed = parse_topic(topic)
-    reading = _MODELS[parsed.kind].model_validate(json.loads(payload))
+    return _to_line(parsed, _MODELS[parsed.kind].model_validate(json.loads(payload)))
+
+
+def _to_line(parsed: Topic, reading: _Base) -> str:
     fields = {k: v for k, v in reading.model_dump(exclude_none=True).items() if k not in _COMMON}
     flagged = ",".join(out_of_range(parsed.kind, fields))
     fields |= {"seq": reading.seq, "boot": reading.boot}

@@ -18,6 +18,7 @@ import httpx
 import msgspec
 
 from deltasense.lineprotocol import encode_lines
+from deltasense.settings import Settings
 
 _LOG = logging.getLogger(__name__)
 
@@ -70,6 +71,18 @@ class _Response(msgspec.Struct):
 
 
 _RESPONSE = msgspec.json.Decoder(_Response)
+
+
+def influx_client(settings: Settings, *, logger: logging.Logger | None = None) -> InfluxClient:
+    """A client for the configured server and database."""
+    return InfluxClient(
+        url=settings.influx_base_url,
+        database=settings.influx_db,
+        username=settings.influx_username,
+        password=settings.influx_password,
+        timeout_s=settings.influx_timeout_s,
+        logger=logger,
+    )
 
 
 class InfluxClient:

@@ -20,7 +20,7 @@ import aiomqtt
 from prometheus_client import Counter, Histogram
 
 from deltasense.contract import Topic
-from deltasense.influx import InfluxClient, InfluxRequestError, InfluxUnavailable
+from deltasense.influx import InfluxClient, InfluxRequestError, InfluxUnavailable, influx_client
 from deltasense.mqtt import backoff_delays, make_client, run_forever
 from deltasense.settings import Settings
 from ingest import points
@@ -199,14 +199,7 @@ class Ingest:
 
 async def serve(settings: Settings) -> None:
     """Run ingest until cancelled: wait for InfluxDB, create the database, consume."""
-    async with InfluxClient(
-        url=settings.influx_base_url,
-        database=settings.influx_db,
-        username=settings.influx_username,
-        password=settings.influx_password,
-        timeout_s=settings.influx_timeout_s,
-        logger=_LOG,
-    ) as influx:
+    async with influx_client(settings, logger=_LOG) as influx:
         await influx.wait_ready()
         await influx.create_database()
         await Ingest(settings, influx).run()

@@ -10,13 +10,14 @@ other's data.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from deltasense.devstack import Stack, free_port, influxdb_process, mosquitto_process
+from deltasense.influx import InfluxClient, influx_client
 from deltasense.settings import Settings
 
 
@@ -55,6 +56,14 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     )
     with stack:
         yield found
+
+
+@pytest.fixture
+async def influx(settings: Settings) -> AsyncIterator[InfluxClient]:
+    """A client on the test's own database, created empty."""
+    async with influx_client(settings) as db:
+        await db.create_database()
+        yield db
 
 
 @pytest.fixture

@@ -23,13 +23,6 @@ from tests.support import eventually, now_ms
 
 
 @pytest.fixture
-async def influx(settings: Settings) -> AsyncIterator[InfluxClient]:
-    async with InfluxClient(url=settings.influx_base_url, database=settings.influx_db) as db:
-        await db.create_database()
-        yield db
-
-
-@pytest.fixture
 async def ingest(settings: Settings, influx: InfluxClient) -> AsyncIterator[Ingest]:
     service = Ingest(settings, influx)
     task = asyncio.create_task(service.run())

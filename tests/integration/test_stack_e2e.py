@@ -53,6 +53,27 @@ def _alive(pid: int) -> bool:
     return stat.split()[2] != "Z"
 
 
+def stack_env(var_dir: Path) -> dict[str, str]:
+    """Environment for a stack of its own: free ports, its own var dir, no TOML file."""
+    ports = {
+        name: str(free_port())
+        for name in (
+            "MQTT_PORT",
+            "INFLUX_PORT",
+            "INFLUX_RPC_PORT",
+            "API_PORT",
+            "INGEST_METRICS_PORT",
+            "ANALYTICS_METRICS_PORT",
+        )
+    }
+    return {
+        **os.environ,
+        "DELTASENSE_CONFIG": os.devnull,
+        "DELTASENSE_VAR_DIR": str(var_dir),
+        **{f"DELTASENSE_{name}": port for name, port in ports.items()},
+    }
+
+
 class Stack:
     def __init__(self, env: dict[str, str], root: Path) -> None:
         self.env = env
@@ -108,17 +129,8 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     assert shutil.which("mosquitto_pub"), "mosquitto_pub missing: run make bootstrap"
     root = tmp_path_factory.mktemp("stack")
-    env = {
-        **os.environ,
-        "DELTASENSE_CONFIG": os.devnull,
+    env = stack_env(root / "var") | {
         "DELTASENSE_SITE": "baclieu",
-        "DELTASENSE_VAR_DIR": str(root / "var"),
-        "DELTASENSE_MQTT_PORT": str(free_port()),
-        "DELTASENSE_INFLUX_PORT": str(free_port()),
-        "DELTASENSE_INFLUX_RPC_PORT": str(free_port()),
-        "DELTASENSE_API_PORT": str(free_port()),
-        "DELTASENSE_INGEST_METRICS_PORT": str(free_port()),
-        "DELTASENSE_ANALYTICS_METRICS_PORT": str(free_port()),
         "DELTASENSE_ADMIN_TOKEN": ADMIN,
         "DELTASENSE_INGEST_FLUSH_INTERVAL_S": "0.2",
     }
@@ -253,17 +265,7 @@ def test_down_leaves_no_process_behind(stack: Stack) -> None:
 def test_demo_in_the_foreground_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     """`make demo` runs `deltasense up --simulate N` in the foreground; Ctrl-C in the
     terminal sends SIGINT to its process group and must leave nothing running."""
-    env = {
-        **os.environ,
-        "DELTASENSE_CONFIG": os.devnull,
-        "DELTASENSE_VAR_DIR": str(tmp_path / "var"),
-        "DELTASENSE_MQTT_PORT": str(free_port()),
-        "DELTASENSE_INFLUX_PORT": str(free_port()),
-        "DELTASENSE_INFLUX_RPC_PORT": str(free_port()),
-        "DELTASENSE_API_PORT": str(free_port()),
-        "DELTASENSE_INGEST_METRICS_PORT": str(free_port()),
-        "DELTASENSE_ANALYTICS_METRICS_PORT": str(free_port()),
-    }
+    env = stack_env(tmp_path / "var")
     proc = subprocess.Popen(
         [sys.executable, "-m", "deltasense.cli", "up", "--simulate", "3", "--rate", "1"],
         env=env,
