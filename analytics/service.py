@@ -407,7 +407,7 @@ async def run(
 ) -> None:
     """The whole service; runs until cancelled.  ``ready`` is set once it is subscribed."""
     engine = Engine(thresholds or load_thresholds(settings.thresholds_file))
-    start_metrics_server(settings.analytics_metrics_port, _LOG)
+    start_metrics_server(settings.analytics_metrics_port, _LOG, settings.metrics_host)
     async with influx_client(settings, logger=_LOG) as db:
         await db.wait_ready(attempts=60, delay_s=0.5)
         await _retrying("creating the database", db.create_database)

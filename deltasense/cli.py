@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, NoReturn
@@ -15,6 +14,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from api.auth import Role
 from deltasense.devstack import ServiceError
 from deltasense.settings import ConfigFileError, Settings, load_settings
 
@@ -187,6 +187,12 @@ def status() -> None:
         "influxdb": http_ok(f"{settings.influx_base_url}/ping"),
         "api": http_ok(f"{settings.api_base_url}/healthz"),
     }
+    for name, port in (
+        ("ingest", settings.ingest_metrics_port),
+        ("analytics", settings.analytics_metrics_port),
+    ):
+        if port:  # without a metrics port there is nothing to ask
+            checks[name] = http_ok(f"http://{settings.metrics_host}:{port}/metrics")
     for name, ok in checks.items():
         out.print(f"  {'[green]up[/]' if ok else '[red]down[/]':>14}  {name}")
     if not all(checks.values()):
@@ -224,26 +230,33 @@ def simulate_cmd(
     out.print(f"done: {stats}")
 
 
-class Role(StrEnum):
-    viewer = "viewer"
-    operator = "operator"
-    admin = "admin"
-
-
 @token_app.command("add")
 def token_add(
     name: Annotated[str, typer.Option(help="Who or what the token is for.")],
-    role: Annotated[Role, typer.Option(help="viewer < operator < admin.")] = Role.viewer,
+    role: Annotated[Role, typer.Option(help="viewer < operator < admin.")] = Role.VIEWER,
 ) -> None:
     """Create an API token; it is printed once and stored only as a hash."""
     from api.auth import add_token
 
     settings = _settings()
     try:
-        token = add_token(settings.var_dir, name, role.value)
+        token = add_token(settings.var_dir, name, role)
     except ValueError as exc:
         _fail(str(exc))
     out.print(token)
+
+
+@token_app.command("remove")
+def token_remove(
+    name: Annotated[str, typer.Option(help="Revoke every token with this name.")],
+) -> None:
+    """Revoke API tokens by name (the API notices without a restart)."""
+    from api.auth import remove_tokens
+
+    removed = remove_tokens(_settings().var_dir, name)
+    if not removed:
+        _fail(f"no token named {name!r}", code=1)
+    out.print(f"revoked {removed} token(s) named {name!r}")
 
 
 @app.command()
