@@ -1,0 +1,81 @@
+# firmware-test: micropython
+"""ds.config: defaults, local file, remote cfg validation, atomic persistence, hash."""
+
+import json
+
+from ds import config
+from fwtest import raises, tmpdir
+
+
+def _cfg(local: "dict | None" = None) -> config.Config:
+    d = tmpdir()
+    if local is not None:
+        with open(d + "/config.json", "w") as f:
+            f.write(json.dumps(local))
+    return config.Config(d + "/config.json", d + "/cfg_remote.json")
+
+
+def test_defaults_then_local_file() -> None:
+    c = _cfg({"device": "wx-7", "kind": "water", "mount_mm": 3000})
+    assert c["device"] == "wx-7" and c["kind"] == "water" and c["mount_mm"] == 3000
+    assert c["interval_s"] == config.DEFAULTS["interval_s"]
+    assert c.errors == []
+
+
+def test_bad_local_file_keeps_defaults_and_says_why() -> None:
+    c = _cfg({"device": "Bad Id!"})
+    assert c["device"] == config.DEFAULTS["device"]
+    assert len(c.errors) == 1 and "device" in c.errors[0]
+
+
+def test_remote_cfg_applies_persists_and_changes_hash() -> None:
+    c = _cfg({"device": "lamp-3", "kind": "lamp"})
+    before = c.hash
+    ok, err = c.apply_remote(b'{"interval_s": 120, "dim_profile": {"23:00": 40, "05:30": 100}}')
+    assert ok and err is None
+    assert c["interval_s"] == 120 and c["dim_profile"] == {"23:00": 40, "05:30": 100}
+    assert c.hash != before and len(c.hash) == 12
+    reloaded = config.Config(c.local_path, c.remote_path)
+    assert reloaded["interval_s"] == 120 and reloaded.hash == c.hash
+    assert reloaded["device"] == "lamp-3"
+
+
+def test_malformed_remote_cfg_leaves_old_config() -> None:
+    c = _cfg()
+    assert c.apply_remote(b'{"interval_s": 90}')[0]
+    h = c.hash
+    bad = [
+        b"not json",
+        b"[1, 2]",
+        b'{"interval_s": "60"}',
+        b'{"interval_s": 2}',
+        b'{"interval_s": true}',
+        b'{"interval_s": 60, "mqtt_pass": "x"}',
+        b'{"device": "other"}',
+        b'{"colour": "red"}',
+        b'{"dim_profile": {"25:00": 50}}',
+        b'{"dim_profile": {"22:00": 150}}',
+        b'{"lat": 91}',
+        b'{"photocell_on_lux": 100}',
+    ]
+    for payload in bad:
+        ok, err = c.apply_remote(payload)
+        assert not ok and err, payload
+        assert c["interval_s"] == 90 and c.hash == h
+    assert config.Config(c.local_path, c.remote_path)["interval_s"] == 90
+
+
+def test_hash_ignores_secrets_and_key_order() -> None:
+    a = {"b": 1, "a": [1, 2], "wifi_pass": "x"}
+    b = {"a": [1, 2], "b": 1, "wifi_pass": "y"}
+    assert config.config_hash(a) == config.config_hash(b)
+    assert config.config_hash(a) != config.config_hash({"a": [1, 2], "b": 2})
+
+
+def test_check_value_ranges() -> None:
+    config.check_value("broker_port", 8883)
+    raises(config.ConfigError, config.check_value, "broker_port", 0)
+    raises(config.ConfigError, config.check_value, "station", "river")
+    raises(config.ConfigError, config.check_value, "nope", 1)
+    config.check_value("lat", None)
+    config.check_value("mount_mm", 1500.5)
