@@ -9,7 +9,6 @@ retained ``offline`` status on a clean stop.
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import math
 import random
@@ -20,13 +19,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-import aiomqtt
-
-from deltasense.contract import Channel, Kind
-from deltasense.mqtt import make_client, run_forever
+from deltasense.contract import Kind
 from deltasense.settings import Settings
 from simulators.city import MAX_DEVICES, place_devices
-from simulators.device import WILL_PAYLOAD, VirtualDevice
+from simulators.device import VirtualDevice
 
 _LOG = logging.getLogger(__name__)
 
@@ -41,6 +37,7 @@ _PROGRESS_EVERY_S: Final = 1.0
 _CONNECT_SPREAD_S_PER_DEVICE: Final = 0.01
 _CONNECT_SPREAD_MAX_S: Final = 10.0
 _SPARE_FDS: Final = 256
+_BACKOFF_CAP_S: Final = 5.0  # a simulated city comes back quickly after a broker restart
 
 
 @dataclass
@@ -72,122 +69,71 @@ def validate_args(devices: int, rate: float, duration: float | None) -> None:
         raise ValueError(f"duration must be a positive number of seconds, got {duration}")
 
 
-class _Stopped(Exception):
-    """Ends ``run_forever`` after a device's clean stop."""
-
-
-class _Phase(enum.Enum):
-    WAITING = "waiting"  # start delay or reconnect backoff: safe to cancel
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-
-
 class _DeviceRunner:
-    """One device's connection life: sessions until the stop event, then a clean goodbye."""
+    """One virtual device's life: the firmware node runs until the stop event,
+    then says goodbye (retained ``offline``); a firmware reset boots it again."""
 
     def __init__(
         self,
-        settings: Settings,
         device: VirtualDevice,
         *,
-        period_s: float,
         start_delay_s: float,
-        phase_s: float,
         stats: SimStats,
         stop: asyncio.Event,
     ) -> None:
-        self._settings = settings
         self.device = device
-        self._period_s = period_s
         self._start_delay_s = start_delay_s
-        self._phase_s = phase_s
         self._stats = stats
         self._stop = stop
-        self.phase = _Phase.WAITING
-        self._pending: bytes | None = None  # a reading whose publish failed, sent first next time
-        site = settings.site
-        self._tele = device.topic(site, Channel.TELE)
-        self._status = device.topic(site, Channel.STATUS)
-        self._meta = device.topic(site, Channel.META)
+        self._counted = (0, 0, 0)  # (sent, connects, errors) already in stats
+
+    def _account(self) -> None:
+        n = self.device.node
+        sent, connects, errors = self._counted
+        self._stats.published[self.device.kind.value] += n.sent - sent
+        self._stats.connects += n.connects - connects
+        self._stats.errors += n.errors - errors
+        self._counted = (n.sent, n.connects, n.errors)
 
     async def run(self) -> None:
-        await asyncio.sleep(self._start_delay_s)
         try:
-            await run_forever(self._session, name=self.device.id, logger=_LOG)
-        except _Stopped:
-            pass
-        finally:
-            self.phase = _Phase.WAITING
-
-    async def _session(self) -> None:
-        if self._stop.is_set():
-            raise _Stopped
-        will = aiomqtt.Will(self._status, WILL_PAYLOAD, qos=1, retain=True)
-        client = make_client(
-            self._settings, identifier=self.device.id, clean_session=False, will=will
-        )
-        self.phase = _Phase.CONNECTING
-        try:
-            async with client:
-                self.phase = _Phase.CONNECTED
-                self._stats.connects += 1
-                now = time.time()
-                await self._publish(client, self._status, self.device.status_payload("online", now))
-                await self._publish(client, self._meta, self.device.meta_payload())
-                await self._until_stopped(client)
-                await self._publish(
-                    client, self._status, self.device.status_payload("offline", time.time())
-                )
-        except aiomqtt.MqttError:
-            self._stats.errors += 1
-            raise
-        finally:
-            self.phase = _Phase.WAITING
-        raise _Stopped
-
-    async def _publish(self, client: aiomqtt.Client, topic: str, payload: bytes) -> None:
-        await client.publish(topic, payload, qos=1, retain=True, timeout=_PUBLISH_TIMEOUT_S)
-
-    async def _until_stopped(self, client: aiomqtt.Client) -> None:
-        """Publish telemetry until the stop event; a lost connection raises ``MqttError``."""
-        publisher = asyncio.create_task(self._publish_tele(client))
-        stopper = asyncio.create_task(self._stop.wait())
-        try:
-            await asyncio.wait({publisher, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            await _cancel(publisher)
-            await _cancel(stopper)
-        if publisher.done() and not publisher.cancelled():
-            exc = publisher.exception()
-            if exc is not None:
-                raise exc
-
-    async def _publish_tele(self, client: aiomqtt.Client) -> None:
-        loop = asyncio.get_running_loop()
-        period = self._period_s
-        kind = self.device.kind.value
-        next_t = loop.time() + self._phase_s
+            await asyncio.sleep(self._start_delay_s)
+        except asyncio.CancelledError:
+            return
         while not self._stop.is_set():
-            delay = next_t - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if self._pending is None:
-                self._pending = self.device.tele_payload(time.time())
-            await client.publish(self._tele, self._pending, qos=1, timeout=_PUBLISH_TIMEOUT_S)
-            self._pending = None
-            self._stats.published[kind] += 1
-            next_t += period
-            behind = loop.time() - next_t
-            if behind > period:  # fell behind: drop whole ticks rather than burst
-                missed = int(behind // period)
-                self._stats.skipped += missed
-                next_t += missed * period
+            node_task = asyncio.create_task(self.device.node.run())
+            stopper = asyncio.create_task(self._stop.wait())
+            try:
+                while not node_task.done() and not stopper.done():
+                    await asyncio.wait({node_task, stopper}, timeout=_PROGRESS_EVERY_S)
+                    self._account()
+                    if self.device.reset_requested:
+                        break
+            except asyncio.CancelledError:
+                await self._goodbye(node_task)
+                raise
+            finally:
+                await _cancel(stopper)
+            await self._goodbye(node_task)
+            if node_task.done() and not node_task.cancelled():
+                exc = node_task.exception()
+                if exc is not None:
+                    raise exc
+            if self.device.reset_requested and not self._stop.is_set():
+                self.device.reboot(time.time())
+                self._counted = (0, 0, 0)
+
+    async def _goodbye(self, node_task: asyncio.Task[None]) -> None:
+        try:
+            await asyncio.wait_for(self.device.node.stop(), _STOP_TIMEOUT_S)
+        except (TimeoutError, OSError):
+            self.device.node.client.close()
+        await _cancel(node_task)
+        self._account()
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:
-    """Cancel ``task`` and wait for it to end.  Cancels again while it runs on:
-    Python 3.11's ``asyncio.wait_for`` (inside aiomqtt's publish) can swallow a
-    cancellation that races with the PUBACK."""
+    """Cancel ``task`` and wait for it to end, cancelling again while it runs on."""
     while not task.done():
         task.cancel()
         await asyncio.wait({task}, timeout=0.1)
@@ -205,27 +151,22 @@ async def _report_progress(stats: SimStats, on_progress: Callable[[SimStats], No
 
 
 async def _shutdown(runners: list[_DeviceRunner], tasks: list[asyncio.Task[None]]) -> None:
-    """Let connected devices say goodbye; cancel those waiting to (re)connect."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + _STOP_TIMEOUT_S
-    pending: set[asyncio.Task[None]] = {t for t in tasks if not t.done()}
-    while pending and loop.time() < deadline:
-        for runner, task in zip(runners, tasks, strict=True):
-            if runner.phase is _Phase.WAITING and not task.done():
-                task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=0.1)
+    """Every device says goodbye (bounded); stragglers are cancelled."""
+    pending = {t for t in tasks if not t.done()}
     if pending:
-        _LOG.warning(
-            "%d device tasks did not stop in %.0f s; cancelling them", len(pending), _STOP_TIMEOUT_S
-        )
+        _, pending = await asyncio.wait(pending, timeout=_STOP_TIMEOUT_S + 2)
+    if pending:
+        _LOG.warning("%d device tasks did not stop in time; cancelling them", len(pending))
     await asyncio.gather(*(_cancel(t) for t in pending))
     await asyncio.gather(*tasks, return_exceptions=True)  # retrieve every outcome
+    for r in runners:
+        r.device.close()
 
 
 def _raise_fd_limit(devices: int) -> None:
     """One socket per device: lift the soft open-files limit if it is too low."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = devices + _SPARE_FDS
+    want = 2 * devices + _SPARE_FDS  # a socket and an open spool file each
     if soft != resource.RLIM_INFINITY and soft < want:
         new = want if hard == resource.RLIM_INFINITY else min(want, hard)
         try:
@@ -270,11 +211,22 @@ async def simulate(
     rng.shuffle(slots)
     runners = [
         _DeviceRunner(
-            settings,
-            VirtualDevice(spec, boot=boot, boot_ts=now, interval_s=period),
-            period_s=period,
-            start_delay_s=spread * slot / devices,
-            phase_s=rng.uniform(0.0, period),
+            VirtualDevice(
+                spec,
+                boot=boot,
+                boot_ts=now,
+                interval_s=period,
+                site=settings.site,
+                host=settings.mqtt_host,
+                port=settings.mqtt_port,
+                live=True,
+                user=settings.mqtt_username,
+                password=settings.mqtt_password,
+                keepalive_s=settings.mqtt_keepalive_s,
+                backoff_cap_s=_BACKOFF_CAP_S,
+            ),
+            # Spread connections, and the sampling phases over one period.
+            start_delay_s=spread * slot / devices + rng.uniform(0.0, period),
             stats=stats,
             stop=stop,
         )

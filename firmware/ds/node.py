@@ -153,6 +153,7 @@ class Node:
         self.supervisor = wdt.Supervisor()
         self.stopping = False
         self.connects = 0
+        self.errors = 0  # failed connects and lost sessions
         self.sent = 0  # readings confirmed by the broker
         self.last_broker = clock.ticks_ms()
         self._wake = asyncio.Event()  # new reading or ack to send
@@ -231,7 +232,8 @@ class Node:
         pct = 100.0
         now = self.wall.now_ms()
         if now is not None:
-            pct = profile_pct(self._steps, clock.local_minutes(now, 0) + cfg["tz_offset_min"])
+            minute = (clock.local_minutes(now, 0) + cfg["tz_offset_min"]) % 1440
+            pct = profile_pct(self._steps, minute)
         ov = self.dim_override
         if ov is not None:
             if ov[1] is not None and clock.ticks_diff(clock.ticks_ms(), ov[1]) >= 0:
@@ -353,6 +355,7 @@ class Node:
                 attempt = 0
                 await self._session()
             except OSError as exc:
+                self.errors += 1
                 print("mqtt:", repr(exc))
             self.client.close()
             if self.stopping:
@@ -405,9 +408,9 @@ class Node:
 
     async def run(self) -> None:
         self._tasks = [
+            asyncio.create_task(self._timekeeper()),  # first: NTP before the first reading
             asyncio.create_task(self._sampler()),
             asyncio.create_task(self._network()),
-            asyncio.create_task(self._timekeeper()),
             asyncio.create_task(self._guard()),
         ]
         if self.kind == "lamp":
