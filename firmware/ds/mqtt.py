@@ -109,14 +109,24 @@ class StreamTransport:
         self._w = writer
 
     async def recv(self, n: int) -> bytes:
-        data = await self._r.readexactly(n)
+        try:
+            data = await self._r.readexactly(n)
+        except OSError:
+            raise
+        except EOFError:  # CPython's IncompleteReadError: one failure type, OSError
+            raise OSError("connection closed") from None
         if len(data) != n:  # MicroPython may return short at EOF
             raise OSError("connection closed")
         return bytes(data)
 
     async def send(self, data: bytes) -> None:
-        self._w.write(data)
-        await self._w.drain()
+        try:
+            self._w.write(data)
+            await self._w.drain()
+        except OSError:
+            raise
+        except (EOFError, RuntimeError) as exc:  # e.g. writing to a closed transport
+            raise OSError(repr(exc)) from None
 
     def close(self) -> None:
         try:
