@@ -8,7 +8,7 @@ DEMO_DEVICES ?= 40
 DEMO_RATE ?= 0.2
 PKGS := deltasense ingest analytics api simulators
 
-.PHONY: help bootstrap test test-unit test-integration lint format typecheck demo up down status openapi bench clean
+.PHONY: firmware help bootstrap test test-unit test-integration lint format typecheck demo up down status openapi bench clean
 
 help:
 	@echo "make demo   - run the platform with a simulated city (Ctrl-C stops everything)"
@@ -56,6 +56,9 @@ openapi: bootstrap
 
 bench: bootstrap
 	$(PY) -m bench
+
+firmware: bootstrap
+	$(PY) firmware/build.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -67,3 +67,17 @@ if [ ! -f "$npm_stamp" ] || [ "$(cat "$npm_stamp")" != "$npm_want" ]; then
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
   echo "$npm_want" > "$npm_stamp"
 fi
+
+# --- MicroPython stub environments for mypy of firmware/ (one per port: the
+# stub packages overwrite each other's modules) --------------------------------
+STUBS_VERSION=1.27.0.post1
+for port in esp32 rp2; do
+  dir=".venv-stubs/$port"
+  if [ "$(cat "$dir/.version" 2>/dev/null)" != "$STUBS_VERSION" ]; then
+    echo "bootstrap: installing micropython-$port-stubs==$STUBS_VERSION into $dir"
+    rm -rf "$dir"
+    "$VENV/bin/python" -m pip install -q --target "$dir" "micropython-$port-stubs==$STUBS_VERSION" \
+      >"$VENV/pip-stubs-$port.log" 2>&1 || { tail -n 20 "$VENV/pip-stubs-$port.log" >&2; exit 1; }
+    echo "$STUBS_VERSION" > "$dir/.version"
+  fi
+done

@@ -18,10 +18,8 @@ import json
 
 from ds import encode
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:
-    TYPE_CHECKING = False
+# MicroPython has no typing module; mypy treats this name as True.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
 
@@ -36,7 +34,7 @@ def _is_num(v: "Any") -> bool:
 def check_args(name: str, args: "dict[str, Any]") -> "str | None":
     """Why ``args`` are wrong for ``name``, or None when they are fine."""
     if name == "set_dim":
-        pct = args.get("pct")
+        pct: "Any" = args.get("pct")
         if not _is_num(pct) or not 0 <= pct <= 100:
             return "set_dim needs pct 0..100"
     elif name == "set_interval":
@@ -124,10 +122,13 @@ class Commands:
 
     def handle(self, payload: bytes) -> bytes:
         """A ``cmd`` payload in, its ``ack`` payload out (always)."""
+        cmd_id = ""
+        ok = False
+        err: "str | None" = "command is not JSON"
         try:
             msg = json.loads(payload)
         except ValueError:
-            cmd_id, ok, err = "", False, "command is not JSON"
+            pass
         else:
             cmd_id, ok, err = self.run(msg)
         return encode.ack(cmd_id, ok, err, self.now_ms())

@@ -15,10 +15,8 @@ import json
 
 from ds import hal
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:
-    TYPE_CHECKING = False
+# MicroPython has no typing module; mypy treats this name as True.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
@@ -164,7 +162,7 @@ def check_value(name: str, v: "Any") -> None:
             raise ConfigError("%s: one of %s" % (name, ", ".join(lo)))  # type: ignore[arg-type]
     elif kind == "str":
         if not isinstance(v, str) or not lo <= len(v) <= hi:  # type: ignore[operator]
-            raise ConfigError("%s: string of %d..%d characters" % (name, lo, hi))
+            raise ConfigError("%s: string of %s..%s characters" % (name, lo, hi))
     elif kind == "profile":
         _check_profile(v)
     else:

@@ -20,17 +20,15 @@ determined with gmtime(0)[0]" (docs.micropython.org, library/time.html,
 import os
 import time
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:  # MicroPython without the typing module
-    TYPE_CHECKING = False
+# MicroPython has no typing module; mypy treats this name as True.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
 try:  # MicroPython
     import micropython
 
-    _schedule = micropython.schedule
+    _schedule: "Any" = micropython.schedule
     MICROPYTHON = True
 except ImportError:  # CPython: run deferred work at once
     _schedule = None
@@ -188,7 +186,9 @@ def make_pin(number: int, mode: str, pull: "str | None" = None) -> "Any":
     import machine
 
     modes = {"in": machine.Pin.IN, "out": machine.Pin.OUT}
-    pulls = {None: None, "up": machine.Pin.PULL_UP, "down": machine.Pin.PULL_DOWN}
+    if pull is None:
+        return machine.Pin(number, modes[mode])
+    pulls = {"up": machine.Pin.PULL_UP, "down": machine.Pin.PULL_DOWN}
     return machine.Pin(number, modes[mode], pulls[pull])
 
 

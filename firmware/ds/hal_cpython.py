@@ -15,10 +15,8 @@ import time
 
 from ds import hal
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:
-    TYPE_CHECKING = False
+# MicroPython has no typing module; mypy treats this name as True.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
 
@@ -43,7 +41,7 @@ class SimClock:
     def _host_ms(self) -> int:
         if hasattr(time, "ticks_ms"):
             return time.ticks_ms()
-        return int(time.monotonic() * 1000)
+        return int(getattr(time, "monotonic")() * 1000)
 
     def _now(self) -> int:
         if self._realtime:

@@ -5,10 +5,8 @@ architecture (p.5), measurement procedure (p.7), lux = count / 1.2 at the
 default measurement time (p.7 "H-resolution mode" example, p.11).
 """
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:
-    TYPE_CHECKING = False
+# MicroPython has no typing module; mypy treats this name as True.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

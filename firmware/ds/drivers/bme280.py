@@ -7,10 +7,8 @@ floats on ESP32/RP2 are single precision, too coarse for the pressure formula,
 and its integers are arbitrary precision.
 """
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:
-    TYPE_CHECKING = False
+# MicroPython has no typing module; mypy treats this name as True.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

@@ -6,10 +6,8 @@ level (commonly 10 %) below which output is undefined or flickers [design;
 check the fitted driver's data sheet].
 """
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:
-    TYPE_CHECKING = False
+# MicroPython has no typing module; mypy treats this name as True.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

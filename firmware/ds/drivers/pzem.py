@@ -7,10 +7,8 @@ input registers), 2.4 register map, 2.6 CRC (Modbus CRC-16). CRC-16/MODBUS
 Line spec v1.02, section 6.2.2.
 """
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:
-    TYPE_CHECKING = False
+# MicroPython has no typing module; mypy treats this name as True.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

@@ -6,10 +6,8 @@ ADC reference, the ADC sees ``R / (R + pullup)`` of full scale; the reading
 is matched to the nearest table entry.
 """
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:
-    TYPE_CHECKING = False
+# MicroPython has no typing module; mypy treats this name as True.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
