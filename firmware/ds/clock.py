@@ -70,7 +70,12 @@ def use(hw_clock: "Any", virtual: "Any" = None) -> None:
 def hw() -> "Any":
     global _hw
     if _hw is None:
-        _hw = hal.MachineClock()
+        if hal.MICROPYTHON:
+            _hw = hal.MachineClock()
+        else:  # CPython without a chosen clock: follow the host clock
+            from ds import hal_cpython
+
+            _hw = hal_cpython.SimClock(realtime=True)
     return _hw
 
 
