@@ -272,6 +272,45 @@ def openapi(
     out.print(f"wrote {path}")
 
 
+@app.command("backtest")
+def backtest_cmd(
+    scenario: Annotated[
+        str | None, typer.Option(help="Scenario to run through the analytics engine.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Scenario seed.")] = 1,
+    start: Annotated[
+        str | None, typer.Option(help="Replay stored readings from (ISO 8601, epoch, -6h).")
+    ] = None,
+    end: Annotated[str | None, typer.Option(help="…until this time.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    html: Annotated[Path | None, typer.Option(help="Write an HTML timeline here.")] = None,
+    tolerance: Annotated[float, typer.Option(help="Matching tolerance, minutes.")] = 15.0,
+    list_: Annotated[bool, typer.Option("--list", help="Name the scenarios.")] = False,
+) -> None:
+    """Score the analytics rules on a labelled scenario, or replay stored readings."""
+    from analytics.backtest import BacktestError, run_cli, scenario_list
+
+    if list_:
+        for name, summary, hours in scenario_list():
+            out.print(f"{name:16} {hours:5.2f} h  {summary}")
+        return
+    try:
+        run_cli(
+            scenario=scenario,
+            seed=seed,
+            start=start,
+            end=end,
+            json_out=json_out,
+            html_path=html,
+            tolerance_min=tolerance,
+            settings=_settings(),
+            out=out,
+            err=console,
+        )
+    except BacktestError as exc:
+        _fail(str(exc))
+
+
 @app.command("ingest")
 def ingest_cmd() -> None:
     """Run the ingest service in the foreground."""

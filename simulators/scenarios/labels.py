@@ -1,0 +1,102 @@
+"""Ground truth of a scenario: labelled events and how they are cut from a run.
+
+A :class:`Label` says *what* happened (``what``, e.g. ``street-flood``), which
+alert ``kind`` should report it (the rule family), to *whom* (``subject``: a
+device, a district or the whole city, per ``scope``) and *when* (``start_ms`` to
+``end_ms``).  ``expected`` labels must be detected (they count for recall);
+tolerated ones (``expected=False``) are real conditions an alert may report
+without being false (a cabinet drawing more because one of its lamps burns by
+day, moderate rain during a storm), but missing them is no fault.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal
+
+Scope = Literal["device", "district", "city"]
+ALERT_KINDS: Final = ("storm", "flood", "energy", "health")
+CITY: Final = "city"
+MERGE_GAP_MS: Final = 30 * 60_000  # closer episodes of one condition are one event
+
+
+@dataclass(frozen=True)
+class Label:
+    what: str
+    kind: str  # alert kind (rule family): storm, flood, energy or health
+    subject: str  # device id, district id, or CITY
+    district: str  # the subject's district ("" for the city)
+    start_ms: int
+    end_ms: int
+    scope: Scope = "device"
+    expected: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in ALERT_KINDS:
+            raise ValueError(f"label kind {self.kind!r} is not one of {ALERT_KINDS}")
+        if self.end_ms < self.start_ms:
+            raise ValueError(f"label {self.what} of {self.subject} ends before it starts")
+        if self.scope == "district" and self.subject != self.district:
+            raise ValueError("a district label's subject is its district")
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "what": self.what,
+            "kind": self.kind,
+            "subject": self.subject,
+            "district": self.district,
+            "scope": self.scope,
+            "expected": self.expected,
+            "start": self.start_ms,
+            "end": self.end_ms,
+        }
+
+
+def intervals(
+    times_ms: Sequence[int],
+    flags: Sequence[bool],
+    *,
+    step_ms: int,
+    merge_gap_ms: int = MERGE_GAP_MS,
+) -> list[tuple[int, int]]:
+    """Runs of True in a regularly sampled condition, as [start, end] intervals;
+    runs separated by less than ``merge_gap_ms`` are joined into one."""
+    if len(times_ms) != len(flags):
+        raise ValueError("times and flags must have one length")
+    runs: list[tuple[int, int]] = []
+    start: int | None = None
+    last = 0
+    for t, flag in zip(times_ms, flags, strict=True):
+        if flag:
+            if start is None:
+                start = t
+            last = t
+        elif start is not None:
+            runs.append((start, last + step_ms))
+            start = None
+    if start is not None:
+        runs.append((start, last + step_ms))
+    merged: list[tuple[int, int]] = []
+    for run in runs:
+        if merged and run[0] - merged[-1][1] < merge_gap_ms:
+            merged[-1] = (merged[-1][0], run[1])
+        else:
+            merged.append(run)
+    return merged
+
+
+def labels_from(
+    what: str,
+    kind: str,
+    subject: str,
+    district: str,
+    spans: Iterable[tuple[int, int]],
+    *,
+    scope: Scope = "device",
+    expected: bool = True,
+) -> list[Label]:
+    return [
+        Label(what, kind, subject, district, start, end, scope=scope, expected=expected)
+        for start, end in spans
+    ]
