@@ -10,10 +10,7 @@ import asyncio
 
 from ds import hal
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:
-    TYPE_CHECKING = False
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

@@ -9,10 +9,9 @@
 # Packet layout: MQTT 3.1.1 (OASIS standard, 2014), sections 2 and 3.
 import asyncio
 
-try:
-    from typing import Any, Callable
-except ImportError:  # MicroPython: annotations are not evaluated
-    pass
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from ds import clock
 
@@ -42,7 +41,7 @@ def encode_length(n: int) -> bytes:
             return bytes(out)
 
 
-def _str(s: Any) -> bytes:
+def _str(s: "Any") -> bytes:
     b = s.encode() if isinstance(s, str) else bytes(s)
     if len(b) > 65535:
         raise ValueError("string too long")
@@ -58,9 +57,9 @@ def connect_packet(
     keepalive_s: int,
     *,
     clean: bool = True,
-    will: Any = None,
-    user: Any = None,
-    password: Any = None,
+    will: "Any" = None,
+    user: "Any" = None,
+    password: "Any" = None,
 ) -> bytes:
     """CONNECT (3.1). ``will`` is (topic, payload, qos, retain) or None."""
     flags = 0x02 if clean else 0
@@ -89,7 +88,7 @@ def publish_packet(
     return _packet(first, body + payload)
 
 
-def subscribe_packet(pid: int, topics: Any) -> bytes:
+def subscribe_packet(pid: int, topics: "Any") -> bytes:
     """SUBSCRIBE for [(topic, qos), ...]."""
     body = bytes((pid >> 8, pid & 0xFF))
     for topic, qos in topics:
@@ -104,7 +103,7 @@ def puback_packet(pid: int) -> bytes:
 class StreamTransport:
     """The real transport: an asyncio stream pair (``asyncio.open_connection``)."""
 
-    def __init__(self, reader: Any, writer: Any) -> None:
+    def __init__(self, reader: "Any", writer: "Any") -> None:
         self._r = reader
         self._w = writer
 
@@ -161,12 +160,12 @@ class Client:
         host: str,
         port: int,
         *,
-        opener: Any = open_stream,
+        opener: "Any" = open_stream,
         keepalive_s: int = 30,
-        will: Any = None,
-        user: Any = None,
-        password: Any = None,
-        on_message: Any = None,
+        will: "Any" = None,
+        user: "Any" = None,
+        password: "Any" = None,
+        on_message: "Any" = None,
         timeout_s: float = 10.0,
         ack_timeout_s: float = 5.0,
         retries: int = 2,
@@ -184,8 +183,8 @@ class Client:
         self.ack_timeout_s = ack_timeout_s
         self.retries = retries
         self.connected = False
-        self.error: Any = None  # why the last connection died
-        self._t: Any = None
+        self.error: "Any" = None  # why the last connection died
+        self._t: "Any" = None
         self._pid = 0
         self._acks: dict = {}  # pid -> Event set by PUBACK / SUBACK
         self._tasks: list = []
@@ -249,7 +248,7 @@ class Client:
                 pass
         self.close()
 
-    def _fail(self, exc: Any) -> None:
+    def _fail(self, exc: "Any") -> None:
         if self.connected:
             self.error = exc
         self.close()
@@ -274,7 +273,7 @@ class Client:
         self._pid = self._pid % 65535 + 1
         return self._pid
 
-    async def _await_ack(self, pid: int, packet: bytes, resend: Any) -> None:
+    async def _await_ack(self, pid: int, packet: bytes, resend: "Any") -> None:
         """Send ``packet`` and wait for the ack of ``pid``; resend ``resend`` on timeout."""
         ev = asyncio.Event()
         self._acks[pid] = ev
@@ -310,14 +309,14 @@ class Client:
             publish_packet(topic, payload, 1, retain, pid, dup=True),
         )
 
-    async def subscribe(self, topics: Any) -> None:
+    async def subscribe(self, topics: "Any") -> None:
         """Subscribe to [(topic, qos), ...] and wait for the SUBACK."""
         pid = self._next_pid()
         pkt = subscribe_packet(pid, topics)
         await self._await_ack(pid, pkt, pkt)
 
     # --- receiving ---------------------------------------------------------------
-    async def _read_packet(self) -> Any:
+    async def _read_packet(self) -> "Any":
         t = self._t
         first = (await t.recv(1))[0]
         n = 0

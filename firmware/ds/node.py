@@ -25,10 +25,7 @@ import random
 import ds
 from ds import clock, commands, encode, mqtt, wdt
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:
-    TYPE_CHECKING = False
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

@@ -3,10 +3,9 @@
 # the node instead of leaving it silent on its pole.
 from ds import clock
 
-try:
+TYPE_CHECKING = False
+if TYPE_CHECKING:
     from typing import Any
-except ImportError:
-    pass
 
 
 class Supervisor:
@@ -34,7 +33,7 @@ class Supervisor:
         return not self.stalled()
 
 
-async def feed_forever(sup: Supervisor, wdt: Any, every_ms: int = 1000) -> None:
+async def feed_forever(sup: Supervisor, wdt: "Any", every_ms: int = 1000) -> None:
     """Feed ``wdt`` (``machine.WDT`` or a fake with ``feed()``) while healthy;
     once a task stalls, stop feeding and let the hardware reset the node."""
     while True:
