@@ -5,7 +5,9 @@ Per subject the state is ``none → pending → firing → none``:
 * ``for`` (``RuleSpec.for_count``): the condition must hold for this many
   consecutive *fresh* evaluations (a new reading for reading-driven rules, every
   evaluation for rules that pass ``fresh`` all true) before the alert fires.
-  Re-evaluating the same reading on a timer never counts twice.
+  Re-evaluating the same reading on a timer never counts twice.  A timed ``for``
+  (``RuleSpec.for_ms``) further needs the condition to have held that long since
+  the first of those evaluations (Prometheus ``for``).
 * The clear condition is the rule's own (limit − deadband); a firing alert whose
   condition no longer holds but whose clear condition does not hold yet stays
   firing: that is the deadband.
@@ -13,7 +15,8 @@ Per subject the state is ``none → pending → firing → none``:
   resolves after the clear condition has held this long; 0 resolves at once.
 * One open alert per (rule, subject).  A severity rise updates the open alert
   (same id, new ``updated``) instead of opening a second; within an episode the
-  severity never falls, so the alert reports the worst it got.
+  severity never falls, so the alert reports the worst it got.  The same holds
+  for the disaster risk level (1–5) when a rule supplies one.
 
 Only changes are emitted, as :class:`~deltasense.alerts.AlertEvent`: ``firing``
 (new id), ``firing`` again for an update, and ``resolved`` (with ``ended``).
@@ -49,10 +52,13 @@ class RuleSpec:
     kind: AlertKind
     for_count: int = 1
     keep_firing_for_ms: int = 0
+    for_ms: int = 0
 
     def __post_init__(self) -> None:
         if self.for_count < 1:
             raise ValueError("for_count must be at least 1")
+        if self.for_ms < 0:
+            raise ValueError("for_ms must not be negative")
         if self.keep_firing_for_ms < 0:
             raise ValueError("keep_firing_for_ms must not be negative")
 
@@ -86,6 +92,7 @@ class Lifecycle:
         self._count = np.zeros(capacity, dtype=np.int32)  # consecutive fresh evaluations
         self._since = np.full(capacity, NEVER, dtype=np.int64)  # first of those (ms)
         self._severity = np.zeros(capacity, dtype=np.int8)  # of the open alert
+        self._risk = np.zeros(capacity, dtype=np.int8)  # of the open alert
         self._clear_since = np.full(capacity, NEVER, dtype=np.int64)
         self._open: dict[int, AlertEvent] = {}
         self._row_of_id: dict[str, int] = {}
@@ -110,6 +117,7 @@ class Lifecycle:
         self._count = np.concatenate([self._count, np.zeros(extra, dtype=np.int32)])
         self._since = np.concatenate([self._since, np.full(extra, NEVER, dtype=np.int64)])
         self._severity = np.concatenate([self._severity, np.zeros(extra, dtype=np.int8)])
+        self._risk = np.concatenate([self._risk, np.zeros(extra, dtype=np.int8)])
         self._clear_since = np.concatenate(
             [self._clear_since, np.full(extra, NEVER, dtype=np.int64)]
         )
@@ -141,6 +149,7 @@ class Lifecycle:
         self._row_of_id[event.id] = row
         self._state[row] = FIRING
         self._severity[row] = SEVERITY_LEVELS.get(event.severity, 1)
+        self._risk[row] = max(1, min(5, event.risk_level))
         self._count[row] = self.spec.for_count
         self._since[row] = event.started
         self._clear_since[row] = NEVER
@@ -168,20 +177,32 @@ class Lifecycle:
         subjects: Sequence[str],
         districts: Sequence[str],
         values: Mapping[str, npt.NDArray[np.floating]],
+        risk: npt.ArrayLike | None = None,
     ) -> list[AlertEvent]:
-        """Advance every subject by one evaluation; returns the alert changes."""
+        """Advance every subject by one evaluation; returns the alert changes.
+
+        ``risk`` (1–5, optional) is the disaster risk level per subject; without it
+        the level follows the severity."""
         cond = np.asarray(condition, dtype=np.bool_)
         clr = np.asarray(clear, dtype=np.bool_) & ~cond  # the condition wins a contradiction
         sev = np.asarray(severity, dtype=np.int8)
         new = np.asarray(fresh, dtype=np.bool_)
         n = cond.size
-        if not (clr.size == sev.size == new.size == len(subjects) == len(districts) == n):
+        lvl = (
+            np.maximum(sev, 1).astype(np.int8)
+            if risk is None
+            else np.clip(np.asarray(risk), 1, 5).astype(np.int8)
+        )
+        if not (
+            clr.size == sev.size == new.size == lvl.size == len(subjects) == len(districts) == n
+        ):
             raise ValueError("all per-subject inputs must have one length")
         self._ensure(n)
         state = self._state[:n]  # views: updated in place
         count = self._count[:n]
         since = self._since[:n]
         open_sev = self._severity[:n]
+        open_risk = self._risk[:n]
         clear_since = self._clear_since[:n]
 
         # Consecutive fresh evaluations with the condition.
@@ -194,7 +215,8 @@ class Lifecycle:
         since[broken] = NEVER
 
         idle = state != FIRING
-        fire = idle & cond & (count >= self.spec.for_count)
+        held = (count >= self.spec.for_count) & (now_ms - since >= self.spec.for_ms)
+        fire = idle & cond & held
         state[idle & cond & ~fire] = PENDING
         state[(state == PENDING) & ~cond] = NONE
 
@@ -202,21 +224,32 @@ class Lifecycle:
         clear_since[firing & ~clr] = NEVER
         clear_since[firing & clr & (clear_since == NEVER)] = now_ms
         resolve = firing & clr & (now_ms - clear_since >= self.spec.keep_firing_for_ms)
-        rise = firing & ~resolve & cond & (sev > open_sev)
+        rise = firing & ~resolve & cond & ((sev > open_sev) | (lvl > open_risk))
+        new_sev = np.maximum(sev, open_sev)
+        new_risk = np.maximum(lvl, open_risk)
 
         events: list[AlertEvent] = []
         for row in np.flatnonzero(fire):
-            events.append(self._fire(int(row), int(sev[row]), now_ms, subjects, districts, values))
+            events.append(
+                self._fire(
+                    int(row), int(sev[row]), int(lvl[row]), now_ms, subjects, districts, values
+                )
+            )
         for row in np.flatnonzero(rise):
-            events.append(self._update(int(row), int(sev[row]), now_ms, values))
+            events.append(
+                self._update(int(row), int(new_sev[row]), int(new_risk[row]), now_ms, values)
+            )
         for row in np.flatnonzero(resolve):
             events.append(self._resolve(int(row), now_ms, values))
 
         state[fire] = FIRING
         open_sev[fire] = sev[fire]
-        open_sev[rise] = sev[rise]
+        open_sev[rise] = new_sev[rise]
+        open_risk[fire] = lvl[fire]
+        open_risk[rise] = new_risk[rise]
         state[resolve] = NONE
         open_sev[resolve] = 0
+        open_risk[resolve] = 0
         # A new episode needs new readings over the limit (and gets a new start, so a new id).
         count[resolve] = 0
         since[resolve] = NEVER
@@ -248,6 +281,7 @@ class Lifecycle:
         self,
         row: int,
         severity: int,
+        risk: int,
         now_ms: int,
         subjects: Sequence[str],
         districts: Sequence[str],
@@ -264,7 +298,7 @@ class Lifecycle:
             district=districts[row],
             severity=SEVERITY_NAMES[severity],
             state="firing",
-            risk_level=risk_level(severity),
+            risk_level=risk,
             values=self._values_at(values, row),
             started=started,
             updated=max(now_ms, started),
@@ -281,14 +315,19 @@ class Lifecycle:
         return msgspec.structs.replace(event, message=self._text(event))
 
     def _update(
-        self, row: int, severity: int, now_ms: int, values: Mapping[str, npt.NDArray[np.floating]]
+        self,
+        row: int,
+        severity: int,
+        risk: int,
+        now_ms: int,
+        values: Mapping[str, npt.NDArray[np.floating]],
     ) -> AlertEvent:
         current = self._open[row]
         event = self._changed(
             current,
             now_ms,
             severity=SEVERITY_NAMES[severity],
-            risk_level=risk_level(severity),
+            risk_level=risk,
             values=self._values_at(values, row) or current.values,
         )
         self._open[row] = event

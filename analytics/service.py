@@ -2,10 +2,13 @@
 
 Start-up: wait for InfluxDB (bounded), adopt the alerts a previous run left
 open (so a restart raises nothing twice) and refill the windows from the
-window span of stored readings.  Then one persistent MQTT session (stable
-client id, QoS 1) receives ``{site}/+/+/+/tele`` and ``{site}/_alerts/#``
-(operators' acks, published by the API); rules run every ``analytics_tick_s``
-and right after each batch of water readings.  Every alert change goes through
+window span of stored readings (every kind; hourly counters over 48 h).  Then
+one persistent MQTT session (stable client id, QoS 1) receives
+``{site}/+/+/+/tele``, every device's retained ``meta`` and ``status``, and
+``{site}/_alerts/#`` (operators' acks, published by the API); rules run every
+``analytics_tick_s`` and right after each batch of water readings.  Lamps the
+engine orders to full brightness (storm or flood) get a contract ``cmd``
+``set_dim`` 100, recorded in the ``commands`` measurement.  Every alert change goes through
 two bounded outboxes, one per sink, so a broker or database outage delays
 events instead of losing them; MQTT events are retained, QoS 1.
 """
@@ -16,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, TypeVar
@@ -24,15 +28,20 @@ import aiomqtt
 import msgspec
 
 from analytics import metrics
-from analytics.engine import Engine
+from analytics.engine import CommandRequest, Engine
 from analytics.thresholds import Thresholds, load_thresholds
 from deltasense import alerts
 from deltasense.contract import (
+    UNSET,
     Channel,
+    Command,
     ContractError,
     Kind,
+    Reading,
     decode_meta,
+    decode_status,
     decode_tele,
+    device_topic,
     parse_topic,
 )
 from deltasense.influx import (
@@ -51,6 +60,9 @@ _LOG = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 OUTBOX_MAX: Final = 10_000
+HOURLY_SPAN_MS: Final = 48 * 3_600_000
+COMMAND_TTL_MS: Final = 15 * 60_000
+COMMANDS_MEASUREMENT: Final = "commands"
 EVAL_EVERY_MESSAGES: Final = 500  # evaluate at least this often under a steady stream
 INFLUX_BATCH: Final = 500
 STARTUP_ATTEMPTS: Final = 5
@@ -65,8 +77,14 @@ def tele_filter(site: str) -> str:
     return f"{site}/+/+/+/{Channel.TELE}"
 
 
-def water_meta_filter(site: str) -> str:
-    return f"{site}/+/{Kind.WATER}/+/{Channel.META}"
+def meta_filter(site: str) -> str:
+    """Every device's retained birth record: position (sun), interval (offline), station."""
+    return f"{site}/+/+/+/{Channel.META}"
+
+
+def status_filter(site: str) -> str:
+    """Every device's retained status; the Last Will says ``offline``."""
+    return f"{site}/+/+/+/{Channel.STATUS}"
 
 
 def now_ms() -> int:
@@ -79,9 +97,23 @@ STATIONS_QUERY: Final = (
     'SELECT last("station") AS "station" FROM "meta" WHERE "site" = $site '
     'AND "kind" = \'water\' GROUP BY "device", "district"'
 )
-REFILL_QUERY: Final = (
-    'SELECT "level_cm", "qc" FROM "water" WHERE "site" = $site AND time > $since '
-    'GROUP BY "device", "district"'
+# Measurement names come from the Kind enum, never from input.
+KIND_REFILL_QUERY: Final = (
+    'SELECT * FROM "{kind}" WHERE "site" = $site AND time > $since GROUP BY "device", "district"'
+)
+# Hourly counters for the 48 h windows: the last counter reading (and its boot) per hour.
+HOURLY_REFILL_QUERY: Final = (
+    'SELECT last("{field}") AS "{field}", last("boot") AS "boot" FROM "{kind}" '
+    'WHERE "site" = $site AND time > $since AND time <= $until '
+    'GROUP BY time(1h), "device", "district"'
+)
+HOURLY_COUNTERS: Final = ((Kind.WEATHER, "rain_mm_total"), (Kind.METER, "energy_wh_total"))
+META_QUERY: Final = (
+    'SELECT last("lat") AS "lat", last("lon") AS "lon", last("interval_s") AS "interval_s" '
+    'FROM "meta" WHERE "site" = $site GROUP BY "device", "district", "kind"'
+)
+_SKIP_FIELDS: Final = frozenset(
+    {"time", "seq", "boot", "hist", "ts_platform", "qc", "site", "district", "device"}
 )
 
 
@@ -122,29 +154,77 @@ async def refill_stations(db: InfluxClient, engine: Engine, site: str) -> int:
     return found
 
 
-async def refill_windows(db: InfluxClient, engine: Engine, site: str, at_ms: int) -> int:
-    """Stored water readings of the last window span into the windows (QC-flagged left out)."""
-    since_ns = (at_ms - engine.span_ms) * 1_000_000
-    series = await db.query(REFILL_QUERY, params={"site": site, "since": since_ns})
-    devices: list[str] = []
-    districts: list[str] = []
-    ts: list[int] = []
-    levels: list[float] = []
+def readings_from_series(kind: Kind, series: Iterable[Any], site: str) -> list[Reading]:
+    """Stored rows of one kind back into readings (QC-flagged fields left out)."""
+    out: list[Reading] = []
     for s in series:
         device, district = s.tags.get("device", ""), s.tags.get("district", "")
         if not device:
             continue
         for row in s.rows():
-            level, qc = row.get("level_cm"), row.get("qc")
-            if not isinstance(level, int | float) or isinstance(level, bool):
+            qc = row.get("qc")
+            flagged = set(qc.split(",")) if isinstance(qc, str) else set()
+            fields = {
+                k: v
+                for k, v in row.items()
+                if k not in _SKIP_FIELDS
+                and k not in flagged
+                and isinstance(v, int | float)
+                and v is not None
+            }
+            boot = row.get("boot")
+            if not fields or not isinstance(row.get("time"), int):
                 continue
-            if isinstance(qc, str) and "level_cm" in qc.split(","):
-                continue
-            devices.append(device)
-            districts.append(district)
-            ts.append(int(row["time"]))
-            levels.append(float(level))
-    return engine.ingest_water(devices, districts, ts, levels)
+            out.append(
+                Reading(
+                    site=site,
+                    district=district,
+                    kind=kind,
+                    device=device,
+                    ts_ms=int(row["time"]),
+                    seq=0,
+                    boot=int(boot) if isinstance(boot, int | float) else 0,
+                    hist=True,
+                    fields=fields,
+                )
+            )
+    return out
+
+
+async def refill_all(db: InfluxClient, engine: Engine, site: str, at_ms: int) -> int:
+    """Every kind's windows from stored readings: hourly counters over 48 h first
+    (so the counters' boots come in time order), then the minute windows' span.
+    Replayed readings do not count for clock skew."""
+    total = 0
+    hourly_since = (at_ms - HOURLY_SPAN_MS) * 1_000_000
+    for kind, field_name in HOURLY_COUNTERS:
+        q = HOURLY_REFILL_QUERY.format(kind=kind.value, field=field_name)
+        series = await db.query(
+            q, params={"site": site, "since": hourly_since, "until": at_ms * 1_000_000}
+        )
+        readings = sorted(readings_from_series(kind, series, site), key=lambda r: r.ts_ms)
+        total += engine.ingest(readings, replay=True).values
+    for kind in Kind:
+        since_ns = (at_ms - engine.window_span_ms(kind)) * 1_000_000
+        q = KIND_REFILL_QUERY.format(kind=kind.value)
+        series = await db.query(q, params={"site": site, "since": since_ns})
+        readings = sorted(readings_from_series(kind, series, site), key=lambda r: r.ts_ms)
+        total += engine.ingest(readings, replay=True).values
+    for s in await db.query(META_QUERY, params={"site": site}):
+        device, district, kind_name = (s.tags.get(k, "") for k in ("device", "district", "kind"))
+        if not device or kind_name not in {k.value for k in Kind}:
+            continue
+        for row in s.rows():
+            lat, lon, interval = row.get("lat"), row.get("lon"), row.get("interval_s")
+            engine.set_meta(
+                device,
+                district,
+                Kind(kind_name),
+                lat=float(lat) if isinstance(lat, int | float) else None,
+                lon=float(lon) if isinstance(lon, int | float) else None,
+                interval_s=float(interval) if isinstance(interval, int | float) else None,
+            )
+    return total
 
 
 async def _retrying(what: str, call: Callable[[], Awaitable[_T]]) -> _T:
@@ -174,7 +254,8 @@ class AnalyticsService:
         self._ready = ready  # set once subscribed (tests and supervisors wait on it)
         self.engine = engine
         self.db = db
-        self._mqtt_outbox: deque[alerts.AlertEvent] = deque()
+        # Alert events (retained) and commands as (topic, payload) (not retained).
+        self._mqtt_outbox: deque[alerts.AlertEvent | tuple[str, bytes]] = deque()
         self._influx_outbox: deque[str] = deque()
         self._mqtt_wake = asyncio.Event()
         self._influx_wake = asyncio.Event()
@@ -214,6 +295,51 @@ class AnalyticsService:
             self._dropped_old_seen = dropped
         if events:
             self._emit(events)
+        commands = self.engine.take_commands()
+        if commands:
+            self._send_commands(commands)
+
+    def _send_commands(self, commands: list[CommandRequest]) -> None:
+        """Orders from the engine as contract ``cmd`` messages (QoS 1), each recorded
+        in InfluxDB (the broker keeps no history of commands)."""
+        at = now_ms()
+        for request in commands:
+            command = Command(
+                id=uuid.uuid4().hex,
+                name=request.name,
+                args=request.args,
+                expires=at + COMMAND_TTL_MS,
+            )
+            try:
+                topic = device_topic(
+                    self.settings.site, request.district, request.kind, request.device, Channel.CMD
+                )
+                line = encode_point(
+                    COMMANDS_MEASUREMENT,
+                    {
+                        "site": self.settings.site,
+                        "district": request.district,
+                        "device": request.device,
+                    },
+                    {
+                        "id": command.id,
+                        "name": command.name,
+                        "args": msgspec.json.encode(command.args).decode(),
+                        "reason": request.reason,
+                        "source": "analytics",
+                    },
+                    at,
+                )
+            except (ContractError, LineProtocolError) as exc:  # pragma: no cover - ids are ours
+                _LOG.error("command for %s not sendable: %s", request.device, exc)
+                continue
+            self._push(self._mqtt_outbox, (topic, msgspec.json.encode(command)), "mqtt")
+            self._push(self._influx_outbox, line, "influx")
+            _LOG.info(
+                "ordered %s %s on %s (alert %s)", command.name, command.args, topic, request.reason
+            )
+        self._mqtt_wake.set()
+        self._influx_wake.set()
 
     def _emit(self, events: list[alerts.AlertEvent]) -> None:
         for event in events:
@@ -260,7 +386,8 @@ class AnalyticsService:
         ) as client:
             await client.subscribe(tele_filter(site), qos=1)
             await client.subscribe(alerts.alerts_filter(site), qos=1)
-            await client.subscribe(water_meta_filter(site), qos=1)
+            await client.subscribe(meta_filter(site), qos=1)
+            await client.subscribe(status_filter(site), qos=1)
             _raise_if_cancelling()
             _LOG.info(
                 "analytics subscribed to %s and %s", tele_filter(site), alerts.alerts_filter(site)
@@ -291,18 +418,22 @@ class AnalyticsService:
             await self._mqtt_wake.wait()
             self._mqtt_wake.clear()
             while self._mqtt_outbox:
-                event = self._mqtt_outbox[0]
+                item = self._mqtt_outbox[0]
+                if isinstance(item, tuple):
+                    topic, payload, retain, what = item[0], item[1], False, "command"
+                else:
+                    try:
+                        topic = alerts.alert_topic(site, item)
+                    except ValueError as exc:  # pragma: no cover - subjects are identifiers
+                        _LOG.error("alert %s has no valid topic: %s", item.id, exc)
+                        self._mqtt_outbox.popleft()
+                        continue
+                    payload, retain, what = alerts.encode(item), True, item.id
                 try:
-                    topic = alerts.alert_topic(site, event)
-                except ValueError as exc:  # pragma: no cover - subjects are device ids
-                    _LOG.error("alert %s has no valid topic: %s", event.id, exc)
-                    self._mqtt_outbox.popleft()
-                    continue
-                try:
-                    await client.publish(topic, alerts.encode(event), qos=1, retain=True)
+                    await client.publish(topic, payload, qos=1, retain=retain)
                 except aiomqtt.MqttError as exc:
                     # Kept in the outbox; the next session publishes it.
-                    _LOG.warning("publishing alert %s failed: %s", event.id, exc)
+                    _LOG.warning("publishing %s failed: %s", what, exc)
                     return
                 self._mqtt_outbox.popleft()
                 _raise_if_cancelling()
@@ -319,18 +450,33 @@ class AnalyticsService:
                 return 0
             if parsed.channel is Channel.META:
                 meta = decode_meta(payload)
-                if isinstance(meta.station, str):
-                    self.engine.set_station(parsed.device, parsed.district, meta.station)
+                self.engine.set_meta(
+                    parsed.device,
+                    parsed.district,
+                    parsed.kind,
+                    lat=None if meta.lat is UNSET else meta.lat,
+                    lon=None if meta.lon is UNSET else meta.lon,
+                    interval_s=None if meta.interval_s is UNSET else meta.interval_s,
+                    station=None if meta.station is UNSET else meta.station,
+                )
                 return 0
-            readings = decode_tele(parsed, payload, now_ms())
+            if parsed.channel is Channel.STATUS:
+                status = decode_status(payload)
+                self.engine.set_status(parsed.device, parsed.district, parsed.kind, status.state)
+                return 0
+            if parsed.channel is not Channel.TELE:
+                return 0
+            arrival = now_ms()
+            readings = decode_tele(parsed, payload, arrival)
         except ContractError as exc:
             self._bad(exc.reason, topic, payload, exc.detail)
             return 0
-        stats = self.engine.ingest(readings)
-        metrics.READINGS.labels(Kind.WATER.value).inc(stats.readings)
+        stats = self.engine.ingest(readings, arrival_ms=arrival)
+        metrics.READINGS.labels(parsed.kind.value).inc(stats.readings)
         if stats.qc_flagged:
             metrics.QC_FLAGGED.inc(stats.qc_flagged)
-        return stats.readings
+        # Water readings trigger an evaluation at once (street floods are urgent).
+        return stats.readings if parsed.kind is Kind.WATER else 0
 
     def _handle_alert(self, topic: str, payload: bytes) -> None:
         try:
@@ -414,7 +560,7 @@ async def run(
         adopted = await _retrying("restoring open alerts", lambda: restore_alerts(db, engine))
         await _retrying("refilling stations", lambda: refill_stations(db, engine, settings.site))
         refilled = await _retrying(
-            "refilling windows", lambda: refill_windows(db, engine, settings.site, now_ms())
+            "refilling windows", lambda: refill_all(db, engine, settings.site, now_ms())
         )
         _LOG.info("adopted %d open alerts; refilled %d readings", adopted, refilled)
         await AnalyticsService(settings, engine, db, ready=ready).run()

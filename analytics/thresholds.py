@@ -15,7 +15,7 @@ import re
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final, Self
+from typing import Annotated, Any, Final, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -34,6 +34,7 @@ class _Model(BaseModel):
 
 
 Positive = Field(gt=0)
+NonNegative = Annotated[float, Field(ge=0)]
 
 
 # --- storm ---------------------------------------------------------------------------
@@ -43,13 +44,37 @@ class Squall(_Model):
     min_s: float = Positive
 
 
+class GustFront(_Model):
+    """Surface signature of a gust front (REFERENCE.md), compared over ``window_min``."""
+
+    window_min: int = Field(default=10, ge=2)
+    t_drop_c: float = Field(default=3.0, gt=0)
+    wind_jump_ms: float = Field(default=5.0, gt=0)
+    p_jump_hpa: float = Field(default=1.0, gt=0)
+    rh_rise_pct: float = Field(default=10.0, gt=0)
+
+
+class StormRisk(_Model):
+    """City-wide risk: a level counts when ``quorum_fraction`` of the reporting
+    stations (and at least ``quorum_min_stations``) agree on it or more."""
+
+    quorum_fraction: float = Field(default=0.5, gt=0, le=1)
+    quorum_min_stations: int = Field(default=2, ge=1)
+
+
 class Storm(_Model):
     detrend_semidiurnal_pressure: bool
+    semidiurnal_amplitude_hpa: float = Field(default=1.5, ge=0)
+    semidiurnal_high_local_h: float = Field(default=10.0, ge=0, lt=12)
+    pressure_fall_3h_hpa: float = Field(default=3.0, gt=0)
     pressure_fall_6h_hpa: float = Positive
+    wind_mean_min: int = Field(default=10, ge=1)
     wind_cap_ms: dict[int, float]
     gust_warning_ms: float = Positive
     gust_critical_ms: float = Positive
     squall: Squall
+    gust_front: GustFront = Field(default_factory=GustFront)
+    risk: StormRisk = Field(default_factory=StormRisk)
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -79,6 +104,7 @@ class Rain(_Model):
     mm_24h: Rain24h
     mm_1h: Rain1h
     mm_3h_urban_critical: float = Positive
+    day_start_local_h: int = Field(default=7, ge=0, le=23)
 
 
 # --- flood ---------------------------------------------------------------------------
@@ -103,6 +129,11 @@ class Flood(_Model):
     noise_floor_mm: float = Field(ge=0)
     max_rise_mm_per_min: float = Positive
     drain_rise_warning_mm_per_5min: float = Positive
+    rise_fit_min: int = Field(default=15, ge=3)
+    spike_mad_k: float = Field(default=5.0, gt=0)
+    spike_min_mm: float = Field(default=50.0, ge=0)
+    compound_canal_margin_m: float = Field(default=0.3, ge=0)
+    district_min_drains: int = Field(default=2, ge=1)
     canal_stations: dict[str, CanalStation] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -122,11 +153,19 @@ class DayBurn(_Model):
     lux_above: float = Field(ge=0)
     power_pct_of_rated_above: float = Field(ge=0, le=100)
     for_min: float = Positive
+    sun_above_deg: float = Field(default=3.0, ge=-0.833, le=30)
 
 
 class LampOut(_Model):
     power_pct_of_rated_below: float = Field(ge=0, le=100)
     for_min: float = Positive
+    sun_below_deg: float = Field(default=-3.0, ge=-18, le=0)
+    min_w_when_unrated: float = Field(default=5.0, ge=0)
+
+
+class Cabinet(_Model):
+    deviation_pct: float = Field(default=30.0, gt=0)
+    min_baseline_wh: float = Field(default=100.0, ge=0)
 
 
 class Lighting(_Model):
@@ -137,8 +176,14 @@ class Lighting(_Model):
     power_drift_pct: float = Positive
     cycling_switches_per_h: int = Field(ge=1)
     dim_profile: dict[str, float]
+    dim_margin_pct: float = Field(default=5.0, ge=0)
     full_brightness_during_storm_or_flood: bool
+    full_brightness_storm_risk: int = Field(default=3, ge=1, le=5)
     tariff_vnd_per_kwh: float = Field(ge=0)
+    drift_min_on_readings: int = Field(default=10, ge=1)
+    rated_w: float | None = Field(default=None, gt=0)  # fleet default; None = learned
+    lamps_rated_w: dict[str, float] = Field(default_factory=dict)
+    cabinet: Cabinet = Field(default_factory=Cabinet)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -152,9 +197,43 @@ class Lighting(_Model):
         return self
 
 
+class Stuck(_Model):
+    """Less change than this over ``window_min`` is a stuck sensor (WMO AWS practice)."""
+
+    window_min: int = Field(default=60, ge=2)
+    min_readings: int = Field(default=30, ge=2)
+    t_c: float = 0.1
+    rh_pct: float = 1.0
+    p_hpa: float = 0.1
+    wind_ms: float = 0.5
+    wind_dir_deg: float = 10.0
+
+
+class Step(_Model):
+    """Largest plausible change per minute (WMO AWS step test)."""
+
+    t_c: float = 3.0
+    rh_pct: float = 15.0
+    p_hpa: float = 2.0
+    wind_ms: float = 20.0
+
+
 class Health(_Model):
     offline_after_missed_intervals: int = Field(ge=1)
     mass_outage_fraction_of_district: float = Field(gt=0, le=1)
+    mass_outage_min_devices: int = Field(default=3, ge=1)
+    mass_outage_window_s: float = Field(default=900.0, gt=0)
+    default_interval_s: float = Field(default=60.0, gt=0)
+    stuck: Stuck = Field(default_factory=Stuck)
+    step_per_min: Step = Field(default_factory=Step)
+    spike_window_min: int = Field(default=30, ge=3)
+    qc_window_min: int = Field(default=15, ge=1)
+    qc_min_flagged: int = Field(default=3, ge=1)
+    low_battery_v: float = Field(default=3.3, ge=0)
+    battery_deadband_v: float = Field(default=0.1, ge=0)
+    weak_signal_dbm: float = Field(default=-110.0, le=0)
+    signal_deadband_db: float = Field(default=5.0, ge=0)
+    clock_skew_s: float = Field(default=120.0, gt=0)
 
 
 # --- alerting ------------------------------------------------------------------------
@@ -162,11 +241,26 @@ class ForDurations(_Model):
     storm_s: float = Field(ge=0)
     lighting_s: float = Field(ge=0)
     flood_readings: int = Field(ge=1, description="Consecutive readings over the threshold.")
+    health_s: float = Field(default=0, ge=0)
+    rule_s: dict[str, NonNegative] = Field(default_factory=dict)  # per-rule overrides
+
+    def seconds(self, rule: str, kind: str) -> float:
+        if rule in self.rule_s:
+            return self.rule_s[rule]
+        return {"storm": self.storm_s, "energy": self.lighting_s, "health": self.health_s}.get(
+            kind, 0.0
+        )
 
 
 class KeepFiringFor(_Model):
     default_s: float = Field(ge=0)
     flood_s: float = Field(ge=0)
+    rule_s: dict[str, NonNegative] = Field(default_factory=dict)  # per-rule overrides
+
+    def seconds(self, rule: str, kind: str) -> float:
+        if rule in self.rule_s:
+            return self.rule_s[rule]
+        return self.flood_s if kind == "flood" else self.default_s
 
 
 class Deadband(_Model):

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from analytics.lifecycle import MessageContext
+from analytics.rules.base import RuleResult, severity_of
 from analytics.thresholds import Flood
 from deltasense.alerts import Message
 
@@ -94,4 +95,175 @@ def message(ctx: MessageContext) -> Message:
     return Message(
         vi=f"{title_vi}: mực nước {_cm(depth, ',')} cm {where_vi}",
         en=f"{title_en}: {_cm(depth, '.')} cm of water {where_en}",
+    )
+
+
+# --- noise handling (FloodNet-style) ----------------------------------------------------
+def plausible_latest(
+    latest_cm: npt.ArrayLike, previous_cm: npt.ArrayLike, gap_min: npt.ArrayLike, flood: Flood
+) -> npt.NDArray[np.float32]:
+    """The newest level, NaN where it rose faster than ``max_rise_mm_per_min`` since the
+    previous reading (``gap_min`` minutes earlier, at least one slot): FloodNet drops
+    such rises as noise.  A real rise shows again in the next reading, which is then
+    compared with this one and kept; a single-sample spike is gone by then."""
+    latest = np.asarray(latest_cm, dtype=np.float32)
+    prev = np.asarray(previous_cm, dtype=np.float32)
+    gap = np.maximum(np.asarray(gap_min, dtype=np.float32), np.float32(1.0))
+    with np.errstate(invalid="ignore"):
+        impossible = (latest - prev) * 10.0 > flood.max_rise_mm_per_min * gap
+    return np.where(impossible, np.float32(np.nan), latest).astype(np.float32)
+
+
+def clean_depth(level_cm: npt.NDArray[np.float32], flood: Flood) -> npt.NDArray[np.float32]:
+    """(stations × slots) of levels → depth mm with the noise floor applied and
+    single-slot spikes removed (Hampel filter: a value further than ``spike_mad_k``
+    scaled MADs and ``spike_min_mm`` from the median of itself and its two
+    neighbours on each side is dropped)."""
+    depth = level_cm.astype(np.float32) * np.float32(10.0)
+    depth = np.where(depth <= flood.noise_floor_mm, np.float32(0.0), depth).astype(np.float32)
+    k = depth.shape[1]
+    if k < 5:
+        return depth
+    padded = np.pad(depth, ((0, 0), (2, 2)), constant_values=np.nan)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 5, axis=1)
+    with np.errstate(invalid="ignore"):
+        med = _nanmedian_last(windows)
+        mad = _nanmedian_last(np.abs(windows - med[..., None])) * np.float32(1.4826)
+        spike = np.abs(depth - med) > np.maximum(flood.spike_mad_k * mad, flood.spike_min_mm)
+    return np.where(spike, np.float32(np.nan), depth).astype(np.float32)
+
+
+def _nanmedian_last(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Median over the last axis ignoring NaN (NaN where all are), by one sort:
+    ``np.nanmedian`` is an order of magnitude slower on many short rows."""
+    ordered = np.sort(x, axis=-1)  # NaN sort last
+    count = np.count_nonzero(~np.isnan(x), axis=-1)
+    lo = np.take_along_axis(ordered, np.maximum((count - 1) // 2, 0)[..., None], axis=-1)[..., 0]
+    hi = np.take_along_axis(ordered, (count // 2)[..., None].clip(max=x.shape[-1] - 1), axis=-1)
+    out = (lo + hi[..., 0]) / np.float32(2.0)
+    return np.where(count > 0, out, np.float32(np.nan)).astype(np.float32)
+
+
+# --- rate of rise and time to threshold ---------------------------------------------------
+RISE_RULE: Final = "drain-rising"
+
+
+def rise_rule(
+    depth_mm: npt.NDArray[np.float32],
+    slope_mm_min: npt.NDArray[np.float32],
+    fitted_mm: npt.NDArray[np.float32],
+    *,
+    excluded: npt.NDArray[np.bool_],
+    flood: Flood,
+) -> RuleResult:
+    """Street water rising faster than ``drain_rise_warning_mm_per_5min`` (from a linear
+    fit over the cleaned depth); the values say how long until the next limit."""
+    per_5 = slope_mm_min * np.float32(5.0)
+    limit = flood.drain_rise_warning_mm_per_5min
+    with np.errstate(invalid="ignore", divide="ignore"):
+        wet = depth_mm > flood.noise_floor_mm
+        condition = (per_5 >= limit) & wet & ~excluded & (depth_mm < flood.street_critical_mm)
+        clear = (per_5 < limit / 2) | excluded | (depth_mm >= flood.street_critical_mm)
+        target = np.where(
+            fitted_mm < flood.street_warning_mm, flood.street_warning_mm, flood.street_critical_mm
+        )
+        eta = np.where(slope_mm_min > 0, (target - fitted_mm) / slope_mm_min, np.nan)
+    return RuleResult(
+        condition=condition,
+        clear=clear,
+        severity=np.where(condition, WARNING, NONE).astype(np.int8),
+        values={
+            "depth_mm": depth_mm,
+            "rise_mm_per_5min": per_5.astype(np.float32),
+            "minutes_to_next_limit": np.maximum(eta, 0).astype(np.float32),
+        },
+    )
+
+
+# --- canal stations against BĐ I/II/III ---------------------------------------------------
+CANAL_RULE: Final = "canal-level"
+
+
+def canal_rule(
+    level_cm: npt.NDArray[np.float32],
+    bd_m: npt.NDArray[np.float32],
+    deadband_mm: float,
+) -> RuleResult:
+    """``bd_m``: (stations × 3) alarm levels I/II/III in m, NaN where unknown (the
+    placeholders): an unknown level never fires.  Decision 18/2021 Art. 45: between
+    BĐ I and II → risk 1, II–III → 2, ≥ III → 3.  Warning at I/II, critical at III."""
+    level_m = level_cm.astype(np.float32) / np.float32(100.0)
+    with np.errstate(invalid="ignore"):
+        reached = level_m[:, None] >= bd_m
+        risk = np.where(reached[:, 2], 3, np.where(reached[:, 1], 2, np.where(reached[:, 0], 1, 0)))
+        lowest = np.fmin(np.fmin(bd_m[:, 0], bd_m[:, 1]), bd_m[:, 2])
+        clear = (level_m < lowest - deadband_mm / 1000.0) | np.isnan(lowest)
+    condition = risk >= 1
+    return RuleResult(
+        condition=condition,
+        clear=clear,
+        severity=severity_of(condition, risk >= 3),
+        values={"level_m": level_m, "bd_lowest_m": lowest.astype(np.float32)},
+        risk=np.maximum(risk, 1).astype(np.int8),
+    )
+
+
+# --- district roll-up and compound rain + high water ----------------------------------------
+DISTRICT_RULE: Final = "district-flood"
+COMPOUND_RULE: Final = "compound-flood"
+
+
+def district_rule(
+    flooded: npt.NDArray[np.int64],
+    critical: npt.NDArray[np.int64],
+    drains: npt.NDArray[np.int64],
+    canal_risk: npt.NDArray[np.int8],
+    flood: Flood,
+) -> RuleResult:
+    """Per district [design]: at least ``district_min_drains`` flooded street drains (one
+    drain alone is its own street-flood alert, not a district's) or a canal at an
+    alarm level.  Risk: the canal's level, or 1 for drains, 2 when a drain is
+    critical or half the drains are under water."""
+    drains_flooded = flooded >= flood.district_min_drains
+    heavy = drains_flooded & ((critical > 0) | (2 * flooded >= drains))
+    risk = np.maximum(np.where(heavy, 2, np.where(drains_flooded, 1, 0)), canal_risk)
+    condition = risk >= 1
+    return RuleResult(
+        condition=condition,
+        clear=~condition,
+        severity=severity_of(condition, risk >= 2),
+        values={
+            "drains_flooded": flooded.astype(np.float32),
+            "drains": drains.astype(np.float32),
+            "canal_risk": canal_risk.astype(np.float32),
+        },
+        risk=np.maximum(risk, 1).astype(np.int8),
+    )
+
+
+def compound_rule(
+    rain_1h_mm: npt.NDArray[np.float32],
+    canal_margin_m: npt.NDArray[np.float32],
+    street_wet: npt.NDArray[np.bool_],
+    *,
+    heavy_mm_h: float,
+    flood: Flood,
+) -> RuleResult:
+    """Heavy rain (≥ ``heavy_mm_h`` in the last hour) on a district whose canal stands
+    within ``compound_canal_margin_m`` of its lowest alarm level: the drains cannot
+    empty into the canal.  Critical when street water is already rising there.
+    ``canal_margin_m`` = level − lowest alarm level (NaN: no canal known)."""
+    with np.errstate(invalid="ignore"):
+        high = canal_margin_m >= -flood.compound_canal_margin_m
+        raining = rain_1h_mm >= heavy_mm_h
+        clear = (rain_1h_mm < heavy_mm_h / 2) | (
+            canal_margin_m < -2 * flood.compound_canal_margin_m
+        )
+    condition = high & raining
+    return RuleResult(
+        condition=condition,
+        clear=clear,
+        severity=severity_of(condition, condition & street_wet),
+        values={"rain_1h_mm": rain_1h_mm, "canal_above_alarm_m": canal_margin_m},
+        risk=np.where(condition & street_wet, 3, 2).astype(np.int8),
     )

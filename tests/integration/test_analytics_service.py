@@ -167,7 +167,7 @@ async def test_street_flood_fires_updates_resolves_and_survives_restart(
             # 3. more readings over the limit: no second alert; a rise to critical updates it
             for level_cm in (16, 17, 9):  # 9 cm lies inside the deadband: still firing
                 await drains.level("drain-x", level_cm)
-            await drains.level("drain-x", 40)
+            await drains.level("drain-x", 30)  # 9 → 30 cm: a rise FloodNet accepts
             _, rise, skipped = await watcher.until(
                 lambda _t, e: e.subject == "drain-x" and e.severity == "critical"
             )

@@ -49,15 +49,23 @@ def test_qc_flagged_value_is_not_used() -> None:
     assert engine.evaluate(NOW) == []
 
 
-def test_canal_stations_and_other_kinds_are_left_out() -> None:
+def street(events: list[alerts.AlertEvent]) -> list[alerts.AlertEvent]:
+    return [e for e in events if e.rule == "street-flood"]
+
+
+def test_canal_stations_are_left_out_of_the_street_rule() -> None:
     engine = Engine(load_thresholds())
     tele(engine, "s/p/water/ganh-hao/tele", level_cm=230)  # canal gauge datum: not a street
     stats = engine.ingest(
         decode_tele(parse_topic("s/p/lamp/lamp-1/tele"), b'{"seq":1,"boot":1,"on":true}', NOW)
     )
-    assert stats.ignored == 1 and stats.readings == 0
+    assert stats.ignored == 0 and stats.readings == 1  # lamps feed the energy rules
     tele(engine, "s/p/water/drain-y/tele", dist_mm=120)  # no level: nothing to judge
-    assert engine.evaluate(NOW) == []
+    events = engine.evaluate(NOW)
+    assert street(events) == []
+    # the canal is judged against its alarm level instead: 2.30 m ≥ BĐ III 2.20 m
+    (canal,) = [e for e in events if e.rule == "canal-level"]
+    assert (canal.subject, canal.severity, canal.risk_level) == ("ganh-hao", "critical", 3)
 
 
 def test_canal_station_from_meta_is_left_out_and_its_alert_resolves() -> None:
@@ -72,7 +80,7 @@ def test_canal_station_from_meta_is_left_out_and_its_alert_resolves() -> None:
     assert engine.evaluate(NOW + 30) == []
     engine.set_station("ganh-hao", "p", "drain")  # configured canal stations stay canal
     tele(engine, "s/p/water/ganh-hao/tele", level_cm=230)
-    assert engine.evaluate(NOW + 40) == []
+    assert street(engine.evaluate(NOW + 40)) == []
 
 
 def test_restore_ignores_resolved_and_unknown_rules() -> None:
@@ -90,7 +98,7 @@ def test_restore_ignores_resolved_and_unknown_rules() -> None:
         message=alerts.Message(vi="", en=""),
     )
     resolved = alerts.AlertEvent(**{**_fields(base), "id": "al-2", "state": "resolved"})
-    other = alerts.AlertEvent(**{**_fields(base), "id": "al-3", "rule": "squall"})
+    other = alerts.AlertEvent(**{**_fields(base), "id": "al-3", "rule": "no-such-rule"})
     assert engine.restore([base, resolved, other]) == 1
     tele(engine, "s/p/water/drain-x/tele", level_cm=20)
     assert engine.evaluate(NOW) == []  # adopted: not raised again
