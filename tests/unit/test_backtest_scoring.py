@@ -1,0 +1,135 @@
+"""Scoring on hand-made alerts and labels."""
+
+from __future__ import annotations
+
+import pytest
+
+from analytics.scoring import Alert, fold, matches, score
+from deltasense.alerts import AlertEvent, Message
+from simulators.scenarios.labels import CITY, Label
+
+MIN = 60_000
+TOL = 15 * MIN
+
+
+def alert(
+    rule: str, subject: str, start_min: int, *, kind: str = "flood", district: str = "p1"
+) -> Alert:
+    return Alert(
+        f"{rule}-{subject}-{start_min}",
+        kind,
+        rule,
+        subject,
+        district,
+        "warning",
+        start_min * MIN,
+        None,
+    )
+
+
+def label(subject: str, start_min: int, end_min: int, **kw: object) -> Label:
+    args: dict[str, object] = {"what": "street-flood", "kind": "flood", "district": "p1", **kw}
+    return Label(
+        args.pop("what"),  # type: ignore[arg-type]
+        args.pop("kind"),  # type: ignore[arg-type]
+        subject,
+        args.pop("district"),  # type: ignore[arg-type]
+        start_min * MIN,
+        end_min * MIN,
+        **args,  # type: ignore[arg-type]
+    )
+
+
+def test_detected_missed_false_and_delays() -> None:
+    labels = [label("d1", 100, 160), label("d2", 100, 130), label("d3", 300, 320)]
+    alerts = [
+        alert("street-flood", "d1", 102),  # detects d1, 2 min late
+        alert("street-flood", "d2", 95),  # detects d2, 5 min early (inside the tolerance)
+        alert("street-flood", "d4", 100),  # nobody flooded at d4: false
+        alert("street-flood", "d3", 340),  # too late for d3 (320 + 15 < 340): false, d3 missed
+    ]
+    out = score(alerts, labels, TOL)
+    flood = out.kinds["flood"]
+    assert (flood.events, flood.detected, flood.missed) == (3, 2, 1)
+    assert (flood.alerts, flood.false_alerts, flood.flaps) == (4, 2, 0)
+    assert flood.precision == pytest.approx(0.5) and flood.recall == pytest.approx(2 / 3)
+    assert sorted(flood.delays_s) == [-300.0, 120.0]
+    assert flood.delay_median_s == pytest.approx(-90.0) and flood.delay_worst_s == 120.0
+    assert out.label_delay_s == [120.0, -300.0, None]
+    assert [bool(m) for m in out.alert_matches] == [True, True, False, False]
+    assert out.kinds["storm"].precision is None and out.kinds["storm"].recall is None
+
+
+def test_flaps_are_repeat_alerts_of_one_rule_and_subject_in_one_episode() -> None:
+    labels = [label("d1", 100, 200), label("d1", 400, 450)]
+    alerts = [
+        alert("street-flood", "d1", 101),
+        alert("street-flood", "d1", 120),  # the same episode again: a flap
+        alert("street-flood", "d1", 150),  # and again
+        alert("drain-rising", "d1", 99),  # another rule on the same episode: no flap
+        alert("street-flood", "d1", 401),  # the next episode: no flap
+    ]
+    out = score(alerts, labels, TOL)
+    assert out.kinds["flood"].flaps == 2
+    assert out.rules["street-flood"].flaps == 2 and out.rules["drain-rising"].flaps == 0
+    assert out.alert_flaps == [False, True, True, False, False]
+    assert out.kinds["flood"].detected == 2 and out.kinds["flood"].false_alerts == 0
+    # Per rule: the family's labels; drain-rising caught only the first.
+    assert (out.rules["drain-rising"].events, out.rules["drain-rising"].detected) == (2, 1)
+
+
+def test_scopes_kinds_and_tolerated_labels() -> None:
+    outage = label(
+        "p2", 100, 250, what="mass-outage", kind="health", district="p2", scope="district"
+    )
+    storm = label(CITY, 50, 500, what="city-storm", kind="storm", district="", scope="city")
+    cabinet = label("mt-1", 100, 200, what="cabinet-anomaly", kind="energy", expected=False)
+    drain = label("d1", 100, 200)
+    assert matches(alert("device-offline", "lp-9", 110, kind="health", district="p2"), outage)
+    assert matches(alert("mass-outage", "p2", 110, kind="health", district="p2"), outage)
+    assert not matches(alert("device-offline", "lp-9", 110, kind="health", district="p3"), outage)
+    assert matches(alert("gust", "ws-1", 60, kind="storm", district="p7"), storm)
+    assert not matches(alert("gust", "ws-1", 60, kind="flood"), storm)  # kinds must agree
+    assert matches(alert("district-flood", "p1", 120, district="p1"), drain)  # roll-up
+    assert not matches(alert("street-flood", "d2", 120), drain)
+    assert matches(alert("x", "d1", 100 - 15), drain) and not matches(
+        alert("x", "d1", 100 - 16), drain
+    )
+    # A tolerated label makes an alert true but is never an event to detect.
+    out = score([alert("cabinet-baseline", "mt-1", 120, kind="energy")], [cabinet], TOL)
+    assert out.kinds["energy"].events == 0 and out.kinds["energy"].false_alerts == 0
+    assert out.kinds["energy"].precision == 1.0 and out.label_delay_s == [None]
+
+
+def test_no_alerts_and_no_labels() -> None:
+    out = score([], [], TOL)
+    assert all(s.events == s.alerts == 0 for s in out.kinds.values())
+    assert set(out.kinds) == {"storm", "flood", "energy", "health"}
+
+
+def _event(state: str, severity: str, updated: int, ended: int | None = None) -> AlertEvent:
+    return AlertEvent(
+        id="al-1",
+        kind="flood",
+        rule="street-flood",
+        subject="d1",
+        district="p1",
+        severity=severity,  # type: ignore[arg-type]
+        state=state,  # type: ignore[arg-type]
+        started=1000,
+        updated=updated,
+        ended=ended,
+        message=Message(vi="", en=""),
+    )
+
+
+def test_fold_keeps_the_worst_severity_and_the_end() -> None:
+    events = [
+        _event("firing", "warning", 1000),
+        _event("firing", "critical", 2000),
+        _event("resolved", "warning", 3000, ended=3000),
+    ]
+    (a,) = fold(events)
+    assert (a.severity, a.start_ms, a.end_ms) == ("critical", 1000, 3000)
+    (open_,) = fold(events[:2])
+    assert open_.end_ms is None
