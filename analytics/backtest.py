@@ -144,10 +144,19 @@ def run_scenario(
 
 
 def announce_stations(engine: Engine, cfg: scenarios.Config) -> None:
-    """What the water nodes' retained meta tells the live service: drain or canal."""
-    districts = {d.id: d.district for d in cfg.devices}
-    for device, station in scenarios.stations(cfg).items():
-        engine.set_station(device, districts[device], station)
+    """What the devices' retained meta tells the live service: position, reporting
+    interval, and for water nodes whether they sit in a drain or on a canal."""
+    stations = scenarios.stations(cfg)
+    for spec in cfg.devices:
+        engine.set_meta(
+            spec.id,
+            spec.district,
+            spec.kind,
+            lat=spec.lat,
+            lon=spec.lon,
+            interval_s=scenarios.INTERVAL_S[spec.kind],
+            station=stations.get(spec.id),
+        )
 
 
 # --- replay from InfluxDB ---------------------------------------------------------------------
@@ -228,7 +237,7 @@ async def replay(
     """Stored readings from ``start_ms`` to ``end_ms`` through a fresh engine: each
     minute's readings in, then an evaluation at the minute's end (empty minutes
     too, so time-based rules tick as they would live)."""
-    from analytics.service import refill_stations
+    from analytics.service import META_QUERY, refill_stations
 
     started = time.perf_counter()
     engine = Engine(thresholds)
@@ -237,6 +246,21 @@ async def replay(
     total = -(-(end_ms - first) // MINUTE_MS)
     try:
         await refill_stations(db, engine, site)
+        for series in await db.query(META_QUERY, params={"site": site}):
+            device, district, kind = (
+                series.tags.get(k, "") for k in ("device", "district", "kind")
+            )
+            if device and kind in READING_MEASUREMENTS:
+                for row in series.rows():
+                    lat, lon, interval = row.get("lat"), row.get("lon"), row.get("interval_s")
+                    engine.set_meta(
+                        device,
+                        district,
+                        Kind(kind),
+                        lat=float(lat) if isinstance(lat, int | float) else None,
+                        lon=float(lon) if isinstance(lon, int | float) else None,
+                        interval_s=float(interval) if isinstance(interval, int | float) else None,
+                    )
         async for chunk_start, chunk_end, chunk in stored_readings(db, site, start_ms, end_ms):
             i = 0
             for minute_end in range(chunk_start + MINUTE_MS, chunk_end + MINUTE_MS, MINUTE_MS):

@@ -1,7 +1,8 @@
 """Scoring raised alerts against labelled events (pure; no engine, no I/O).
 
 Matching: an alert matches a label when the kinds agree, the alert starts within
-``[label.start − tolerance, label.end + tolerance]``, and the subject fits the
+``[label.start − tolerance, label.end + tolerance]`` (or is still firing when the
+labelled event starts: it reported it ahead of time), and the subject fits the
 label's scope: the same device for a device label (or the device's district, for
 a district roll-up alert whose subject is the district), any subject in the
 district for a district label, any subject for a city label.
@@ -83,7 +84,11 @@ def fold(events: Iterable[AlertEvent]) -> list[Alert]:
 def matches(alert: Alert, label: Label, tolerance_ms: int = DEFAULT_TOLERANCE_MS) -> bool:
     if alert.kind != label.kind:
         return False
-    if not label.start_ms - tolerance_ms <= alert.start_ms <= label.end_ms + tolerance_ms:
+    starts_inside = label.start_ms - tolerance_ms <= alert.start_ms <= label.end_ms + tolerance_ms
+    open_at_start = alert.start_ms < label.start_ms and (
+        alert.end_ms is None or alert.end_ms >= label.start_ms
+    )
+    if not (starts_inside or open_at_start):
         return False
     if label.scope == "city":
         return True

@@ -14,9 +14,10 @@ from analytics.thresholds import Thresholds, load_thresholds
 from deltasense.contract import DEFAULT_SITE, Kind, Reading
 from simulators.scenarios.catalog import SCENARIOS, ScenarioDef
 from simulators.scenarios.labels import Label
-from simulators.scenarios.world import Config, World
+from simulators.scenarios.world import INTERVAL_S, Config, World
 
 __all__ = [
+    "INTERVAL_S",
     "SCENARIOS",
     "Config",
     "Label",

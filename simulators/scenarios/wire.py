@@ -8,6 +8,7 @@ import msgspec
 
 from deltasense.contract import Channel, Reading, device_topic
 from simulators.city import DeviceSpec
+from simulators.scenarios.world import INTERVAL_S
 
 _encode: Final = msgspec.json.Encoder().encode
 
@@ -30,8 +31,15 @@ def meta_topic(site: str, spec: DeviceSpec) -> str:
 
 
 def meta_payload(spec: DeviceSpec, station: str | None = None) -> bytes:
-    """A birth record; water nodes say whether they sit in a drain or on a canal."""
-    meta: dict[str, Any] = {"fw": "scenario", "hw": "sim", "lat": spec.lat, "lon": spec.lon}
+    """A birth record: position, reporting interval (the idle one for water nodes),
+    and for water nodes whether they sit in a drain or on a canal."""
+    meta: dict[str, Any] = {
+        "fw": "scenario",
+        "hw": "sim",
+        "lat": spec.lat,
+        "lon": spec.lon,
+        "interval_s": INTERVAL_S[spec.kind],
+    }
     if station is not None:
         meta["station"] = station
     return _encode(meta)

@@ -349,7 +349,9 @@ class World:
         def values() -> dict[str, FieldValue]:
             t_base = models.air_temp_c(ts_s) + st.t_offset + s.dt_c - (1.5 if rain > 0.5 else 0.0)
             rh = models.rel_humidity_pct(t_base) + (10.0 if rain > 0.5 else 0.0)
-            wind = max(0.0, speed * rng.gauss(1.0, 0.04))
+            # 1-min means near the ground in a town: turbulence intensity ~15 %, which
+            # is also what makes a 3-s gust ~1.45 × the mean (gust factor ≈ 1 + 3·TI).
+            wind = max(0.0, speed * rng.gauss(1.0, 0.15))
             return {
                 "t_c": round(t_base + rng.gauss(0.0, 0.1), 2),
                 "rh_pct": round(max(0.0, min(100.0, rh + rng.gauss(0.0, 0.5))), 1),
@@ -360,7 +362,9 @@ class World:
                 "gust_ms": round(
                     max(wind, speed * rng.uniform(gust_factor - 0.1, gust_factor + 0.1)), 2
                 ),
-                "wind_dir_deg": round((P.wind_dir_from_deg(u, v) + rng.gauss(0.0, 8.0)) % 360.0, 1),
+                "wind_dir_deg": round(
+                    (P.wind_dir_from_deg(u, v) + rng.gauss(0.0, 15.0)) % 360.0, 1
+                ),
                 "rain_mm_total": models.rain_counter_mm(st.rain_mm),
                 "lux": round(max(0.0, daylight * s.cloud * rng.uniform(0.95, 1.05)), 1),
             }

@@ -13,7 +13,13 @@ TOL = 15 * MIN
 
 
 def alert(
-    rule: str, subject: str, start_min: int, *, kind: str = "flood", district: str = "p1"
+    rule: str,
+    subject: str,
+    start_min: int,
+    *,
+    kind: str = "flood",
+    district: str = "p1",
+    minutes: int = 30,
 ) -> Alert:
     return Alert(
         f"{rule}-{subject}-{start_min}",
@@ -23,7 +29,7 @@ def alert(
         district,
         "warning",
         start_min * MIN,
-        None,
+        (start_min + minutes) * MIN,
     )
 
 
@@ -92,8 +98,8 @@ def test_scopes_kinds_and_tolerated_labels() -> None:
     assert not matches(alert("gust", "ws-1", 60, kind="flood"), storm)  # kinds must agree
     assert matches(alert("district-flood", "p1", 120, district="p1"), drain)  # roll-up
     assert not matches(alert("street-flood", "d2", 120), drain)
-    assert matches(alert("x", "d1", 100 - 15), drain) and not matches(
-        alert("x", "d1", 100 - 16), drain
+    assert matches(alert("x", "d1", 100 - 15, minutes=5), drain) and not matches(
+        alert("x", "d1", 100 - 16, minutes=5), drain
     )
     # A tolerated label makes an alert true but is never an event to detect.
     out = score([alert("cabinet-baseline", "mt-1", 120, kind="energy")], [cabinet], TOL)
@@ -133,3 +139,12 @@ def test_fold_keeps_the_worst_severity_and_the_end() -> None:
     assert (a.severity, a.start_ms, a.end_ms) == ("critical", 1000, 3000)
     (open_,) = fold(events[:2])
     assert open_.end_ms is None
+
+
+def test_an_alert_firing_when_the_event_starts_detects_it_ahead() -> None:
+    lab = label("d1", 100, 200)
+    early_open = Alert("y", "flood", "street-flood", "d1", "p1", "warning", 60 * MIN, None)
+    early_closed = Alert("x", "flood", "street-flood", "d1", "p1", "warning", 60 * MIN, 70 * MIN)
+    assert matches(early_open, lab) and not matches(early_closed, lab)
+    out = score([early_open], [lab], TOL)
+    assert out.label_delay_s == [-2400.0] and out.kinds["flood"].false_alerts == 0
