@@ -50,10 +50,11 @@ HOURLY_SLOTS: Final = 48
 SHORT_SLOTS: Final = 120  # 2 h of 1-minute slots: enough for every lamp and meter rule
 CITY: Final = "city"  # subject of city-wide alerts
 
-WEATHER_METRICS: Final = ("t_c", "rh_pct", "p_hpa", "wind_ms", "gust_ms", "wind_dir_deg", "rain_total", "lux")  # fmt: skip
+# Only what some rule reads: every metric costs 6 bytes × slots × sensors.
+WEATHER_METRICS: Final = ("t_c", "rh_pct", "p_hpa", "wind_ms", "gust_ms", "wind_dir_deg", "rain_total")  # fmt: skip
 WATER_METRICS: Final = ("level_cm",)
-LAMP_METRICS: Final = ("on", "dim_pct", "power_w", "lux", "norm_w", "energy_total")
-METER_METRICS: Final = ("power_w", "energy_total")
+LAMP_METRICS: Final = ("on", "dim_pct", "power_w", "lux", "norm_w")
+METER_METRICS: Final = ("energy_total",)
 COUNTERS: Final = {"rain_mm_total": "rain_total", "energy_wh_total": "energy_total"}
 STUCK_METRICS: Final = ("t_c", "rh_pct", "p_hpa", "wind_ms", "wind_dir_deg")
 STEP_METRICS: Final = ("t_c", "rh_pct", "p_hpa", "wind_ms")
@@ -194,6 +195,19 @@ class Engine:
         for row, district in zip(rows.tolist(), districts, strict=True):
             ks.districts[row] = district  # a device may move; the newest wins
         return rows
+
+    def add_devices(self, kind: Kind, devices: Sequence[str], districts: Sequence[str]) -> I64:
+        """Rows of ``devices`` in ``kind``'s windows, adding new ones (no rebuild pause:
+        arrays grow geometrically)."""
+        return self._rows(kind, devices, districts)
+
+    def window_of(self, kind: Kind, hourly: bool = False) -> win.Window:
+        ks = self._kinds[kind]
+        if hourly:
+            if ks.hourly is None:
+                raise KeyError(f"{kind} has no hourly window")
+            return ks.hourly
+        return ks.window
 
     def _water_rows(self, devices: Sequence[str], districts: Sequence[str]) -> I64:
         return self._rows(Kind.WATER, devices, districts)
@@ -402,10 +416,11 @@ class Engine:
         wind = w.series("wind_ms", last=need)
         mean10 = storm.ten_minute_mean(wind, t.storm.wind_mean_min, slot_min)
         gust = storm.recent_max(w.series("gust_ms", last=2))
-        p_full = w.series("p_hpa")
-        p = storm.detrend_pressure(p_full, w.slot_times(), t.storm)
-        fall3 = storm.pressure_tendency(p, 3, slot_min)
-        fall6 = storm.pressure_tendency(p, 6, slot_min)
+        cols = storm.tendency_columns(w.n_slots, slot_min)
+        fall3, fall6 = storm.pressure_tendencies(
+            w.columns("p_hpa", cols), w.slot_times()[cols], t.storm
+        )
+        p_latest = w.latest_since("p_hpa", now_ms - 10 * 60_000)
         gf = t.storm.gust_front.window_min
         rain_min = w.series("rain_total", last=round(180 / slot_min) + 1)
         r1h = rain.total_over(rain_min, 60, slot_min)
@@ -450,7 +465,7 @@ class Engine:
             pressure=press_r,
             rain_warning=rain_r.condition,
         )
-        reporting = ~np.isnan(row_max(wind[:, -t.storm.wind_mean_min :])) | ~np.isnan(p_full[:, -1])
+        reporting = ~np.isnan(mean10) | ~np.isnan(p_latest)
         level, agreeing, m = storm.city_risk(
             levels, reporting, t.storm, rain_r.condition & (rain_r.severity >= CRITICAL)
         )
@@ -585,11 +600,10 @@ class Engine:
         w = ks.window
         subjects, districts = self._space(Kind.LAMP)
         on_1h = w.series("on", last=round(60 * 60_000 / w.slot_ms) + 1)
-        recent = max(1, round(10 * 60_000 / w.slot_ms))
-        on, _ = last_valid(on_1h[:, -recent:])
-        dim, _ = last_valid(w.series("dim_pct", last=recent))
-        power, _ = last_valid(w.series("power_w", last=recent))
-        lux, _ = last_valid(w.series("lux", last=recent))
+        since = now_ms - 10 * 60_000  # older than this is no current state
+        on, dim, power, lux = (
+            w.latest_since(m, since) for m in ("on", "dim_pct", "power_w", "lux")
+        )
         lat, lon = self.registry.positions(ks.reg())
         elev = f32(sun.elevation_deg(now_ms, lat, lon))
         rated = self._rated(ks)
@@ -628,6 +642,9 @@ class Engine:
         for event in self._rules["storm-risk"].lifecycle.open_alerts():
             if event.risk_level >= lighting.full_brightness_storm_risk:
                 city = event.id
+        if not reason_by_district and city is None:
+            self._bright.clear()  # nothing ordered now; the next alert orders again
+            return
         ks = self._kinds[Kind.LAMP]
         for row, device in enumerate(ks.window.devices):
             district = ks.districts[row]

@@ -96,6 +96,9 @@ class Lifecycle:
         self._clear_since = np.full(capacity, NEVER, dtype=np.int64)
         self._open: dict[int, AlertEvent] = {}
         self._row_of_id: dict[str, int] = {}
+        # True while no subject is pending, firing or counting: a step whose
+        # condition holds nowhere then changes nothing and can return at once.
+        self._idle = True
 
     # --- inspection --------------------------------------------------------------------
     def state(self, n: int) -> npt.NDArray[np.int8]:
@@ -153,6 +156,7 @@ class Lifecycle:
         self._count[row] = self.spec.for_count
         self._since[row] = event.started
         self._clear_since[row] = NEVER
+        self._idle = False
 
     def apply_ack(self, event: AlertEvent) -> bool:
         """Keep an operator's ack on the open alert with the same id; True if it changed."""
@@ -198,6 +202,8 @@ class Lifecycle:
         ):
             raise ValueError("all per-subject inputs must have one length")
         self._ensure(n)
+        if self._idle and not cond.any():
+            return []
         state = self._state[:n]  # views: updated in place
         count = self._count[:n]
         since = self._since[:n]
@@ -254,6 +260,7 @@ class Lifecycle:
         count[resolve] = 0
         since[resolve] = NEVER
         clear_since[fire | resolve] = NEVER
+        self._idle = not (state.any() or count.any())
         return events
 
     # --- event construction ----------------------------------------------------------------

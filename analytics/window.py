@@ -255,6 +255,29 @@ class Window:
             out[:, ~current] = np.nan
         return out
 
+    def columns(self, metric: str, offsets: npt.ArrayLike) -> F32:
+        """Chosen columns of :meth:`series` (0 = oldest slot, ``n_slots - 1`` = head),
+        without copying the rest of the window."""
+        m = self._metrics[metric]
+        n = self.n_sensors
+        absolute = self._oldest_slot() + np.asarray(offsets, dtype=np.int64)
+        if self._head < 0:
+            return np.full((n, absolute.size), np.nan, dtype=np.float32)
+        positions = absolute % self.n_slots
+        out = m.values[:n][:, positions]
+        stale = self._epoch[positions] != absolute
+        if stale.any():
+            out[:, stale] = np.nan
+        return out
+
+    def latest_since(self, metric: str, since_ms: int) -> F32:
+        """Last value per sensor if its reading is not older than ``since_ms``, else NaN."""
+        m = self._metrics[metric]
+        n = self.n_sensors
+        return np.where(m.last_ts[:n] >= since_ms, m.last_value[:n], np.float32(np.nan)).astype(
+            np.float32
+        )
+
     def slot_times(self, last: int | None = None) -> I64:
         """Start time (ms) of each column of :meth:`series`."""
         return self._columns(last) * self.slot_ms

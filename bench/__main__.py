@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import sys
 
-from bench import ingest_decode
+from bench import analytics_tick, ingest_decode
 
 
 def main() -> None:
@@ -14,6 +14,7 @@ def main() -> None:
         f"Python {sys.version.split()[0]}, {platform.system()} {platform.release()}"
     )
     ingest_decode.main()
+    analytics_tick.main()
 
 
 if __name__ == "__main__":

@@ -70,15 +70,17 @@ def row_mean(x: F32, min_valid: int = 1) -> F32:
 
 
 def row_max(x: F32) -> F32:
-    out = np.where(np.isnan(x), -np.inf, x).max(axis=1, initial=-np.inf).astype(np.float32)
-    out[np.isneginf(out)] = np.nan
-    return np.asarray(out, dtype=np.float32)
+    """Each row's maximum ignoring NaN (NaN where the row has none)."""
+    if x.shape[1] == 0:
+        return np.full(x.shape[0], np.nan, dtype=np.float32)
+    return np.asarray(np.fmax.reduce(x, axis=1), dtype=np.float32)
 
 
 def row_min(x: F32) -> F32:
-    out = np.where(np.isnan(x), np.inf, x).min(axis=1, initial=np.inf).astype(np.float32)
-    out[np.isposinf(out)] = np.nan
-    return np.asarray(out, dtype=np.float32)
+    """Each row's minimum ignoring NaN (NaN where the row has none)."""
+    if x.shape[1] == 0:
+        return np.full(x.shape[0], np.nan, dtype=np.float32)
+    return np.asarray(np.fmin.reduce(x, axis=1), dtype=np.float32)
 
 
 def last_valid(x: F32) -> tuple[F32, I64]:
@@ -121,14 +123,13 @@ def counter_increase(totals: F32) -> F32:
     """Increase of a cumulative counter over the columns of each row.
 
     ``totals`` are counters already made continuous across resets (see
-    :mod:`analytics.counters`).  A running maximum ignores a glitch downwards
-    and NaN gaps; the increase is newest − oldest of it.  NaN where no reading;
-    0 where only one.
+    :mod:`analytics.counters`).  The increase is the running maximum at the end
+    (= the row's maximum) minus the oldest reading, which ignores NaN gaps and a
+    glitch downwards.  NaN where no reading; 0 where only one.
     """
     if totals.shape[1] == 0:
         return np.full(totals.shape[0], np.nan, dtype=np.float32)
-    running = np.fmax.accumulate(totals, axis=1)
-    return (running[:, -1] - first_valid(totals)).astype(np.float32)
+    return (row_max(totals) - first_valid(totals)).astype(np.float32)
 
 
 def linear_fit(y: F32, min_points: int = 3) -> tuple[F32, F32]:

@@ -102,9 +102,15 @@ def drift_rule(norm_recent: F32, rated_w: F32, lighting: Lighting) -> RuleResult
     accurate to 2–5 % (ANSI C136.52), so the limit sits at ``power_drift_pct`` and the
     clear condition 2 points inside it."""
     count = np.count_nonzero(~np.isnan(norm_recent), axis=1)
-    with np.errstate(invalid="ignore"):
-        ordered = np.sort(norm_recent, axis=1)
-    median = np.take_along_axis(ordered, np.maximum(count // 2, 0)[:, None], axis=1)[:, 0]
+    k = norm_recent.shape[1]
+    median = np.full(norm_recent.shape[0], np.nan, dtype=np.float32)
+    if k:
+        # Complete rows (the usual case) need only a partition; the rest a sort.
+        full = count == k
+        median[full] = np.partition(norm_recent[full], k // 2, axis=1)[:, k // 2]
+        part = np.flatnonzero(~full)
+        ordered = np.sort(norm_recent[part], axis=1)
+        median[part] = np.take_along_axis(ordered, (count[part] // 2)[:, None], axis=1)[:, 0]
     enough = count >= lighting.drift_min_on_readings
     with np.errstate(invalid="ignore", divide="ignore"):
         drift = np.where(enough, (median / rated_w - 1.0) * 100.0, np.nan).astype(np.float32)
@@ -119,13 +125,24 @@ def drift_rule(norm_recent: F32, rated_w: F32, lighting: Lighting) -> RuleResult
 
 
 def switch_count(on_series: F32) -> F32:
-    """On/off transitions between consecutive readings over the columns (gaps bridged)."""
-    filled = forward_fill(on_series)
+    """On/off transitions between consecutive readings over the columns (gaps bridged).
+    Only rows that were both on and off in the span can have any: the rest are
+    skipped, which is nearly every lamp on nearly every tick."""
+    out = np.zeros(on_series.shape[0], dtype=np.float32)
+    if on_series.shape[1] < 2:
+        return out
+    with np.errstate(invalid="ignore"):  # NaN compares False both ways: no state
+        both = (on_series > 0.5).any(axis=1) & (on_series <= 0.5).any(axis=1)
+    rows = np.flatnonzero(both)
+    if rows.size == 0:
+        return out
+    filled = forward_fill(on_series[rows])
     a, b = filled[:, 1:], filled[:, :-1]
     with np.errstate(invalid="ignore"):
         changed = (a > 0.5) != (b > 0.5)
     changed &= ~np.isnan(a) & ~np.isnan(b)
-    return np.asarray(changed.sum(axis=1), dtype=np.float32)
+    out[rows] = changed.sum(axis=1)
+    return out
 
 
 def cycling_rule(switches_1h: F32, lighting: Lighting) -> RuleResult:

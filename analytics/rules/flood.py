@@ -124,6 +124,13 @@ def clean_depth(level_cm: npt.NDArray[np.float32], flood: Flood) -> npt.NDArray[
     k = depth.shape[1]
     if k < 5:
         return depth
+    # Rows dry over the whole span (nearly all drains, nearly always) have no spike to
+    # remove beyond the noise floor: filter only the others.
+    wet = np.flatnonzero(np.fmax.reduce(depth, axis=1) > 0)
+    if wet.size < depth.shape[0]:
+        if wet.size:
+            depth[wet] = clean_depth(level_cm[wet], flood)
+        return depth
     padded = np.pad(depth, ((0, 0), (2, 2)), constant_values=np.nan)
     windows = np.lib.stride_tricks.sliding_window_view(padded, 5, axis=1)
     with np.errstate(invalid="ignore"):

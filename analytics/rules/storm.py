@@ -21,6 +21,7 @@ import math
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
 from analytics.rules.base import (
     CRITICAL,
@@ -140,6 +141,32 @@ def pressure_tendency(p: F32, hours: float, slot_min: float, avg: int = 5) -> F3
     now = row_mean(p[:, k - avg :])
     then = row_mean(p[:, k - avg - lag : k - lag])
     return f32(now - then)
+
+
+def tendency_columns(k: int, slot_min: float, avg: int = 5) -> npt.NDArray[np.int64]:
+    """Window columns (0 = oldest of ``k``) of the three blocks of ``avg`` slots the
+    tendencies read: the newest, 3 h earlier and 6 h earlier (clipped to the window)."""
+    lag3 = max(0, min(k - avg, round(3 * 60 / slot_min)))
+    lag6 = max(0, min(k - avg, round(6 * 60 / slot_min)))
+    return np.concatenate(
+        [
+            np.arange(k - avg, k),
+            np.arange(k - avg - lag3, k - lag3),
+            np.arange(k - avg - lag6, k - lag6),
+        ]
+    ).astype(np.int64)
+
+
+def pressure_tendencies(
+    blocks: F32, block_times_ms: I64, storm: Storm, avg: int = 5
+) -> tuple[F32, F32]:
+    """(3 h, 6 h) tendencies of the detrended pressure from the columns
+    :func:`tendency_columns` picks (only those are detrended)."""
+    if blocks.shape[1] != 3 * avg:
+        raise ValueError("blocks must hold the three tendency blocks")
+    block = detrend_pressure(blocks, block_times_ms, storm)
+    now, then3, then6 = (row_mean(block[:, i * avg : (i + 1) * avg]) for i in range(3))
+    return f32(now - then3), f32(now - then6)
 
 
 def pressure_rule(fall_3h: F32, fall_6h: F32, storm: Storm, deadband_hpa: float) -> RuleResult:

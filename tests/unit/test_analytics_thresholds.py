@@ -25,9 +25,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_defaults_translate_the_reference_block() -> None:
     t = load_thresholds()
     # the reference block ships 6, 7, 8, 10, 12; 9 and 11 come from its cited table
-    assert t.storm.wind_cap_ms == {
-        6: 10.8, 7: 13.9, 8: 17.2, 9: 20.8, 10: 24.5, 11: 28.5, 12: 32.7
-    }
+    assert t.storm.wind_cap_ms == {6: 10.8, 7: 13.9, 8: 17.2, 9: 20.8, 10: 24.5, 11: 28.5, 12: 32.7}
     assert (t.storm.gust_warning_ms, t.storm.gust_critical_ms) == (17.2, 25.7)
     assert (t.storm.squall.rise_ms, t.storm.squall.peak_ms, t.storm.squall.min_s) == (8, 11, 60)
     assert t.rain.mm_24h.very_heavy == 100 and t.rain.mm_1h.heavy == 7.6
