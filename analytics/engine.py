@@ -49,6 +49,7 @@ HOUR_MS: Final = 3_600_000
 HOURLY_SLOTS: Final = 48
 SHORT_SLOTS: Final = 120  # 2 h of 1-minute slots: enough for every lamp and meter rule
 CITY: Final = "city"  # subject of city-wide alerts
+SKEW_MIN_DEVICES: Final = 5
 
 # Only what some rule reads: every metric costs 6 bytes × slots × sensors.
 WEATHER_METRICS: Final = ("t_c", "rh_pct", "p_hpa", "wind_ms", "gust_ms", "wind_dir_deg", "rain_total")  # fmt: skip
@@ -273,8 +274,8 @@ class Engine:
         """Decoded readings (any kind) into the windows; QC-flagged values are left out.
 
         ``arrival_ms`` (the service's clock when the message came) lets the clock-skew
-        rule compare device time with arrival; without it (backtests), the next
-        :meth:`evaluate` compares with its ``now``.  ``replay`` (a refill from the
+        rule compare device time with arrival; without it (backtests), a batch from
+        at least ``SKEW_MIN_DEVICES`` devices is its own reference (its median time).  ``replay`` (a refill from the
         database) leaves clock skew alone.  Duplicates, late readings and gaps are
         the windows' business; counter resets the counter tracker's.
         """
@@ -283,6 +284,7 @@ class Engine:
         reg = self.registry
         resets_before = self.counters.resets
         qc_rows: list[int] = []
+        stamped: dict[int, int] = {}  # registry row → newest device-stamped ts in the batch
         qc_ts: list[int] = []
         qc_counts: list[float] = []
         for reading in readings:
@@ -304,8 +306,8 @@ class Engine:
             if not (reading.ts_from_platform or reading.hist or replay):
                 if arrival_ms is not None:
                     reg.skew_s[row] = (reading.ts_ms - arrival_ms) / 1000.0
-                elif reading.ts_ms > reg.unplaced_ts[row]:
-                    reg.unplaced_ts[row] = reading.ts_ms
+                else:
+                    stamped[row] = max(stamped.get(row, reading.ts_ms), reading.ts_ms)
             flagged = out_of_range(reading.kind, fields)
             if flagged:
                 stats.qc_flagged += len(flagged)
@@ -326,6 +328,12 @@ class Engine:
             stats.values += ks.window.ingest(metric, rows, ts_arr, vals)
             if ks.hourly is not None and metric in ks.hourly.metrics:
                 ks.hourly.ingest(metric, rows, ts_arr, vals)
+        if len(stamped) >= SKEW_MIN_DEVICES:
+            # No arrival clock (a backtest): a device's clock is judged against the
+            # batch's median device time, which a few skewed clocks cannot move.
+            rows_s = np.fromiter(stamped, dtype=np.int64)
+            ts_s = np.fromiter(stamped.values(), dtype=np.int64)
+            reg.skew_s[rows_s] = (ts_s - np.median(ts_s)) / 1000.0
         if qc_rows:
             reg.qc.ingest(
                 "flagged",
@@ -676,9 +684,6 @@ class Engine:
         t = self.thresholds.health
         reg = self.registry
         n = reg.n
-        unplaced = reg.unplaced_ts[:n] >= 0
-        reg.skew_s[:n][unplaced] = (reg.unplaced_ts[:n][unplaced] - now_ms) / 1000.0
-        reg.unplaced_ts[:n][unplaced] = -1
         interval = np.where(
             np.isnan(reg.interval_s[:n]), np.float32(t.default_interval_s), reg.interval_s[:n]
         ).astype(np.float32)

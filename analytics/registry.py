@@ -47,9 +47,6 @@ class Registry:
         self.batt_v = np.full(capacity, np.nan, dtype=np.float32)
         self.rssi_dbm = np.full(capacity, np.nan, dtype=np.float32)
         self.skew_s = np.full(capacity, np.nan, dtype=np.float32)
-        # Newest device-stamped ts not yet compared with an arrival time (backtests
-        # give none: evaluate() compares it with its own now).
-        self.unplaced_ts = np.full(capacity, -1, dtype=np.int64)
         # QC-flagged values per reading, newest per minute slot.
         self.qc = Window(("flagged",), slot_ms=qc_slot_ms, n_slots=qc_slots, capacity=capacity)
 
@@ -94,7 +91,6 @@ class Registry:
         self.batt_v = _grow(self.batt_v, size, np.nan)  # type: ignore[assignment]
         self.rssi_dbm = _grow(self.rssi_dbm, size, np.nan)  # type: ignore[assignment]
         self.skew_s = _grow(self.skew_s, size, np.nan)  # type: ignore[assignment]
-        self.unplaced_ts = _grow(self.unplaced_ts, size, -1)  # type: ignore[assignment]
         self._capacity = size
 
     def positions(self, rows: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.float32], ...]:
@@ -106,6 +102,6 @@ class Registry:
     def memory_bytes(self) -> int:
         arrays = (
             self.kind, self.district, self.last_seen, self.interval_s, self.lat, self.lon,
-            self.status, self.batt_v, self.rssi_dbm, self.skew_s, self.unplaced_ts,
+            self.status, self.batt_v, self.rssi_dbm, self.skew_s,
         )  # fmt: skip
         return sum(a.nbytes for a in arrays) + self.qc.memory_bytes()

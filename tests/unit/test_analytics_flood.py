@@ -87,3 +87,67 @@ def test_messages_in_vietnamese_and_english() -> None:
     over = flood.message(MessageContext("drain-x", "phuong-1", "warning", "resolved", {}))
     assert over.vi == "Hết ngập đường tại drain-x (phuong-1)"
     assert over.en == "Street flooding over at drain-x (phuong-1)"
+
+
+# --- noise handling, rise, canals, districts, compound ------------------------------------
+def test_impossible_rise_is_dropped_but_a_real_one_returns() -> None:
+    latest = np.asarray([40.0, 40.0, 40.0, 12.0], np.float32)
+    prev = np.asarray([0.0, 0.0, np.nan, 0.0], np.float32)
+    gap = np.asarray([1.0, 2.0, np.nan, 0.0], np.float32)
+    got = flood.plausible_latest(latest, prev, gap, FLOOD)
+    # 400 mm in 1 min: noise; in 2 min: 200 mm/min, fine; no previous: fine; 120 mm: fine
+    assert np.isnan(got[0]) and got[1:].tolist() == [40.0, 40.0, 12.0]
+
+
+def test_clean_depth_removes_single_spikes_and_keeps_steps() -> None:
+    level = np.zeros((3, 15), np.float32)
+    level[0, 7] = 30.0  # one 300 mm spike
+    level[1, 7:] = 15.0  # a real step up
+    level[2, 7] = np.nan
+    depth = flood.clean_depth(level, FLOOD)
+    assert np.isnan(depth[0, 7]) and np.nansum(depth[0]) == 0
+    assert (depth[1, 8:] == 150).all()
+    assert np.isnan(depth[2, 7]) and (depth[2, :7] == 0).all()
+
+
+def test_rise_rate_and_time_to_the_next_limit() -> None:
+    from analytics.rules.base import linear_fit
+
+    minutes = np.arange(15, dtype=np.float32)
+    depth = np.stack([20 + 6 * minutes, 20 + 0 * minutes, np.full(15, np.nan)]).astype(np.float32)
+    slope, fitted = linear_fit(depth)
+    assert slope[0] == pytest.approx(6.0) and fitted[0] == pytest.approx(104.0)
+    r = flood.rise_rule(depth[:, -1], slope, fitted, excluded=np.zeros(3, bool), flood=FLOOD)
+    assert r.condition.tolist() == [True, False, False]  # 30 mm per 5 min ≥ 25
+    # next limit from 104 mm is critical (300 mm): (300 − 104) / 6 ≈ 32.7 min
+    assert r.values["minutes_to_next_limit"][0] == pytest.approx(196 / 6, abs=0.01)
+
+
+def test_canal_against_alarm_levels_with_placeholders_unused() -> None:
+    level = np.asarray([230.0, 150.0, 219.0, 230.0], np.float32)
+    bd = np.asarray([[np.nan, np.nan, 2.2]] * 3 + [[np.nan] * 3], np.float32)
+    r = flood.canal_rule(level, bd, deadband_mm=20.0)
+    assert r.condition.tolist() == [True, False, False, False]
+    assert r.risk is not None and r.risk[0] == 3 and r.severity[0] == 2
+    assert r.clear.tolist() == [False, True, False, True]  # 2.19 m inside the deadband
+    levels = np.asarray([[1.5, 1.8, 2.2]], np.float32)
+    assert flood.canal_rule(np.asarray([185.0], np.float32), levels, 20.0).risk.tolist() == [2]  # type: ignore[union-attr]
+
+
+def test_district_roll_up_needs_more_than_one_drain() -> None:
+    flooded = np.asarray([1, 2, 2, 0], np.int64)
+    critical = np.asarray([1, 0, 1, 0], np.int64)
+    drains = np.asarray([1, 10, 3, 4], np.int64)
+    canal = np.asarray([0, 0, 0, 3], np.int8)
+    r = flood.district_rule(flooded, critical, drains, canal, FLOOD)
+    assert r.condition.tolist() == [False, True, True, True]
+    assert r.risk is not None and r.risk.tolist() == [1, 1, 2, 3]
+
+
+def test_compound_rain_on_high_water() -> None:
+    rain = np.asarray([10.0, 10.0, 2.0, 10.0], np.float32)
+    margin = np.asarray([-0.2, -0.5, 0.0, np.nan], np.float32)
+    wet = np.asarray([True, False, False, False])
+    r = flood.compound_rule(rain, margin, wet, heavy_mm_h=7.6, flood=FLOOD)
+    assert r.condition.tolist() == [True, False, False, False]
+    assert r.severity[0] == 2  # street water already there

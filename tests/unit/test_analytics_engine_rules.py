@@ -1,0 +1,188 @@
+"""The engine with every rule family: readings in, alerts and lamp orders out, over
+counter resets, duplicates, late readings, gaps and silence."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analytics.engine import Engine
+from analytics.lifecycle import Lifecycle, RuleSpec
+from analytics.rules import messages
+from analytics.thresholds import load_thresholds
+from deltasense.alerts import AlertEvent
+from deltasense.contract import Kind, Reading
+
+MIN = 60_000
+T0 = 1_800_000_000_000 - 1_800_000_000_000 % MIN
+
+
+def reading(kind: Kind, device: str, ts: int, *, district: str = "p", boot: int = 1, **fields: float | bool) -> Reading:  # fmt: skip
+    return Reading(
+        site="s", district=district, kind=kind, device=device, ts_ms=ts, seq=0, boot=boot,
+        fields=dict(fields),
+    )  # fmt: skip
+
+
+def rules(events: Iterable[AlertEvent]) -> list[tuple[str, str, str]]:
+    return [(e.rule, e.subject, e.state) for e in events]
+
+
+def test_heavy_rain_across_a_counter_reset_and_duplicates() -> None:
+    engine = Engine(load_thresholds())
+    readings = []
+    total, boot = 500.0, 1
+    for m in range(60):
+        if m == 30:  # the station reboots: its counter starts again from 0
+            total, boot = 0.0, 2
+        total += 0.5  # 30 mm in the hour: over the 25 mm/h urban warning
+        readings.append(reading(Kind.WEATHER, "ws-1", T0 + m * MIN, boot=boot, rain_mm_total=total))
+    stats = engine.ingest(readings + readings[-5:])  # the last five redelivered
+    assert stats.counter_resets == 1
+    events = engine.evaluate(T0 + 60 * MIN)
+    (rain,) = [e for e in events if e.rule == "heavy-rain"]
+    assert rain.severity == "warning"
+    # 59 increments of 0.5 mm lie inside the hour's window, despite the reset
+    assert rain.values["rain_1h_mm"] == pytest.approx(29.5, abs=0.01)
+    assert "Mưa lớn" in rain.message.vi and "Heavy rain" in rain.message.en
+
+
+def test_storm_force_wind_fires_with_its_cap_and_city_risk_needs_two_stations() -> None:
+    engine = Engine(load_thresholds())
+    batch = []
+    for m in range(12):
+        batch.append(reading(Kind.WEATHER, "ws-1", T0 + m * MIN, wind_ms=18.0, gust_ms=20.0))
+        batch.append(reading(Kind.WEATHER, "ws-2", T0 + m * MIN, wind_ms=4.0, gust_ms=6.0))
+    engine.ingest(batch)
+    events = engine.evaluate(T0 + 12 * MIN)
+    cap = next(e for e in events if e.rule == "wind-cap")
+    assert (cap.subject, cap.values["cap"], cap.severity, cap.risk_level) == (
+        "ws-1",
+        8,
+        "critical",
+        3,
+    )
+    assert [e for e in events if e.rule == "storm-risk"] == []  # 1 of 2 stations
+    late = [reading(Kind.WEATHER, "ws-2", T0 + m * MIN + 30_000, wind_ms=19.0) for m in range(12)]
+    engine.ingest(late)  # late readings land in their own slots
+    events = engine.evaluate(T0 + 12 * MIN + 1)
+    (risk,) = [e for e in events if e.rule == "storm-risk"]
+    assert (risk.subject, risk.risk_level, risk.severity) == ("city", 3, "critical")
+    # lamps everywhere are ordered to full brightness, once
+    engine.ingest([reading(Kind.LAMP, "lp-1", T0 + 12 * MIN, on=True, dim_pct=50.0)])
+    engine.evaluate(T0 + 12 * MIN + 2)
+    (order,) = engine.take_commands()
+    assert (order.device, order.name, order.args, order.reason) == (
+        "lp-1",
+        "set_dim",
+        {"pct": 100},
+        risk.id,
+    )
+    engine.evaluate(T0 + 12 * MIN + 3)
+    assert engine.take_commands() == []
+
+
+def test_flood_orders_full_brightness_in_its_district_only() -> None:
+    engine = Engine(load_thresholds())
+    engine.ingest(
+        [
+            reading(Kind.LAMP, "lp-a", T0, district="p", on=True, dim_pct=50.0),
+            reading(Kind.LAMP, "lp-b", T0, district="q", on=True, dim_pct=50.0),
+            reading(Kind.WATER, "drain-1", T0, district="p", level_cm=12.0),
+        ]
+    )
+    events = engine.evaluate(T0 + 1)
+    assert ("street-flood", "drain-1", "firing") in rules(events)
+    assert [c.device for c in engine.take_commands()] == ["lp-a"]
+    engine.ingest([reading(Kind.WATER, "drain-1", T0 + MIN, district="p", level_cm=0.0)])
+    assert ("street-flood", "drain-1", "resolved") in rules(engine.evaluate(T0 + MIN + 1))
+    engine.ingest([reading(Kind.WATER, "drain-1", T0 + 2 * MIN, district="p", level_cm=12.0)])
+    engine.evaluate(T0 + 2 * MIN + 1)
+    assert [c.device for c in engine.take_commands()] == ["lp-a"]  # a new alert orders again
+
+
+def test_silence_offline_then_back_and_clock_skew() -> None:
+    engine = Engine(load_thresholds())
+    engine.set_meta("wl-1", "p", Kind.WATER, interval_s=60)
+    engine.ingest([reading(Kind.WATER, "wl-1", T0, level_cm=0.0)])
+    assert engine.evaluate(T0 + 3 * MIN) == []
+    (off,) = engine.evaluate(T0 + 3 * MIN + 1)
+    assert (off.rule, off.subject, off.kind) == ("device-offline", "wl-1", "health")
+    engine.ingest([reading(Kind.WATER, "wl-1", T0 + 4 * MIN, level_cm=0.0)])
+    assert rules(engine.evaluate(T0 + 4 * MIN)) == [("device-offline", "wl-1", "resolved")]
+    # a clock 10 min behind the arrival time
+    engine.ingest(
+        [reading(Kind.WATER, "wl-1", T0 + 5 * MIN, level_cm=0.0)], arrival_ms=T0 + 15 * MIN
+    )
+    skew = [e for e in engine.evaluate(T0 + 15 * MIN) if e.rule == "clock-skew"]
+    assert skew and skew[0].values["skew_s"] == -600
+
+
+def test_every_rule_has_a_valid_topic_level_and_messages() -> None:
+    from deltasense.contract import is_ident
+
+    engine = Engine(load_thresholds())
+    for rule in engine.rules:
+        assert is_ident(rule)
+        if rule != "street-flood":
+            assert rule in messages.TITLES
+    assert engine.memory_bytes() > 0
+
+
+def test_restore_adopts_district_and_city_alerts() -> None:
+    engine = Engine(load_thresholds())
+    base = {
+        "kind": "storm", "severity": "critical", "state": "firing", "started": T0, "updated": T0,
+        "message": messages.Message(vi="", en=""),
+    }  # fmt: skip
+    city = AlertEvent(
+        id="al-c", rule="storm-risk", subject="city", district="", risk_level=3, **base
+    )  # type: ignore[arg-type]
+    assert engine.restore([city]) == 1
+    assert [e.id for e in engine.open_alerts()] == ["al-c"]
+
+
+# --- lifecycle property: noise inside the deadband never flaps ------------------------------
+@settings(max_examples=200, deadline=None)
+@given(
+    noise=st.lists(st.floats(min_value=-0.999, max_value=3.0), min_size=1, max_size=60),
+    for_ms=st.sampled_from([0, 60_000, 600_000]),
+    keep_ms=st.sampled_from([0, 900_000]),
+)
+def test_noise_inside_the_deadband_never_flaps(
+    noise: list[float], for_ms: int, keep_ms: int
+) -> None:
+    """A value that fired at the limit (10) and then wanders inside
+    (limit − deadband, limit + 3] stays one open alert: no resolve, no second id."""
+    limit, deadband = 10.0, 1.0
+    lc = Lifecycle(
+        RuleSpec("r", "storm", for_ms=for_ms, keep_firing_for_ms=keep_ms), messages.make("gust")
+    )
+    ids: set[str] = set()
+    states: list[str] = []
+    values = [limit + 1] * 11 + [limit + x for x in noise]  # held long enough to fire
+    for i, v in enumerate(values):
+        x = np.asarray([v], np.float32)
+        events = lc.step(
+            condition=x >= limit, clear=x < limit - deadband, severity=np.asarray([1], np.int8),
+            fresh=np.asarray([True]), now_ms=T0 + i * MIN, subjects=["s"], districts=["p"],
+            values={"v": x},
+        )  # fmt: skip
+        for e in events:
+            ids.add(e.id)
+            states.append(e.state)
+        assert len(lc.open_alerts()) <= 1
+    assert states == ["firing"] and len(ids) == 1
+
+
+def test_clock_skew_without_an_arrival_clock_uses_the_batch() -> None:
+    engine = Engine(load_thresholds())
+    batch = [reading(Kind.WATER, f"wl-{i}", T0 + i * 1000, level_cm=0.0) for i in range(6)]
+    batch.append(reading(Kind.WATER, "wl-late", T0 - 10 * MIN, level_cm=0.0))
+    engine.ingest(batch)
+    skew = [e for e in engine.evaluate(T0 + MIN) if e.rule == "clock-skew"]
+    assert [e.subject for e in skew] == ["wl-late"]
