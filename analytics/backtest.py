@@ -1,9 +1,12 @@
 """Backtests: scenarios (or stored readings) through the analytics engine, scored.
 
-``run_scenario`` steps a scenario's simulated city one minute at a time and,
-after each minute, does what the service does with live data: the minute's
-readings into :meth:`Engine.ingest`, then :meth:`Engine.evaluate` at the end of
-the minute.  No wall clock is involved, so a day takes seconds.  ``replay``
+``run_scenario`` steps a scenario's simulated city one minute at a time and
+does what the service does with live data: it evaluates the rules at the start
+of each minute (the service ticks every second, so it often judges a minute
+before that minute's readings are in), takes the minute's readings into
+:meth:`Engine.ingest`, and evaluates again at the minute's last instant (so the
+current one-minute slot is the one just filled).  No wall
+clock is involved, so a day takes seconds.  ``replay``
 does the same with readings read back from InfluxDB (``--start``/``--end``);
 those have no labels, so only the alerts are reported.
 
@@ -132,10 +135,11 @@ def run_scenario(
     result = Result(cfg.name, seed, cfg.start_ms, cfg.end_ms)
     for minute in range(cfg.minutes):
         now_ms, readings = world.step()
+        result.events.extend(engine.evaluate(now_ms - MINUTE_MS))  # before the minute's readings
         engine.ingest(readings)
-        result.events.extend(engine.evaluate(now_ms))
+        result.events.extend(engine.evaluate(now_ms - 1))  # the minute's last instant
         result.readings += len(readings)
-        result.evaluations += 1
+        result.evaluations += 2
         if on_progress is not None:
             on_progress(minute + 1, cfg.minutes)
     result.labels = world.labels()
@@ -267,13 +271,14 @@ async def replay(
                 j = i
                 while j < len(chunk) and chunk[j].ts_ms < minute_end:
                     j += 1
+                result.events.extend(engine.evaluate(minute_end - MINUTE_MS))
                 engine.ingest(chunk[i:j])
                 result.readings += j - i
                 i = j
-                result.events.extend(engine.evaluate(minute_end))
-                result.evaluations += 1
+                result.events.extend(engine.evaluate(minute_end - 1))
+                result.evaluations += 2
                 if on_progress is not None:
-                    on_progress(min(result.evaluations, total), total)
+                    on_progress(min(result.evaluations // 2, total), total)
     except InfluxError as exc:
         raise BacktestError(f"InfluxDB: {exc}") from exc
     result.elapsed_s = time.perf_counter() - started
