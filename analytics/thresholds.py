@@ -222,6 +222,7 @@ class Health(_Model):
     offline_after_missed_intervals: int = Field(ge=1)
     mass_outage_fraction_of_district: float = Field(gt=0, le=1)
     mass_outage_min_devices: int = Field(default=3, ge=1)
+    mass_outage_min_silent: int = Field(default=2, ge=1)
     mass_outage_window_s: float = Field(default=900.0, gt=0)
     default_interval_s: float = Field(default=60.0, gt=0)
     stuck: Stuck = Field(default_factory=Stuck)

@@ -62,8 +62,10 @@ def mass_outage(
     together = ok & (last_seen_ms >= latest[np.maximum(district, 0)] - window_ms)
     silent = group_count(district, together, n_districts)
     frac = np.where(total > 0, silent / np.maximum(total, 1), 0.0)
-    condition = (total >= health.mass_outage_min_devices) & (
-        frac >= health.mass_outage_fraction_of_district
+    condition = (
+        (total >= health.mass_outage_min_devices)
+        & (silent >= health.mass_outage_min_silent)
+        & (frac >= health.mass_outage_fraction_of_district)
     )
     return RuleResult(
         condition=condition,

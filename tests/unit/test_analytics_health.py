@@ -67,3 +67,10 @@ def test_qc_battery_signal_and_skew() -> None:
     assert batt.clear.tolist() == [False, False, True, False]  # 3.35 inside the deadband
     skew = health.skew_rule(np.asarray([-30, 200, -400, NAN], np.float32), H)
     assert skew.condition.tolist() == [False, True, True, False]
+
+
+def test_one_silent_device_is_not_a_mass_outage() -> None:
+    district = np.zeros(3, np.int64)
+    offline = np.asarray([True, False, False])  # 1 of 3 = 33 % but only one device
+    last = np.full(3, NOW, np.int64)
+    assert not health.mass_outage(district, offline, last, 1, H).condition.any()
