@@ -146,6 +146,8 @@ class Engine:
         alerting = thresholds.alerting
         for rule, kind, space, message in _RULES:
             for_s = alerting.for_.seconds(rule, kind)
+            if rule in _LIGHTING_FOR and rule not in alerting.for_.rule_s:
+                for_s = getattr(thresholds.lighting, _LIGHTING_FOR[rule]).for_min * 60
             for_count = alerting.for_.flood_readings if rule == flood.RULE else 1
             spec = RuleSpec(
                 rule=rule,
@@ -809,4 +811,6 @@ _RULES: Final[tuple[tuple[str, AlertKind, str, MessageFn], ...]] = (
     ("weak-signal", "health", "device", _msg("weak-signal")),
     ("clock-skew", "health", "device", _msg("clock-skew")),
 )
+# Rules whose `for` the lighting table sets itself (REFERENCE.md: day_burn, lamp_out).
+_LIGHTING_FOR: Final = {"day-burn": "day_burn", "lamp-out": "lamp_out"}
 RULE_KINDS: Final[dict[str, AlertKind]] = {rule: kind for rule, kind, _s, _m in _RULES}

@@ -186,3 +186,18 @@ def test_clock_skew_without_an_arrival_clock_uses_the_batch() -> None:
     engine.ingest(batch)
     skew = [e for e in engine.evaluate(T0 + MIN) if e.rule == "clock-skew"]
     assert [e.subject for e in skew] == ["wl-late"]
+
+
+def test_lamp_out_waits_its_own_for_then_fires() -> None:
+    engine = Engine(load_thresholds())
+    night = T0 - T0 % (24 * 3_600_000) + 16 * 3_600_000  # 23:00 local
+    for m in range(12):
+        engine.ingest(
+            [
+                reading(
+                    Kind.LAMP, "lp-1", night + m * MIN, on=True, dim_pct=100.0, power_w=0.4, lux=1.0
+                )
+            ]
+        )
+        fired = [e for e in engine.evaluate(night + m * MIN + 1) if e.rule == "lamp-out"]
+        assert bool(fired) == (m == 10), m  # lighting.lamp_out.for_min = 10
