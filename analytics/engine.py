@@ -38,7 +38,7 @@ from analytics.rules.base import (
     linear_fit,
     row_max,
 )
-from analytics.thresholds import Thresholds
+from analytics.thresholds import CanalStation, Thresholds
 from deltasense.alerts import AlertEvent, AlertKind
 from deltasense.contract import Kind, Reading
 from deltasense.qc import out_of_range
@@ -424,7 +424,9 @@ class Engine:
         subjects, districts = self._space(Kind.WEATHER)
         need = max(t.storm.wind_mean_min, t.storm.gust_front.window_min, 12) + 2
         wind = w.series("wind_ms", last=need)
-        mean10 = storm.ten_minute_mean(wind, t.storm.wind_mean_min, slot_min)
+        mean10 = storm.ten_minute_mean(
+            wind, t.storm.wind_mean_min, slot_min, t.storm.wind_mean_coverage
+        )
         gust = storm.recent_max(w.series("gust_ms", last=2))
         cols = storm.tendency_columns(w.n_slots, slot_min)
         fall3, fall6 = storm.pressure_tendencies(
@@ -446,7 +448,9 @@ class Engine:
 
         wind_r = storm.wind_rule(mean10, t.storm, db.wind_ms)
         gust_r = storm.gust_rule(gust, t.storm, db.wind_ms)
-        squall_r = storm.squall_rule(wind, t.storm, w.slot_ms / 1000, db.wind_ms)
+        # Complete minutes only: the head slot is still filling, and judging it made the
+        # squall depend on when within a minute the rules ran (live vs backtest).
+        squall_r = storm.squall_rule(wind[:, :-1], t.storm, w.slot_ms / 1000, db.wind_ms)
         press_r = storm.pressure_rule(fall3, fall6, t.storm, db.p_hpa)
         front_r = storm.gust_front_rule(
             w.series("t_c", last=gf),
@@ -572,16 +576,16 @@ class Engine:
         return events
 
     def _bd_levels(self, subjects: Sequence[str], excluded: npt.NDArray[np.bool_]) -> F32:
-        stations = self.thresholds.flood.canal_stations
+        """Alarm levels per water row (NaN = unknown): a canal station's own, else the
+        site's ``canal_default`` (so a canal announced only by its meta is judged)."""
+        fl = self.thresholds.flood
         bd = np.full((len(subjects), 3), np.nan, dtype=np.float32)
-        for device, levels in stations.items():
+        if fl.canal_default is not None:
+            bd[excluded] = _bd_row(fl.canal_default)
+        for device, levels in fl.canal_stations.items():
             row = self.water.row_of(device)
             if row is not None and excluded[row]:
-                bd[row] = [
-                    np.nan if levels.bd1_m is None else levels.bd1_m,
-                    np.nan if levels.bd2_m is None else levels.bd2_m,
-                    levels.bd3_m,
-                ]
+                bd[row] = _bd_row(levels)
         return bd
 
     # energy: lamps and cabinets -------------------------------------------------------------
@@ -776,6 +780,14 @@ class Engine:
     @property
     def rules(self) -> tuple[str, ...]:
         return tuple(self._rules)
+
+
+def _bd_row(levels: CanalStation) -> list[float]:
+    return [
+        np.nan if levels.bd1_m is None else levels.bd1_m,
+        np.nan if levels.bd2_m is None else levels.bd2_m,
+        levels.bd3_m,
+    ]
 
 
 def _msg(rule: str) -> MessageFn:

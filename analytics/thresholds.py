@@ -69,6 +69,7 @@ class Storm(_Model):
     pressure_fall_3h_hpa: float = Field(default=3.0, gt=0)
     pressure_fall_6h_hpa: float = Positive
     wind_mean_min: int = Field(default=10, ge=1)
+    wind_mean_coverage: float = Field(default=0.5, ge=0, le=1)
     wind_cap_ms: dict[int, float]
     gust_warning_ms: float = Positive
     gust_critical_ms: float = Positive
@@ -95,9 +96,16 @@ class Rain24h(_Model):
 
 
 class Rain1h(_Model):
+    moderate: float = Field(default=2.5, gt=0)  # below this a heavy-rain alert may clear
     heavy: float = Positive
     urban_warning: float = Positive
     violent: float = Positive
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.moderate >= self.heavy:
+            raise ValueError("moderate must be below heavy (it is heavy-rain's clear threshold)")
+        return self
 
 
 class Rain(_Model):
@@ -134,7 +142,11 @@ class Flood(_Model):
     spike_min_mm: float = Field(default=50.0, ge=0)
     compound_canal_margin_m: float = Field(default=0.3, ge=0)
     district_min_drains: int = Field(default=2, ge=1)
+    spike_jump_mm: float = Field(default=250.0, gt=0)
     canal_stations: dict[str, CanalStation] = Field(default_factory=dict)
+    # Levels for canal stations (meta ``station: canal``) not in ``canal_stations``;
+    # None = such stations are not judged.
+    canal_default: CanalStation | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -207,6 +219,8 @@ class Stuck(_Model):
     p_hpa: float = 0.1
     wind_ms: float = 0.5
     wind_dir_deg: float = 10.0
+    # Humidity at or above this all window long is saturation (rain, fog), not a stuck sensor.
+    rh_saturated_pct: float = Field(default=99.0, gt=0, le=100)
 
 
 class Step(_Model):

@@ -103,14 +103,23 @@ def plausible_latest(
     latest_cm: npt.ArrayLike, previous_cm: npt.ArrayLike, gap_min: npt.ArrayLike, flood: Flood
 ) -> npt.NDArray[np.float32]:
     """The newest level, NaN where it rose faster than ``max_rise_mm_per_min`` since the
-    previous reading (``gap_min`` minutes earlier, at least one slot): FloodNet drops
-    such rises as noise.  A real rise shows again in the next reading, which is then
-    compared with this one and kept; a single-sample spike is gone by then."""
+    previous reading (``gap_min`` minutes earlier, at least one slot), or by more than
+    ``spike_jump_mm`` at all: FloodNet drops such rises as noise, held unconfirmed.
+    A real rise shows again in the next reading, which is then compared with this
+    one and kept; a single-sample spike (a drain's +40-60 cm echo on a dry day) is
+    gone by then.  Without a previous reading (NaN) the newest is judged as is, so
+    a new drain's first reading over the limit still raises an alert."""
     latest = np.asarray(latest_cm, dtype=np.float32)
     prev = np.asarray(previous_cm, dtype=np.float32)
     gap = np.maximum(np.asarray(gap_min, dtype=np.float32), np.float32(1.0))
     with np.errstate(invalid="ignore"):
-        impossible = (latest - prev) * 10.0 > flood.max_rise_mm_per_min * gap
+        jump_mm = (latest - prev) * 10.0
+        impossible = jump_mm > flood.max_rise_mm_per_min * gap
+        # More than ``spike_jump_mm`` in one reporting step is held as unconfirmed
+        # whatever the step's length: a node over the warning depth reports every
+        # 60 s, so a real rise is confirmed by the next reading.
+        unconfirmed = jump_mm > flood.spike_jump_mm
+    impossible |= unconfirmed
     return np.where(impossible, np.float32(np.nan), latest).astype(np.float32)
 
 
@@ -230,14 +239,19 @@ def district_rule(
     """Per district [design]: at least ``district_min_drains`` flooded street drains (one
     drain alone is its own street-flood alert, not a district's) or a canal at an
     alarm level.  Risk: the canal's level, or 1 for drains, 2 when a drain is
-    critical or half the drains are under water."""
+    critical or half the drains are under water.  Clears only once no drain floods
+    and no canal is at an alarm level."""
     drains_flooded = flooded >= flood.district_min_drains
     heavy = drains_flooded & ((critical > 0) | (2 * flooded >= drains))
     risk = np.maximum(np.where(heavy, 2, np.where(drains_flooded, 1, 0)), canal_risk)
     condition = risk >= 1
+    # Hysteresis on the count: the roll-up fires at ``district_min_drains`` but holds
+    # while any drain there still floods, so a second drain wetting and drying beside
+    # a flooded one does not raise the district twice in one episode.
+    clear = (flooded == 0) & (canal_risk == 0)
     return RuleResult(
         condition=condition,
-        clear=~condition,
+        clear=clear,
         severity=severity_of(condition, risk >= 2),
         values={
             "drains_flooded": flooded.astype(np.float32),

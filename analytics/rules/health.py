@@ -76,15 +76,24 @@ def mass_outage(
 
 
 def stuck_rule(series: Mapping[str, F32], health: Health) -> RuleResult:
-    """``series``: metric → (stations × window) for the metrics with a stuck limit."""
+    """``series``: metric → (stations × window) for the metrics with a stuck limit.
+
+    Humidity that stayed at or above ``rh_saturated_pct`` all window long is not
+    judged: saturation at the top of the range is physical."""
     limits = health.stuck.model_dump()
     n = next(iter(series.values())).shape[0]
     stuck = np.zeros(n, dtype=np.bool_)
     judged = np.zeros(n, dtype=np.bool_)
     values: dict[str, F32] = {}
     for metric, x in series.items():
-        spread = f32(row_max(x) - row_min(x))
+        low = row_min(x)
+        spread = f32(row_max(x) - low)
         enough = count_valid(x) >= health.stuck.min_readings
+        if metric == "rh_pct":
+            # Saturated air reads the top of the range for hours in rain or fog: a
+            # physical limit, not a stuck sensor (the typhoon backtest's 12 false alerts).
+            with np.errstate(invalid="ignore"):
+                enough &= ~(low >= health.stuck.rh_saturated_pct)
         with np.errstate(invalid="ignore"):
             stuck |= enough & (spread < limits[metric])
         judged |= enough

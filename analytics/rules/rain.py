@@ -11,9 +11,10 @@ the span's start is its base.
 warning for ≥ 25 mm/h (urban warning) or a heavy day (≥ 51 mm) while it still
 rains heavily (≥ 7.6 mm/h); critical for ≥ 50 mm/h (violent), ≥ 76 mm/3 h (the
 urban drainage design rain) or a very heavy day (> 100 mm) while it still rains
-heavily.  It clears once the hour is below heavy and the 3 h total below the
-urban limit, after ``keep_firing_for``: the hysteresis between 25 and 7.6 mm/h
-is what stops a shower hovering at a limit from flapping.
+heavily.  It clears once the hour is below *moderate* (2.5 mm/h, AMS) and the
+3 h total below the urban limit, after ``keep_firing_for``: the hysteresis
+between the firing limits (25 mm/h, or 7.6 mm/h on a heavy day) and 2.5 mm/h is
+what stops a rain hovering at a limit from flapping.
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ def heavy_rain_rule(r1h: F32, r3h: F32, r24h: F32, rday: F32, rain: Rain) -> Rul
             | (r3h >= rain.mm_3h_urban_critical)
             | ((longest > rain.mm_24h.very_heavy) & raining)
         )
-        clear = (r1h < rain.mm_1h.heavy) & ~(r3h >= rain.mm_3h_urban_critical)
+        # Clear below *moderate*, not at the heavy limit the day branch fires on: rain
+        # hovering at 7.6 mm/h would otherwise fire and clear in turn.
+        clear = (r1h < rain.mm_1h.moderate) & ~(r3h >= rain.mm_3h_urban_critical)
     condition = warn | crit
     return RuleResult(
         condition=condition,

@@ -280,9 +280,11 @@ def city_rule(level: int, agreeing: int, reporting: int) -> RuleResult:
     )
 
 
-def ten_minute_mean(wind: F32, minutes: int, slot_min: float) -> F32:
+def ten_minute_mean(wind: F32, minutes: int, slot_min: float, coverage: float = 0.0) -> F32:
+    """Mean over the newest ``minutes``; NaN unless readings fill at least ``coverage``
+    of its slots (one minute after a start or a gap is no 10-minute mean)."""
     k = max(1, round(minutes / slot_min))
-    return row_mean(wind[:, -k:])
+    return row_mean(wind[:, -k:], min_valid=math.ceil(coverage * k))
 
 
 def recent_max(x: F32, slots: int = 2) -> F32:

@@ -10,7 +10,7 @@ import pytest
 
 from analytics.engine import Engine
 from analytics.service import AnalyticsService, open_alerts_from_rows
-from analytics.thresholds import load_thresholds
+from analytics.thresholds import default_document, from_document, load_thresholds
 from deltasense import alerts
 from deltasense.contract import decode_tele, parse_topic
 from deltasense.influx import InfluxClient
@@ -161,3 +161,25 @@ def test_good_messages_are_counted_as_readings(service: AnalyticsService) -> Non
     assert service.handle("s/p/water/drain-x/tele", batch) == 3
     assert service.handle("s/p/weather/ws-1/tele", b'{"seq":1,"boot":1,"t_c":30}') == 0
     assert service.bad_messages == 0
+
+
+def test_canal_from_meta_without_levels_falls_back_to_the_site_default() -> None:
+    engine = Engine(load_thresholds())
+    engine.set_station("wl-canal-2", "p", "canal")  # announced by meta, no levels configured
+    tele(engine, "s/p/water/wl-canal-2/tele", level_cm=225)
+    (canal,) = [e for e in engine.evaluate(NOW + 10) if e.rule == "canal-level"]
+    # judged against the shipped default, Gành Hào's BĐ III (2.20 m)
+    assert (canal.subject, canal.severity, canal.values["bd_lowest_m"]) == (
+        "wl-canal-2",
+        "critical",
+        2.2,
+    )
+
+
+def test_canal_without_levels_is_not_judged_when_the_site_drops_the_default() -> None:
+    document = default_document()
+    del document["flood"]["canal_default"]
+    engine = Engine(from_document(document))
+    engine.set_station("wl-canal-2", "p", "canal")
+    tele(engine, "s/p/water/wl-canal-2/tele", level_cm=300)
+    assert engine.evaluate(NOW + 10) == []

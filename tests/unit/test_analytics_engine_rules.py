@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from analytics.engine import Engine
 from analytics.lifecycle import Lifecycle, RuleSpec
-from analytics.rules import messages
+from analytics.rules import messages, rain, storm
 from analytics.thresholds import load_thresholds
 from deltasense.alerts import AlertEvent
 from deltasense.contract import Kind, Reading
@@ -201,3 +201,75 @@ def test_lamp_out_waits_its_own_for_then_fires() -> None:
         )
         fired = [e for e in engine.evaluate(night + m * MIN + 1) if e.rule == "lamp-out"]
         assert bool(fired) == (m == 10), m  # lighting.lamp_out.for_min = 10
+
+
+def test_squall_judges_complete_minutes_whenever_the_rules_run() -> None:
+    """The squall is judged on complete minutes only, so it does not matter whether the
+    rules run before a minute's reading arrived (a ticking service early in the
+    minute) or after it (a backtest at the minute's last instant)."""
+
+    def squall_minute(before: bool) -> int | None:
+        engine = Engine(load_thresholds())
+        for m in range(14):
+            wind = 3.0 if m < 10 else 13.0  # rose by 10 m/s to over 11 m/s at minute 10
+            events = engine.evaluate(T0 + m * MIN + 2_000) if before else []
+            engine.ingest([reading(Kind.WEATHER, "ws-1", T0 + m * MIN + 5_000, wind_ms=wind)])
+            events += [] if before else engine.evaluate(T0 + (m + 1) * MIN - 1)
+            if any(e.rule == "squall" for e in events):
+                return m
+        return None
+
+    # minute 10 is complete from minute 11 on, either way
+    assert squall_minute(before=True) == squall_minute(before=False) == 11
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    noise=st.lists(st.floats(min_value=-0.99, max_value=5.0), min_size=1, max_size=60),
+    lull=st.integers(min_value=0, max_value=29),
+)
+def test_gust_noise_and_short_lulls_never_flap(noise: list[float], lull: int) -> None:
+    """The shipped gust rule and its lifecycle: gusts that fired at cấp 8 and then
+    wander inside the deadband, with a lull of calm shorter than keep_firing_for
+    (30 min), stay one alert."""
+    t = load_thresholds()
+    spec = RuleSpec(
+        "gust", "storm", keep_firing_for_ms=round(t.alerting.keep_firing_for.seconds("gust", "storm") * 1000)
+    )  # fmt: skip
+    lc = Lifecycle(spec, messages.make("gust"))
+    limit = t.storm.gust_warning_ms
+    gusts = [limit + 1] * 3 + [limit + x for x in noise] + [5.0] * lull + [limit + 2]
+    states: list[str] = []
+    for i, g in enumerate(gusts):
+        r = storm.gust_rule(np.asarray([g], np.float32), t.storm, t.alerting.deadband.wind_ms)
+        events = lc.step(
+            condition=r.condition, clear=r.clear, severity=r.severity, fresh=np.asarray([True]),
+            now_ms=T0 + i * MIN, subjects=["ws"], districts=["p"], values=r.values, risk=r.risk,
+        )  # fmt: skip
+        states += [e.state for e in events]
+        assert len(lc.open_alerts()) == 1
+    assert "resolved" not in states
+
+
+@settings(max_examples=150, deadline=None)
+@given(rates=st.lists(st.floats(min_value=2.5, max_value=7.59), min_size=1, max_size=120))
+def test_rain_hovering_at_the_heavy_limit_on_a_heavy_day_never_flaps(rates: list[float]) -> None:
+    """Heavy day (≥ 51 mm) and an hourly rate wandering just under the 7.6 mm/h it
+    fired at: inside the hysteresis band down to 2.5 mm/h nothing resolves."""
+    t = load_thresholds()
+    lc = Lifecycle(
+        RuleSpec("heavy-rain", "storm", keep_firing_for_ms=900_000), messages.make("heavy-rain")
+    )
+    series = [8.0, *rates]
+    opened: list[str] = []
+    for i, r1 in enumerate(series):
+        one = np.asarray([r1], np.float32)
+        day = np.asarray([60.0], np.float32)
+        r = rain.heavy_rain_rule(one, np.asarray([20.0], np.float32), day, day, t.rain)
+        events = lc.step(
+            condition=r.condition, clear=r.clear, severity=r.severity, fresh=np.asarray([True]),
+            now_ms=T0 + i * MIN, subjects=["ws"], districts=["p"], values=r.values, risk=r.risk,
+        )  # fmt: skip
+        opened += [e.id for e in events]
+        assert len(lc.open_alerts()) == 1
+    assert len(opened) == 1

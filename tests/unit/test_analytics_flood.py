@@ -94,9 +94,24 @@ def test_impossible_rise_is_dropped_but_a_real_one_returns() -> None:
     latest = np.asarray([40.0, 40.0, 40.0, 12.0], np.float32)
     prev = np.asarray([0.0, 0.0, np.nan, 0.0], np.float32)
     gap = np.asarray([1.0, 2.0, np.nan, 0.0], np.float32)
-    got = flood.plausible_latest(latest, prev, gap, FLOOD)
+    # The rate test alone (the 250 mm jump hold, tested below, set out of the way)
+    rate_only = FLOOD.model_copy(update={"spike_jump_mm": 1000.0})
+    got = flood.plausible_latest(latest, prev, gap, rate_only)
     # 400 mm in 1 min: noise; in 2 min: 200 mm/min, fine; no previous: fine; 120 mm: fine
     assert np.isnan(got[0]) and got[1:].tolist() == [40.0, 40.0, 12.0]
+
+
+def test_big_jump_is_held_until_the_next_reading_confirms_it() -> None:
+    # A 5-min drain: 0 → 45 cm in one step is held however long the step; the next
+    # reading is compared with the held one, so a real rise (46 cm) is then kept and a
+    # spike's return to dry reads dry.  No previous reading: judged as is.
+    latest = np.asarray([45.0, 46.0, 0.0, 45.0, 20.0, 45.0], np.float32)
+    prev = np.asarray([0.0, 45.0, 45.0, np.nan, 0.0, 24.0], np.float32)
+    gap = np.asarray([5.0, 1.0, 5.0, np.nan, 5.0, 5.0], np.float32)
+    got = flood.plausible_latest(latest, prev, gap, FLOOD)
+    assert FLOOD.spike_jump_mm == 250
+    assert np.isnan(got[0])
+    assert got[1:].tolist() == [46.0, 0.0, 45.0, 20.0, 45.0]  # 200 and 210 mm: plausible
 
 
 def test_clean_depth_removes_single_spikes_and_keeps_steps() -> None:
@@ -142,6 +157,17 @@ def test_district_roll_up_needs_more_than_one_drain() -> None:
     r = flood.district_rule(flooded, critical, drains, canal, FLOOD)
     assert r.condition.tolist() == [False, True, True, True]
     assert r.risk is not None and r.risk.tolist() == [1, 1, 2, 3]
+    # Hysteresis on the count: fires at 2 drains, holds while one still floods.
+    assert r.clear.tolist() == [False, False, False, False]
+    dry = flood.district_rule(
+        np.asarray([1, 0, 0], np.int64),
+        np.zeros(3, np.int64),
+        np.full(3, 3, np.int64),
+        np.asarray([0, 0, 1], np.int8),
+        FLOOD,
+    )
+    assert dry.condition.tolist() == [False, False, True]
+    assert dry.clear.tolist() == [False, True, False]
 
 
 def test_compound_rain_on_high_water() -> None:

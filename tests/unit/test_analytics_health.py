@@ -50,6 +50,19 @@ def test_stuck_sensor_needs_enough_readings() -> None:
     assert r.clear.tolist() == [True, False, True]  # row 2 judged on its wind
 
 
+def test_saturated_humidity_is_not_stuck() -> None:
+    # An hour of rain at 100 % RH is physics; a hygrometer flat at 70 % is stuck.
+    k = 60
+    rh = np.full((3, k), 100.0, np.float32)
+    rh[1] = 70.0
+    rh[2] = 99.5
+    rh[2, 30] = 98.0  # dipped below saturation once: judged, and it moved enough
+    r = health.stuck_rule({"rh_pct": rh}, H)
+    assert r.condition.tolist() == [False, True, False]
+    assert r.clear.tolist() == [False, False, True]  # row 0 not judged: state holds
+    assert np.isnan(r.values["rh_pct_change"][0])
+
+
 def test_spikes_are_up_and_back_not_steps() -> None:
     x = np.full((3, 30), 28.0, np.float32)
     x[0, 10] = 40.0  # a spike

@@ -139,3 +139,10 @@ def test_city_risk_needs_a_quorum_of_stations() -> None:
     r = storm.city_rule(3, 2, 4)
     assert r.condition.tolist() == [True] and r.severity.tolist() == [2]
     assert storm.city_rule(0, 0, 4).clear.tolist() == [True]
+
+
+def test_ten_minute_mean_needs_coverage() -> None:
+    # One gusty minute after a start is no 10-minute mean; half the minutes are.
+    wind = f32([NAN] * 9 + [12.0], [NAN] * 5 + [12.0] * 5)
+    mean = storm.ten_minute_mean(wind, 10, 1.0, coverage=0.5)
+    assert np.isnan(mean[0]) and mean[1] == pytest.approx(12.0)
