@@ -34,6 +34,9 @@ from simulators.scenarios import wire
 from tests.integration.api_support import ADMIN, running_api
 
 SCENARIO, SEED = "flash-flood", 3
+# Live equivalence over several seeds: seed 1 once differed by a squall judged on a
+# minute still filling; the squall now judges complete minutes only.
+LIVE_SEEDS = (1, 2, 3)
 STEP_PAUSE_S = 0.03
 
 
@@ -66,18 +69,19 @@ class SimClock:
 
 
 @pytest.mark.timeout(90)
+@pytest.mark.parametrize("seed", LIVE_SEEDS)
 async def test_live_run_raises_the_alerts_of_the_backtest(
-    settings: Settings, influx: InfluxClient, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, influx: InfluxClient, monkeypatch: pytest.MonkeyPatch, seed: int
 ) -> None:
     settings = settings.model_copy(update={"analytics_tick_s": 0.05})
     thresholds = load_thresholds()
-    minutes = scenarios.get(SCENARIO).build(SEED, None, settings.site).minutes
+    minutes = scenarios.get(SCENARIO).build(seed, None, settings.site).minutes
     start = _start_near_now(minutes)
-    expected = report(run_scenario(SCENARIO, SEED, thresholds, start_ms=start, site=settings.site))
+    expected = report(run_scenario(SCENARIO, seed, thresholds, start_ms=start, site=settings.site))
     want = _triples(expected["alerts"])
     assert {k for k, _, _ in want} >= {"flood", "storm"}  # the scenario is worth running live
 
-    run = scenarios.simulate(SCENARIO, SEED, start_ms=start, site=settings.site)
+    run = scenarios.simulate(SCENARIO, seed, start_ms=start, site=settings.site)
     clock = SimClock(start)
     monkeypatch.setattr(analytics_service, "now_ms", clock)
     ingest = Ingest(settings, influx)
