@@ -30,27 +30,35 @@ class VirtualTime:
         self._sleepers.append([self.now_ms + max(0, int(ms)), ev])
         await ev.wait()
 
+    def wake_next(self, end_ms: int) -> bool:
+        """Jump to the earliest sleeper due by ``end_ms`` and wake every sleeper
+        due then; False (clock at ``end_ms``) when none is due by ``end_ms``.
+        For drivers that run the ready tasks themselves between calls."""
+        first = end_ms
+        for s in self._sleepers:
+            if s[0] < first:
+                first = s[0]
+        if first > self.now_ms:
+            self.clock.advance(first - self.now_ms)
+            self.now_ms = first
+        if first >= end_ms and not any(s[0] <= end_ms for s in self._sleepers):
+            return False
+        keep = []
+        for s in self._sleepers:
+            if s[0] <= self.now_ms:
+                s[1].set()
+            else:
+                keep.append(s)
+        self._sleepers = keep
+        return True
+
     async def run(self, seconds: float, settle: int = 12) -> None:
         end = self.now_ms + int(seconds * 1000)
         while True:
             for _ in range(settle):  # let every runnable task reach its next sleep
                 await asyncio.sleep(0)
-            first = end
-            for s in self._sleepers:
-                if s[0] < first:
-                    first = s[0]
-            if first > self.now_ms:
-                self.clock.advance(first - self.now_ms)
-                self.now_ms = first
-            if first >= end and not any(s[0] <= end for s in self._sleepers):
+            if not self.wake_next(end):
                 return
-            keep = []
-            for s in self._sleepers:
-                if s[0] <= self.now_ms:
-                    s[1].set()
-                else:
-                    keep.append(s)
-            self._sleepers = keep
 
 
 _hw: "Any" = None

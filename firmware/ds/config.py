@@ -47,6 +47,7 @@ DEFAULTS = {
     "wdt_timeout_s": 60,
     # water
     "mount_mm": 2000,
+    "water_sensor": "a02yyuw",  # or "jsn-sr04t" (trigger/echo)
     "warn_level_cm": 7.6,  # 76 mm on the street (REFERENCE.md, FloodNet)
     "rise_mm_per_5min": 25,  # drain_rise_warning_mm_per_5min (REFERENCE.md)
     # weather
@@ -86,6 +87,7 @@ SCHEMA = {
     "no_broker_reboot_s": ("int", 60, 604800),
     "wdt_timeout_s": ("int", 10, 3600),
     "mount_mm": ("num", 100, 20000),
+    "water_sensor": ("choice", ("a02yyuw", "jsn-sr04t"), None),
     "warn_level_cm": ("num", 0, 2000),
     "rise_mm_per_5min": ("num", 1, 10000),
     "rain_mm_per_tip": ("num", 0.01, 10),

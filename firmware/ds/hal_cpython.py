@@ -243,3 +243,122 @@ class FakePulse:
         if not self.echoes:
             return -1
         return self.echoes.pop(0)
+
+
+# --- a whole fake board --------------------------------------------------------------
+# BME280 trimming from the Bosch BMP280 datasheet's compensation example (section
+# 3.12: dig_T1..dig_P9) with typical humidity trimming; registers 0x88..0xA1 and
+# 0xE1..0xE7 as the chip lays them out (BME280 datasheet, table 16).
+_BME_CALIB_TP = bytes(
+    (0x70, 0x6B, 0x43, 0x67, 0x18, 0xFC, 0x7D, 0x8E, 0x43, 0xD6, 0xD0, 0x0B, 0x27, 0x0B,
+     0x8C, 0x00, 0xF9, 0xFF, 0x8C, 0x3C, 0xF8, 0xC6, 0x70, 0x17, 0x00, 0x4B)
+)  # fmt: skip
+_BME_CALIB_H = bytes((0x6A, 0x01, 0x00, 0x13, 0x29, 0x03, 0x1E))
+# adc_P 415148, adc_T 519888 (the example's raw values), adc_H 30000.
+_BME_DATA = bytes((0x65, 0x5A, 0xC0, 0x7E, 0xED, 0x00, 0x75, 0x30))
+
+
+class _StreamingUART(FakeUART):
+    """A UART whose far end sends a burst by itself (``stream()``) whenever the
+    previous burst has been read out, like the A02YYUW in processed mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stream: "Callable[[], bytes] | None" = None
+        self._fresh = True
+
+    def read(self, n: int = -1) -> "bytes | None":
+        if not self.rx and self.stream is not None:
+            if not self._fresh:
+                self._fresh = True
+                return None  # the burst is over
+            self.feed(self.stream())
+        self._fresh = False
+        return super().read(n)
+
+
+class FakeBoard:
+    """The bus constructors of :mod:`ds.hal` over fakes, with plausible devices
+    attached: BME280 and BH1750 on I²C, an A02YYUW or a PZEM-004T on the UART,
+    JSN-SR04T echoes, vane ADC, lamp relay and PWM. Values are settable
+    (``dist_mm``, ``lux_raw``, ``watts``); ``pins[n].fire()`` plays a reed pulse."""
+
+    def __init__(self, dist_mm: int = 1500) -> None:
+        self.dist_mm = dist_mm
+        self.lux_raw = 1200  # 1000 lx
+        self.watts = 1200  # 0.1 W units
+        self.energy_wh = 1000
+        self.i2c = FakeI2C()
+        bme = self.i2c.add(0x76)
+        bme[0xD0] = 0x60
+        bme[0x88 : 0x88 + 26] = _BME_CALIB_TP
+        bme[0xE1 : 0xE1 + 7] = _BME_CALIB_H
+        bme[0xF7 : 0xF7 + 8] = _BME_DATA
+        self.i2c.reads[0x23] = []
+        self.i2c.on_write = self._i2c_write
+        self.uart = _StreamingUART()
+        self.pins: "dict[Any, FakePin]" = {}
+        self.adcs: "dict[Any, FakeADC]" = {}
+        self.pwms: "dict[Any, FakePWM]" = {}
+
+    def _i2c_write(self, addr: int, reg: "int | None", data: bytes) -> None:
+        if addr == 0x23 and data == b"\x20":  # BH1750 one-time H-resolution
+            self.i2c.reads[0x23].append(bytes((self.lux_raw >> 8, self.lux_raw & 0xFF)))
+
+    def _a02_frames(self) -> bytes:
+        h, low = self.dist_mm >> 8, self.dist_mm & 0xFF
+        return bytes((0xFF, h, low, (0xFF + h + low) & 0xFF)) * 5
+
+    def _pzem_answer(self, req: bytes) -> bytes:
+        from ds.drivers import pzem
+
+        if req != pzem.read_request(1):
+            return b""
+        self.energy_wh += 1
+        e = self.energy_wh
+        regs = (2301, 5215, 0, self.watts, 0, e & 0xFFFF, e >> 16, 500, 97, 0)
+        body = bytearray((1, 0x04, 20))
+        for r in regs:
+            body.append(r >> 8)
+            body.append(r & 0xFF)
+        return pzem.with_crc(bytes(body))
+
+    def clear_logs(self) -> None:
+        """Forget the fakes' write logs (long runs: the memory test)."""
+        self.i2c.writes = []
+        self.uart.tx = []
+        for pin in self.pins.values():
+            pin.history = []
+
+    # --- the ds.hal constructors ---------------------------------------------------------
+    def make_i2c(self, profile: "Any") -> FakeI2C:
+        return self.i2c
+
+    def make_uart(self, profile: "Any", name: str) -> FakeUART:
+        # Both devices answer: the A02YYUW streams, the PZEM answers requests;
+        # each driver ignores what is not its own (checksums, CRC).
+        self.uart.stream = self._a02_frames
+        self.uart.responder = self._pzem_answer
+        return self.uart
+
+    def make_pin(self, number: "Any", mode: str, pull: "str | None" = None) -> FakePin:
+        pin = FakePin(1 if pull == "up" else 0)
+        self.pins[number] = pin
+        return pin
+
+    def make_adc(self, number: "Any") -> FakeADC:
+        adc = FakeADC(5958)  # 1 kΩ under 10 kΩ: the vane pointing east (90°)
+        self.adcs[number] = adc
+        return adc
+
+    def make_pwm(self, number: "Any", freq: int) -> FakePWM:
+        pwm = FakePWM(freq)
+        self.pwms[number] = pwm
+        return pwm
+
+    def time_pulse_us(self, pin: "Any", level: int, timeout_us: int) -> int:
+        # round trip at ~347 m/s (25 °C): 2 * d / 0.347 mm/µs
+        return int(self.dist_mm * 2 / 0.3468)
+
+    def sleep_us(self, us: int) -> None:
+        pass

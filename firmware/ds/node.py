@@ -13,7 +13,8 @@ Separate asyncio tasks, so a dead network never stalls sampling:
 - ``guard``: feeds the watchdog while every task makes progress; reboots after
   ``no_broker_reboot_s`` without a broker.
 
-Hardware comes in through ``sensors`` (see ``ds.sensors``) and ``system``
+Hardware comes in through ``sensors`` (see ``ds.sensors``; an optional
+``poll()`` runs every second) and ``system``
 (``reset()``, ``reset_cause()``, ``ntp_unix_ms(host)``, ``wdt``, ``heap_free()``,
 ``rssi()``, ``hw``), so the simulator runs this very code with simulated ones.
 """
@@ -311,6 +312,15 @@ class Node:
             self.supervisor.progress("control")
             await clock.sleep_ms(10000)
 
+    async def _poller(self) -> None:
+        # Sensors that need ticking between readings (the anemometer's gust window).
+        while not self.stopping:
+            try:
+                self.sensors.poll()
+            except OSError as exc:
+                print("poll failed:", repr(exc))
+            await clock.sleep_ms(1000)
+
     async def _timekeeper(self) -> None:
         cfg = self.config.cfg
         while not self.stopping:
@@ -412,6 +422,8 @@ class Node:
         ]
         if self.kind == "lamp":
             self._tasks.append(asyncio.create_task(self._control()))
+        if hasattr(self.sensors, "poll"):
+            self._tasks.append(asyncio.create_task(self._poller()))
         try:
             await asyncio.gather(*self._tasks)
         finally:

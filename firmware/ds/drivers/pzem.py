@@ -20,7 +20,7 @@ REG_COUNT = 10  # 0x0000..0x0009 (manual 2.4)
 RESPONSE_LEN = 3 + 2 * REG_COUNT + 2  # addr, fc, byte count, data, crc
 
 
-class ModbusError(Exception):
+class ModbusError(ValueError):  # bad data on the wire, like int("x")
     pass
 
 
