@@ -182,7 +182,7 @@ def make_uart(profile: "dict[str, Any]", name: str) -> "Any":
     )
 
 
-def make_pin(number: int, mode: str, pull: "str | None" = None) -> "Any":
+def make_pin(number: "int | str", mode: str, pull: "str | None" = None) -> "Any":
     import machine
 
     modes = {"in": machine.Pin.IN, "out": machine.Pin.OUT}
@@ -212,3 +212,18 @@ def time_pulse_us(pin: "Any", level: int, timeout_us: int) -> int:
 
 def sleep_us(us: int) -> None:
     time.sleep_us(us)
+
+
+# --- time from the network ----------------------------------------------------------
+def ntp_unix_ms(host: str, timeout_s: int = 2) -> int:
+    """Unix milliseconds from an NTP server (``ntptime``, board only).
+
+    ``ntptime.time()`` answers in the port's epoch (it subtracts the NTP era
+    offset for 1970 or 2000 itself), so the same correction as the RTC applies.
+    Bounded by the socket timeout; the DNS lookup before it is not.
+    """
+    import ntptime
+
+    ntptime.host = host
+    ntptime.timeout = timeout_s
+    return (int(ntptime.time()) + _EPOCH_OFFSET_S) * 1000
