@@ -25,6 +25,9 @@ app = typer.Typer(
 )
 token_app = typer.Typer(help="API bearer tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+from deltasense.firmware_flash import firmware_app  # noqa: E402 - kept next to its registration
+
+app.add_typer(firmware_app, name="firmware")
 console = Console(stderr=True)
 out = Console()
 
