@@ -33,6 +33,7 @@ from typing import Annotated, Any, Final
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from deltasense.contract import IDENT_PATTERN, is_ident
 
@@ -334,7 +335,7 @@ def flash_cmd(
             return
         flash(cfg, port, where)
     except FlashError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     topic = f"{cfg['site']}/{cfg['district']}/{cfg['kind']}/{cfg['device']}"
     _say(

@@ -78,7 +78,7 @@ class Recorder:
 @pytest.mark.parametrize(
     ("over", "message"),
     [
-        ({"--device": "WL_001"}, "--device 'WL_001' must match"),
+        ({"--device": "WL_001"}, "--device 'WL_001' must match [a-z0-9][a-z0-9-]{0,31}"),
         ({"--district": "-p1"}, "--district '-p1' must match"),
         ({"--site": "x" * 33}, "--site"),
         ({"--board": "arduino-uno"}, "--board 'arduino-uno' is unknown"),
