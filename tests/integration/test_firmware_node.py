@@ -272,6 +272,9 @@ async def test_every_kind_births_with_meta(settings: Settings, kind: Kind) -> No
     try:
         async with running(node_device(spec, settings.site, settings.mqtt_port)):
             await until(lambda: len(rec.readings()) >= 3 and rec.channel("meta"))
+        # The clean goodbye is published as the device stops; give the recorder
+        # time to receive it (cancelling at once made this test flaky under load).
+        await until(lambda: bool(states(rec)) and states(rec)[-1] == "offline", within=10)
     finally:
         rec_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
