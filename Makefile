@@ -14,6 +14,7 @@ help:
 	@echo "make demo   - run the platform with a simulated city (Ctrl-C stops everything)"
 	@echo "make test   - lint, type-check and run every test (unit + integration)"
 	@echo "make up / make down - the stack in the background for development"
+	@echo "make firmware - cross-compile the node firmware bundles (build/firmware/<board>/)"
 	@echo "make test-unit, test-integration, lint, format, typecheck, openapi, bench, clean"
 
 bootstrap:
