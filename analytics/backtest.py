@@ -241,7 +241,7 @@ async def replay(
     """Stored readings from ``start_ms`` to ``end_ms`` through a fresh engine: each
     minute's readings in, then an evaluation at the minute's end (empty minutes
     too, so time-based rules tick as they would live)."""
-    from analytics.service import META_QUERY, refill_stations
+    from analytics.service import refill_meta, refill_stations
 
     started = time.perf_counter()
     engine = Engine(thresholds)
@@ -250,21 +250,7 @@ async def replay(
     total = -(-(end_ms - first) // MINUTE_MS)
     try:
         await refill_stations(db, engine, site)
-        for series in await db.query(META_QUERY, params={"site": site}):
-            device, district, kind = (
-                series.tags.get(k, "") for k in ("device", "district", "kind")
-            )
-            if device and kind in READING_MEASUREMENTS:
-                for row in series.rows():
-                    lat, lon, interval = row.get("lat"), row.get("lon"), row.get("interval_s")
-                    engine.set_meta(
-                        device,
-                        district,
-                        Kind(kind),
-                        lat=float(lat) if isinstance(lat, int | float) else None,
-                        lon=float(lon) if isinstance(lon, int | float) else None,
-                        interval_s=float(interval) if isinstance(interval, int | float) else None,
-                    )
+        await refill_meta(db, engine, site)
         async for chunk_start, chunk_end, chunk in stored_readings(db, site, start_ms, end_ms):
             i = 0
             for minute_end in range(chunk_start + MINUTE_MS, chunk_end + MINUTE_MS, MINUTE_MS):

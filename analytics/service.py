@@ -210,6 +210,12 @@ async def refill_all(db: InfluxClient, engine: Engine, site: str, at_ms: int) ->
         series = await db.query(q, params={"site": site, "since": since_ns})
         readings = sorted(readings_from_series(kind, series, site), key=lambda r: r.ts_ms)
         total += engine.ingest(readings, replay=True).values
+    await refill_meta(db, engine, site)
+    return total
+
+
+async def refill_meta(db: InfluxClient, engine: Engine, site: str) -> None:
+    """Every device's stored meta (position, reporting interval) into the engine."""
     for s in await db.query(META_QUERY, params={"site": site}):
         device, district, kind_name = (s.tags.get(k, "") for k in ("device", "district", "kind"))
         if not device or kind_name not in {k.value for k in Kind}:
@@ -224,7 +230,6 @@ async def refill_all(db: InfluxClient, engine: Engine, site: str, at_ms: int) ->
                 lon=float(lon) if isinstance(lon, int | float) else None,
                 interval_s=float(interval) if isinstance(interval, int | float) else None,
             )
-    return total
 
 
 async def _retrying(what: str, call: Callable[[], Awaitable[_T]]) -> _T:
