@@ -22,10 +22,12 @@ from analytics.rules.base import (
     WARNING,
     Bool,
     RuleResult,
+    count_valid,
     counter_increase,
     f32,
     forward_fill,
     severity_of,
+    shared_columns,
 )
 from analytics.thresholds import Lighting
 
@@ -101,16 +103,31 @@ def drift_rule(norm_recent: F32, rated_w: F32, lighting: Lighting) -> RuleResult
     """Median normalised power over the recent slots against rated power.  Meters are
     accurate to 2–5 % (ANSI C136.52), so the limit sits at ``power_drift_pct`` and the
     clear condition 2 points inside it."""
-    count = np.count_nonzero(~np.isnan(norm_recent), axis=1)
     k = norm_recent.shape[1]
+    keep = shared_columns(norm_recent)
     median = np.full(norm_recent.shape[0], np.nan, dtype=np.float32)
-    if k:
-        # Complete rows (the usual case) need only a partition; the rest a sort.
+    if keep is not None:
+        # Every row misses the same columns (usually none, or the filling head slot):
+        # one sort of the shared columns gives each row's sorted values; a sort of such
+        # short rows is quicker than a partition and picks the same element.
+        c = int(np.count_nonzero(keep))
+        count = np.full(norm_recent.shape[0], c, dtype=np.int64)
+        if c:
+            cols = np.flatnonzero(keep)
+            if cols[-1] - cols[0] + 1 == c:  # contiguous: a slice, no gather
+                block = norm_recent[:, cols[0] : cols[-1] + 1]
+            else:
+                block = norm_recent[:, cols]
+            median[:] = np.sort(block, axis=1)[:, c // 2]
+    elif k:
+        count = count_valid(norm_recent)
+        # Complete rows need only a partition; the rest a sort.
         full = count == k
         median[full] = np.partition(norm_recent[full], k // 2, axis=1)[:, k // 2]
         part = np.flatnonzero(~full)
-        ordered = np.sort(norm_recent[part], axis=1)
-        median[part] = np.take_along_axis(ordered, (count[part] // 2)[:, None], axis=1)[:, 0]
+        if part.size:
+            ordered = np.sort(norm_recent[part], axis=1)
+            median[part] = np.take_along_axis(ordered, (count[part] // 2)[:, None], axis=1)[:, 0]
     enough = count >= lighting.drift_min_on_readings
     with np.errstate(invalid="ignore", divide="ignore"):
         drift = np.where(enough, (median / rated_w - 1.0) * 100.0, np.nan).astype(np.float32)
@@ -132,7 +149,13 @@ def switch_count(on_series: F32) -> F32:
     if on_series.shape[1] < 2:
         return out
     with np.errstate(invalid="ignore"):  # NaN compares False both ways: no state
-        both = (on_series > 0.5).any(axis=1) & (on_series <= 0.5).any(axis=1)
+        is_on = on_series > 0.5
+        is_off = on_series <= 0.5
+    # Whole-array tests first: when no lamp was off (or none on) in the span, no row
+    # can have switched, and the per-row tests are skipped.
+    if not (is_on.any() and is_off.any()):
+        return out
+    both = is_on.any(axis=1) & is_off.any(axis=1)
     rows = np.flatnonzero(both)
     if rows.size == 0:
         return out
