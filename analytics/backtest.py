@@ -336,7 +336,19 @@ def _fmt(value: Any, pct: bool = False) -> str:
 
 def text_tables(rep: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) of the tables the CLI prints."""
-    cols = ["events", "det", "miss", "alerts", "false", "flaps", "prec", "recall", "med s", "max s"]
+    cols = [
+        "events",
+        "det",
+        "miss",
+        "alerts",
+        "false",
+        "flaps",
+        "prec",
+        "recall",
+        "med s",
+        "max s",
+        "onset s",
+    ]
 
     def row(name: str, s: dict[str, Any]) -> list[str]:
         return [
@@ -351,6 +363,7 @@ def text_tables(rep: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
             _fmt(s["recall"], pct=True),
             _fmt(s["delay_median_s"]),
             _fmt(s["delay_worst_s"]),
+            _fmt(s["onset_delay_median_s"]),
         ]
 
     tables = [("per alert kind", ["kind", *cols], [row(k, s) for k, s in rep["kinds"].items()])]

@@ -483,8 +483,9 @@ class Engine:
         level, agreeing, m = storm.city_risk(
             levels, reporting, t.storm, rain_r.condition & (rain_r.severity >= CRITICAL)
         )
+        hold = storm.city_hold(levels, reporting, t.storm)
         events += self._step(
-            "storm-risk", storm.city_rule(level, agreeing, m), now_ms, [CITY], [""]
+            "storm-risk", storm.city_rule(level, agreeing, m, hold), now_ms, [CITY], [""]
         )
 
         # Weather-sensor health: stuck and spikes (WMO AWS tests).

@@ -8,11 +8,15 @@ a district roll-up alert whose subject is the district), any subject in the
 district for a district label, any subject for a city label.
 
 * ``events``: expected labels; ``detected`` those matched by at least one alert;
-  ``delay`` = start of the first matching alert − start of the label (negative
-  when an alert anticipated the event within the tolerance).
+  ``delay`` = start of the first matching alert − the moment the label became
+  detectable by its definition (its start plus ``evidence_ms``: 3 missed intervals
+  for an offline device, 60 min for a stuck sensor, 0 for the rest); negative when
+  an alert anticipated the event within the tolerance.  ``onset delay`` is measured
+  from the label's start.
 * ``false_alerts``: alerts matching no label, expected or tolerated.
-* ``flaps``: an alert of a (rule, subject) that shares a label with the previous
-  alert of the same (rule, subject): more than one alert for one episode.
+* ``flaps``: an alert of a (rule, subject) that reports the same episode as the
+  previous alert of that (rule, subject): more than one alert for one episode
+  (:func:`episode_flaps`).
 * ``precision`` = true alerts / alerts, ``recall`` = detected / events; ``None``
   where there is nothing to divide by.
 
@@ -97,6 +101,37 @@ def matches(alert: Alert, label: Label, tolerance_ms: int = DEFAULT_TOLERANCE_MS
     return alert.subject in (label.subject, label.district)
 
 
+def episode_flaps(matched: Sequence[Sequence[int]], labels: Sequence[Label]) -> list[bool]:
+    """For the alerts of one (rule, subject) in order of start (each given as the
+    indices of the labels it matches): whether each repeats the previous one's episode.
+
+    An alert's episode is its expected labels.  An alert matching only tolerated
+    labels (a re-raise in the lead-up or aftermath of an event) sharing one with the
+    previous alert continues that alert's episode: a flap.  An alert for an expected
+    event after a tolerated-only alert sharing the envelope is a flap too (raised,
+    dropped, raised again for one storm).  Two alerts for two distinct expected events
+    that share only the tolerated envelope around both (water in the street through
+    two labelled floods) are two episodes."""
+    flaps: list[bool] = []
+    prev_episode: set[int] = set()
+    prev_matched: set[int] = set()
+    for i, m in enumerate(matched):
+        cur = set(m)
+        expected = {k for k in cur if labels[k].expected}
+        shares_envelope = bool(cur & prev_matched)
+        if i == 0:
+            flap = False
+        elif expected:
+            prev_expected = any(labels[k].expected for k in prev_episode)
+            flap = bool(expected & prev_episode) or (not prev_expected and shares_envelope)
+        else:
+            flap = shares_envelope
+        flaps.append(flap)
+        prev_episode = expected or (prev_episode if flap else cur)
+        prev_matched = cur
+    return flaps
+
+
 @dataclass
 class Score:
     """Counts for one group (an alert kind, a rule, or a kind of labelled event)."""
@@ -107,6 +142,7 @@ class Score:
     false_alerts: int = 0
     flaps: int = 0
     delays_s: list[float] = field(default_factory=list)
+    onset_delays_s: list[float] = field(default_factory=list)
 
     @property
     def missed(self) -> int:
@@ -128,6 +164,10 @@ class Score:
     def delay_worst_s(self) -> float | None:
         return max(self.delays_s) if self.delays_s else None
 
+    @property
+    def onset_delay_median_s(self) -> float | None:
+        return statistics.median(self.onset_delays_s) if self.onset_delays_s else None
+
     def to_json(self) -> dict[str, Any]:
         def r(x: float | None, nd: int) -> float | None:
             return None if x is None else round(x, nd)
@@ -143,6 +183,7 @@ class Score:
             "recall": r(self.recall, 4),
             "delay_median_s": r(self.delay_median_s, 1),
             "delay_worst_s": r(self.delay_worst_s, 1),
+            "onset_delay_median_s": r(self.onset_delay_median_s, 1),
         }
 
 
@@ -169,15 +210,15 @@ def score(
     alert_matches = [
         [i for i, label in enumerate(labels) if matches(a, label, tolerance_ms)] for a in alerts
     ]
-    # Flaps: consecutive alerts of one (rule, subject) sharing a label.
+    # Flaps: consecutive alerts of one (rule, subject) for one episode.
     alert_flaps = [False] * len(alerts)
-    previous: dict[tuple[str, str], int] = {}
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
     for i in sorted(range(len(alerts)), key=lambda j: alerts[j].start_ms):
-        group = (alerts[i].rule, alerts[i].subject)
-        j = previous.get(group)
-        if j is not None and set(alert_matches[i]) & set(alert_matches[j]):
-            alert_flaps[i] = True
-        previous[group] = i
+        groups[(alerts[i].rule, alerts[i].subject)].append(i)
+    for members in groups.values():
+        flags = episode_flaps([alert_matches[i] for i in members], labels)
+        for i, flag in zip(members, flags, strict=True):
+            alert_flaps[i] = flag
 
     for a, matched, flap in zip(alerts, alert_matches, alert_flaps, strict=True):
         for table, key in ((kinds, a.kind), (rules, a.rule)):
@@ -192,7 +233,7 @@ def score(
             label_delay.append(None)
             continue
         starts = [a.start_ms for a, m in zip(alerts, alert_matches, strict=True) if i in m]
-        delay = (min(starts) - label.start_ms) / 1000.0 if starts else None
+        delay = (min(starts) - label.detectable_ms) / 1000.0 if starts else None
         label_delay.append(delay)
         for table, key in ((kinds, label.kind), (whats, label.what)):
             s = table.setdefault(key, Score())
@@ -200,6 +241,7 @@ def score(
             if delay is not None:
                 s.detected += 1
                 s.delays_s.append(delay)
+                s.onset_delays_s.append(delay + label.evidence_ms / 1000.0)
         # Per rule: the family's labels, detected by this rule's own alerts.
         by_rule: dict[str, list[int]] = defaultdict(list)
         for a, m in zip(alerts, alert_matches, strict=True):
@@ -212,5 +254,6 @@ def score(
             s.events += 1
             if by_rule.get(rule):
                 s.detected += 1
-                s.delays_s.append((min(by_rule[rule]) - label.start_ms) / 1000.0)
+                s.delays_s.append((min(by_rule[rule]) - label.detectable_ms) / 1000.0)
+                s.onset_delays_s.append((min(by_rule[rule]) - label.start_ms) / 1000.0)
     return Outcome(kinds, rules, whats, label_delay, alert_matches, alert_flaps)

@@ -56,10 +56,19 @@ class GustFront(_Model):
 
 class StormRisk(_Model):
     """City-wide risk: a level counts when ``quorum_fraction`` of the reporting
-    stations (and at least ``quorum_min_stations``) agree on it or more."""
+    stations (and at least ``quorum_min_stations``) agree on it or more.  Once raised,
+    the city level clears only when fewer than ``release_fraction`` of them still see
+    any storm sign: a deadband on the count of agreeing stations."""
 
     quorum_fraction: float = Field(default=0.5, gt=0, le=1)
     quorum_min_stations: int = Field(default=2, ge=1)
+    release_fraction: float = Field(default=0.25, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _release_below_quorum(self) -> StormRisk:
+        if self.release_fraction > self.quorum_fraction:
+            raise ValueError("release_fraction must not exceed quorum_fraction")
+        return self
 
 
 class Storm(_Model):

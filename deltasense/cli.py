@@ -314,6 +314,81 @@ def backtest_cmd(
         _fail(str(exc))
 
 
+@app.command("backtest-matrix")
+def backtest_matrix_cmd(
+    seeds: Annotated[str, typer.Option(help="Seeds: 1-5, 1,3,7 or 2.")] = "1-5",
+    scenario: Annotated[
+        list[str] | None, typer.Option(help="Only this scenario (repeatable); default: all.")
+    ] = None,
+    jobs: Annotated[int, typer.Option(help="Worker processes (default: CPUs, at most 4).")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the table as Markdown (docs).")
+    ] = False,
+) -> None:
+    """Backtest every scenario for several seeds and check the analytics acceptance.
+
+    Exits 1 when a criterion is not met."""
+    from dataclasses import asdict
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.table import Table
+
+    from analytics import backtest_matrix as bm
+    from analytics.backtest import BacktestError
+    from simulators import scenarios
+
+    settings = _settings()
+    try:
+        seed_list = bm.parse_seeds(seeds)
+        names = scenario or scenarios.names()
+        for name in names:
+            if name not in scenarios.names():
+                raise BacktestError(str(scenarios.UnknownScenarioError(name)))
+        if jobs < 0:
+            raise BacktestError("--jobs must be >= 0 (0: one per CPU, at most 4)")
+    except BacktestError as exc:
+        _fail(str(exc))
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task("scenario runs", total=len(names) * len(seed_list))
+        runs = bm.run_matrix(
+            names,
+            seed_list,
+            thresholds_file=settings.thresholds_file,
+            site=settings.site,
+            jobs=jobs or bm.default_jobs(),
+            on_done=lambda _run: progress.advance(task),
+        )
+    verdicts = bm.acceptance(runs)
+    if json_out:
+        out.print_json(
+            data={"runs": [asdict(r) for r in runs], "acceptance": [asdict(v) for v in verdicts]}
+        )
+    elif markdown:
+        out.print(bm.markdown(runs), markup=False, highlight=False, soft_wrap=True)
+    else:
+        header, rows = bm.table_rows(runs)
+        table = Table(title="backtests per alert kind", title_justify="left")
+        for i, name in enumerate(header):
+            table.add_column(name, justify="left" if i < 3 else "right")
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+        for v in verdicts:
+            mark = "[green]met[/]" if v.met else "[red]NOT met[/]"
+            out.print(f"{mark}  {v.criterion}: {v.detail}")
+    if not all(v.met for v in verdicts):
+        raise typer.Exit(1)
+
+
 @app.command("ingest")
 def ingest_cmd() -> None:
     """Run the ingest service in the foreground."""

@@ -12,7 +12,8 @@
 * ``gust-front``: temperature drop + wind jump + (pressure jump or humidity rise)
   within a few minutes.
 * ``storm-risk``: one city-wide level 1–5 from the stations, counted only when N of
-  the M reporting stations agree (:func:`city_risk`).
+  the M reporting stations agree (:func:`city_risk`); it clears only when fewer than
+  a smaller share still see storm signs (:func:`city_hold`).
 """
 
 from __future__ import annotations
@@ -265,11 +266,23 @@ def city_risk(
     return level, agreeing, m
 
 
-def city_rule(level: int, agreeing: int, reporting: int) -> RuleResult:
+def city_hold(levels: I8, reporting: Bool, storm: Storm) -> int:
+    """The level that ``release_fraction`` of the reporting stations (at least one)
+    still reach: an open city alert clears only when this is 0, so stations dropping
+    in and out around the quorum do not flap it."""
+    reported = levels[reporting]
+    m = int(reported.size)
+    if m == 0:
+        return 0
+    k = max(1, min(quorum(m, storm), math.ceil(storm.risk.release_fraction * m)))
+    return int(np.sort(reported)[::-1][k - 1])
+
+
+def city_rule(level: int, agreeing: int, reporting: int, hold: int = 0) -> RuleResult:
     cond = np.asarray([level >= 1])
     return RuleResult(
         condition=cond,
-        clear=np.asarray([level == 0]),
+        clear=np.asarray([level == 0 and hold == 0]),
         severity=np.asarray([CRITICAL if level >= 3 else (WARNING if level else 0)], np.int8),
         values={
             "level": f32([level]),

@@ -7,6 +7,12 @@ device, a district or the whole city, per ``scope``) and *when* (``start_ms`` to
 tolerated ones (``expected=False``) are real conditions an alert may report
 without being false (a cabinet drawing more because one of its lamps burns by
 day, moderate rain during a storm), but missing them is no fault.
+
+``evidence_ms`` is how long an event must have lasted before its definition can
+call it at all: a device is offline only after it missed 3 reporting intervals, a
+sensor stuck only after 60 min without change (REFERENCE.md, "Data quality" and
+"Defaults to ship").  Detection delays are measured from ``start_ms + evidence_ms``
+(the engine's own latency); the delay from the onset is reported beside them.
 """
 
 from __future__ import annotations
@@ -31,6 +37,11 @@ class Label:
     end_ms: int
     scope: Scope = "device"
     expected: bool = True
+    evidence_ms: int = 0
+
+    @property
+    def detectable_ms(self) -> int:
+        return self.start_ms + self.evidence_ms
 
     def __post_init__(self) -> None:
         if self.kind not in ALERT_KINDS:
@@ -39,6 +50,8 @@ class Label:
             raise ValueError(f"label {self.what} of {self.subject} ends before it starts")
         if self.scope == "district" and self.subject != self.district:
             raise ValueError("a district label's subject is its district")
+        if self.evidence_ms < 0:
+            raise ValueError(f"label {self.what} of {self.subject} has negative evidence time")
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -50,6 +63,7 @@ class Label:
             "expected": self.expected,
             "start": self.start_ms,
             "end": self.end_ms,
+            "evidence_s": self.evidence_ms / 1000,
         }
 
 
@@ -95,8 +109,19 @@ def labels_from(
     *,
     scope: Scope = "device",
     expected: bool = True,
+    evidence_ms: int = 0,
 ) -> list[Label]:
     return [
-        Label(what, kind, subject, district, start, end, scope=scope, expected=expected)
+        Label(
+            what,
+            kind,
+            subject,
+            district,
+            start,
+            end,
+            scope=scope,
+            expected=expected,
+            evidence_ms=evidence_ms,
+        )
         for start, end in spans
     ]

@@ -644,6 +644,16 @@ class World:
         )
         return out
 
+    def _evidence_ms(self, fault: F.Fault, device: str) -> int:
+        """How long the fault must last before its definition can call it."""
+        health = self.thresholds.health
+        if isinstance(fault, F.Dropout):
+            interval_s = INTERVAL_S[self._devices[device].spec.kind]
+            return health.offline_after_missed_intervals * interval_s * 1000
+        if isinstance(fault, F.Stuck):
+            return health.stuck.window_min * MINUTE_MS
+        return 0
+
     def _fault_labels(self) -> list[Label]:
         lighting = self.thresholds.lighting
         out: list[Label] = []
@@ -671,7 +681,14 @@ class World:
                 what = {F.Dropout: "offline", F.Stuck: "stuck", F.ClockSkew: "clock-skew"}[
                     type(fault)
                 ]
-                out += labels_from(what, "health", device, district, self._spans(inside))
+                out += labels_from(
+                    what,
+                    "health",
+                    device,
+                    district,
+                    self._spans(inside),
+                    evidence_ms=self._evidence_ms(fault, device),
+                )
                 continue
             series = self.truth.get(device, {})
             lit = [v > 0 for v in series.get("lit", [])]

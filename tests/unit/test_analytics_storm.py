@@ -146,3 +146,31 @@ def test_ten_minute_mean_needs_coverage() -> None:
     wind = f32([NAN] * 9 + [12.0], [NAN] * 5 + [12.0] * 5)
     mean = storm.ten_minute_mean(wind, 10, 1.0, coverage=0.5)
     assert np.isnan(mean[0]) and mean[1] == pytest.approx(12.0)
+
+
+def test_city_level_holds_while_a_release_share_of_stations_still_sees_storm_signs() -> None:
+    # 8 stations: 4 (the quorum) must agree to raise, 2 (25 %) keep it raised.
+    reporting = np.ones(8, bool)
+    levels = np.asarray([3, 3, 1, 0, 0, 0, 0, 0], np.int8)
+    level, _, m = storm.city_risk(levels, reporting, S, np.zeros(8, bool))
+    assert (level, m) == (0, 8)  # 3 of 8 stations: under the quorum, not raised
+    hold = storm.city_hold(levels, reporting, S)
+    assert hold == 3  # but 2 of 8 still at level 3 or more
+    r = storm.city_rule(level, 0, m, hold)
+    assert r.condition.tolist() == [False] and r.clear.tolist() == [False]  # held
+    levels = np.asarray([2, 0, 0, 0, 0, 0, 0, 0], np.int8)  # one station left
+    assert storm.city_hold(levels, reporting, S) == 0
+    r = storm.city_rule(0, 0, 8, storm.city_hold(levels, reporting, S))
+    assert r.clear.tolist() == [True]
+    # a single reporting station holds on its own level; none reporting holds nothing
+    assert storm.city_hold(levels, np.asarray([1] + [0] * 7, bool), S) == 2
+    assert storm.city_hold(levels, np.zeros(8, bool), S) == 0
+
+
+def test_release_share_may_not_exceed_the_quorum() -> None:
+    from pydantic import ValidationError
+
+    from analytics.thresholds import StormRisk
+
+    with pytest.raises(ValidationError, match="release_fraction"):
+        StormRisk(quorum_fraction=0.5, release_fraction=0.6)

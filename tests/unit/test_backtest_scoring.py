@@ -84,6 +84,21 @@ def test_flaps_are_repeat_alerts_of_one_rule_and_subject_in_one_episode() -> Non
     assert (out.rules["drain-rising"].events, out.rules["drain-rising"].detected) == (2, 1)
 
 
+def test_a_tolerated_envelope_joins_episodes_only_for_alerts_outside_the_expected_ones() -> None:
+    water = label("d1", 90, 500, what="street-water", expected=False)  # wet street all along
+    labels = [water, label("d1", 100, 150), label("d1", 300, 350)]
+    two_floods = [alert("street-flood", "d1", 101), alert("street-flood", "d1", 301)]
+    assert score(two_floods, labels, TOL).alert_flaps == [False, False]
+    # a re-raise between the two floods, inside the wet-street envelope only: a flap
+    # of the first episode; the next flood is its own episode again
+    blip = [*two_floods[:1], alert("street-flood", "d1", 200), two_floods[1]]
+    assert score(blip, labels, TOL).alert_flaps == [False, True, False]
+    # a lead-up alert (tolerated only) resolved and re-raised once the event starts: a flap
+    lead = [alert("street-flood", "d1", 80, minutes=10), alert("street-flood", "d1", 101)]
+    out = score(lead, labels, TOL)
+    assert out.alert_flaps == [False, True] and out.kinds["flood"].flaps == 1
+
+
 def test_scopes_kinds_and_tolerated_labels() -> None:
     outage = label(
         "p2", 100, 250, what="mass-outage", kind="health", district="p2", scope="district"
@@ -148,3 +163,23 @@ def test_an_alert_firing_when_the_event_starts_detects_it_ahead() -> None:
     assert matches(early_open, lab) and not matches(early_closed, lab)
     out = score([early_open], [lab], TOL)
     assert out.label_delay_s == [-2400.0] and out.kinds["flood"].false_alerts == 0
+
+
+def test_delays_count_from_when_the_definition_can_call_the_event() -> None:
+    # offline after 3 missed 300 s intervals: detectable 15 min after the device fell silent
+    offline = label("d1", 100, 160, what="offline", kind="health", evidence_ms=15 * MIN)
+    spike = label("d2", 100, 105, what="spike", kind="health")
+    alerts = [
+        alert("device-offline", "d1", 116, kind="health"),
+        alert("sensor-spike", "d2", 102, kind="health"),
+    ]
+    out = score(alerts, [offline, spike], TOL)
+    health = out.kinds["health"]
+    assert out.label_delay_s == [60.0, 120.0]
+    assert sorted(health.delays_s) == [60.0, 120.0]
+    assert sorted(health.onset_delays_s) == [120.0, 960.0]
+    assert health.to_json()["onset_delay_median_s"] == 540.0
+    assert out.rules["device-offline"].delays_s == [60.0]
+    assert out.rules["device-offline"].onset_delays_s == [960.0]
+    with pytest.raises(ValueError, match="negative evidence"):
+        label("d1", 100, 160, what="offline", kind="health", evidence_ms=-1)
