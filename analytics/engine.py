@@ -23,9 +23,11 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from analytics import overrides
 from analytics import window as win
 from analytics.counters import CounterTracker
 from analytics.lifecycle import Lifecycle, MessageFn, RuleSpec
+from analytics.overrides import Section
 from analytics.registry import STATUS_CODES, Registry
 from analytics.rules import energy, flood, health, messages, rain, storm, sun
 from analytics.rules.base import (
@@ -93,6 +95,7 @@ class _KindState:
     hourly: win.Window | None
     reg_rows: list[int] = field(default_factory=list)
     districts: list[str] = field(default_factory=list)
+    layout: int = 0  # bumped when rows are added or move district (per-row limits follow)
 
     def reg(self) -> I64:
         return np.asarray(self.reg_rows, dtype=np.int64)
@@ -114,6 +117,7 @@ class Engine:
     ) -> None:
         self.thresholds = thresholds
         self.registry = Registry()
+        self._limit_cache: dict[tuple[Kind, str], tuple[int, Any]] = {}
         short = min(n_slots, SHORT_SLOTS)
         self._kinds: dict[Kind, _KindState] = {
             Kind.WEATHER: _KindState(
@@ -189,6 +193,8 @@ class Engine:
         if ks.window.n_sensors > new_from:
             for i, device in enumerate(devices):
                 first.setdefault(device, i)
+        if ks.window.n_sensors > new_from:
+            ks.layout += 1
         for device in ks.window.devices[new_from:]:
             i = first[device]
             ks.reg_rows.append(self.registry.row(device, districts[i], kind.value))
@@ -196,8 +202,28 @@ class Engine:
             if kind is Kind.WATER:
                 self._canal.append(device in self._canal_ids)
         for row, district in zip(rows.tolist(), districts, strict=True):
-            ks.districts[row] = district  # a device may move; the newest wins
+            if ks.districts[row] != district:  # a device may move; the newest wins
+                ks.districts[row] = district
+                ks.layout += 1
         return rows
+
+    def _limits(self, kind: Kind, name: Section) -> Any:
+        """The thresholds section ``name`` for ``kind``'s rows: per-row arrays where a
+        district or station overrides a limit (rebuilt only when the rows change)."""
+        ks = self._kinds[kind]
+        key = (kind, name)
+        cached = self._limit_cache.get(key)
+        if cached is not None and cached[0] == ks.layout:
+            return cached[1]
+        section = overrides.row_limits(
+            getattr(self.thresholds, name),
+            name,
+            self.thresholds.overrides,
+            ks.window.devices,
+            ks.districts,
+        )
+        self._limit_cache[key] = (ks.layout, section)
+        return section
 
     def add_devices(self, kind: Kind, devices: Sequence[str], districts: Sequence[str]) -> I64:
         """Rows of ``devices`` in ``kind``'s windows, adding new ones (no rebuild pause:
@@ -447,7 +473,7 @@ class Engine:
         )
 
         wind_r = storm.wind_rule(mean10, t.storm, db.wind_ms)
-        gust_r = storm.gust_rule(gust, t.storm, db.wind_ms)
+        gust_r = storm.gust_rule(gust, self._limits(Kind.WEATHER, "storm"), db.wind_ms)
         # Complete minutes only: the head slot is still filling, and judging it made the
         # squall depend on when within a minute the rules ran (live vs backtest).
         squall_r = storm.squall_rule(wind[:, :-1], t.storm, w.slot_ms / 1000, db.wind_ms)
@@ -503,7 +529,7 @@ class Engine:
     # water: street flood, rise, canals, districts, compound --------------------------------
     def _eval_water(self, now_ms: int) -> list[AlertEvent]:
         t = self.thresholds
-        fl = t.flood
+        fl = self._limits(Kind.WATER, "flood")  # street limits per drain
         ks = self._kinds[Kind.WATER]
         w = ks.window
         subjects, districts = self._space(Kind.WATER)
@@ -629,7 +655,9 @@ class Engine:
             (
                 "power-drift",
                 energy.drift_rule(
-                    w.series("norm_w", last=30 * 60_000 // w.slot_ms), rated, lighting
+                    w.series("norm_w", last=30 * 60_000 // w.slot_ms),
+                    rated,
+                    self._limits(Kind.LAMP, "lighting"),  # drift limit per lamp
                 ),
             ),
             ("lamp-cycling", energy.cycling_rule(energy.switch_count(on_1h), lighting)),

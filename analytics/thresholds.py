@@ -299,6 +299,59 @@ class Alerting(_Model):
     deadband: Deadband
 
 
+# --- per-district and per-station overrides -----------------------------------------
+# Only limits that rules compare element-wise with one value per sensor can differ
+# between districts or stations (analytics/overrides.py turns them into per-row
+# arrays); pairs come together so warning < critical holds for every row.
+class FloodOverride(_Model):
+    street_warning_mm: float = Positive
+    street_critical_mm: float = Positive
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.street_warning_mm >= self.street_critical_mm:
+            raise ValueError("street_warning_mm must be below street_critical_mm")
+        return self
+
+
+class StormOverride(_Model):
+    gust_warning_ms: float = Positive
+    gust_critical_ms: float = Positive
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.gust_warning_ms >= self.gust_critical_ms:
+            raise ValueError("gust_warning_ms must be below gust_critical_ms")
+        return self
+
+
+class LightingOverride(_Model):
+    # the drift rule clears 2 points under the limit: keep the limit above that
+    power_drift_pct: float = Field(gt=2)
+
+
+class Override(_Model):
+    """Limits for one district or one station (a device id); a station's override wins
+    over its district's, which wins over the site's."""
+
+    district: str | None = None
+    station: str | None = None
+    flood: FloodOverride | None = None
+    storm: StormOverride | None = None
+    lighting: LightingOverride | None = None
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> Self:
+        if (self.district is None) == (self.station is None):
+            raise ValueError("an override names exactly one of district or station")
+        subject = self.district or self.station or ""
+        if not is_ident(subject):
+            raise ValueError(f"{subject!r} is not a district or device id")
+        if self.flood is None and self.storm is None and self.lighting is None:
+            raise ValueError(f"the override for {subject!r} sets nothing")
+        return self
+
+
 class Thresholds(_Model):
     storm: Storm
     rain: Rain
@@ -306,11 +359,27 @@ class Thresholds(_Model):
     lighting: Lighting
     health: Health
     alerting: Alerting
+    overrides: list[Override] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _deadband_fits(self) -> Self:
-        if self.alerting.deadband.level_mm >= self.flood.street_warning_mm:
-            raise ValueError("alerting.deadband.level_mm must be below flood.street_warning_mm")
+        warnings = [self.flood.street_warning_mm]
+        warnings += [o.flood.street_warning_mm for o in self.overrides if o.flood is not None]
+        if self.alerting.deadband.level_mm >= min(warnings):
+            raise ValueError(
+                "alerting.deadband.level_mm must be below every street_warning_mm "
+                "(site and overrides)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _one_override_per_subject(self) -> Self:
+        seen: set[tuple[str, str]] = set()
+        for o in self.overrides:
+            key = ("district", o.district) if o.district else ("station", o.station or "")
+            if key in seen:
+                raise ValueError(f"two overrides for {key[0]} {key[1]!r}")
+            seen.add(key)
         return self
 
 
