@@ -144,7 +144,7 @@ class Engine:
         self._canal_ids = frozenset(thresholds.flood.canal_stations)
         self._canal: list[bool] = []  # per water row
         self._commands: list[CommandRequest] = []
-        self._bright: dict[str, str] = {}  # lamp → alert id it was ordered to full for
+        self._bright: dict[str, int] = {}  # lamp → when its full-brightness lease was sent
         self._learned: tuple[int, F32] = (-1, np.zeros(0, dtype=np.float32))
         self._rules: dict[str, _Rule] = {}
         alerting = thresholds.alerting
@@ -411,7 +411,7 @@ class Engine:
         events += self._eval_water(now_ms)
         events += self._eval_energy(now_ms)
         events += self._eval_health(now_ms)
-        self._order_full_brightness()
+        self._order_full_brightness(now_ms)
         return events
 
     def _step(
@@ -671,10 +671,14 @@ class Engine:
         events += self._step("cabinet-energy", cab, now_ms, msubjects, mdistricts)
         return events
 
-    def _order_full_brightness(self) -> None:
+    def _order_full_brightness(self, now_ms: int) -> None:
         """Lamps in a district under a flood alert, or everywhere under a city storm risk
-        at or over ``full_brightness_storm_risk``, are ordered to 100 % once per alert."""
+        at or over ``full_brightness_storm_risk``, are ordered to 100 % for a lease of
+        ``full_brightness_lease_s``, renewed every third of it while the alert lasts; a
+        lamp whose lease lapses goes back to its photocell and profile by itself."""
         lighting = self.thresholds.lighting
+        lease_s = lighting.full_brightness_lease_s
+        renew_ms = lease_s * 1000 // 3
         if not lighting.full_brightness_during_storm_or_flood:
             return
         reason_by_district: dict[str, str] = {}
@@ -695,16 +699,17 @@ class Engine:
             if reason is None:
                 self._bright.pop(device, None)
                 continue
-            if self._bright.get(device) is not None:
-                continue  # already ordered during this stretch of alerts
-            self._bright[device] = reason
+            sent = self._bright.get(device)
+            if sent is not None and now_ms - sent < renew_ms:
+                continue  # its lease is fresh
+            self._bright[device] = now_ms
             self._commands.append(
                 CommandRequest(
                     device=device,
                     district=district,
                     kind=Kind.LAMP.value,
                     name="set_dim",
-                    args={"pct": 100},
+                    args={"pct": 100, "duration_s": lease_s},
                     reason=reason,
                 )
             )

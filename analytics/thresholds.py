@@ -200,6 +200,11 @@ class Lighting(_Model):
     dim_margin_pct: float = Field(default=5.0, ge=0)
     full_brightness_during_storm_or_flood: bool
     full_brightness_storm_risk: int = Field(default=3, ge=1, le=5)
+    # [design] A full-brightness order is a lease: the lamp holds 100 % this long, the
+    # engine renews it every third of it while the alert lasts, and when the renewals
+    # stop (alert over, platform or network gone) the lamp returns to its photocell
+    # and dimming profile on its own.
+    full_brightness_lease_s: int = Field(default=1800, ge=60, le=86400)
     tariff_vnd_per_kwh: float = Field(ge=0)
     drift_min_on_readings: int = Field(default=10, ge=1)
     rated_w: float | None = Field(default=None, gt=0)  # fleet default; None = learned

@@ -58,7 +58,8 @@ async def test_flood_orders_lamps_to_full_brightness_and_last_will_raises_offlin
                         offline |= subject_is("lp-y")("", event) and event.rule == "device-offline"
                 if command is not None and offline:
                     break
-        assert command is not None and command.name == "set_dim" and command.args == {"pct": 100}
+        assert command is not None and command.name == "set_dim"
+        assert command.args == {"pct": 100, "duration_s": 1800}  # a lease, renewed
         assert command.expires > now
         await lamp.publish(f"{site}/phuong-4/lamp/lp-y/status", b"", qos=1, retain=True)
 
@@ -74,5 +75,5 @@ async def test_flood_orders_lamps_to_full_brightness_and_last_will_raises_offlin
     assert (row["device"], row["name"], row["id"], row["source"]) == (
         "lp-x", "set_dim", command.id, "analytics",
     )  # fmt: skip
-    assert json.loads(row["args"]) == {"pct": 100}
+    assert json.loads(row["args"]) == {"pct": 100, "duration_s": 1800}
     del watcher

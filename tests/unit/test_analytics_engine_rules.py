@@ -72,18 +72,25 @@ def test_storm_force_wind_fires_with_its_cap_and_city_risk_needs_two_stations() 
     events = engine.evaluate(T0 + 12 * MIN + 1)
     (risk,) = [e for e in events if e.rule == "storm-risk"]
     assert (risk.subject, risk.risk_level, risk.severity) == ("city", 3, "critical")
-    # lamps everywhere are ordered to full brightness, once
+    # lamps everywhere are ordered to full brightness for a 30-min lease
     engine.ingest([reading(Kind.LAMP, "lp-1", T0 + 12 * MIN, on=True, dim_pct=50.0)])
     engine.evaluate(T0 + 12 * MIN + 2)
     (order,) = engine.take_commands()
     assert (order.device, order.name, order.args, order.reason) == (
         "lp-1",
         "set_dim",
-        {"pct": 100},
+        {"pct": 100, "duration_s": 1800},
         risk.id,
     )
     engine.evaluate(T0 + 12 * MIN + 3)
+    assert engine.take_commands() == []  # not again while the lease is fresh
+    engine.evaluate(T0 + 21 * MIN)
     assert engine.take_commands() == []
+    # a third of the lease later, the alert still open: renewed
+    events = engine.evaluate(T0 + 22 * MIN + 2)
+    assert ("storm-risk", "city", "resolved") not in rules(events)
+    (renewal,) = engine.take_commands()
+    assert (renewal.device, renewal.args) == ("lp-1", {"pct": 100, "duration_s": 1800})
 
 
 def test_flood_orders_full_brightness_in_its_district_only() -> None:
