@@ -35,14 +35,36 @@ WILL_PAYLOAD: Final = node.WILL
 
 class HostClock:
     """The HAL clock interface over a settable time: ``now_s`` (epoch seconds) is
-    the host clock for live runs, or set by the caller for stepped runs."""
+    the host clock for live runs, or set by the caller for stepped runs.
+
+    A live clock can run ``rate`` times as fast as the host clock (``set_rate``):
+    sensors, NTP and the node then share one accelerated time, while the broker
+    and the network keep real time. ``reset_rate()`` returns to the host clock."""
 
     def __init__(self, live: bool = True) -> None:
         self.live = live
         self._now_s = 0.0
+        self.rate = 1.0
+        self._anchor = (0.0, 0.0)  # (host s, simulated s) at the last rate change
 
     def now(self) -> float:
-        return time.time() if self.live else self._now_s
+        if not self.live:
+            return self._now_s
+        host0, sim0 = self._anchor
+        return sim0 + (time.time() - host0) * self.rate
+
+    def set_rate(self, rate: float) -> None:
+        """From now on run ``rate`` times as fast as the host clock, without a jump."""
+        if not rate > 0:
+            raise ValueError(f"rate must be > 0, got {rate}")
+        host = time.time()
+        host0, sim0 = self._anchor
+        self._anchor = (host, sim0 + (host - host0) * self.rate)
+        self.rate = rate
+
+    def reset_rate(self) -> None:
+        """Back to the host clock (drops any lead the simulated time gained)."""
+        self.rate, self._anchor = 1.0, (0.0, 0.0)
 
     def set(self, now_s: float) -> None:
         self._now_s = now_s
