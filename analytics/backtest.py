@@ -130,7 +130,7 @@ def run_scenario(
     started = time.perf_counter()
     world = scenarios.build(name, seed, start_ms=start_ms, site=site, thresholds=thresholds)
     cfg = world.config
-    engine = Engine(thresholds)
+    engine = Engine(with_lamp_register(thresholds, world.lamp_ratings()))
     announce_stations(engine, cfg)
     result = Result(cfg.name, seed, cfg.start_ms, cfg.end_ms)
     for minute in range(cfg.minutes):
@@ -145,6 +145,17 @@ def run_scenario(
     result.labels = world.labels()
     result.elapsed_s = time.perf_counter() - started
     return result
+
+
+def with_lamp_register(thresholds: Thresholds, ratings: dict[str, float]) -> Thresholds:
+    """The scenario city's lamp register as the site's rated powers, unless the
+    thresholds already say what the lamps are rated (a site file wins)."""
+    lighting = thresholds.lighting
+    if not ratings or lighting.rated_w is not None or lighting.lamps_rated_w:
+        return thresholds
+    return thresholds.model_copy(
+        update={"lighting": lighting.model_copy(update={"lamps_rated_w": dict(ratings)})}
+    )
 
 
 def announce_stations(engine: Engine, cfg: scenarios.Config) -> None:

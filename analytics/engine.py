@@ -655,7 +655,7 @@ class Engine:
             (
                 "power-drift",
                 energy.drift_rule(
-                    w.series("norm_w", last=30 * 60_000 // w.slot_ms),
+                    w.series("norm_w", last=lighting.drift_window_min * 60_000 // w.slot_ms),
                     rated,
                     self._limits(Kind.LAMP, "lighting"),  # drift limit per lamp
                 ),

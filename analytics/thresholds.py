@@ -207,6 +207,9 @@ class Lighting(_Model):
     full_brightness_lease_s: int = Field(default=1800, ge=60, le=86400)
     tariff_vnd_per_kwh: float = Field(ge=0)
     drift_min_on_readings: int = Field(default=10, ge=1)
+    # [design] the median over this span is compared with rated power: 12 readings of a
+    # 5-min lamp, so one bad reading cannot raise it (meters: 2–5 %, ANSI C136.52)
+    drift_window_min: int = Field(default=60, ge=5, le=120)
     rated_w: float | None = Field(default=None, gt=0)  # fleet default; None = learned
     lamps_rated_w: dict[str, float] = Field(default_factory=dict)
     cabinet: Cabinet = Field(default_factory=Cabinet)

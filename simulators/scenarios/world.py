@@ -556,6 +556,11 @@ class World:
         return health
 
     # --- ground truth -------------------------------------------------------------------------
+    def lamp_ratings(self) -> dict[str, float]:
+        """The city's lamp register: each lamp's nameplate power, W (what a site file's
+        ``[lighting.lamps_rated_w]`` holds for a real city)."""
+        return {device: lamp.rated_w for device, lamp in self.lamps.items()}
+
     def labels(self) -> list[Label]:
         out: list[Label] = []
         out += self._flood_labels()
@@ -645,13 +650,22 @@ class World:
         return out
 
     def _evidence_ms(self, fault: F.Fault, device: str) -> int:
-        """How long the fault must last before its definition can call it."""
-        health = self.thresholds.health
+        """How long the fault must last before its definition can call it: offline
+        after 3 missed intervals and stuck over 60 min (REFERENCE.md), a drift once
+        the median of its window (half of it) has drifted, cycling once the switches
+        per hour have happened."""
+        t = self.thresholds
+        lighting = t.lighting
         if isinstance(fault, F.Dropout):
             interval_s = INTERVAL_S[self._devices[device].spec.kind]
-            return health.offline_after_missed_intervals * interval_s * 1000
+            return t.health.offline_after_missed_intervals * interval_s * 1000
         if isinstance(fault, F.Stuck):
-            return health.stuck.window_min * MINUTE_MS
+            return t.health.stuck.window_min * MINUTE_MS
+        if isinstance(fault, F.Drift):
+            return lighting.drift_window_min * MINUTE_MS // 2
+        if isinstance(fault, F.Cycling):
+            half_period_min = max(1, fault.period_min // 2)
+            return lighting.cycling_switches_per_h * half_period_min * MINUTE_MS
         return 0
 
     def _fault_labels(self) -> list[Label]:
@@ -713,7 +727,8 @@ class World:
                 flags = [i and s for i, s in zip(inside, should, strict=True)]
                 what = "cycling"
             spans = self._spans(flags)
-            out += labels_from(what, "energy", device, district, spans)
+            evidence_ms = self._evidence_ms(fault, device)
+            out += labels_from(what, "energy", device, district, spans, evidence_ms=evidence_ms)
             cabinet = self.lamps[device].cabinet
             if cabinet is not None:  # the cabinet really draws more (or less): not a false alert
                 out += labels_from(

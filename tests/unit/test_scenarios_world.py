@@ -122,6 +122,34 @@ def test_fault_scenarios_label_every_fault() -> None:
     assert (mass.what, mass.scope, mass.kind) == ("mass-outage", "district", "health")
 
 
+def test_labels_carry_the_time_their_definition_needs() -> None:
+    th = load_thresholds()
+    evidence = {
+        lb.what: lb.evidence_ms
+        for name in ("lamp-faults", "sensor-faults")
+        for lb in run(name).labels
+        if lb.expected
+    }
+    assert evidence["offline"] == 3 * 300 * 1000  # lamps and drains report every 300 s
+    assert evidence["stuck"] == th.health.stuck.window_min * MIN
+    assert evidence["power-drift"] == th.lighting.drift_window_min * MIN // 2
+    assert evidence["cycling"] == th.lighting.cycling_switches_per_h * 5 * MIN  # 10-min period
+    assert evidence["day-burning"] == evidence["lamp-out"] == evidence["spike"] == 0
+
+
+def test_the_scenario_lamp_register_stands_in_for_a_site_file_unless_one_rates_lamps() -> None:
+    from analytics.backtest import with_lamp_register
+
+    th = load_thresholds()
+    world = scenarios.build("lamp-faults", 1, thresholds=th)
+    ratings = world.lamp_ratings()
+    assert ratings and set(ratings.values()) <= {60.0, 90.0, 120.0, 150.0, 200.0, 250.0}
+    registered = with_lamp_register(th, ratings)
+    assert registered.lighting.lamps_rated_w == ratings and th.lighting.lamps_rated_w == {}
+    fleet = th.model_copy(update={"lighting": th.lighting.model_copy(update={"rated_w": 150.0})})
+    assert with_lamp_register(fleet, ratings) is fleet
+
+
 def test_dropout_skew_stuck_and_spike_show_in_the_readings() -> None:
     r = run("sensor-faults")
     faults = r.config.faults
