@@ -543,6 +543,8 @@ class Engine:
         col = np.where(level_ts >= 0, k - 1 - (w.head_slot - level_ts // w.slot_ms), -1)
         before = np.where(np.arange(k)[None, :] < col[:, None], recent, np.float32(np.nan))
         prev, prev_col = last_valid(before.astype(np.float32))
+        before_prev = np.where(np.arange(k)[None, :] < prev_col[:, None], recent, np.nan)
+        prev2, _ = last_valid(before_prev.astype(np.float32))
         gap = f32(np.where(prev_col >= 0, (col - prev_col) * w.slot_ms / 60_000, np.nan))
         plausible = flood.plausible_latest(level, prev, gap, fl)
         street = flood.street_flood(
@@ -563,6 +565,10 @@ class Engine:
         slope = f32(slope / (w.slot_ms / 60_000))
         rise = flood.rise_rule(street.depth_mm, slope, fitted, excluded=excluded, flood=fl)
         events += self._step(flood.RISE_RULE, rise, now_ms, subjects, districts)
+
+        # Water-level sensor health: a reading away from both neighbours (echo, splash).
+        spike = health.level_spike_rule(prev2, prev, level, fl.spike_jump_mm)
+        events += self._step("level-spike", spike, now_ms, subjects, districts)
 
         bd = self._bd_levels(subjects, excluded)
         canal = flood.canal_rule(level, bd, t.alerting.deadband.level_mm)
@@ -852,6 +858,7 @@ _RULES: Final[tuple[tuple[str, AlertKind, str, MessageFn], ...]] = (
     ("mass-outage", "health", "district", _msg("mass-outage")),
     ("stuck-sensor", "health", "weather", _msg("stuck-sensor")),
     ("sensor-spike", "health", "weather", _msg("sensor-spike")),
+    ("level-spike", "health", "water", _msg("level-spike")),
     ("out-of-range", "health", "device", _msg("out-of-range")),
     ("low-battery", "health", "device", _msg("low-battery")),
     ("weak-signal", "health", "device", _msg("weak-signal")),

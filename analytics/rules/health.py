@@ -139,6 +139,26 @@ def spike_rule(series: Mapping[str, F32], health: Health) -> RuleResult:
     )
 
 
+def level_spike_rule(before_cm: F32, spike_cm: F32, after_cm: F32, jump_mm: float) -> RuleResult:
+    """A water-level reading more than ``jump_mm`` away from both the reading before it
+    and the reading after it, on the same side: an echo or a splash, not water (water
+    that rises that fast stays up; the flood rules hold such a jump unconfirmed and
+    the next reading drops it).  Three consecutive readings per station, gaps of any
+    length between them (a dry drain reports every 5 min)."""
+    with np.errstate(invalid="ignore"):
+        rise_mm = (spike_cm - before_cm) * 10.0
+        back_mm = (spike_cm - after_cm) * 10.0
+        up = (rise_mm > jump_mm) & (back_mm > jump_mm)
+        down = (rise_mm < -jump_mm) & (back_mm < -jump_mm)
+    condition = up | down
+    return RuleResult(
+        condition=condition,
+        clear=~condition,
+        severity=np.where(condition, WARNING, 0).astype(np.int8),
+        values={"spike_mm": f32(np.abs(rise_mm))},
+    )
+
+
 def qc_rule(flagged_series: F32, health: Health) -> RuleResult:
     """Readings with QC-flagged (physically impossible) values in the recent slots."""
     with np.errstate(invalid="ignore"):

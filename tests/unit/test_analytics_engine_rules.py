@@ -280,3 +280,18 @@ def test_rain_hovering_at_the_heavy_limit_on_a_heavy_day_never_flaps(rates: list
         opened += [e.id for e in events]
         assert len(lc.open_alerts()) == 1
     assert len(opened) == 1
+
+
+def test_a_drain_echo_raises_a_level_spike_not_a_flood() -> None:
+    engine = Engine(load_thresholds())
+    levels = [1.0, 1.0, 55.0, 1.0, 1.0]  # one reading 54 cm up, 5-min reports
+    events: list[AlertEvent] = []
+    for i, level in enumerate(levels):
+        ts = T0 + i * 5 * MIN
+        engine.ingest([reading(Kind.WATER, "wl-1", ts, level_cm=level)])
+        events += engine.evaluate(ts + 1)
+    fired = [(e.rule, e.subject) for e in events if e.state == "firing"]
+    assert fired == [("level-spike", "wl-1")]  # the flood rules never saw 55 cm
+    (spike,) = [e for e in events if e.rule == "level-spike"]
+    assert spike.kind == "health" and spike.values["spike_mm"] == 540.0
+    assert "mực nước" in spike.message.vi and "Water-level sensor spike" in spike.message.en

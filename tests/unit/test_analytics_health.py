@@ -87,3 +87,16 @@ def test_one_silent_device_is_not_a_mass_outage() -> None:
     offline = np.asarray([True, False, False])  # 1 of 3 = 33 % but only one device
     last = np.full(3, NOW, np.int64)
     assert not health.mass_outage(district, offline, last, 1, H).condition.any()
+
+
+def test_a_water_level_spike_is_away_from_both_neighbours() -> None:
+    nan = np.nan
+    # stations: an echo up, a dropout down, a real rise that stays, a step back down
+    # from a flood, too small a jump, gaps (NaN neighbours), and a duplicate reading
+    before = np.asarray([2.0, 40.0, 2.0, 40.0, 2.0, nan, 2.0, 5.0], np.float32)
+    spike = np.asarray([50.0, 0.0, 50.0, 10.0, 25.0, 50.0, 50.0, 5.0], np.float32)
+    after = np.asarray([3.0, 41.0, 52.0, 9.0, 2.0, 3.0, nan, 5.0], np.float32)
+    r = health.level_spike_rule(before, spike, after, jump_mm=250.0)
+    assert r.condition.tolist() == [True, True, False, False, False, False, False, False]
+    assert r.clear.tolist() == (~r.condition).tolist()
+    assert r.values["spike_mm"][:2].tolist() == [480.0, 400.0]
