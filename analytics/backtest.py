@@ -20,7 +20,7 @@ import html
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -30,9 +30,10 @@ from rich.console import Console
 
 from analytics import scoring
 from analytics.engine import Engine
+from analytics.stored import readings_from_series
 from analytics.thresholds import Thresholds
 from deltasense.alerts import AlertEvent
-from deltasense.contract import FieldValue, Kind, Reading
+from deltasense.contract import Kind, Reading
 from deltasense.influx import InfluxClient, InfluxError, quote_ident
 from deltasense.schema import READING_MEASUREMENTS
 from deltasense.settings import Settings
@@ -46,7 +47,6 @@ LOCAL: Final = timezone(timedelta(hours=7))  # naive times are Bạc Liêu local
 MAX_REPLAY_MS: Final = 31 * 86_400_000
 REPLAY_CHUNK_MS: Final = 3_600_000
 # Stored fields that are bookkeeping, not measurements (deltasense/schema.py).
-_NOT_FIELDS: Final = frozenset({"time", "seq", "boot", "hist", "ts_platform", "qc"})
 _RELATIVE: Final = re.compile(r"-(\d+)([smhd])")
 _UNIT_MS: Final = {"s": 1000, "m": MINUTE_MS, "h": 3_600_000, "d": 86_400_000}
 
@@ -175,41 +175,6 @@ def announce_stations(engine: Engine, cfg: scenarios.Config) -> None:
 
 
 # --- replay from InfluxDB ---------------------------------------------------------------------
-def readings_from_series(measurement: str, series: Iterable[Any], site: str) -> list[Reading]:
-    """Stored points (``SELECT *`` grouped by device and district) back into readings;
-    QC-flagged fields are left out, as the service's refill does."""
-    kind = Kind(measurement)
-    out: list[Reading] = []
-    for s in series:
-        device, district = s.tags.get("device", ""), s.tags.get("district", "")
-        if not device:
-            continue
-        for row in s.rows():
-            flagged = row.get("qc")
-            skip = set(flagged.split(",")) if isinstance(flagged, str) else set()
-            fields: dict[str, FieldValue] = {
-                k: v
-                for k, v in row.items()
-                if k not in _NOT_FIELDS and k not in skip and isinstance(v, int | float | bool)
-            }
-            seq, boot = row.get("seq"), row.get("boot")
-            out.append(
-                Reading(
-                    site=site,
-                    district=district,
-                    kind=kind,
-                    device=device,
-                    ts_ms=int(row["time"]),
-                    seq=seq if isinstance(seq, int) else 0,
-                    boot=boot if isinstance(boot, int) else 0,
-                    hist=row.get("hist") is True,
-                    ts_from_platform=row.get("ts_platform") is True,
-                    fields=fields,
-                )
-            )
-    return out
-
-
 REPLAY_QUERY: Final = (
     'SELECT * FROM {measurement} WHERE "site" = $site AND time >= $start AND time < $end '
     'GROUP BY "device", "district"'
@@ -234,7 +199,9 @@ async def stored_readings(
         }
         for measurement in READING_MEASUREMENTS:
             q = REPLAY_QUERY.format(measurement=quote_ident(measurement))
-            chunk += readings_from_series(measurement, await db.query(q, params=params), site)
+            chunk += readings_from_series(
+                Kind(measurement), await db.query(q, params=params), site, as_history=False
+            )
         chunk.sort(key=lambda r: r.ts_ms)
         yield chunk_start, chunk_end, chunk
         chunk_start = chunk_end

@@ -29,6 +29,7 @@ import msgspec
 
 from analytics import metrics
 from analytics.engine import CommandRequest, Engine
+from analytics.stored import readings_from_series
 from analytics.thresholds import Thresholds, load_thresholds
 from deltasense import alerts
 from deltasense.contract import (
@@ -37,7 +38,6 @@ from deltasense.contract import (
     Command,
     ContractError,
     Kind,
-    Reading,
     decode_meta,
     decode_status,
     decode_tele,
@@ -112,9 +112,6 @@ META_QUERY: Final = (
     'SELECT last("lat") AS "lat", last("lon") AS "lon", last("interval_s") AS "interval_s" '
     'FROM "meta" WHERE "site" = $site GROUP BY "device", "district", "kind"'
 )
-_SKIP_FIELDS: Final = frozenset(
-    {"time", "seq", "boot", "hist", "ts_platform", "qc", "site", "district", "device"}
-)
 
 
 def open_alerts_from_rows(bodies: Iterable[Any]) -> list[alerts.AlertEvent]:
@@ -154,43 +151,6 @@ async def refill_stations(db: InfluxClient, engine: Engine, site: str) -> int:
     return found
 
 
-def readings_from_series(kind: Kind, series: Iterable[Any], site: str) -> list[Reading]:
-    """Stored rows of one kind back into readings (QC-flagged fields left out)."""
-    out: list[Reading] = []
-    for s in series:
-        device, district = s.tags.get("device", ""), s.tags.get("district", "")
-        if not device:
-            continue
-        for row in s.rows():
-            qc = row.get("qc")
-            flagged = set(qc.split(",")) if isinstance(qc, str) else set()
-            fields = {
-                k: v
-                for k, v in row.items()
-                if k not in _SKIP_FIELDS
-                and k not in flagged
-                and isinstance(v, int | float)
-                and v is not None
-            }
-            boot = row.get("boot")
-            if not fields or not isinstance(row.get("time"), int):
-                continue
-            out.append(
-                Reading(
-                    site=site,
-                    district=district,
-                    kind=kind,
-                    device=device,
-                    ts_ms=int(row["time"]),
-                    seq=0,
-                    boot=int(boot) if isinstance(boot, int | float) else 0,
-                    hist=True,
-                    fields=fields,
-                )
-            )
-    return out
-
-
 async def refill_all(db: InfluxClient, engine: Engine, site: str, at_ms: int) -> int:
     """Every kind's windows from stored readings: hourly counters over 48 h first
     (so the counters' boots come in time order), then the minute windows' span.
@@ -202,13 +162,17 @@ async def refill_all(db: InfluxClient, engine: Engine, site: str, at_ms: int) ->
         series = await db.query(
             q, params={"site": site, "since": hourly_since, "until": at_ms * 1_000_000}
         )
-        readings = sorted(readings_from_series(kind, series, site), key=lambda r: r.ts_ms)
+        readings = sorted(
+            readings_from_series(kind, series, site, as_history=True), key=lambda r: r.ts_ms
+        )
         total += engine.ingest(readings, replay=True).values
     for kind in Kind:
         since_ns = (at_ms - engine.window_span_ms(kind)) * 1_000_000
         q = KIND_REFILL_QUERY.format(kind=kind.value)
         series = await db.query(q, params={"site": site, "since": since_ns})
-        readings = sorted(readings_from_series(kind, series, site), key=lambda r: r.ts_ms)
+        readings = sorted(
+            readings_from_series(kind, series, site, as_history=True), key=lambda r: r.ts_ms
+        )
         total += engine.ingest(readings, replay=True).values
     await refill_meta(db, engine, site)
     return total
