@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 import uuid
@@ -99,8 +100,13 @@ STATIONS_QUERY: Final = (
 )
 # Measurement names come from the Kind enum, never from input.
 KIND_REFILL_QUERY: Final = (
-    'SELECT * FROM "{kind}" WHERE "site" = $site AND time > $since GROUP BY "device", "district"'
+    'SELECT * FROM "{kind}" WHERE "site" = $site AND time > $since AND time <= $until '
+    'GROUP BY "device", "district"'
 )
+# The minute windows are refilled this much at a time, so a city's six hours never
+# arrive as one answer (100 000 sensors × 6 h of 1-min readings is 36 M rows).
+REFILL_CHUNK_MS: Final = 20 * 60_000
+REFILL_AHEAD_MS: Final = 24 * 3_600_000  # the last chunk also takes stamps a bit ahead
 # Hourly counters for the 48 h windows: the last counter reading (and its boot) per hour.
 HOURLY_REFILL_QUERY: Final = (
     'SELECT last("{field}") AS "{field}", last("boot") AS "boot" FROM "{kind}" '
@@ -151,6 +157,19 @@ async def refill_stations(db: InfluxClient, engine: Engine, site: str) -> int:
     return found
 
 
+def refill_chunks(since_ms: int, at_ms: int) -> list[tuple[int, int]]:
+    """``(after, up to and including)`` spans covering ``(since_ms, at_ms]`` in
+    ``REFILL_CHUNK_MS`` steps, oldest first; the last reaches ``REFILL_AHEAD_MS`` past
+    ``at_ms`` for readings stamped slightly ahead."""
+    bounds = [*list(range(since_ms, at_ms, REFILL_CHUNK_MS)), at_ms]
+    spans = list(itertools.pairwise(bounds))
+    if not spans:
+        spans = [(since_ms, at_ms)]
+    last_since, _ = spans[-1]
+    spans[-1] = (last_since, at_ms + REFILL_AHEAD_MS)
+    return spans
+
+
 async def refill_all(db: InfluxClient, engine: Engine, site: str, at_ms: int) -> int:
     """Every kind's windows from stored readings: hourly counters over 48 h first
     (so the counters' boots come in time order), then the minute windows' span.
@@ -167,13 +186,14 @@ async def refill_all(db: InfluxClient, engine: Engine, site: str, at_ms: int) ->
         )
         total += engine.ingest(readings, replay=True).values
     for kind in Kind:
-        since_ns = (at_ms - engine.window_span_ms(kind)) * 1_000_000
         q = KIND_REFILL_QUERY.format(kind=kind.value)
-        series = await db.query(q, params={"site": site, "since": since_ns})
-        readings = sorted(
-            readings_from_series(kind, series, site, as_history=True), key=lambda r: r.ts_ms
-        )
-        total += engine.ingest(readings, replay=True).values
+        for since_ms, until_ms in refill_chunks(at_ms - engine.window_span_ms(kind), at_ms):
+            params = {"site": site, "since": since_ms * 1_000_000, "until": until_ms * 1_000_000}
+            series = await db.query(q, params=params)
+            readings = sorted(
+                readings_from_series(kind, series, site, as_history=True), key=lambda r: r.ts_ms
+            )
+            total += engine.ingest(readings, replay=True).values
     await refill_meta(db, engine, site)
     return total
 

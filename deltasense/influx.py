@@ -63,6 +63,10 @@ class _Result(msgspec.Struct):
     statement_id: int = 0
     series: list[Series] = msgspec.field(default_factory=list)
     error: str | None = None
+    # InfluxDB cut the result at its [http] max-row-limit (0, no limit, is the default
+    # since 1.2.2, but a server may set one): a silently short refill would forget
+    # readings, so it is an error.
+    partial: bool = False
 
 
 class _Response(msgspec.Struct):
@@ -184,5 +188,11 @@ class InfluxClient:
         for result in decoded.results:
             if result.error:
                 raise InfluxRequestError(result.error, status=response.status_code)
+            if result.partial:
+                raise InfluxRequestError(
+                    "the result was truncated by the server's [http] max-row-limit; "
+                    "set it to 0 or query a shorter span",
+                    status=response.status_code,
+                )
             series.extend(result.series)
         return series

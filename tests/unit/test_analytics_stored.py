@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,3 +62,17 @@ def test_the_refill_marks_everything_history_with_seq_zero() -> None:
         (2000, 0, True, False),
         (4000, 0, True, False),
     ]
+
+
+def test_refill_chunks_cover_the_span_without_gaps_or_overlaps() -> None:
+    from analytics.service import REFILL_AHEAD_MS, REFILL_CHUNK_MS, refill_chunks
+
+    at = 10_000_000
+    spans = refill_chunks(at - 6 * 3_600_000, at)
+    assert spans[0][0] == at - 6 * 3_600_000
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))  # (after, <=]
+    assert all(b - a == REFILL_CHUNK_MS for a, b in spans[:-1])
+    assert spans[-1] == (at - REFILL_CHUNK_MS, at + REFILL_AHEAD_MS)
+    assert refill_chunks(at, at) == [(at, at + REFILL_AHEAD_MS)]
+    odd = refill_chunks(at - REFILL_CHUNK_MS - 5, at)
+    assert odd == [(at - REFILL_CHUNK_MS - 5, at - 5), (at - 5, at + REFILL_AHEAD_MS)]
