@@ -191,10 +191,9 @@ class Engine:
             ks.hourly.rows_for(devices)
         first: dict[str, int] = {}
         if ks.window.n_sensors > new_from:
+            ks.layout += 1
             for i, device in enumerate(devices):
                 first.setdefault(device, i)
-        if ks.window.n_sensors > new_from:
-            ks.layout += 1
         for device in ks.window.devices[new_from:]:
             i = first[device]
             ks.reg_rows.append(self.registry.row(device, districts[i], kind.value))
@@ -683,10 +682,10 @@ class Engine:
         ``full_brightness_lease_s``, renewed every third of it while the alert lasts; a
         lamp whose lease lapses goes back to its photocell and profile by itself."""
         lighting = self.thresholds.lighting
-        lease_s = lighting.full_brightness_lease_s
-        renew_ms = lease_s * 1000 // 3
         if not lighting.full_brightness_during_storm_or_flood:
             return
+        lease_s = lighting.full_brightness_lease_s
+        renew_ms = lease_s * 1000 // 3
         reason_by_district: dict[str, str] = {}
         for lc in (self._rules[r].lifecycle for r, _k, _s, _m in _RULES if _k == "flood"):
             for event in lc.open_alerts():

@@ -9,10 +9,11 @@ district for a district label, any subject for a city label.
 
 * ``events``: expected labels; ``detected`` those matched by at least one alert;
   ``delay`` = start of the first matching alert − the moment the label became
-  detectable by its definition (its start plus ``evidence_ms``: 3 missed intervals
-  for an offline device, 60 min for a stuck sensor, 0 for the rest); negative when
-  an alert anticipated the event within the tolerance.  ``onset delay`` is measured
-  from the label's start.
+  detectable by its definition (its start plus ``evidence_ms``, set by the scenario:
+  3 missed intervals for an offline device, 60 min for a stuck sensor, half the
+  median window for a drifting lamp, the switches that make cycling; 0 for storm,
+  flood and the other faults); negative when an alert anticipated the event within
+  the tolerance.  ``onset delay`` is measured from the label's start.
 * ``false_alerts``: alerts matching no label, expected or tolerated.
 * ``flaps``: an alert of a (rule, subject) that reports the same episode as the
   previous alert of that (rule, subject): more than one alert for one episode
