@@ -302,7 +302,7 @@ def report(result: Result, tolerance_ms: int = scoring.DEFAULT_TOLERANCE_MS) -> 
     return out
 
 
-def _fmt(value: Any, pct: bool = False) -> str:
+def format_cell(value: Any, pct: bool = False) -> str:
     if value is None:
         return "-"
     if pct:
@@ -331,17 +331,17 @@ def text_tables(rep: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
     def row(name: str, s: dict[str, Any]) -> list[str]:
         return [
             name,
-            _fmt(s["events"]),
-            _fmt(s["detected"]),
-            _fmt(s["missed"]),
-            _fmt(s["raised"]),
-            _fmt(s["false_alerts"]),
-            _fmt(s["flaps"]),
-            _fmt(s["precision"], pct=True),
-            _fmt(s["recall"], pct=True),
-            _fmt(s["delay_median_s"]),
-            _fmt(s["delay_worst_s"]),
-            _fmt(s["onset_delay_median_s"]),
+            format_cell(s["events"]),
+            format_cell(s["detected"]),
+            format_cell(s["missed"]),
+            format_cell(s["raised"]),
+            format_cell(s["false_alerts"]),
+            format_cell(s["flaps"]),
+            format_cell(s["precision"], pct=True),
+            format_cell(s["recall"], pct=True),
+            format_cell(s["delay_median_s"]),
+            format_cell(s["delay_worst_s"]),
+            format_cell(s["onset_delay_median_s"]),
         ]
 
     tables = [("per alert kind", ["kind", *cols], [row(k, s) for k, s in rep["kinds"].items()])]

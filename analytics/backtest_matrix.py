@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from analytics.backtest import BacktestError
+from analytics.backtest import BacktestError, format_cell
 
 QUIET_SCENARIO: Final = "hot-dry-day"  # no alert may fire at all
 MIN_PRECISION: Final = 0.95
@@ -150,16 +150,6 @@ def acceptance(runs: Iterable[Run]) -> list[Verdict]:
     ]
 
 
-def _cell(value: Any, pct: bool = False) -> str:
-    if value is None:
-        return "–"
-    if pct:
-        return f"{value * 100:.0f} %"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
 COLUMNS: Final = (
     ("events", "events", False),
     ("detected", "detected", False),
@@ -188,7 +178,7 @@ def table_rows(runs: Iterable[Run]) -> tuple[list[str], list[list[str]]]:
                     run.scenario,
                     str(run.seed),
                     row["kind"],
-                    *(_cell(row[key], pct) for key, _, pct in COLUMNS),
+                    *(format_cell(row[key], pct) for key, _, pct in COLUMNS),
                 ]
             )
     return header, rows

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,7 @@ runner = CliRunner()
 NOW = 1_731_800_000_000
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith("DELTASENSE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("DELTASENSE_VAR_DIR", str(tmp_path / "var"))
+pytestmark = pytest.mark.usefixtures("cli_sandbox")
 
 
 @pytest.mark.parametrize(

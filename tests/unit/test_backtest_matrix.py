@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,13 +15,7 @@ from deltasense.cli import app
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith("DELTASENSE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("DELTASENSE_VAR_DIR", str(tmp_path / "var"))
+pytestmark = pytest.mark.usefixtures("cli_sandbox")
 
 
 def test_seeds_parse_ranges_lists_and_single_seeds() -> None:
