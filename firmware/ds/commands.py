@@ -2,7 +2,9 @@
 
 Commands (CONTRACT.md ``cmd``: ``{"id", "name", "args", "expires"}``):
 
-- ``set_dim`` ``{"pct": 0..100}``: lamp output level (0 = off);
+- ``set_dim`` ``{"pct": 0..100, "duration_s": 1..86400 (optional)}``: lamp output
+  level (0 = off), until the next order or for ``duration_s``, after which the
+  photocell and dimming profile rule again (the platform's storm/flood leases);
 - ``set_interval`` ``{"interval_s": 5..86400}``: reporting interval;
 - ``sync_time`` ``{}``: NTP now;
 - ``reboot`` ``{}``: acknowledged first, reboot after the ack is sent;
@@ -37,6 +39,9 @@ def check_args(name: str, args: "dict[str, Any]") -> "str | None":
         pct: "Any" = args.get("pct")
         if not _is_num(pct) or not 0 <= pct <= 100:
             return "set_dim needs pct 0..100"
+        dur: "Any" = args.get("duration_s")
+        if dur is not None and (not _is_num(dur) or not 1 <= dur <= 86400):
+            return "set_dim duration_s must be 1..86400 s"
     elif name == "set_interval":
         iv = args.get("interval_s")
         if not isinstance(iv, int) or isinstance(iv, bool) or not 5 <= iv <= 86400:

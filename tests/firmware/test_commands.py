@@ -104,4 +104,7 @@ def test_check_args() -> None:
     assert commands.check_args("set_interval", {"interval_s": 300}) is None
     assert commands.check_args("set_interval", {"interval_s": 4}) is not None
     assert commands.check_args("set_dim", {"pct": 55.5}) is None
+    assert commands.check_args("set_dim", {"pct": 100, "duration_s": 1800}) is None
+    for bad in (0, -5, 86401, "1800", True):
+        assert commands.check_args("set_dim", {"pct": 100, "duration_s": bad}) is not None
     assert commands.check_args("ping", {}) is None
