@@ -389,6 +389,19 @@ async def test_commands_and_cfg_on_a_lamp(settings: Settings) -> None:
             again = await cmd(dim)  # same id: same ack, action not repeated
             assert again["ok"] is True
 
+            # A lease (the platform's storm/flood order): full output for duration_s,
+            # then the photocell and dimming profile rule again, not the old 40 % order.
+            args = {"pct": 100, "duration_s": 1}
+            lease = {"id": "c5", "name": "set_dim", "args": args, "expires": now + 60_000}
+            assert (await cmd(lease))["ok"] is True
+            assert dev.sensors.lamp[1] == 100.0 and dev.node.dim_override is not None
+            await until(lambda: dev.node.dim_override is None, within=10)
+            await until(lambda: dev.sensors.lamp[1] == dev.node.dim_pct, within=5)
+            assert dev.node.dim_pct != 40.0
+            bad_lease = {**lease, "id": "c6", "args": {"pct": 100, "duration_s": 0}}
+            refused = await cmd(bad_lease)
+            assert refused["ok"] is False and "duration_s" in refused["error"]
+
             old_hash = dev.node.config.hash
             old_interval = dev.node.config.cfg["photocell_on_lux"]
             await ops.publish(base + "/cfg", b'{"photocell_on_lux": "dark"}', qos=1, retain=True)
