@@ -3,7 +3,8 @@
 # Built on a HAL clock (``ds.hal.MachineClock`` on a board,
 # ``ds.hal_cpython.SimClock`` in tests and the simulator). Every firmware task
 # sleeps through ``sleep_ms`` here, never through the HAL's blocking sleep, so
-# a virtual clock (``VirtualTime``) can run a simulated day in seconds.
+# a virtual clock (``ds.hal_cpython.VirtualTime``) can run a simulated day in
+# seconds.
 #
 # Wall clock: the node has no ``ts`` until the first NTP sync (CONTRACT.md).
 import asyncio
@@ -12,53 +13,7 @@ from ds import hal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
-
-class VirtualTime:
-    """Drives a manual ``SimClock``: ``run(seconds)`` jumps from one sleeper's
-    wake-up to the next, letting every runnable task run in between. Only for
-    tests whose network answers at once (a fake transport)."""
-
-    def __init__(self, sim_clock: "Any") -> None:
-        self.clock = sim_clock
-        self.now_ms = 0
-        self._sleepers: "list[Any]" = []  # [wake_ms, Event]
-
-    async def sleep_ms(self, ms: int) -> None:
-        ev = asyncio.Event()
-        self._sleepers.append([self.now_ms + max(0, int(ms)), ev])
-        await ev.wait()
-
-    def wake_next(self, end_ms: int) -> bool:
-        """Jump to the earliest sleeper due by ``end_ms`` and wake every sleeper
-        due then; False (clock at ``end_ms``) when none is due by ``end_ms``.
-        For drivers that run the ready tasks themselves between calls."""
-        first = end_ms
-        for s in self._sleepers:
-            if s[0] < first:
-                first = s[0]
-        if first > self.now_ms:
-            self.clock.advance(first - self.now_ms)
-            self.now_ms = first
-        if first >= end_ms and not any(s[0] <= end_ms for s in self._sleepers):
-            return False
-        keep = []
-        for s in self._sleepers:
-            if s[0] <= self.now_ms:
-                s[1].set()
-            else:
-                keep.append(s)
-        self._sleepers = keep
-        return True
-
-    async def run(self, seconds: float, settle: int = 12) -> None:
-        end = self.now_ms + int(seconds * 1000)
-        while True:
-            for _ in range(settle):  # let every runnable task reach its next sleep
-                await asyncio.sleep(0)
-            if not self.wake_next(end):
-                return
+    from typing import Any, Awaitable
 
 
 _hw: "Any" = None
@@ -92,11 +47,20 @@ def ticks_diff(a: int, b: int) -> int:
     return hal.ticks_diff(a, b)
 
 
-async def sleep_ms(ms: int) -> None:
+def _host_sleep_ms(ms: int) -> "Awaitable[None]":
+    return asyncio.sleep(ms / 1000)
+
+
+# MicroPython's asyncio.sleep_ms: no float and no new object per sleep.
+_sleep_ms: "Any" = getattr(asyncio, "sleep_ms", _host_sleep_ms)
+
+
+def sleep_ms(ms: int) -> "Awaitable[None]":
+    """``await clock.sleep_ms(ms)``: the awaitable itself, not a coroutine
+    wrapping it (every task sleeps through here, several times a second)."""
     if _virtual is not None:
-        await _virtual.sleep_ms(ms)
-    else:
-        await asyncio.sleep(ms / 1000)
+        return _virtual.sleep_ms(ms)  # type: ignore[no-any-return]
+    return _sleep_ms(ms)  # type: ignore[no-any-return]
 
 
 class WallClock:

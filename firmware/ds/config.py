@@ -5,8 +5,9 @@ The effective config is ``DEFAULTS`` updated by the local file
 (``/config.json``: identity, Wi-Fi, broker, pins profile, written by
 ``deltasense firmware flash``) and then by the last accepted remote ``cfg``
 (``/cfg_remote.json``). A remote ``cfg`` is checked as a whole against
-``SCHEMA`` and :data:`REMOTE_KEYS`; if anything in it is wrong, nothing of it
-is applied and the old config stays in force.
+``ds.cfgcheck.SCHEMA`` and :data:`REMOTE_KEYS`; if anything in it is wrong,
+nothing of it is applied and the old config stays in force. The checks are
+loaded only while they run (:func:`_unload_checks`).
 """
 
 import binascii
@@ -62,43 +63,6 @@ DEFAULTS = {
     "spool_capacity": 2048,
 }
 
-# name: (type, min, max); type "num" accepts int or float, "profile" a dim profile.
-SCHEMA = {
-    "site": ("ident", None, None),
-    "district": ("ident", None, None),
-    "kind": ("kind", None, None),
-    "device": ("ident", None, None),
-    "board": ("str", 1, 32),
-    "wifi_ssid": ("str", 0, 32),
-    "wifi_pass": ("str", 0, 64),
-    "broker_host": ("str", 1, 253),
-    "broker_port": ("int", 1, 65535),
-    "mqtt_user": ("str", 0, 64),
-    "mqtt_pass": ("str", 0, 128),
-    "lat": ("num?", -90, 90),
-    "lon": ("num?", -180, 180),
-    "station": ("choice", ("drain", "canal"), None),
-    "interval_s": ("int", 5, 86400),
-    "idle_interval_s": ("int", 5, 86400),
-    "event_interval_s": ("int", 5, 86400),
-    "publish_interval_s": ("int", 1, 3600),
-    "ntp_host": ("str", 1, 253),
-    "ntp_interval_s": ("int", 60, 604800),
-    "no_broker_reboot_s": ("int", 60, 604800),
-    "wdt_timeout_s": ("int", 10, 3600),
-    "mount_mm": ("num", 100, 20000),
-    "water_sensor": ("choice", ("a02yyuw", "jsn-sr04t"), None),
-    "warn_level_cm": ("num", 0, 2000),
-    "rise_mm_per_5min": ("num", 1, 10000),
-    "rain_mm_per_tip": ("num", 0.01, 10),
-    "photocell_on_lux": ("num", 0, 100000),
-    "photocell_off_lux": ("num", 0, 100000),
-    "dim_profile": ("profile", None, None),
-    "dim_min_pct": ("int", 0, 100),
-    "tz_offset_min": ("int", -720, 840),
-    "spool_capacity": ("int", 16, 65536),
-}
-
 # What the platform may change over MQTT: behaviour, never identity or credentials.
 REMOTE_KEYS = (
     "interval_s", "idle_interval_s", "event_interval_s", "publish_interval_s",
@@ -117,98 +81,69 @@ class ConfigError(ValueError):
     pass
 
 
-def _is_ident(s: str) -> bool:
-    # CONTRACT.md identifiers: [a-z0-9][a-z0-9-]{0,31}
-    if not 1 <= len(s) <= 32:
-        return False
-    for i, ch in enumerate(s):
-        if not ("a" <= ch <= "z" or "0" <= ch <= "9" or (ch == "-" and i > 0)):
-            return False
-    return True
-
-
-def _is_num(v: "Any") -> bool:
-    return (isinstance(v, int) or isinstance(v, float)) and not isinstance(v, bool)
-
-
-def _check_profile(v: "Any") -> None:
-    if not isinstance(v, dict) or not 1 <= len(v) <= 24:
-        raise ConfigError("dim_profile: an object of 1..24 'HH:MM': pct entries")
-    for k in v:
-        pct = v[k]
-        if not isinstance(k, str) or len(k) != 5 or k[2] != ":":
-            raise ConfigError("dim_profile: bad time %r" % (k,))
-        try:
-            hh, mm = int(k[:2]), int(k[3:])
-        except ValueError:
-            raise ConfigError("dim_profile: bad time %r" % (k,)) from None
-        if not (0 <= hh <= 23 and 0 <= mm <= 59):
-            raise ConfigError("dim_profile: bad time %r" % (k,))
-        if not _is_num(pct) or not 0 <= pct <= 100:
-            raise ConfigError("dim_profile: %s level must be 0..100" % k)
+def validate(updates: "Any", allowed: "tuple[str, ...] | None" = None) -> "dict[str, Any]":
+    """Check a whole update; return it as a dict or raise ConfigError (the
+    rules are :mod:`ds.cfgcheck`)."""
+    return _checks().validate(updates, allowed)  # type: ignore[no-any-return]
 
 
 def check_value(name: str, v: "Any") -> None:
     """Raise ConfigError unless ``v`` is valid for ``name``."""
-    if name not in SCHEMA:
-        raise ConfigError("unknown key %s" % name)
-    kind, lo, hi = SCHEMA[name]
-    if kind == "ident":
-        if not isinstance(v, str) or not _is_ident(v):
-            raise ConfigError("%s: not an identifier" % name)
-    elif kind == "kind":
-        if v not in ("weather", "water", "lamp", "meter"):
-            raise ConfigError("%s: unknown kind" % name)
-    elif kind == "choice":
-        if v not in lo:  # type: ignore[operator]
-            raise ConfigError("%s: one of %s" % (name, ", ".join(lo)))  # type: ignore[arg-type]
-    elif kind == "str":
-        if not isinstance(v, str) or not lo <= len(v) <= hi:  # type: ignore[operator]
-            raise ConfigError("%s: string of %s..%s characters" % (name, lo, hi))
-    elif kind == "profile":
-        _check_profile(v)
-    else:
-        if v is None and kind == "num?":
-            return
-        if kind == "int" and (not isinstance(v, int) or isinstance(v, bool)):
-            raise ConfigError("%s: integer required" % name)
-        if not _is_num(v):
-            raise ConfigError("%s: number required" % name)
-        if not lo <= v <= hi:  # type: ignore[operator]
-            raise ConfigError("%s: must be in %s..%s" % (name, lo, hi))
+    _checks().check_value(name, v)
 
 
-def validate(updates: "Any", allowed: "tuple[str, ...] | None" = None) -> "dict[str, Any]":
-    """Check a whole update; return it as a dict or raise ConfigError."""
-    if not isinstance(updates, dict):
-        raise ConfigError("cfg must be a JSON object")
-    for name in updates:
-        if not isinstance(name, str):
-            raise ConfigError("keys must be strings")
-        if allowed is not None and name not in allowed:
-            if name in SCHEMA:
-                raise ConfigError("%s cannot be set remotely" % name)
-            raise ConfigError("unknown key %s" % name)
-        check_value(name, updates[name])
-    return updates
+def _checks() -> "Any":
+    from ds import cfgcheck
+
+    return cfgcheck
 
 
-def _canonical(obj: "Any") -> str:
-    # json.dumps with sorted keys, built by hand: MicroPython's json has no sort_keys.
+def _unload_checks() -> None:
+    # The checks run at boot and when a cfg arrives, nowhere else: on the board
+    # their code leaves the heap until the next time (its qstrs stay interned).
+    if hal.MICROPYTHON:
+        import sys
+
+        import ds
+
+        sys.modules.pop("ds.cfgcheck", None)
+        if hasattr(ds, "cfgcheck"):
+            delattr(ds, "cfgcheck")
+
+
+def _canonical(obj: "Any", out: "Any", skip: "tuple[str, ...]" = ()) -> None:
+    # json.dumps with sorted keys, built by hand (MicroPython's json has no
+    # sort_keys) and fed to ``out(str)`` piece by piece: the ~1 KB document is
+    # never built, a node on a 96 KiB heap hashes its config at every cfg.
     if isinstance(obj, dict):
-        keys = sorted(obj)
-        return "{" + ",".join(json.dumps(k) + ":" + _canonical(obj[k]) for k in keys) + "}"
-    return json.dumps(obj)
+        sep = "{"
+        for k in sorted(obj):
+            if k not in skip:
+                out(sep)
+                out(json.dumps(k))
+                out(":")
+                _canonical(obj[k], out)
+                sep = ","
+        out("}" if sep == "," else "{}")
+    else:
+        out(json.dumps(obj))
 
 
 def config_hash(cfg: "dict[str, Any]") -> str:
     """First 12 hex digits of SHA-256 over the canonical JSON, secrets left out."""
-    public = {}
-    for k in cfg:
-        if k not in SECRET_KEYS:
-            public[k] = cfg[k]
-    digest = hashlib.sha256(_canonical(public).encode()).digest()
-    return binascii.hexlify(digest).decode()[:12]
+    h = hashlib.sha256()
+    # MicroPython hashes a str as its UTF-8 bytes; CPython wants bytes.
+    _canonical(cfg, h.update if hal.MICROPYTHON else lambda s: h.update(s.encode()), SECRET_KEYS)
+    return binascii.hexlify(h.digest()).decode()[:12]
+
+
+def _differs(have: "dict[str, Any]", updates: "dict[str, Any]") -> bool:
+    """True if applying ``updates`` would change ``have`` (60 and 60.0 differ:
+    they hash differently)."""
+    for k in updates:
+        if k not in have or have[k] != updates[k] or type(have[k]) is not type(updates[k]):
+            return True
+    return False
 
 
 class Config:
@@ -226,6 +161,7 @@ class Config:
         self.errors: "list[str]" = []
         self._merge_file(local_path, None)
         self._merge_file(remote_path, REMOTE_KEYS)
+        _unload_checks()
         self.hash = config_hash(self.cfg)
 
     def _merge_file(self, path: str, allowed: "tuple[str, ...] | None") -> None:
@@ -256,10 +192,14 @@ class Config:
             return False, str(exc)
         except ValueError:
             return False, "cfg is not JSON"
-        merged = dict(self.cfg)
-        merged.update(updates)
-        if merged["photocell_on_lux"] > merged["photocell_off_lux"]:
+        finally:
+            _unload_checks()
+        cfg = self.cfg
+        on = updates.get("photocell_on_lux", cfg["photocell_on_lux"])
+        if on > updates.get("photocell_off_lux", cfg["photocell_off_lux"]):
             return False, "photocell_on_lux must not exceed photocell_off_lux"
+        # The retained cfg comes again at every reconnect: write and hash only
+        # what is new (a flash write spared, and the heap of a full hash).
         stored = {}
         raw = hal.read_bytes(self.remote_path)
         if raw is not None:
@@ -269,13 +209,12 @@ class Config:
                     stored = prev
             except ValueError:
                 pass
-        stored.update(updates)
-        hal.atomic_write(self.remote_path, json.dumps(stored).encode())
-        self.cfg = merged
-        self.hash = config_hash(merged)
+        if _differs(stored, updates):
+            stored.update(updates)
+            hal.atomic_write(self.remote_path, json.dumps(stored).encode())
+        if _differs(cfg, updates):
+            merged = dict(cfg)
+            merged.update(updates)
+            self.cfg = merged
+            self.hash = config_hash(merged)
         return True, None
-
-    def save_local(self, values: "dict[str, Any]") -> None:
-        """Write the local file (used at flashing time); validates first."""
-        validate(values)
-        hal.atomic_write(self.local_path, json.dumps(values).encode())

@@ -1,8 +1,8 @@
 """Readings and control messages as contract JSON (CONTRACT.md, v1).
 
 Pure functions: dicts in, UTF-8 bytes out. Readings are encoded once, when
-taken, and stored as bytes in the spool; :func:`batch` joins stored readings
-into one ``tele`` payload without decoding them again.
+taken, and stored as bytes in the spool; :func:`batch_into` joins stored
+readings into one ``tele`` payload without decoding them again.
 """
 
 import json
@@ -127,29 +127,55 @@ def mark_hist(data: bytes) -> bytes:
     return _HIST_PREFIX + data[1:]
 
 
-def batch(records: "list[bytes]", hist: bool = False) -> "tuple[bytes, int]":
-    """Join encoded readings, oldest first, into one ``tele`` payload.
+def _marked(buf: "Any", at: int) -> bool:
+    for i in range(len(_HIST_PREFIX)):
+        if buf[at + i] != _HIST_PREFIX[i]:
+            return False
+    return True
 
-    Takes as many leading records as fit in 100 readings and 4096 bytes and
-    returns ``(payload, n_taken)``. A single reading goes out as an object, more
-    as an array. ``hist`` marks each one as replayed. ``n_taken`` is 0 only
-    for an empty list; a lone record too large to send is returned alone so the
-    caller can drop it rather than block the queue.
+
+def batch_into(
+    buf: "Any", start: int, src: "Any", count: int, hist: bool = False
+) -> "tuple[int, int, int]":
+    """Join the oldest of ``count`` encoded readings into one ``tele`` payload.
+
+    The records of ``src`` (``rec_len(k)`` and ``read_into(k, buf, pos, skip)``,
+    as :class:`ds.spool.Spool` has them) are copied straight into ``buf`` (a
+    bytearray or a memoryview of one) from ``start`` on: no copies on the heap.
+    Takes as many leading records as fit in 100 readings and 4096 bytes; a
+    single reading goes out as an object, more as an array; ``hist`` marks each
+    one as replayed. Returns ``(begin, end, n)``: the payload is
+    ``buf[begin:end]``, ``n`` is 0 only for ``count`` 0. ValueError if the
+    oldest record alone does not fit in ``buf``.
     """
-    if not records:
-        return b"", 0
-    parts: "list[bytes]" = []
-    size = 2  # the brackets
-    for rec in records[:MAX_BATCH]:
-        item = mark_hist(rec) if hist else rec
-        extra = len(item) + (1 if parts else 0)
-        if parts and size + extra > MAX_PAYLOAD_BYTES:
+    limit = min(len(buf), start + MAX_PAYLOAD_BYTES)
+    hl = len(_HIST_PREFIX)
+    pos = start + 1  # after the "["
+    n = 0
+    while n < count and n < MAX_BATCH:
+        at = pos + 1 if n else pos  # after the ","
+        size = src.rec_len(n)
+        if at + size + 1 > (limit if n else len(buf)):
             break
-        parts.append(item)
-        size += extra
-    if len(parts) == 1:
-        return parts[0], 1
-    return b"[" + b",".join(parts) + b"]", len(parts)
+        src.read_into(n, buf, at)
+        if hist and buf[at] == 0x7B and not _marked(buf, at):  # "{" not yet marked
+            if at + size + hl > (limit if n else len(buf)):
+                break
+            buf[at : at + hl] = _HIST_PREFIX  # then the reading after its "{"
+            size = hl + src.read_into(n, buf, at + hl, 1)
+        if n:
+            buf[pos] = 0x2C  # ","
+        pos = at + size
+        n += 1
+    if n == 0:
+        if count:
+            raise ValueError("record does not fit the packet buffer")
+        return start, start, 0
+    if n == 1:
+        return start + 1, pos, 1
+    buf[start] = 0x5B  # "["
+    buf[pos] = 0x5D  # "]"
+    return start, pos + 1, n
 
 
 def status(state: str, ts_ms: "int | None" = None) -> bytes:

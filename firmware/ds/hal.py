@@ -148,18 +148,6 @@ def read_bytes(path: str) -> "bytes | None":
     return None
 
 
-def makedirs(path: str) -> None:
-    """Create ``path`` and its parents (MicroPython has no os.makedirs)."""
-    cur = ""
-    for part in path.split("/"):
-        if not part:
-            cur = "/" if not cur else cur
-            continue
-        cur = cur + part if cur.endswith("/") or not cur else cur + "/" + part
-        if not exists(cur):
-            os.mkdir(cur)
-
-
 # --- buses from a board profile ---------------------------------------------------
 def make_i2c(profile: "dict[str, Any]") -> "Any":
     """``machine.I2C`` for a board profile's ``i2c`` entry (board only)."""

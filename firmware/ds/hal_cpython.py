@@ -5,12 +5,15 @@ fakes on the real MicroPython interpreter as well as under CPython. Nothing here
 is used on a board.
 
 - :class:`SimClock`: a clock that only moves when told (``advance``), or
-  follows the host clock (``realtime=True``) for the simulator's live runs.
+  follows the host clock (``realtime=True``) for the simulator's live runs;
+  :class:`VirtualTime` jumps it from one sleeping task's wake-up to the next
+  (``ds.clock.use(sim_clock, virtual)``).
 - :class:`FakeI2C`, :class:`FakeUART`, :class:`FakePin`, :class:`FakeADC`,
   :class:`FakePWM`, :class:`FakePulse`: the ``machine`` bus objects the drivers
   use, with the same method names and argument order.
 """
 
+import asyncio
 import time
 
 from ds import hal
@@ -18,7 +21,7 @@ from ds import hal
 # MicroPython has no typing module; mypy treats this name as True.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from typing import Any, Awaitable, Callable
 
 
 class SimClock:
@@ -76,13 +79,74 @@ class SimClock:
         self._unix0 = ms - self._now()
 
 
+class VirtualTime:
+    """Drives a manual ``SimClock``: ``run(seconds)`` jumps from one sleeper's
+    wake-up to the next, letting every runnable task run in between. Only for
+    tests whose network answers at once (a fake transport)."""
+
+    def __init__(self, sim_clock: "Any") -> None:
+        self.clock = sim_clock
+        self.now_ms = 0
+        self._sleepers: "list[Any]" = []  # [wake_ms, Event]
+        self._spare: "list[Any]" = []  # woken [wake_ms, Event] pairs, reused
+
+    def sleep_ms(self, ms: int) -> "Awaitable[Any]":
+        # Pairs are reused and the awaitable is the Event's own, so a long
+        # simulated run (the memory test) makes about as little garbage per
+        # sleep as the board's asyncio.sleep_ms (none).
+        s: "Any" = self._spare.pop() if self._spare else [0, asyncio.Event()]
+        s[0] = self.now_ms + max(0, int(ms))
+        self._sleepers.append(s)
+        return s[1].wait()
+
+    def wake_next(self, end_ms: int) -> bool:
+        """Jump to the earliest sleeper due by ``end_ms`` and wake every sleeper
+        due then; False (clock at ``end_ms``) when none is due by ``end_ms``.
+        For drivers that run the ready tasks themselves between calls."""
+        sleepers = self._sleepers
+        first = end_ms
+        due = False  # a sleeper is due by end_ms
+        for s in sleepers:
+            if s[0] <= end_ms:
+                due = True
+            if s[0] < first:
+                first = s[0]
+        if first > self.now_ms:
+            self.clock.advance(first - self.now_ms)
+            self.now_ms = first
+        if not due:
+            return False
+        kept = 0  # compact in place, in order: no new list
+        for s in sleepers:
+            if s[0] <= self.now_ms:
+                s[1].set()  # the waiter is woken: clear at once, reuse the pair
+                s[1].clear()
+                self._spare.append(s)
+            else:
+                sleepers[kept] = s
+                kept += 1
+        del sleepers[kept:]
+        return True
+
+    async def run(self, seconds: float, settle: int = 12) -> None:
+        end = self.now_ms + int(seconds * 1000)
+        while True:
+            for _ in range(settle):  # let every runnable task reach its next sleep
+                await asyncio.sleep(0)
+            if not self.wake_next(end):
+                return
+
+
+
 class FakeI2C:
     """Register-mapped I²C devices: ``regs[addr]`` is a 256-byte bytearray.
 
     ``on_write(addr, reg_or_None, data)`` may react to writes (a sensor
     starting a conversion); ``reads[addr]`` queues plain ``readfrom`` answers.
-    Writes are logged in ``writes`` as ``(addr, reg, bytes)``.
+    Writes are logged in ``writes`` as ``(addr, reg, bytes)`` while ``log``.
     """
+
+    log = True
 
     def __init__(self) -> None:
         self.regs: "dict[int, bytearray]" = {}
@@ -96,9 +160,15 @@ class FakeI2C:
         return mem
 
     def _dev(self, addr: int) -> bytearray:
+        mem = self.regs.get(addr)
+        if mem is None:
+            self._ack(addr)
+            mem = bytearray(256)
+        return mem
+
+    def _ack(self, addr: int) -> None:
         if addr not in self.regs and addr not in self.reads:
             raise OSError(19)  # ENODEV, as machine.I2C raises for no ACK
-        return self.regs.get(addr, bytearray(256))
 
     def scan(self) -> "list[int]":
         return sorted(set(self.regs) | set(self.reads))
@@ -110,19 +180,21 @@ class FakeI2C:
     def writeto_mem(self, addr: int, reg: int, buf: bytes) -> None:
         mem = self._dev(addr)
         mem[reg : reg + len(buf)] = buf
-        self.writes.append((addr, reg, bytes(buf)))
+        if self.log:
+            self.writes.append((addr, reg, bytes(buf)))
         if self.on_write is not None:
-            self.on_write(addr, reg, bytes(buf))
+            self.on_write(addr, reg, buf)
 
     def writeto(self, addr: int, buf: bytes) -> int:
-        self._dev(addr)
-        self.writes.append((addr, None, bytes(buf)))
+        self._ack(addr)
+        if self.log:
+            self.writes.append((addr, None, bytes(buf)))
         if self.on_write is not None:
-            self.on_write(addr, None, bytes(buf))
+            self.on_write(addr, None, buf)
         return 1
 
     def readfrom(self, addr: int, n: int) -> bytes:
-        self._dev(addr)
+        self._ack(addr)
         queue = self.reads.get(addr)
         if not queue:
             raise OSError(5)  # EIO
@@ -133,7 +205,10 @@ class FakeUART:
     """A UART whose receive side is fed by the test or by ``responder``.
 
     ``responder(tx_bytes)`` returns what the far end answers to a write.
+    Writes are logged in ``tx`` while ``log``.
     """
+
+    log = True
 
     def __init__(self) -> None:
         self.rx = bytearray()
@@ -156,9 +231,10 @@ class FakeUART:
         return out
 
     def write(self, buf: bytes) -> int:
-        self.tx.append(bytes(buf))
+        if self.log:
+            self.tx.append(bytes(buf))
         if self.responder is not None:
-            self.feed(self.responder(bytes(buf)))
+            self.feed(self.responder(buf))
         return len(buf)
 
 
@@ -171,6 +247,7 @@ class FakePin:
     PULL_DOWN = 2
     IRQ_FALLING = 2
     IRQ_RISING = 1
+    log = True  # values written are logged in ``history``
 
     def __init__(self, value: int = 0) -> None:
         self._value = value
@@ -181,7 +258,8 @@ class FakePin:
     def value(self, v: "int | None" = None) -> int:
         if v is not None:
             self._value = 1 if v else 0
-            self.history.append(self._value)
+            if self.log:
+                self.history.append(self._value)
         return self._value
 
     def on(self) -> None:
@@ -281,14 +359,18 @@ class FakeBoard:
     """The bus constructors of :mod:`ds.hal` over fakes, with plausible devices
     attached: BME280 and BH1750 on I²C, an A02YYUW or a PZEM-004T on the UART,
     JSN-SR04T echoes, vane ADC, lamp relay and PWM. Values are settable
-    (``dist_mm``, ``lux_raw``, ``watts``); ``pins[n].fire()`` plays a reed pulse."""
+    (``dist_mm``, ``lux_raw``, ``watts``); ``pins[n].fire()`` plays a reed pulse.
+    ``log=False`` keeps no write logs (long runs: the memory test)."""
 
-    def __init__(self, dist_mm: int = 1500) -> None:
+    def __init__(self, dist_mm: int = 1500, log: bool = True) -> None:
+        self.log = log
+        self._pzem_req = b""
         self.dist_mm = dist_mm
         self.lux_raw = 1200  # 1000 lx
         self.watts = 1200  # 0.1 W units
         self.energy_wh = 1000
         self.i2c = FakeI2C()
+        self.i2c.log = log
         bme = self.i2c.add(0x76)
         bme[0xD0] = 0x60
         bme[0x88 : 0x88 + 26] = _BME_CALIB_TP
@@ -297,6 +379,7 @@ class FakeBoard:
         self.i2c.reads[0x23] = []
         self.i2c.on_write = self._i2c_write
         self.uart = _StreamingUART()
+        self.uart.log = log
         self.pins: "dict[Any, FakePin]" = {}
         self.adcs: "dict[Any, FakeADC]" = {}
         self.pwms: "dict[Any, FakePWM]" = {}
@@ -312,7 +395,9 @@ class FakeBoard:
     def _pzem_answer(self, req: bytes) -> bytes:
         from ds.drivers import pzem
 
-        if req != pzem.read_request(1):
+        if not self._pzem_req:
+            self._pzem_req = pzem.read_request(1)
+        if req != self._pzem_req:
             return b""
         self.energy_wh += 1
         e = self.energy_wh
@@ -343,6 +428,7 @@ class FakeBoard:
 
     def make_pin(self, number: "Any", mode: str, pull: "str | None" = None) -> FakePin:
         pin = FakePin(1 if pull == "up" else 0)
+        pin.log = self.log
         self.pins[number] = pin
         return pin
 

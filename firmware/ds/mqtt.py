@@ -8,6 +8,7 @@
 #
 # Packet layout: MQTT 3.1.1 (OASIS standard, 2014), sections 2 and 3.
 import asyncio
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ PINGRESP = 0xD0
 DISCONNECT = 0xE0
 
 MAX_PACKET = 8192  # a device never needs more: cfg and cmd are small
+_CPYTHON = sys.implementation.name == "cpython"
 
 
 def encode_length(n: int) -> bytes:
@@ -52,9 +54,13 @@ def _packet(first: int, body: bytes) -> bytes:
     return bytes((first,)) + encode_length(len(body)) + body
 
 
-def dup_of(packet: bytes) -> bytes:
-    """The same PUBLISH with the DUP flag set (3.3.1.1), for a resend."""
-    return bytes((packet[0] | 0x08,)) + packet[1:]
+def dup_of(packet: "Any") -> "Any":
+    """The same PUBLISH with the DUP flag set (3.3.1.1), for a resend: a new
+    ``bytes``, or the flag set in place in a packet built in a buffer."""
+    if isinstance(packet, bytes):
+        return bytes((packet[0] | 0x08,)) + packet[1:]
+    packet[0] |= 0x08
+    return packet
 
 
 def connect_packet(
@@ -98,6 +104,43 @@ def publish_packet(
     return b"".join(parts)
 
 
+def head_room(topic_len: int) -> int:
+    """Bytes :func:`put_publish_head` may need before a payload (QoS 1)."""
+    return 1 + 4 + 2 + topic_len + 2
+
+
+def put_publish_head(
+    buf: "Any", off: int, topic: bytes, n: int, qos: int = 0, retain: bool = False, pid: int = 0
+) -> int:
+    """Write the header of a PUBLISH whose ``n``-byte payload is already in
+    ``buf[off:]`` into the bytes right before it (at most :func:`head_room`);
+    returns where the packet starts. The payload is never copied."""
+    t = len(topic)
+    rem = 2 + t + (2 if qos else 0) + n
+    if rem > 268435455:
+        raise ValueError("length out of range")
+    i = off
+    if qos:
+        i -= 2
+        buf[i] = pid >> 8
+        buf[i + 1] = pid & 0xFF
+    i -= t
+    buf[i : i + t] = topic
+    i -= 2
+    buf[i] = t >> 8
+    buf[i + 1] = t & 0xFF
+    k = 1  # bytes of the remaining length (2.2.3)
+    while rem >> (7 * k):
+        k += 1
+    i -= k
+    for j in range(k):
+        b = (rem >> (7 * j)) & 0x7F
+        buf[i + j] = b | 0x80 if j < k - 1 else b
+    i -= 1
+    buf[i] = PUBLISH | (qos << 1) | (1 if retain else 0)
+    return i
+
+
 def subscribe_packet(pid: int, topics: "Any") -> bytes:
     """SUBSCRIBE for [(topic, qos), ...]."""
     body = bytes((pid >> 8, pid & 0xFF))
@@ -129,6 +172,8 @@ class StreamTransport:
         return bytes(data)
 
     async def send(self, data: bytes) -> None:
+        if _CPYTHON and not isinstance(data, bytes):
+            data = bytes(data)  # CPython's transports may hold on to the buffer after drain()
         try:
             self._w.write(data)
             await self._w.drain()
@@ -158,7 +203,8 @@ class Client:
     """One MQTT connection at a time; ``connect()`` again after a failure.
 
     ``opener(host, port)`` returns a transport with ``async recv(n)`` (exactly n
-    bytes or OSError), ``async send(data)`` and ``close()``. ``on_message(topic,
+    bytes or OSError), ``async send(data)`` (``data`` is bytes or, from
+    :meth:`publish_into`, a memoryview it must not keep) and ``close()``. ``on_message(topic,
     payload)`` is called for every incoming PUBLISH (QoS 1 is acked after it
     returns). Every public coroutine raises OSError on any network failure, and
     after one the connection is closed: the caller reconnects.
@@ -268,7 +314,7 @@ class Client:
         self.close()
 
     # --- sending ---------------------------------------------------------------
-    async def _send(self, data: bytes) -> None:
+    async def _send(self, data: "Any") -> None:
         if not self.connected:
             raise OSError("not connected")
         async with self._wlock:
@@ -287,7 +333,7 @@ class Client:
         self._pid = self._pid % 65535 + 1
         return self._pid
 
-    async def _await_ack(self, pid: int, packet: bytes, dup: bool) -> None:
+    async def _await_ack(self, pid: int, packet: "Any", dup: bool) -> None:
         """Send ``packet`` and wait for the ack of ``pid``; on timeout resend it
         (with the DUP flag when ``dup``; built only then, to spare the heap)."""
         ev = asyncio.Event()
@@ -323,6 +369,20 @@ class Client:
             publish_packet(topic, payload, 1, retain, pid),
             True,
         )
+
+    async def publish_into(
+        self, topic: bytes, buf: "Any", off: int, end: int, qos: int = 1, retain: bool = False
+    ) -> None:
+        """:meth:`publish` of the payload ``buf[off:end]`` of a bytearray, with
+        the header written into ``buf`` before ``off`` (:func:`head_room`):
+        no copy of the payload. ``buf`` must stay unchanged until this returns."""
+        pid = self._next_pid() if qos else 0
+        start = put_publish_head(buf, off, topic, end - off, qos, retain, pid)
+        pkt = (buf if isinstance(buf, memoryview) else memoryview(buf))[start:end]
+        if qos == 0:
+            await self._send(pkt)
+            return
+        await self._await_ack(pid, pkt, True)
 
     async def subscribe(self, topics: "Any") -> None:
         """Subscribe to [(topic, qos), ...] and wait for the SUBACK."""

@@ -43,12 +43,14 @@ class Spool:
         self.next = 0
         self.dropped = 0
         self._peek_first = 0
+        self._head = bytearray(_LEN_BYTES)
+        self._idx = path + ".idx"
         self._load()
         self._open()
 
     # --- persistence ---------------------------------------------------------------
     def _load(self) -> None:
-        raw = hal.read_bytes(self.path + ".idx")
+        raw = hal.read_bytes(self._idx)
         if raw is None:
             return
         try:
@@ -63,14 +65,15 @@ class Spool:
         self._peek_first = first
 
     def _save(self) -> None:
-        state = {
-            "first": self.first,
-            "next": self.next,
-            "dropped": self.dropped,
-            "capacity": self.capacity,
-            "rec_size": self.rec_size,
-        }
-        hal.atomic_write(self.path + ".idx", json.dumps(state).encode())
+        # After every push and advance: the JSON by hand, no dict on the heap.
+        state = '{"first":%d,"next":%d,"dropped":%d,"capacity":%d,"rec_size":%d}' % (
+            self.first,
+            self.next,
+            self.dropped,
+            self.capacity,
+            self.rec_size,
+        )
+        hal.atomic_write(self._idx, state.encode())
 
     def _open(self) -> None:
         size = self.capacity * self.rec_size
@@ -82,11 +85,12 @@ class Spool:
         self._f.seek(0, 2)
         have = self._f.tell()
         if have < size:
-            # Grow to full size once, so every slot write is in place.
-            chunk = bytes(min(self.rec_size * 16, size - have))
+            # Grow to full size once, so every slot write is in place (one zero
+            # chunk written whole: no copy per write on the heap).
+            chunk = bytes(min(self.rec_size * 4, size - have))
             while have < size:
                 n = min(len(chunk), size - have)
-                self._f.write(chunk[:n])
+                self._f.write(chunk if n == len(chunk) else chunk[:n])
                 have += n
             self._f.flush()
 
@@ -126,8 +130,35 @@ class Spool:
             i += 1
         return out
 
+    # Reading without copies: the publisher copies records straight from the
+    # file into its packet buffer (``ds.encode.batch_into``), so a backlog
+    # replay makes no garbage on the heap.
+    def start_peek(self) -> int:
+        """Begin a peek by index (:meth:`rec_len`, :meth:`read_into`); returns
+        how many records there are. :meth:`advance` counts from here."""
+        self._peek_first = self.first
+        return self.next - self.first
+
+    def rec_len(self, k: int) -> int:
+        """Length of the ``k``-th oldest record (0 = oldest)."""
+        self._f.seek(((self.first + k) % self.capacity) * self.rec_size)
+        self._f.readinto(self._head)
+        return (self._head[0] << 8) | self._head[1]
+
+    def read_into(self, k: int, buf: "Any", pos: int, skip: int = 0) -> int:
+        """Copy the ``k``-th oldest record, from its byte ``skip`` on, into
+        ``buf`` (a bytearray, or a memoryview of one: no new view made) at
+        ``pos``; returns the number of bytes copied."""
+        n = self.rec_len(k) - skip
+        if skip:
+            self._f.seek(((self.first + k) % self.capacity) * self.rec_size + _LEN_BYTES + skip)
+        if not isinstance(buf, memoryview):
+            buf = memoryview(buf)
+        return self._f.readinto(buf[pos : pos + n])  # type: ignore[no-any-return]
+
     def advance(self, n: int) -> None:
-        """Forget the ``n`` records returned by the last :meth:`peek`.
+        """Forget the ``n`` records returned by the last :meth:`peek` (or
+        :meth:`start_peek`).
 
         Counted from where that peek started, so records dropped meanwhile
         (ring full during the send) are not counted twice.

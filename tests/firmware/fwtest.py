@@ -39,3 +39,29 @@ def raises(exc: type, fn, *args, **kwargs) -> BaseException:  # type: ignore[no-
 
 def approx(a: float, b: float, tol: float) -> bool:
     return abs(a - b) <= tol
+
+
+class Records:
+    """Encoded readings in a list, read like ``ds.spool.Spool`` reads them
+    (``rec_len``, ``read_into``), for ``ds.encode.batch_into``."""
+
+    def __init__(self, records: "list[bytes]") -> None:
+        self.records = records
+
+    def rec_len(self, k: int) -> int:
+        return len(self.records[k])
+
+    def read_into(self, k: int, buf: "bytearray", pos: int, skip: int = 0) -> int:
+        rec = self.records[k][skip:]
+        buf[pos : pos + len(rec)] = rec
+        return len(rec)
+
+
+def batch(records: "list[bytes]", hist: bool = False, room: int = 8) -> "tuple[bytes, int]":
+    """``ds.encode.batch_into`` over ``records`` into a fresh buffer (with
+    ``room`` bytes before the payload, as the MQTT header has): ``(payload, n)``."""
+    from ds import encode
+
+    buf = bytearray(room + encode.MAX_PAYLOAD_BYTES)
+    begin, end, n = encode.batch_into(buf, room, Records(records), len(records), hist)
+    return bytes(buf[begin:end]), n

@@ -4,7 +4,7 @@ Runs on MicroPython (driven by ``run_mpy_day.mjs``) and on CPython. The node is
 the firmware's own: ``ds.sensors.build`` wires the real drivers to a fake board
 (``ds.hal_cpython.FakeBoard``), the real spool and counters write to the
 interpreter's filesystem, and ``ds.node.Node`` runs all its tasks under
-``ds.clock.VirtualTime`` for 24 virtual hours. The network is a fake
+``ds.hal_cpython.VirtualTime`` for 24 virtual hours. The network is a fake
 transport that acknowledges every packet (CONNACK, SUBACK, PUBACK, PINGRESP)
 and goes down for ``OUTAGE_MIN`` minutes every ``OUTAGE_EVERY_H`` hours, so
 readings pile up in the spool and are replayed with ``hist``.
@@ -25,8 +25,12 @@ import asyncio
 import gc
 import json
 
-from ds import clock, config, node, sensors, spool
-from ds.hal_cpython import FakeBoard, SimClock
+from ds import clock, config, mqtt, node, sensors, spool
+from ds.hal_cpython import FakeBoard, SimClock, VirtualTime
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 try:
     import tempfile
@@ -46,6 +50,11 @@ except ImportError:  # MicroPython
 
 OUTAGE_EVERY_H = 6
 OUTAGE_MIN = 40
+# The platform's retained cfg, delivered on every subscribe (values as the
+# defaults: applied and stored each time, the hash stays), and a ping command
+# every hour: the node's cfg and cmd paths run during the day too.
+CFG = b'{"interval_s":60,"dim_min_pct":10}'
+PING = '{"id":"ping-%d","name":"ping","args":{},"expires":4102444800000}'
 PROFILE = {
     "board": "esp32-devkit", "hw": "esp32-devkitc-v4",
     "i2c": {"id": 0, "scl": 22, "sda": 21, "freq": 100000},
@@ -55,35 +64,55 @@ PROFILE = {
 }  # fmt: skip
 
 
+def _at(data: "Any", j: int, word: bytes) -> bool:
+    """``data[j:].startswith(word)`` for a memoryview, without a copy."""
+    if j + len(word) > len(data):
+        return False
+    for k in range(len(word)):
+        if data[j + k] != word[k]:
+            return False
+    return True
+
+
 class Net:
     """The fake network: ``up`` or down; counts what the broker confirmed."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_seq: int = 16383) -> None:
         self.up = True
-        # Each tele publish waits here until the driver's next tick, as a real
-        # send takes time: a replay is then many ticks, each collected after.
+        # Each send waits here until the driver's next tick (AckAll.send).
         self.gate = asyncio.Event()
         self.links: list[AckAll] = []
         self.connects = 0
         self.readings = 0
         self.hist = 0
+        self.acks = 0  # command acks the broker got
+        self.pid = 0  # packet ids of what the broker sends
+        self.base = ""  # the node's topic prefix, set by Day
 
-        self.seen = bytearray(2048)  # one bit per seq: duplicates (QoS 1 resends) count once
+        # one bit per seq: duplicates (QoS 1 resends) count once
+        self.seen = bytearray(max_seq // 8 + 1)
 
-    def confirmed(self, data: bytes) -> None:
-        """Count the readings of a confirmed tele packet, in place (no 4 KiB copy)."""
-        self.hist += data.count(b'"hist":true')
-        i = data.find(b'"seq":')
-        while i >= 0:
-            j = i + 6
-            seq = 0
-            while 48 <= data[j] <= 57:
-                seq = seq * 10 + data[j] - 48
+    def confirmed(self, data: "Any", j: int) -> None:
+        """Count the readings of a confirmed tele packet from its payload at
+        ``j``, in place (the node sends a memoryview of its packet buffer)."""
+        n = len(data)
+        while j < n:
+            if data[j] != 0x22:  # '"'
                 j += 1
-            if not self.seen[seq >> 3] & (1 << (seq & 7)):
-                self.seen[seq >> 3] |= 1 << (seq & 7)
-                self.readings += 1
-            i = data.find(b'"seq":', j)
+            elif _at(data, j, b'"hist":true'):
+                self.hist += 1
+                j += 11
+            elif _at(data, j, b'"seq":'):
+                j += 6
+                seq = 0
+                while 48 <= data[j] <= 57:
+                    seq = seq * 10 + data[j] - 48
+                    j += 1
+                if not self.seen[seq >> 3] & (1 << (seq & 7)):
+                    self.seen[seq >> 3] |= 1 << (seq & 7)
+                    self.readings += 1
+            else:
+                j += 1
 
     async def open(self, host: str, port: int) -> "AckAll":
         if not self.up:
@@ -123,7 +152,12 @@ class AckAll:
         self.rx = self.rx[n:]
         return out
 
-    async def send(self, data: bytes) -> None:
+    async def send(self, data: "Any") -> None:
+        # Each packet goes out at the driver's next tick, as a real send takes
+        # time: what a node does between two sends is collected after it, and
+        # the session's start is not one burst (it is never one on a board).
+        self.net.gate.clear()
+        await self.net.gate.wait()
         if self.closed:
             raise OSError("closed")
         kind = data[0] & 0xF0
@@ -131,20 +165,23 @@ class AckAll:
             self._push(b"\x20\x02\x00\x00")
         elif kind == 0x80:  # SUBSCRIBE
             self._push(b"\x90\x03" + data[2:4] + b"\x01")
+            self.deliver("cfg", CFG, True)
         elif kind == 0x30 and data[0] & 0x06:  # PUBLISH QoS 1
             # remaining length is one or two bytes for our packets (< 16 KiB)
             i = 2 if data[1] < 0x80 else 3
-            tlen = (data[i] << 8) | data[i + 1]
-            topic = data[i + 2 : i + 2 + tlen]
-            if topic.endswith(b"/tele"):
-                self.net.gate.clear()
-                await self.net.gate.wait()
-                if self.closed:
-                    raise OSError("closed")
-                self.net.confirmed(data)
-            self._push(b"\x40\x02" + data[i + 2 + tlen : i + 4 + tlen])
+            end = i + 2 + ((data[i] << 8) | data[i + 1])  # end of the topic
+            if _at(data, end - 5, b"/tele"):
+                self.net.confirmed(data, end + 2)
+            elif _at(data, end - 4, b"/ack"):
+                self.net.acks += 1
+            self._push(bytes((0x40, 2, data[end], data[end + 1])))
         elif kind == 0xC0:  # PINGREQ
             self._push(b"\xd0\x00")
+
+    def deliver(self, leaf: str, payload: bytes, retain: bool = False) -> None:
+        """A QoS 1 PUBLISH from the broker to the node on its ``leaf`` topic."""
+        self.net.pid = self.net.pid % 65535 + 1
+        self._push(mqtt.publish_packet(self.net.base + leaf, payload, 1, retain, self.net.pid))
 
     def close(self) -> None:
         self.closed = True
@@ -205,18 +242,20 @@ class Day:
         self.stop_task: asyncio.Task[None] | None = None
         d = _mkdtemp()
         self.hw = hw = SimClock()
-        self.vt = clock.VirtualTime(hw)
+        self.vt = VirtualTime(hw)
         clock.use(hw, self.vt)
-        self.net = Net()
+        self.net = Net(max_seq=hours * 60 + 60)
         self.system = System(self.net, hw)
         cfg = _local_config(kind, d)
         self.counters = spool.Counters(d + "/counters.json")
-        self.board = FakeBoard(dist_mm=1900)
+        self.board = FakeBoard(dist_mm=1900, log=False)  # the fakes' logs are not the node's
         s = sensors.build(cfg, PROFILE, self.board, self.counters, hw)
         self.spool = spool.Spool(d + "/spool", capacity=cfg["spool_capacity"], rec_size=256)
         self.node = node.Node(cfg, s, self.spool, self.counters, self.system, opener=self.net.open)
+        self.net.base = self.node.base
         self.task = asyncio.create_task(self.node.run())
         self.peak = 0
+        self.boot_b = 0  # the bound at the end of the boot (start())
         self.peak_at_s = 0  # virtual time of the peak
         self.live_peak = 0
         self.ticks = 0
@@ -235,7 +274,8 @@ class Day:
             self.net.cut()
         elif not in_outage:
             self.net.up = True
-        self.board.clear_logs()  # the fakes' logs are not the node's memory
+        if m % 60 == 30 and self.net.links:
+            self.net.links[0].deliver("cmd", (PING % m).encode())
         if self.kind == "weather":  # a shower: bucket tips and gusty wind
             self.board.pins[PROFILE["rain_pin"]].fire()
             self.board.pins[PROFILE["wind_pin"]].fire()
@@ -278,6 +318,10 @@ class Day:
             if a > self.peak:
                 self.peak = a
                 self.peak_at_s = self.vt.now_ms // 1000
+            # This port only collects between calls from JavaScript, and by
+            # itself only once 16 KiB were allocated: ask for a collection now,
+            # so the next tick starts from the live heap alone.
+            gc.collect()
         return more
 
     async def drive(self, settle: int = 8) -> None:
@@ -298,6 +342,7 @@ class Day:
             "code_b": CODE_B,
             "peak": self.peak,
             "peak_at_s": self.peak_at_s,
+            "boot_b": self.boot_b,
             "live_peak": self.live_peak,
             "ticks": self.ticks,
             "taken": self.counters.get("seq", 0),
@@ -306,6 +351,7 @@ class Day:
             "spooled": len(self.spool),
             "dropped": self.spool.dropped,
             "connects": self.net.connects,
+            "acks": self.net.acks,
             "wdt_fed": self.system.fed,
             "resets": self.system.resets,
         }
@@ -321,8 +367,15 @@ CODE_B = 0
 
 
 def start(kind: str, hours: int) -> None:
-    """MicroPython: set up the day (then ``tick()`` until False, then ``finish()``)."""
-    _day.append(Day(kind, hours))
+    """MicroPython: set up the day (then ``tick()`` until False, then ``finish()``).
+
+    The node's boot (config, sensors, spool, ``Node``) is the first bound of
+    the peak, measured like a tick."""
+    day = Day(kind, hours)
+    _day.append(day)
+    if day.has_heap:
+        day.peak = day.boot_b = gc.mem_alloc()  # type: ignore[attr-defined]
+        gc.collect()
 
 
 def tick(wakes: int = 1) -> bool:

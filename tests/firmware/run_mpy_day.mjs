@@ -22,7 +22,9 @@ if (!/^[a-z]+$/.test(kind) || !/^[0-9]+$/.test(hours)) {
   throw new Error(`bad arguments: ${kind} ${hours}`);
 }
 
-// The drivers ds.sensors.build imports for each kind (memday's water node has an A02YYUW).
+// The firmware's code as main.py loads it on a board (ds.app and all it imports),
+// plus the drivers ds.sensors.build imports for each kind (memday's water node
+// has an A02YYUW).
 const DRIVERS = {
   weather: "from ds.drivers import bh1750, bme280, pulse, vane",
   water: "",
@@ -53,11 +55,12 @@ let ticks = 0;
 try {
   // Separate calls: the heap is collected after each, so the difference is
   // exactly the harness's code (fake board, fake network, this driver).
-  mp.runPython("import gc\nimport asyncio, json\n");
+  // gc.collect() only asks for a collection; it runs when the call returns.
+  mp.runPython("import gc\nimport asyncio, json\ngc.collect()\n");
   mp.runPython("_base = gc.mem_alloc()\n");
-  mp.runPython(`from ds import clock, config, node, sensors, spool\n${DRIVERS[kind] || ""}\n`);
+  mp.runPython(`from ds import app, clock, config, node, sensors, spool\n${DRIVERS[kind] || ""}\ngc.collect()\n`);
   mp.runPython("_before = gc.mem_alloc()\n");
-  mp.runPython("from ds import hal_cpython\nimport memday\n");
+  mp.runPython("from ds import hal_cpython\nimport memday\ngc.collect()\n");
   mp.runPython("memday.HARNESS_B = gc.mem_alloc() - _before\nmemday.CODE_B = _before - _base\n");
   mp.runPython(`memday.start("${kind}", ${hours})\n`);
   // One call into Python per tick: the collector runs each time control returns here.

@@ -72,6 +72,35 @@ def test_hash_ignores_secrets_and_key_order() -> None:
     assert config.config_hash(a) != config.config_hash({"a": [1, 2], "b": 2})
 
 
+def test_hash_is_sha256_of_the_sorted_compact_json() -> None:
+    try:
+        doc = json.dumps(config.DEFAULTS, sort_keys=True, separators=(",", ":"))
+    except TypeError:  # MicroPython's json has no sort_keys: CPython checks this one
+        return
+    import hashlib
+
+    public = json.loads(doc)
+    for k in config.SECRET_KEYS:
+        del public[k]
+    doc = json.dumps(public, sort_keys=True, separators=(",", ":"))
+    assert config.config_hash(config.DEFAULTS) == hashlib.sha256(doc.encode()).hexdigest()[:12]
+
+
+def test_same_cfg_again_is_applied_without_a_rewrite() -> None:
+    c = _cfg()
+    payload = b'{"interval_s": 90, "dim_min_pct": 10}'
+    assert config.DEFAULTS["mount_mm"] == 2000
+    assert c.apply_remote(payload) == (True, None)
+    h = c.hash
+    stored = json.dumps(json.loads(open(c.remote_path).read())) + "\n"  # noqa: SIM115
+    with open(c.remote_path, "w") as f:
+        f.write(stored)  # as the node would never write it: a rewrite would show
+    assert c.apply_remote(payload) == (True, None)  # the retained cfg, at a reconnect
+    assert open(c.remote_path).read() == stored and c.hash == h  # noqa: SIM115
+    assert c.apply_remote(b'{"mount_mm": 2000.0}') == (True, None)  # 2000 is the default
+    assert c.hash != h and json.loads(open(c.remote_path).read())["mount_mm"] == 2000.0  # noqa: SIM115
+
+
 def test_check_value_ranges() -> None:
     config.check_value("broker_port", 8883)
     raises(config.ConfigError, config.check_value, "broker_port", 0)

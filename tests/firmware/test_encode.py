@@ -4,7 +4,7 @@
 import json
 
 from ds import encode
-from fwtest import raises
+from fwtest import Records, batch, raises
 
 TS = 1763510400000
 
@@ -58,16 +58,16 @@ def _records(n: int, pad: int = 0) -> "list[bytes]":
 
 
 def test_batch_single_is_object_many_is_array() -> None:
-    one, n1 = encode.batch(_records(1))
+    one, n1 = batch(_records(1))
     assert n1 == 1 and json.loads(one)["seq"] == 0
-    many, n = encode.batch(_records(5))
+    many, n = batch(_records(5))
     assert n == 5
     assert [r["seq"] for r in json.loads(many)] == [0, 1, 2, 3, 4]
-    assert encode.batch([]) == (b"", 0)
+    assert batch([]) == (b"", 0)
 
 
 def test_batch_caps_at_100_readings_and_4096_bytes() -> None:
-    payload, n = encode.batch(_records(150))
+    payload, n = batch(_records(150))
     assert n <= encode.MAX_BATCH
     assert len(payload) <= encode.MAX_PAYLOAD_BYTES
     assert len(json.loads(payload)) == n
@@ -78,10 +78,23 @@ def test_batch_caps_at_100_readings_and_4096_bytes() -> None:
 
 
 def test_batch_hist_marks_every_reading() -> None:
-    payload, n = encode.batch(_records(3), hist=True)
+    payload, n = batch(_records(3), hist=True)
     recs = json.loads(payload)
     assert n == 3 and all(r["hist"] is True for r in recs)
     assert encode.mark_hist(encode.mark_hist(b'{"seq":1}')) == b'{"hist":true,"seq":1}'
+
+
+def test_batch_into_marks_only_unmarked_readings_and_leaves_room() -> None:
+    recs = _records(3)
+    recs[1] = encode.mark_hist(recs[1])  # taken during an outage: marked in the spool
+    buf = bytearray(40 + encode.MAX_PAYLOAD_BYTES)
+    begin, end, n = encode.batch_into(buf, 40, Records(recs), 3, True)
+    assert (begin, n) == (40, 3) and buf[:40] == bytearray(40)  # the head room untouched
+    assert bytes(buf[begin:end]) == b"[" + b",".join(encode.mark_hist(r) for r in recs) + b"]"
+    begin, end, n = encode.batch_into(memoryview(buf), 40, Records(recs), 1)
+    assert (begin, n) == (41, 1) and bytes(buf[begin:end]) == recs[0]  # one: an object
+    assert encode.batch_into(buf, 40, Records([]), 0) == (40, 40, 0)
+    raises(ValueError, encode.batch_into, bytearray(60), 40, Records(recs), 1)
 
 
 def test_status_meta_ack() -> None:

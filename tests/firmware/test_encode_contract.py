@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 from ds import encode
+from fwtest import batch
 
 from deltasense import contract
 
@@ -55,7 +56,7 @@ def test_full_hist_batch_decodes(kind: str) -> None:
         encode.encode_reading(encode.reading(kind, i, 1, SAMPLES[kind], TS + i * 60_000, HEALTH))
         for i in range(120)
     ]
-    payload, n = encode.batch(records, hist=True)
+    payload, n = batch(records, hist=True)
     assert len(payload) <= contract.MAX_PAYLOAD_BYTES
     readings = contract.decode_tele(_topic(kind), payload, TS + 200 * 60_000)
     assert len(readings) == n > 1

@@ -1,29 +1,29 @@
-"""Memory: a node of each kind runs a simulated day inside a 96 KiB heap budget.
+"""Memory: a node of each kind runs a simulated day inside a 96 KiB heap.
 
 What is achieved, exactly: the budget is *measured*, not imposed. The
 MicroPython WebAssembly build (npm ``@micropython/micropython-webassembly-pyscript``
 1.27) grows its heap on demand (``loadMicroPython({heapsize})`` only sizes the
-first heap area) and collects garbage only when a call from JavaScript
-returns (its ``gc.collect()`` is a no-op), so a hard 96 KiB cap with a
-``MemoryError`` cannot be set. Instead ``run_mpy_day.mjs`` drives the node
-from JavaScript one tick at a time (``memday.Day.tick``: run the ready
-asyncio tasks, wake the next ``VirtualTime`` sleepers, 10 wake-ups a tick);
-after every tick the heap is collected, and ``gc.mem_alloc()`` at the end of
-a tick (live heap after the last collection + all allocated since) bounds
-the live heap at every instant of that tick. The peak of that bound, less
-the heap taken by the harness's own code (fake board and network, measured
-when they are imported), is the node's peak heap.
+first heap area), so a hard 96 KiB cap with a ``MemoryError`` cannot be set;
+and it collects garbage only when a call from JavaScript returns (a
+``gc.collect()`` in Python asks for that collection, and the port asks by
+itself once 16 KiB were allocated). ``run_mpy_day.mjs`` therefore drives the
+node from JavaScript one tick at a time (``memday.Day.tick``: run the ready
+asyncio tasks and wake the next ``VirtualTime`` sleepers, ``WAKES_PER_TICK``
+times), and each tick asks for a collection as it returns. ``gc.mem_alloc()``
+at the end of a tick (live heap after the last collection + all allocated
+since) bounds the live heap at every instant of that tick. The peak of that
+bound (and of the same bound over the node's boot), less the heap of the
+harness's own code (fake board and network, measured when they are imported),
+is the node's peak heap, asserted <= 96 KiB.
 
-The node: the board bundle's ``.mpy`` modules, the real drivers on a fake
-board (``ds.sensors.build``), the real spool and counters, ``ds.node.Node``
-with all its tasks, 24 virtual hours, a broker that acknowledges everything,
+The node is the firmware as deployed: the board bundle's ``.mpy`` modules as
+``main.py`` loads them (``ds.app`` and all it imports, each kind's drivers),
+their code in the heap; the real drivers on a fake board (``ds.sensors.build``),
+the real spool and counters, ``ds.node.Node`` with all its tasks, 24 virtual
+hours; a broker that acknowledges everything, delivers the retained ``cfg`` on
+every subscribe and a ``ping`` command every hour, and takes one tick per packet;
 a 40-minute network outage every 6 hours (the spool replays with ``hist``).
-
-Two numbers per kind are printed and recorded in docs/FIRMWARE.md: the peak
-*with* the firmware's code (as deployed today: ``.mpy`` files on the
-filesystem are loaded into the heap) and the peak of the node's *data* (code
-excluded, as with the ``ds`` package frozen into the MicroPython image). The
-96 KiB budget is asserted on the data peak; see docs/FIRMWARE.md "Memory".
+The node's data peak (code excluded) is printed too; see docs/FIRMWARE.md "Memory".
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ import build as fwbuild  # noqa: E402  (firmware/build.py)
 BUDGET_B = 96 * 1024
 KINDS = ("weather", "water", "lamp", "meter")
 HOURS = 24
-WAKES_PER_TICK = 10
+WAKES_PER_TICK = 5  # wake-ups per measured tick: fewer is a tighter bound, and slower
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +87,7 @@ def day_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str,
         res["errors"] = [ln for ln in lines if "MemoryError" in ln or "Traceback" in ln]
         res["node_peak"] = res["peak"] - res["harness_b"]
         res["data_peak"] = res["node_peak"] - res["code_b"]
+        res["boot_peak"] = res["boot_b"] - res["harness_b"]  # part of node_peak's max
         results[kind] = res
     return results
 
@@ -95,18 +96,20 @@ def test_each_kind_runs_a_day_within_96_kib(
     day_results: dict[str, dict[str, Any]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     with capsys.disabled():
-        print("\nnode heap over a simulated day on MicroPython 1.27 (KiB):")
+        print("\nnode heap over a simulated day on MicroPython 1.27 (KiB, budget 96):")
         print(
-            f"  {'kind':8} {'with code':>9} {'code':>6} {'data':>6} {'readings':>8} {'replayed':>8}"
+            f"  {'kind':8} {'node peak':>9} {'code':>6} {'data':>6} {'at boot':>7}"
+            f" {'readings':>8} {'replayed':>8}"
         )
         for kind, r in day_results.items():
             print(
                 f"  {kind:8} {r['node_peak'] / 1024:9.1f} {r['code_b'] / 1024:6.1f} "
-                f"{r['data_peak'] / 1024:6.1f} {r['taken']:8d} {r['hist']:8d}"
+                f"{r['data_peak'] / 1024:6.1f} {r['boot_peak'] / 1024:7.1f} "
+                f"{r['taken']:8d} {r['hist']:8d}"
             )
     for kind, r in day_results.items():
         assert r["errors"] == [], (kind, r["errors"])
-        assert r["data_peak"] <= BUDGET_B, (kind, r)
+        assert r["node_peak"] <= BUDGET_B, (kind, r)  # code + data, as deployed
         assert 0 < r["code_b"] < r["node_peak"], (kind, r)
 
 
@@ -117,13 +120,16 @@ def test_every_reading_of_the_day_arrives_and_outages_were_replayed(
         # water samples every 300 s when calm; the others every 60 s
         per_hour = 12 if kind == "water" else 60
         assert r["taken"] >= HOURS * per_hour, (kind, r)
-        assert r["delivered"] + r["spooled"] == r["taken"], (kind, r)
+        # none lost: each delivered or still spooled (or both: the day may end
+        # between the broker's receipt and the node's PUBACK handling)
+        assert r["delivered"] <= r["taken"] <= r["delivered"] + r["spooled"], (kind, r)
         assert r["dropped"] == 0 and r["resets"] == 0, (kind, r)
         assert r["hist"] >= 3 * 40 // (5 if kind == "water" else 1), (
             kind,
             r,
         )  # 4 outages of 40 min
         assert r["connects"] >= 1 + 3, (kind, r)  # reconnected after each outage
+        assert r["acks"] >= HOURS - 4, (kind, r)  # every hour's ping but the 4 in outages
         assert r["wdt_fed"] >= HOURS * 3600 * 0.9, (kind, r)  # fed about every second
 
 
@@ -143,5 +149,5 @@ def test_the_harness_runs_under_cpython_too() -> None:
         r = asyncio.run(main())
     finally:
         clock.use(*saved)
-    assert r["taken"] >= 7 * 60 and r["delivered"] + r["spooled"] == r["taken"]
-    assert r["hist"] >= 40 and r["connects"] >= 2
+    assert r["taken"] >= 7 * 60 and r["delivered"] <= r["taken"] <= r["delivered"] + r["spooled"]
+    assert r["hist"] >= 40 and r["connects"] >= 2 and r["acks"] >= 6  # 7 pings, 1 in the outage

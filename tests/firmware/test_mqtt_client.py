@@ -40,7 +40,7 @@ class FakeBroker:
     async def send(self, data: bytes) -> None:
         if self.closed:
             raise OSError("closed")
-        self.sent.append(data)
+        self.sent.append(bytes(data))  # a transport must not keep a view of the buffer
         kind = data[0] & 0xF0
         if kind == mqtt.CONNECT:
             self.push(bytes((0x20, 2, 0, self.connack_rc)))
@@ -79,6 +79,21 @@ async def test_qos1_publish_waits_for_puback_and_retries_with_dup() -> None:
     assert pubs[0][1:] == pubs[1][1:]  # same packet id and payload
     await c.disconnect()
     assert broker.sent[-1] == b"\xe0\x00"
+
+
+async def test_publish_into_sends_the_buffer_and_resends_with_dup_in_place() -> None:
+    broker = FakeBroker(drop_first_puback=True)
+    c = client(broker, ack_timeout_s=0.2)
+    await c.connect()
+    topic = b"x/tele"
+    room = mqtt.head_room(len(topic))
+    buf = bytearray(room) + b'{"seq":1}'
+    await c.publish_into(topic, memoryview(buf), room, len(buf), 1)
+    pubs = [p for p in broker.sent if p[0] & 0xF0 == mqtt.PUBLISH]
+    assert len(pubs) == 2 and pubs[1][0] & 0x08 and not pubs[0][0] & 0x08
+    assert pubs[0] == mqtt.publish_packet("x/tele", b'{"seq":1}', 1, False, 1)
+    assert pubs[1][1:] == pubs[0][1:]
+    await c.disconnect()
 
 
 async def test_no_puback_at_all_is_an_oserror_and_closes() -> None:

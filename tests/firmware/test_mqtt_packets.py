@@ -52,6 +52,17 @@ def test_publish_qos1_with_packet_id_and_dup() -> None:
     assert mqtt.publish_packet("t", b"", qos=0) == b"\x30\x03\x00\x01t"
 
 
+def test_publish_head_in_place_matches_publish_packet() -> None:
+    topic = "a/b/" + "t" * 150
+    for qos, retain, payload in ((1, False, b"x" * 300), (0, True, b"hi"), (1, True, b"")):
+        room = mqtt.head_room(len(topic))
+        buf = bytearray(room) + payload
+        start = mqtt.put_publish_head(buf, room, topic.encode(), len(payload), qos, retain, 513)
+        assert bytes(buf[start:]) == mqtt.publish_packet(topic, payload, qos, retain, 513)
+    pkt = memoryview(bytearray(mqtt.publish_packet("a", b"x", 1, False, 1)))
+    assert mqtt.dup_of(pkt) is pkt and pkt[0] == 0x3A  # DUP set in place
+
+
 def test_subscribe_and_puback() -> None:
     pkt = mqtt.subscribe_packet(10, [("x/cmd", 1), ("x/cfg", 1)])
     assert pkt == b"\x82\x12\x00\x0a\x00\x05x/cmd\x01\x00\x05x/cfg\x01"

@@ -65,6 +65,23 @@ def test_drop_while_sending_does_not_skip_unsent() -> None:
     s.close()
 
 
+def test_records_read_in_place_by_index() -> None:
+    s = spool.Spool(tmpdir() + "/q", capacity=3, rec_size=32)
+    for i in range(4):  # the ring wraps: 0 is dropped
+        s.push(_rec(i))
+    assert s.start_peek() == 3
+    assert [s.rec_len(k) for k in range(3)] == [len(_rec(i)) for i in (1, 2, 3)]
+    buf = bytearray(40)
+    n = s.read_into(1, buf, 5)
+    assert bytes(buf[5 : 5 + n]) == _rec(2) and buf[:5] == bytearray(5)
+    n = s.read_into(2, memoryview(buf), 0, 1)  # from byte 1 on
+    assert bytes(buf[:n]) == _rec(3)[1:]
+    s.push(_rec(4))  # drops 1 while "in flight"
+    s.advance(2)  # counted from start_peek: 1 and 2 are gone, 3 is next
+    assert _seqs(s.peek(5)) == [3, 4]
+    s.close()
+
+
 def test_oversized_record_and_bad_advance_are_refused() -> None:
     s = spool.Spool(tmpdir() + "/q", capacity=3, rec_size=16)
     raises(ValueError, s.push, b"x" * 15)
