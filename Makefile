@@ -6,7 +6,6 @@ DS := $(VENV)/bin/deltasense
 PYTEST_ARGS ?=
 DEMO_DEVICES ?= 40
 DEMO_RATE ?= 0.2
-PKGS := deltasense ingest analytics api simulators
 
 .PHONY: firmware help bootstrap test test-unit test-integration lint format typecheck demo up down status openapi bench clean
 
@@ -32,6 +31,7 @@ test-integration: bootstrap
 lint: bootstrap
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: bootstrap
 	$(VENV)/bin/ruff check --fix .

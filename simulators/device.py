@@ -11,22 +11,17 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Final
 
+import ds
+from ds import clock, config, encode, node, spool
+
 from deltasense.contract import Channel, Kind, device_topic
 from simulators import models
 from simulators.city import DeviceSpec
-
-FIRMWARE_DIR: Final = Path(__file__).resolve().parent.parent / "firmware"
-if str(FIRMWARE_DIR) not in sys.path:  # the firmware's modules are top-level ``ds.*``
-    sys.path.insert(0, str(FIRMWARE_DIR))
-
-import ds  # noqa: E402
-from ds import clock, config, encode, node, spool  # noqa: E402
 
 FW_VERSION: Final = "ds-" + str(ds.FW_VERSION)
 HW: Final = "sim"

@@ -11,26 +11,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from deltasense.devstack import Stack, free_port, influxdb_process, mosquitto_process
 from deltasense.influx import InfluxClient, influx_client
 from deltasense.settings import Settings
-
-
-@dataclass(frozen=True)
-class Services:
-    mqtt_port: int
-    influx_port: int
-    influx_rpc_port: int
-    var_dir: Path
-
-    @property
-    def influx_url(self) -> str:
-        return f"http://127.0.0.1:{self.influx_port}"
+from tests.support import Services
+from tools.devstack import Stack, free_port, influxdb_process, mosquitto_process
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

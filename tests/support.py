@@ -1,11 +1,25 @@
-"""Small helpers shared by the integration tests."""
+"""Small helpers and types shared by the tests (never a test module: tests import only this)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+
+@dataclass(frozen=True)
+class Services:
+    mqtt_port: int
+    influx_port: int
+    influx_rpc_port: int
+    var_dir: Path
+
+    @property
+    def influx_url(self) -> str:
+        return f"http://127.0.0.1:{self.influx_port}"
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], within: float = 5.0) -> Any:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from analytics import backtest_matrix as bm
-from simulators import scenarios
+from backtest import matrix as bm
+from backtest import scenarios
 
 SEEDS = [1, 2, 3, 4, 5]
 

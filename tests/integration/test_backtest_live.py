@@ -21,16 +21,16 @@ from typing import Any
 import pytest
 
 from analytics import service as analytics_service
-from analytics.backtest import replay, report, run_scenario
 from analytics.thresholds import load_thresholds
+from backtest import scenarios
+from backtest.runner import replay, report, run_scenario
+from backtest.scenarios import wire
 from deltasense.contract import Channel, Kind, decode_meta, parse_topic
 from deltasense.influx import InfluxClient
 from deltasense.mqtt import make_client
 from deltasense.settings import Settings
 from ingest.points import meta_line, reading_line
 from ingest.service import Ingest
-from simulators import scenarios
-from simulators.scenarios import wire
 from tests.integration.api_support import ADMIN, running_api
 
 SCENARIO, SEED = "flash-flood", 3
@@ -194,7 +194,7 @@ async def test_replay_cli_against_real_influxdb(settings: Settings, influx: Infl
         [
             sys.executable,
             "-m",
-            "deltasense.cli",
+            "tools.cli",
             "backtest",
             "--json",
             "--start",

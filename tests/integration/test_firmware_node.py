@@ -34,10 +34,10 @@ import aiomqtt
 import pytest
 
 from deltasense.contract import Channel, Kind, decode_status, decode_tele, parse_topic
-from deltasense.devstack import free_port, mosquitto_process
 from deltasense.settings import Settings
 from simulators.city import DeviceSpec, place_devices
 from simulators.device import CLOCK, WILL_PAYLOAD, VirtualDevice
+from tools.devstack import free_port, mosquitto_process
 
 INTERVAL_S = 0.2  # real seconds, for the short tests
 RATE = 10.0  # node time per wall time while the broker is up (outage test)

@@ -24,12 +24,12 @@ from deltasense.contract import (
     decode_tele,
     parse_topic,
 )
-from deltasense.devstack import free_port, mosquitto_process
 from deltasense.mqtt import make_client
 from deltasense.settings import Settings
 from simulators.city import place_devices
 from simulators.device import FW_VERSION, WILL_PAYLOAD
 from simulators.run import SimStats, simulate
+from tools.devstack import free_port, mosquitto_process
 
 
 class Recorder:

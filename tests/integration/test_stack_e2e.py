@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from deltasense.devstack import free_port
+from tools.devstack import free_port
 
 ADMIN = "e2e-admin-token"
 
@@ -87,7 +87,7 @@ class Stack:
 
     def cli(self, *args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "deltasense.cli", *args],
+            [sys.executable, "-m", "tools.cli", *args],
             env=self.env,
             cwd=self.root,
             capture_output=True,
@@ -267,7 +267,7 @@ def test_demo_in_the_foreground_stops_everything_on_ctrl_c(tmp_path: Path) -> No
     terminal sends SIGINT to its process group and must leave nothing running."""
     env = stack_env(tmp_path / "var")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "deltasense.cli", "up", "--simulate", "3", "--rate", "1"],
+        [sys.executable, "-m", "tools.cli", "up", "--simulate", "3", "--rate", "1"],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from analytics.backtest import BacktestError, check_window, parse_time
-from deltasense.cli import app
-from deltasense.devstack import free_port
-from simulators import scenarios
+from backtest import scenarios
+from backtest.runner import BacktestError, check_window, parse_time
+from tools.cli import app
+from tools.devstack import free_port
 
 runner = CliRunner()
 NOW = 1_731_800_000_000

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from analytics import backtest_matrix as bm
-from analytics.backtest import BacktestError
-from deltasense.cli import app
+from backtest import matrix as bm
+from backtest.runner import BacktestError
+from tools.cli import app
 
 runner = CliRunner()
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from analytics.scoring import Alert, fold, matches, score
+from backtest.scenarios.labels import CITY, Label
+from backtest.scoring import Alert, fold, matches, score
 from deltasense.alerts import AlertEvent, Message
-from simulators.scenarios.labels import CITY, Label
 
 MIN = 60_000
 TOL = 15 * MIN

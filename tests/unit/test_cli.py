@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api.auth import TokenStore
-from deltasense.cli import app
+from tools.cli import app
 
 runner = CliRunner()
 

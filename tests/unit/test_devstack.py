@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from deltasense.devstack import ManagedProcess, ServiceError, Stack, free_port, tcp_open
 from deltasense.settings import Settings
-from deltasense.stack import settings_env
+from tools.devstack import ManagedProcess, ServiceError, Stack, free_port, tcp_open
+from tools.stack import settings_env
 
 
 def sleeper(tmp_path: Path, name: str, healthy=lambda: True, **kw) -> ManagedProcess:

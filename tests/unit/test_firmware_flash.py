@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from deltasense import firmware_flash as ff
-from deltasense.cli import app
+from tools import firmware_flash as ff
+from tools.cli import app
 
 sys.path.insert(0, str(ff.FIRMWARE_DIR))
 from ds import config as ds_config

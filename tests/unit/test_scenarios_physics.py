@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from analytics.thresholds import load_thresholds
-from simulators import scenarios
-from simulators.scenarios import physics as P
+from backtest import scenarios
+from backtest.scenarios import physics as P
 
 HOUR_S = 3600.0
 

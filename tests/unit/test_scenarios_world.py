@@ -9,12 +9,12 @@ from functools import cache
 import pytest
 
 from analytics.thresholds import load_thresholds
+from backtest import scenarios
+from backtest.scenarios import faults as F
+from backtest.scenarios import wire
+from backtest.scenarios.labels import ALERT_KINDS, CITY, Label, intervals
 from deltasense.contract import Kind, decode_tele, parse_topic
-from simulators import scenarios
 from simulators.city import DISTRICTS_BY_ID
-from simulators.scenarios import faults as F
-from simulators.scenarios import wire
-from simulators.scenarios.labels import ALERT_KINDS, CITY, Label, intervals
 
 MIN = 60_000
 
@@ -138,7 +138,7 @@ def test_labels_carry_the_time_their_definition_needs() -> None:
 
 
 def test_the_scenario_lamp_register_stands_in_for_a_site_file_unless_one_rates_lamps() -> None:
-    from analytics.backtest import with_lamp_register
+    from backtest.runner import with_lamp_register
 
     th = load_thresholds()
     world = scenarios.build("lamp-faults", 1, thresholds=th)

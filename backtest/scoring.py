@@ -33,8 +33,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from backtest.scenarios.labels import ALERT_KINDS, Label
 from deltasense.alerts import SEVERITY_RANK, AlertEvent
-from simulators.scenarios.labels import ALERT_KINDS, Label
 
 DEFAULT_TOLERANCE_MS: Final = 15 * 60_000
 

@@ -11,7 +11,7 @@ Simple but honest models, each with the quantity a real sensor would see:
 * street drains as a storage that fills with runoff above the drain's capacity and
   empties at that capacity afterwards, with the outfall throttled by high water in
   the canal (backwater) and tidal water over the kerb once the canal tops the road;
-* lamps and cabinets are in :mod:`simulators.scenarios.world` (they are state machines).
+* lamps and cabinets are in :mod:`backtest.scenarios.world` (they are state machines).
 
 Coordinates are local kilometres east (x) and north (y) of the city centre.
 """

@@ -6,9 +6,9 @@ from typing import Any, Final
 
 import msgspec
 
+from backtest.scenarios.world import INTERVAL_S
 from deltasense.contract import Channel, Reading, device_topic
 from simulators.city import DeviceSpec
-from simulators.scenarios.world import INTERVAL_S
 
 _encode: Final = msgspec.json.Encoder().encode
 

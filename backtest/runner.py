@@ -28,17 +28,16 @@ from typing import Any, Final
 
 from rich.console import Console
 
-from analytics import scoring
 from analytics.engine import Engine
 from analytics.stored import readings_from_series
 from analytics.thresholds import Thresholds
+from backtest import scenarios, scoring
+from backtest.scenarios.labels import ALERT_KINDS, Label
 from deltasense.alerts import AlertEvent
 from deltasense.contract import Kind, Reading
 from deltasense.influx import InfluxClient, InfluxError, quote_ident
 from deltasense.schema import READING_MEASUREMENTS
 from deltasense.settings import Settings
-from simulators import scenarios
-from simulators.scenarios.labels import ALERT_KINDS, Label
 
 _LOG = logging.getLogger(__name__)
 

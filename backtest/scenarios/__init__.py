@@ -1,7 +1,7 @@
 """Scenarios with ground truth: a time-accelerated Bạc Liêu whose events are labelled.
 
 ``simulate(name, seed)`` runs a scenario without any wall clock and returns its
-readings minute by minute with the labelled events; :mod:`analytics.backtest`
+readings minute by minute with the labelled events; :mod:`backtest.runner`
 feeds them through the analytics engine and scores the alerts it raises.
 """
 
@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from analytics.thresholds import Thresholds, load_thresholds
+from backtest.scenarios.catalog import SCENARIOS, ScenarioDef
+from backtest.scenarios.labels import Label
+from backtest.scenarios.world import INTERVAL_S, Config, World
 from deltasense.contract import DEFAULT_SITE, Kind, Reading
-from simulators.scenarios.catalog import SCENARIOS, ScenarioDef
-from simulators.scenarios.labels import Label
-from simulators.scenarios.world import INTERVAL_S, Config, World
 
 __all__ = [
     "INTERVAL_S",

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from deltasense.devstack import (
+from deltasense.settings import Settings
+from tools.devstack import (
     ManagedProcess,
     ServiceError,
     Stack,
@@ -25,7 +26,6 @@ from deltasense.devstack import (
     mosquitto_process,
     python_service,
 )
-from deltasense.settings import Settings
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Final
 
+from backtest.scenarios import faults as F
+from backtest.scenarios import physics as P
+from backtest.scenarios.world import MINUTE_MS, Config
 from deltasense.contract import Kind
 from simulators.city import DeviceSpec, place_devices
-from simulators.scenarios import faults as F
-from simulators.scenarios import physics as P
-from simulators.scenarios.world import MINUTE_MS, Config
 
 LOCAL: Final = timezone(timedelta(hours=7))  # Asia/Ho_Chi_Minh, no daylight saving
 HOUR_MS: Final = 3_600_000

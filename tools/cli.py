@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from api.auth import Role
-from deltasense.devstack import ServiceError
 from deltasense.settings import ConfigFileError, Settings, load_settings
+from tools.devstack import ServiceError
 
 app = typer.Typer(
     help="DeltaSense urban sensing platform: run the stack, simulate a city, manage tokens.",
@@ -25,7 +25,7 @@ app = typer.Typer(
 )
 token_app = typer.Typer(help="API bearer tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
-from deltasense.firmware_flash import firmware_app  # noqa: E402 - kept next to its registration
+from tools.firmware_flash import firmware_app  # noqa: E402 - kept next to its registration
 
 app.add_typer(firmware_app, name="firmware")
 console = Console(stderr=True)
@@ -87,7 +87,7 @@ def up(
     seed: Annotated[int, typer.Option(help="Simulator seed.")] = 1,
 ) -> None:
     """Start Mosquitto, InfluxDB, ingest, analytics and the API (Ctrl-C stops all)."""
-    from deltasense.stack import build_stack, pid_alive, read_state, write_state
+    from tools.stack import build_stack, pid_alive, read_state, write_state
 
     settings = _settings()
     state = read_state(settings)
@@ -132,14 +132,14 @@ def up(
 
 
 def _start_detached(settings: Settings, simulate: int, rate: float, seed: int) -> None:
-    from deltasense.stack import pid_alive, read_state, run_dir
+    from tools.stack import pid_alive, read_state, run_dir
 
     log_path = settings.var_dir.resolve() / "log" / "supervisor.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     # No live stack (checked by the caller): forget any stale state file, so the
     # background supervisor starts clean and we wait for its own "up".
     (run_dir(settings) / "stack.json").unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "deltasense.cli", "up", "--simulate", str(simulate)]
+    argv = [sys.executable, "-m", "tools.cli", "up", "--simulate", str(simulate)]
     argv += ["--rate", str(rate), "--seed", str(seed)]
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
@@ -169,7 +169,7 @@ def _start_detached(settings: Settings, simulate: int, rate: float, seed: int) -
 @app.command()
 def down() -> None:
     """Stop a stack started with `up --detach`."""
-    from deltasense.stack import stop_background
+    from tools.stack import stop_background
 
     settings = _settings()
     try:
@@ -182,7 +182,7 @@ def down() -> None:
 @app.command()
 def status() -> None:
     """Show which services of the local stack answer."""
-    from deltasense.devstack import http_ok, tcp_open
+    from tools.devstack import http_ok, tcp_open
 
     settings = _settings()
     checks = {
@@ -291,7 +291,7 @@ def backtest_cmd(
     list_: Annotated[bool, typer.Option("--list", help="Name the scenarios.")] = False,
 ) -> None:
     """Score the analytics rules on a labelled scenario, or replay stored readings."""
-    from analytics.backtest import BacktestError, run_cli, scenario_list
+    from backtest.runner import BacktestError, run_cli, scenario_list
 
     if list_:
         for name, summary, hours in scenario_list():
@@ -334,9 +334,9 @@ def backtest_matrix_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
 
-    from analytics import backtest_matrix as bm
-    from analytics.backtest import BacktestError
-    from simulators import scenarios
+    from backtest import matrix as bm
+    from backtest import scenarios
+    from backtest.runner import BacktestError
 
     settings = _settings()
     try:

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from analytics.backtest import BacktestError, format_cell
+from backtest.runner import BacktestError, format_cell
 
 QUIET_SCENARIO: Final = "hot-dry-day"  # no alert may fire at all
 MIN_PRECISION: Final = 0.95
 MUST_DETECT_ALL: Final = ("storm", "flood")
 # The reporting interval that bounds each kind's median delay (2 × this): the
 # slowest interval of the devices whose alerts that kind reports
-# (simulators/scenarios/world.py INTERVAL_S: weather 60 s; water, lamps, meters 300 s).
+# (backtest/scenarios/world.py INTERVAL_S: weather 60 s; water, lamps, meters 300 s).
 KIND_INTERVAL_S: Final = {"storm": 60, "flood": 300, "energy": 300, "health": 300}
 MAX_SEEDS: Final = 50
 
@@ -67,8 +67,8 @@ class Run:
 
 def run_one(scenario: str, seed: int, thresholds_file: Path | None, site: str) -> Run:
     """One scenario run, scored (runs in a worker process)."""
-    from analytics.backtest import report, run_scenario
     from analytics.thresholds import load_thresholds
+    from backtest.runner import report, run_scenario
 
     result = run_scenario(scenario, seed, load_thresholds(thresholds_file), site=site)
     rep = report(result)

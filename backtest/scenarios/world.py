@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from analytics.thresholds import Thresholds
+from backtest.scenarios import faults as F
+from backtest.scenarios import physics as P
+from backtest.scenarios.labels import CITY, Label, intervals, labels_from
 from deltasense.contract import FieldValue, Kind, Reading
 from simulators import models
 from simulators.city import DISTRICTS_BY_ID, DeviceSpec
-from simulators.scenarios import faults as F
-from simulators.scenarios import physics as P
-from simulators.scenarios.labels import CITY, Label, intervals, labels_from
 
 MINUTE_MS: Final = 60_000
 INTERVAL_S: Final[dict[Kind, int]] = {

@@ -83,9 +83,7 @@ def boards() -> list[str]:
 
 
 def _ds_config() -> ModuleType:
-    """The firmware's own ``ds.config`` (top-level ``ds`` under firmware/)."""
-    if str(FIRMWARE_DIR) not in sys.path:
-        sys.path.insert(0, str(FIRMWARE_DIR))
+    """The firmware's own ``ds.config`` (the ``ds`` package, installed from firmware/ds)."""
     import ds.config
 
     module: ModuleType = ds.config
