@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,12 @@ class Settings(BaseSettings):
     site: str = Field("baclieu", description="Site id, first MQTT topic level.")
     var_dir: Path = Field(Path("var"), description="Runtime data: service data, logs, tokens.")
     log_level: str = Field("INFO", description="Python logging level for services.")
+    utc_offset_min: int = Field(
+        420,
+        ge=-720,
+        le=840,
+        description="The site's local time, minutes east of UTC (Bạc Liêu: UTC+7, no DST).",
+    )
 
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = Field(1883, ge=1, le=65535)
@@ -127,6 +134,11 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {value!r}")
         return level
+
+    @property
+    def local_tz(self) -> timezone:
+        """The site's local time zone (rain days, dim schedules, naive times)."""
+        return timezone(timedelta(minutes=self.utc_offset_min))
 
     @property
     def influx_base_url(self) -> str:
