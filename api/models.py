@@ -122,3 +122,19 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, bool]
+
+
+class ServiceOut(BaseModel):
+    name: str
+    state: str = Field(description="stopped, starting, up or restarting")
+    pid: int | None = None
+    restarts: int = Field(0, description="Restarts after a crash since the stack started.")
+    last_exit: int | None = Field(None, description="Exit code of the last crash (-9: killed).")
+    since: float = Field(0.0, description="Unix time of the last state change.")
+
+
+class SystemOut(BaseModel):
+    supervised: bool = Field(description="False when no `deltasense up` supervisor reports here.")
+    state: str | None = Field(None, description="The supervisor's state (up, stopping…).")
+    services: list[ServiceOut] = []
+    degraded: list[str] = Field([], description="Services that are not up while the stack is.")

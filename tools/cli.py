@@ -91,43 +91,42 @@ def up(
 
     settings = _settings()
     state = read_state(settings)
-    if state.get("state") in {"starting", "up"}:
-        pid = state.get("pid")
-        if isinstance(pid, int) and pid_alive(pid):
-            _fail(f"a stack is already running (supervisor pid {pid}); `deltasense down` first")
+    if state is not None and state.state in {"starting", "up"} and pid_alive(state.pid):
+        _fail(f"a stack is already running (supervisor pid {state.pid}); `deltasense down` first")
     if detach:
         _start_detached(settings, simulate, rate, seed)
         return
     stack = build_stack(settings, simulate_devices=simulate, simulate_rate=rate, seed=seed)
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     write_state(settings, "starting")
+    failed = False
     try:
         with console.status("starting services…"):
             stack.start(on_started=lambda p: console.print(f"  [green]✓[/] {p.name}"))
-        write_state(settings, "up", api=settings.api_base_url)
+        write_state(settings, "up", stack, api=settings.api_base_url)
         _print_urls(settings)
         out.print("Press Ctrl-C to stop.")
+        # Supervise: a child that dies is restarted with backoff while the rest stay
+        # up; the state file says who is degraded (`deltasense status`, the console).
         while True:
-            dead = stack.dead()
-            if dead:
-                for proc in dead:
-                    console.print(
-                        f"[bold red]{proc.name} exited[/] (code {proc.proc.returncode if proc.proc else '?'}); "
-                        f"last log lines:\n{proc.tail()}"
-                    )
-                write_state(settings, "failed", reason=f"{dead[0].name} exited")
-                raise typer.Exit(1)
-            time.sleep(0.5)
+            changes = stack.supervise()
+            for line in changes:
+                console.print(f"[yellow]{line}[/]" if "restarting in" in line else line)
+            if changes:
+                write_state(settings, "up", stack, api=settings.api_base_url)
+            time.sleep(0.2)
     except ServiceError as exc:
+        failed = True
         write_state(settings, "failed", reason=str(exc))
         _fail(str(exc), code=1)
     except (KeyboardInterrupt, _Stop):
         console.print("stopping…")
+        write_state(settings, "stopping", stack, api=settings.api_base_url)
     finally:
         stack.stop()
         signal.signal(signal.SIGTERM, previous)
-        if read_state(settings).get("state") not in {"failed"}:
-            write_state(settings, "stopped")
+        if not failed:
+            write_state(settings, "stopped", stack)
         console.print("all services stopped")
 
 
@@ -154,11 +153,11 @@ def _start_detached(settings: Settings, simulate: int, rate: float, seed: int) -
     with console.status("starting services in the background…"):
         while time.monotonic() < deadline:
             state = read_state(settings)
-            if state.get("state") == "up" and state.get("pid") == proc.pid:
+            if state is not None and state.state == "up" and state.pid == proc.pid:
                 _print_urls(settings)
                 out.print("Stop with `deltasense down` (or `make down`).")
                 return
-            if proc.poll() is not None or state.get("state") == "failed":
+            if proc.poll() is not None or (state is not None and state.state == "failed"):
                 _fail(f"the stack failed to start; see {log_path}", code=1)
             time.sleep(0.2)
     if pid_alive(proc.pid):
@@ -181,10 +180,31 @@ def down() -> None:
 
 @app.command()
 def status() -> None:
-    """Show which services of the local stack answer."""
+    """Show the supervised services (state, restarts) and which endpoints answer."""
+    from rich.table import Table
+
     from tools.devstack import http_ok, tcp_open
+    from tools.stack import pid_alive, read_state
 
     settings = _settings()
+    healthy = True
+    state = read_state(settings)
+    if state is not None and state.state in {"starting", "up"} and pid_alive(state.pid):
+        table = Table("service", "state", "pid", "restarts", "last exit", box=None)
+        for svc in state.services:
+            colour = "green" if svc.state == "up" else "yellow"
+            table.add_row(
+                svc.name,
+                f"[{colour}]{svc.state}[/]",
+                str(svc.pid or "-"),
+                str(svc.restarts),
+                "-" if svc.last_exit is None else str(svc.last_exit),
+            )
+        out.print(f"supervisor pid {state.pid}: {state.state}")
+        out.print(table)
+        healthy = not state.degraded()
+    else:
+        out.print("no supervisor running here; asking the endpoints")
     checks = {
         "mosquitto": tcp_open(settings.mqtt_host, settings.mqtt_port),
         "influxdb": http_ok(f"{settings.influx_base_url}/ping"),
@@ -197,8 +217,8 @@ def status() -> None:
         if port:  # without a metrics port there is nothing to ask
             checks[name] = http_ok(f"http://{settings.metrics_host}:{port}/metrics")
     for name, ok in checks.items():
-        out.print(f"  {'[green]up[/]' if ok else '[red]down[/]':>14}  {name}")
-    if not all(checks.values()):
+        out.print(f"  {'[green]answers[/]' if ok else '[red]no answer[/]':>20}  {name}")
+    if not (healthy and all(checks.values())):
         raise typer.Exit(1)
 
 

@@ -25,6 +25,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 _LOG = logging.getLogger(__name__)
@@ -77,6 +78,29 @@ def require_binary(name: str) -> str:
     return path
 
 
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How a supervised child that died is brought back: after ``base_s``, doubling
+    with each failure in a row up to ``cap_s`` (so a crash loop cannot spin the
+    machine), the run of failures forgotten once the child has stayed up ``reset_after_s``."""
+
+    base_s: float = 0.5
+    cap_s: float = 8.0
+    reset_after_s: float = 60.0
+
+    def delay_s(self, failures_in_a_row: int) -> float:
+        return float(min(self.cap_s, self.base_s * 2 ** max(0, failures_in_a_row - 1)))
+
+
+class ProcState(StrEnum):
+    """Where a supervised child is in its life (the state file and `status` say it)."""
+
+    STOPPED = "stopped"
+    STARTING = "starting"
+    UP = "up"
+    BACKOFF = "restarting"  # died; waiting for its backoff before the next start
+
+
 @dataclass
 class ManagedProcess:
     """One child process with a health check and a log file."""
@@ -90,8 +114,19 @@ class ManagedProcess:
     start_timeout_s: float = 30.0
     stop_timeout_s: float = 10.0
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    state: ProcState = field(default=ProcState.STOPPED, init=False)
+    restarts: int = field(default=0, init=False)  # restarts after a crash, in all
+    failures_in_a_row: int = field(default=0, init=False)
+    last_exit: int | None = field(default=None, init=False)  # exit code of the last crash
+    since: float = field(default=0.0, init=False)  # wall time of the last state change
+    _due: float = field(default=0.0, init=False)  # monotonic: next start, or start deadline
 
-    def start(self) -> None:
+    def _set(self, state: ProcState) -> None:
+        self.state = state
+        self.since = time.time()
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it to become healthy."""
         for host, port in self.ports:
             if tcp_open(host, port):
                 raise ServiceError(
@@ -112,15 +147,23 @@ class ManagedProcess:
             )
         finally:
             log.close()
-        deadline = time.monotonic() + self.start_timeout_s
-        while time.monotonic() < deadline:
+        self._set(ProcState.STARTING)
+        self._due = time.monotonic() + self.start_timeout_s
+
+    def start(self) -> None:
+        """Start the process and wait until it is healthy (or raise ServiceError)."""
+        self.spawn()
+        assert self.proc is not None
+        while time.monotonic() < self._due:
             if self.proc.poll() is not None:
+                self._set(ProcState.STOPPED)
                 raise ServiceError(
                     f"{self.name} exited with code {self.proc.returncode} during start-up; "
                     f"last log lines:\n{self.tail()}"
                 )
             if self.healthy():
                 _LOG.info("%s is up (pid %d)", self.name, self.proc.pid)
+                self._set(ProcState.UP)
                 return
             time.sleep(0.1)
         self.stop()
@@ -129,11 +172,51 @@ class ManagedProcess:
             f"last log lines:\n{self.tail()}"
         )
 
+    def supervise(self, policy: RestartPolicy) -> str | None:
+        """One look at a started child: notice a crash, wait out the backoff, restart,
+        confirm health.  Never blocks; returns a line for the log when something changed."""
+        now = time.monotonic()
+        proc = self.proc
+        if self.state is ProcState.UP:
+            if proc is not None and proc.poll() is None:
+                if self.failures_in_a_row and time.time() - self.since > policy.reset_after_s:
+                    self.failures_in_a_row = 0
+                return None
+            return self._crashed(policy, now, "exited")
+        if self.state is ProcState.STARTING:
+            if proc is None or proc.poll() is not None:
+                return self._crashed(policy, now, "exited during start-up")
+            if self.healthy():
+                self._set(ProcState.UP)
+                return f"{self.name} is up again (pid {proc.pid}, restart {self.restarts})"
+            if now > self._due:
+                self.stop()
+                return self._crashed(policy, now, "was not healthy in time")
+            return None
+        if self.state is ProcState.BACKOFF and now >= self._due:
+            self.restarts += 1
+            try:
+                self.spawn()
+            except ServiceError as exc:
+                return self._crashed(policy, now, f"could not start ({exc})")
+            return f"restarting {self.name} (restart {self.restarts})"
+        return None
+
+    def _crashed(self, policy: RestartPolicy, now: float, what: str) -> str:
+        code = self.proc.returncode if self.proc is not None else None
+        self.last_exit = code
+        self.failures_in_a_row += 1
+        delay = policy.delay_s(self.failures_in_a_row)
+        self._set(ProcState.BACKOFF)
+        self._due = now + delay
+        return f"{self.name} {what} (code {code}); restarting in {delay:.1f} s"
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self) -> None:
         proc = self.proc
+        self._set(ProcState.STOPPED)
         if proc is None or proc.poll() is not None:
             return
         proc.send_signal(signal.SIGTERM)
@@ -232,10 +315,19 @@ def python_service(
 
 
 class Stack:
-    """Starts processes in order and stops them in reverse; a context manager."""
+    """Starts processes in order and stops them in reverse; a context manager.
 
-    def __init__(self, processes: Sequence[ManagedProcess]) -> None:
+    :meth:`supervise`, called every fraction of a second by the supervisor's loop,
+    restarts a child that died (with :class:`RestartPolicy` backoff) while the rest
+    stay up.  Stopping in reverse start order stops producers (the simulator)
+    before the services that watch them, and the broker last.
+    """
+
+    def __init__(
+        self, processes: Sequence[ManagedProcess], policy: RestartPolicy | None = None
+    ) -> None:
         self.processes = list(processes)
+        self.policy = policy or RestartPolicy()
         self._started: list[ManagedProcess] = []
 
     def start(self, on_started: Callable[[ManagedProcess], None] | None = None) -> None:
@@ -248,6 +340,10 @@ class Stack:
         except BaseException:
             self.stop()
             raise
+
+    def supervise(self) -> list[str]:
+        """Restart what died; the log lines of what changed."""
+        return [line for p in self._started if (line := p.supervise(self.policy)) is not None]
 
     def stop(self) -> None:
         for proc in reversed(self._started):

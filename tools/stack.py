@@ -8,7 +8,6 @@ reaches every child.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -16,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from deltasense import supervision
 from deltasense.settings import Settings
 from tools.devstack import (
     ManagedProcess,
@@ -113,19 +113,28 @@ def run_dir(settings: Settings) -> Path:
     return path
 
 
-def write_state(settings: Settings, state: str, **extra: Any) -> None:
-    path = run_dir(settings) / "stack.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"state": state, "pid": os.getpid(), **extra}))
-    tmp.replace(path)
+def write_state(settings: Settings, state: str, stack: Stack | None = None, **extra: Any) -> None:
+    """Report the supervisor's ``state`` (and each child's, given the stack)."""
+    services = [] if stack is None else [service_state(p) for p in stack.processes]
+    supervision.write_state(
+        settings.var_dir,
+        supervision.StackState(state=state, pid=os.getpid(), services=services, **extra),
+    )
 
 
-def read_state(settings: Settings) -> dict[str, Any]:
-    try:
-        data = json.loads((run_dir(settings) / "stack.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+def service_state(proc: ManagedProcess) -> supervision.ServiceState:
+    return supervision.ServiceState(
+        name=proc.name,
+        state=proc.state.value,
+        pid=proc.proc.pid if proc.proc is not None and proc.alive() else None,
+        restarts=proc.restarts,
+        last_exit=proc.last_exit,
+        since=proc.since,
+    )
+
+
+def read_state(settings: Settings) -> supervision.StackState | None:
+    return supervision.read_state(settings.var_dir)
 
 
 def pid_alive(pid: int) -> bool:
@@ -141,13 +150,9 @@ def pid_alive(pid: int) -> bool:
 def stop_background(settings: Settings, timeout_s: float = 30.0) -> bool:
     """Stop a stack started with ``up --detach``; False when none was running."""
     state = read_state(settings)
-    pid = state.get("pid")
-    if (
-        not isinstance(pid, int)
-        or state.get("state") in {"stopped", "failed"}
-        or not pid_alive(pid)
-    ):
+    if state is None or state.state in {"stopped", "failed"} or not pid_alive(state.pid):
         return False
+    pid = state.pid
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     while pid_alive(pid):

@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter
 
-from api.routes import alerts, commands, deadletters, devices
+from api.routes import alerts, commands, deadletters, devices, system
 
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(devices.router)
 api_router.include_router(commands.router)
 api_router.include_router(alerts.router)
 api_router.include_router(deadletters.router)
+api_router.include_router(system.router)

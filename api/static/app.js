@@ -15,6 +15,8 @@ const I18N = {
     info: "thông tin", warning: "cảnh báo", critical: "nghiêm trọng",
     ack: "Xác nhận", acked_by: "Đã xác nhận bởi", forbidden: "Bạn không có quyền làm việc này.",
     load_error: "Không tải được dữ liệu", never: "chưa có", since: "từ",
+    degraded: "Dịch vụ đang gián đoạn", restarting: "đang khởi động lại", starting: "đang khởi động",
+    stopped: "đã dừng", restarts: "lần khởi động lại",
   },
   en: {
     disconnected: "Disconnected", live: "Live", logout: "Sign out",
@@ -28,6 +30,8 @@ const I18N = {
     info: "info", warning: "warning", critical: "critical",
     ack: "Acknowledge", acked_by: "Acknowledged by", forbidden: "You are not allowed to do this.",
     load_error: "Could not load data", never: "never", since: "since",
+    degraded: "Service degraded", restarting: "restarting", starting: "starting",
+    stopped: "stopped", restarts: "restarts",
   },
 };
 
@@ -35,10 +39,12 @@ const state = {
   lang: localStorage.getItem("ds.lang") || "vi",
   token: localStorage.getItem("ds.token") || "",
   devices: [],
+  services: [],
   latest: new Map(),
   alerts: new Map(),
   source: null,
   timer: null,
+  servicesTimer: null,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -88,6 +94,7 @@ function applyLanguage() {
   setLive(state.source !== null && state.source.readyState === EventSource.OPEN);
   renderDevices();
   renderAlerts();
+  renderServices();
 }
 
 function setLive(live) {
@@ -201,6 +208,28 @@ function openStream() {
 }
 
 // --- session -------------------------------------------------------------------
+// --- the platform's own services (the supervisor's report) -------------------------
+function renderServices() {
+  const banner = $("degraded");
+  const down = state.services.filter((s) => s.state !== "up");
+  banner.hidden = down.length === 0;
+  banner.replaceChildren();
+  if (down.length === 0) return;
+  const parts = down.map((s) => `${s.name} (${t(s.state)}, ${s.restarts} ${t("restarts")})`);
+  banner.textContent = `${t("degraded")}: ${parts.join(" · ")}`;
+}
+
+async function loadServices() {
+  try {
+    const system = await api("/api/v1/system/services");
+    state.services = system.state === "up" ? system.services : [];
+  } catch (err) {
+    if (err.status === 401) { handleError(err); return; }
+    state.services = [];  // no report: the banner says nothing it does not know
+  }
+  renderServices();
+}
+
 function handleError(err) {
   if (err.status === 401) { signOut(t("bad_token")); return; }
   $("error").textContent = `${t("load_error")}: ${err.message}`;
@@ -219,9 +248,12 @@ function start() {
   $("logout").hidden = false;
   loadDevices();
   loadAlerts();
+  loadServices();
   openStream();
   clearInterval(state.timer);
+  clearInterval(state.servicesTimer);
   state.timer = setInterval(loadDevices, 30000);
+  state.servicesTimer = setInterval(loadServices, 3000);
 }
 
 function signOut(message = "") {
@@ -229,6 +261,7 @@ function signOut(message = "") {
   state.token = "";
   if (state.source) { state.source.close(); state.source = null; }
   clearInterval(state.timer);
+  clearInterval(state.servicesTimer);
   setLive(false);
   showLogin(message);
 }

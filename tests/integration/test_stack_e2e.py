@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -247,6 +248,46 @@ def test_auth_and_parameter_validation(stack: Stack) -> None:
     bad_device = stack.http.get("/api/v1/devices/a'%20OR%20'1'='1/series", params={"field": "t_c"})
     assert bad_device.status_code in (404, 422)
     assert stack.http.get("/api/v1/devices/UPPER/latest").status_code == 422
+
+
+def _services(stack: Stack) -> dict[str, dict[str, Any]]:
+    state = json.loads((stack.root / "var/run/stack.json").read_text())
+    return {svc["name"]: svc for svc in state["services"]}
+
+
+def test_killed_services_are_restarted_while_the_rest_stay_up(stack: Stack) -> None:
+    before = _services(stack)
+    assert all(svc["state"] == "up" and svc["pid"] for svc in before.values()), before
+    for victim in ("ingest", "mosquitto"):
+        os.kill(before[victim]["pid"], signal.SIGKILL)
+        killed = time.monotonic()
+        seen = stack.poll(
+            "/api/v1/system/services", lambda r, v=victim: v in r.json()["degraded"], within=5
+        ).json()
+        assert victim in seen["degraded"], seen  # the console's banner is fed from here
+        back = stack.poll(
+            "/api/v1/system/services", lambda r: r.json()["degraded"] == [], within=10
+        ).json()
+        assert back["degraded"] == [], back
+        assert time.monotonic() - killed < 10
+        now = {svc["name"]: svc for svc in back["services"]}
+        assert now[victim]["restarts"] == 1 and now[victim]["last_exit"] == -signal.SIGKILL
+        assert now[victim]["pid"] != before[victim]["pid"]
+        untouched = {n for n in before if n not in ("ingest", "mosquitto")}
+        assert {n: now[n]["pid"] for n in untouched} == {n: before[n]["pid"] for n in untouched}
+    status = stack.cli("status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert re.search(r"ingest\s+up\s+\d+\s+1\s+-9", status.stdout), status.stdout
+    # The restarted pair still carries readings end to end.
+    ts = int(time.time() * 1000)
+    topic = f"{stack.site}/phuong-1/water/drain-restart/tele"
+    stack.pub(topic, json.dumps({"ts": ts, "seq": 1, "boot": 1, "level_cm": 1.5}))
+    latest = stack.poll(
+        "/api/v1/devices/drain-restart/latest",
+        lambda r: r.status_code == 200 and r.json()["ts"] == ts,
+        within=15,
+    )
+    assert latest.status_code == 200 and latest.json()["fields"]["level_cm"] == 1.5
 
 
 def test_down_leaves_no_process_behind(stack: Stack) -> None:

@@ -1,15 +1,28 @@
-"""Child-process supervision: health checks, start failures, port clashes, clean stop."""
+"""Child-process supervision: health checks, start failures, port clashes, clean stop,
+restarts with backoff."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from deltasense.settings import Settings
-from tools.devstack import ManagedProcess, ServiceError, Stack, free_port, tcp_open
+from tools.devstack import (
+    ManagedProcess,
+    ProcState,
+    RestartPolicy,
+    ServiceError,
+    Stack,
+    free_port,
+    tcp_open,
+)
 from tools.stack import settings_env
 
 
@@ -73,3 +86,83 @@ def test_settings_reach_children_as_variables(tmp_path: Path) -> None:
     assert env["DELTASENSE_MQTT_PORT"] == "1999"
     assert env["DELTASENSE_VAR_DIR"] == str((tmp_path / "v").resolve())
     assert "DELTASENSE_ADMIN_TOKEN" not in env  # unset values stay unset
+
+
+def _supervise_until(stack: Stack, done: Callable[[], bool], within: float = 10.0) -> list[str]:
+    lines: list[str] = []
+    deadline = time.monotonic() + within
+    while not done():
+        assert time.monotonic() < deadline, f"not done in {within} s; log: {lines}"
+        lines += stack.supervise()
+        time.sleep(0.02)
+    return lines
+
+
+def test_a_killed_child_is_restarted_and_the_others_keep_running(tmp_path: Path) -> None:
+    a, b = sleeper(tmp_path, "a"), sleeper(tmp_path, "b")
+    with Stack([a, b], RestartPolicy(base_s=0.05)) as stack:
+        assert a.proc is not None and b.proc is not None
+        first, other = a.proc.pid, b.proc.pid
+        os.kill(first, signal.SIGKILL)
+        lines = _supervise_until(stack, lambda: a.restarts == 1 and a.state is ProcState.UP)
+        assert a.proc.pid != first and a.alive()
+        assert a.last_exit == -signal.SIGKILL
+        assert b.proc.pid == other and b.restarts == 0 and b.state is ProcState.UP
+        assert any("a exited (code -9); restarting in" in line for line in lines)
+        assert any("a is up again" in line for line in lines)
+    assert not a.alive() and not b.alive()
+    assert a.state is ProcState.STOPPED
+
+
+def test_a_crash_loop_backs_off_instead_of_spinning(tmp_path: Path) -> None:
+    flaky = ManagedProcess(
+        name="flaky",
+        argv=[sys.executable, "-c", "raise SystemExit(3)"],
+        log_path=tmp_path / "flaky.log",
+        healthy=lambda: True,
+    )
+    policy = RestartPolicy(base_s=0.1, cap_s=0.4)
+    stack = Stack([flaky], policy)
+    stack.start()  # healthy at once; exits right after
+    try:
+        started = time.monotonic()
+        _supervise_until(stack, lambda: flaky.restarts >= 4, within=10)
+        # waits 0.1, 0.2, 0.4, 0.4 s before the four restarts (plus process start-up)
+        assert time.monotonic() - started >= 1.1
+        assert flaky.last_exit == 3
+        assert flaky.failures_in_a_row >= 4
+    finally:
+        stack.stop()
+
+
+def test_backoff_doubles_to_its_cap() -> None:
+    policy = RestartPolicy(base_s=0.5, cap_s=8.0)
+    assert [policy.delay_s(n) for n in range(1, 8)] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+
+
+def test_a_child_that_stays_up_has_its_failures_forgiven(tmp_path: Path) -> None:
+    a = sleeper(tmp_path, "a")
+    with Stack([a], RestartPolicy(base_s=0.05, reset_after_s=0.3)) as stack:
+        assert a.proc is not None
+        os.kill(a.proc.pid, signal.SIGKILL)
+        _supervise_until(stack, lambda: a.restarts == 1 and a.state is ProcState.UP)
+        assert a.failures_in_a_row == 1
+        time.sleep(0.4)
+        stack.supervise()
+        assert a.failures_in_a_row == 0 and a.restarts == 1
+
+
+def test_a_child_unhealthy_after_a_restart_is_stopped_and_retried(tmp_path: Path) -> None:
+    calls = {"n": 0}
+
+    def healthy() -> bool:  # healthy at the first start only
+        calls["n"] += 1
+        return calls["n"] == 1
+
+    a = sleeper(tmp_path, "a", healthy=healthy, start_timeout_s=0.2)
+    with Stack([a], RestartPolicy(base_s=0.05)) as stack:
+        assert a.proc is not None
+        os.kill(a.proc.pid, signal.SIGKILL)
+        lines = _supervise_until(stack, lambda: a.failures_in_a_row >= 2)
+        assert any("was not healthy in time" in line for line in lines)
+        assert a.state is ProcState.BACKOFF
