@@ -7,12 +7,13 @@ PYTEST_ARGS ?=
 DEMO_DEVICES ?= 40
 DEMO_RATE ?= 0.2
 
-.PHONY: firmware help bootstrap test test-unit test-integration lint format typecheck demo up down status openapi bench clean
+.PHONY: firmware help bootstrap chaos test test-unit test-integration lint format typecheck demo up down status openapi bench clean
 
 help:
 	@echo "make demo   - run the platform with a simulated city (Ctrl-C stops everything)"
 	@echo "make test   - lint, type-check and run every test (unit + integration)"
 	@echo "make up / make down - the stack in the background for development"
+	@echo "make chaos  - kill each service under load and count what is lost (~3 min)"
 	@echo "make firmware - cross-compile the node firmware bundles (build/firmware/<board>/)"
 	@echo "make test-unit, test-integration, lint, format, typecheck, openapi, bench, clean"
 
@@ -54,6 +55,9 @@ status: bootstrap
 
 openapi: bootstrap
 	$(DS) openapi --out docs/openapi.json
+
+chaos: bootstrap
+	$(DS) chaos
 
 bench: bootstrap
 	$(PY) -m bench

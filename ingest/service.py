@@ -76,7 +76,7 @@ class Ingest:
         # aiomqtt has no manual-ack switch yet (aiomqtt issue #345): reach the paho
         # client so a PUBACK goes out only after the write, not on receipt.
         client._client.manual_ack_set(True)
-        self._batch = _Batch()  # unacked messages from a dead session are redelivered
+        self._batch = _Batch()  # a dead session's acks are void (its lines were written)
         async with client:
             await client.subscribe(f"{self.settings.site}/#", qos=1)
             self.connected.set()
@@ -99,6 +99,9 @@ class Ingest:
                 # Shutting down: write and acknowledge what we hold while connected.
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.flush(client), timeout=5)
+                raise
+            except aiomqtt.MqttError:
+                await self._write_orphans()
                 raise
             finally:
                 self.connected.clear()
@@ -132,21 +135,39 @@ class Ingest:
 
     async def flush(self, client: aiomqtt.Client) -> None:
         async with self._lock:
-            batch = self._batch
+            # Messages keep arriving while we write: they go into a fresh batch.
+            batch, self._batch = self._batch, _Batch()
             if not batch.lines and not batch.acks:
                 return
-            # Messages keep arriving while we write: they go into a fresh batch.
-            self._batch = _Batch()
-            stamp = now_ms()
-            registry = self._registry_due(batch.seen, stamp)
-            lines = batch.lines + [
-                points.device_line(topic, seen, stamp) for topic, seen in registry.values()
-            ]
-            await self._write(lines)
-            for device, (topic, _) in registry.items():
-                self._registered[device] = (topic, stamp)
+            await self._store(batch)
             for mid, qos in batch.acks:
                 client._client.ack(mid, qos)
+
+    async def _write_orphans(self) -> None:
+        """The session is gone, so the PUBACKs of what we hold can no longer be sent
+        (the broker redelivers those messages to the next session) — but a broker
+        that crashed may have lost them, so the readings are written now, before
+        reconnecting.  Storage is idempotent: a redelivery is stored once."""
+        async with self._lock:
+            batch, self._batch = self._batch, _Batch()
+            if not batch.lines:
+                return
+            await self._store(batch)
+        _LOG.warning(
+            "MQTT session lost: wrote the %d held lines; their messages will be redelivered",
+            len(batch.lines),
+        )
+
+    async def _store(self, batch: _Batch) -> None:
+        """Write a batch's lines and the registry points it makes due."""
+        stamp = now_ms()
+        registry = self._registry_due(batch.seen, stamp)
+        lines = batch.lines + [
+            points.device_line(topic, seen, stamp) for topic, seen in registry.values()
+        ]
+        await self._write(lines)
+        for device, (topic, _) in registry.items():
+            self._registered[device] = (topic, stamp)
 
     def _registry_due(
         self, seen: dict[str, tuple[Topic, int]], stamp: int

@@ -202,6 +202,18 @@ class ManagedProcess:
             return f"restarting {self.name} (restart {self.restarts})"
         return None
 
+    def kill(self, hold_s: float = 0.0) -> None:
+        """SIGKILL the child, as a crash would (chaos tests); the supervisor restarts
+        it, but not before ``hold_s`` (an outage of that length)."""
+        if self.proc is None or self.proc.poll() is not None:
+            raise ServiceError(f"{self.name} is not running")
+        self.proc.kill()
+        self.proc.wait(timeout=5)
+        self.last_exit = self.proc.returncode
+        self.failures_in_a_row += 1
+        self._set(ProcState.BACKOFF)
+        self._due = time.monotonic() + hold_s
+
     def _crashed(self, policy: RestartPolicy, now: float, what: str) -> str:
         code = self.proc.returncode if self.proc is not None else None
         self.last_exit = code

@@ -1,0 +1,422 @@
+"""``deltasense chaos``: crash the platform's processes under load and count what is lost.
+
+A stack of its own (free ports, a temporary var dir) runs under the same
+supervisor as ``deltasense up``.  A steady publisher sends water readings with
+QoS 1 and counts the broker's PUBACKs: an acknowledged reading is the platform's
+promise, so every one must end up in InfluxDB.  Each scenario kills one process
+with SIGKILL (optionally keeping it down for an outage), waits until readings
+flow again, and then compares, per scenario and device:
+
+- published: readings the broker acknowledged;
+- stored: distinct readings in InfluxDB (``count(distinct(seq))``);
+- duplicates: stored points beyond one per reading (0 by design: a reading's
+  timestamp is its identity, so a redelivery overwrites itself);
+- lost: published − stored, which must be 0;
+- alert ids: one flood alert stands through every scenario; a restart of
+  analytics must continue it (one id), not raise it again.
+
+Readings published but never acknowledged (in flight at a broker crash) are
+reported as ``unconfirmed``: the device still holds them (the firmware's spool
+replays them), so they are not the platform's loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from deltasense.influx import InfluxClient, influx_client, quote_ident
+from deltasense.settings import Settings
+from tools.devstack import ProcState, Stack, free_port
+from tools.stack import build_stack
+
+_LOG = logging.getLogger(__name__)
+
+DISTRICT: Final = "phuong-1"
+_RUNS: Final = itertools.count(1)
+KIND: Final = "water"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Kill ``victim`` after ``lead_s`` of steady load; keep it down ``outage_s``."""
+
+    name: str
+    victim: str
+    outage_s: float = 0.0
+
+
+SCENARIOS: Final = (
+    Scenario("kill -9 ingest", "ingest"),
+    Scenario("kill -9 analytics", "analytics"),
+    Scenario("kill -9 api", "api"),
+    Scenario("kill -9 mosquitto", "mosquitto"),
+    Scenario("influxdb down 60 s", "influxdb", outage_s=60.0),
+)
+
+
+@dataclass
+class Outcome:
+    scenario: str
+    published: int
+    unconfirmed: int
+    stored: int
+    duplicates: int
+    lost: int
+    restart_s: float  # kill → the victim is up again
+    recover_s: float  # kill → a reading published after the kill is queryable
+    alert_ids: int  # distinct ids of the one standing flood alert, seen so far (1 = right)
+
+    @property
+    def ok(self) -> bool:
+        return self.lost == 0 and self.duplicates == 0 and self.alert_ids == 1
+
+
+class Publisher:
+    """QoS 1 readings from ``devices`` virtual drains at ``rate`` messages/s in total,
+    on one connection; a reading counts as published once its PUBACK arrives."""
+
+    def __init__(self, settings: Settings, *, devices: int, rate: float, tag: str) -> None:
+        self.settings = settings
+        self.devices = [f"chaos-{tag}-{i:03d}" for i in range(devices)]
+        self.rate = rate
+        # Only the publishing thread calls paho's publish(); paho runs on_publish
+        # under its own lock, so the callback may take ours but publish() must not
+        # be called while holding it (that order would deadlock).
+        self._lock = threading.Lock()
+        self._inflight: dict[int, tuple[str, int]] = {}  # mid → (device, seq)
+        self._early: set[int] = set()  # PUBACKs that beat the bookkeeping of their mid
+        self._acked: dict[str, set[int]] = {d: set() for d in self.devices}
+        self._seq = dict.fromkeys(self.devices, 0)
+        self._connected = threading.Event()
+        self._halt = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"chaos-publisher-{tag}",
+            clean_session=False,  # in-flight readings are re-sent after a reconnect
+        )
+        if settings.mqtt_username:
+            self.client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
+        self.client.max_inflight_messages_set(100)
+        self.client.max_queued_messages_set(0)  # hold everything while disconnected
+        self.client.reconnect_delay_set(1, 2)
+        self.client.on_connect = lambda *_: self._connected.set()
+        self.client.on_publish = self._on_publish
+
+    def _on_publish(self, _c: object, _u: object, mid: int, _rc: object, _p: object) -> None:
+        with self._lock:
+            sent = self._inflight.pop(mid, None)
+            if sent is None:
+                self._early.add(mid)
+            else:
+                self._acked[sent[0]].add(sent[1])
+
+    def start(self) -> None:
+        self.client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=10)
+        self.client.loop_start()
+        if not self._connected.wait(20):
+            raise TimeoutError("the chaos publisher could not connect to the broker")
+        self._thread = threading.Thread(target=self._run, name="chaos-publisher", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        period = 1.0 / self.rate
+        next_at = time.monotonic()
+        last_ts = dict.fromkeys(self.devices, 0)
+        i = 0
+        while not self._halt.is_set():
+            device = self.devices[i % len(self.devices)]
+            i += 1
+            with self._lock:
+                seq = self._seq[device]
+                self._seq[device] = seq + 1
+            ts = max(int(time.time() * 1000), last_ts[device] + 1)  # unique per device
+            last_ts[device] = ts
+            payload = json.dumps({"ts": ts, "seq": seq, "boot": 1, "level_cm": 1.0})
+            topic = f"{self.settings.site}/{DISTRICT}/{KIND}/{device}/tele"
+            mid = self.client.publish(topic, payload, qos=1).mid
+            with self._lock:
+                if mid in self._early:  # acknowledged before we got here
+                    self._early.discard(mid)
+                    self._acked[device].add(seq)
+                else:
+                    self._inflight[mid] = (device, seq)
+            next_at += period
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                self._halt.wait(delay)
+            elif delay < -1.0:  # fell behind (machine busy): do not burst to catch up
+                next_at = time.monotonic()
+
+    def next_seq(self, device: str) -> int:
+        """The seq ``device``'s next reading will carry."""
+        with self._lock:
+            return self._seq[device]
+
+    def acked(self) -> dict[str, set[int]]:
+        """Per device, the seqs the broker acknowledged."""
+        with self._lock:
+            return {d: set(s) for d, s in self._acked.items()}
+
+    def published(self) -> int:
+        with self._lock:
+            return sum(len(s) for s in self._acked.values())
+
+    def unconfirmed(self) -> int:
+        with self._lock:
+            return len(self._inflight)
+
+    def stop(self, drain_s: float = 10.0) -> None:
+        self._halt.set()
+        if self._thread is not None:
+            self._thread.join()
+        deadline = time.monotonic() + drain_s
+        while self.unconfirmed() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class AlertWatch:
+    """Raises one flood alert before the scenarios and collects the ids of every
+    alert event for it: a restart of analytics must continue that alert (same id),
+    never raise it again."""
+
+    DEVICE: Final = "chaos-flood"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ids: set[str] = set()
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="chaos-alert-watch")
+        if settings.mqtt_username:
+            self.client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
+        self.client.on_connect = lambda c, *_: c.subscribe(f"{settings.site}/_alerts/#", qos=1)
+        self.client.on_subscribe = lambda *_: self._subscribed.set()
+        self.client.on_message = self._on_message
+
+    def _on_message(self, _c: object, _u: object, msg: paho.MQTTMessage) -> None:
+        try:
+            event = json.loads(msg.payload)
+        except ValueError:
+            return
+        if isinstance(event, dict) and event.get("subject") == self.DEVICE:
+            with self._lock:
+                self.ids.add(str(event.get("id")))
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.ids)
+
+    def start(self) -> None:
+        self.client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=10)
+        self.client.loop_start()
+        if not self._subscribed.wait(20):
+            raise TimeoutError("the alert watch could not subscribe")
+        reading = {"ts": int(time.time() * 1000), "seq": 0, "boot": 1, "level_cm": 20.0}
+        topic = f"{self.settings.site}/{DISTRICT}/{KIND}/{self.DEVICE}/tele"
+        self.client.publish(topic, json.dumps(reading), qos=1)
+        _wait("the standing flood alert is raised", lambda: self.count() > 0, within=20)
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class Supervisor(threading.Thread):
+    """The supervisor's loop (``deltasense up``'s), in a thread beside the test."""
+
+    def __init__(self, stack: Stack) -> None:
+        super().__init__(name="chaos-supervisor", daemon=True)
+        self.stack = stack
+        self._halt = threading.Event()
+        self.log: list[str] = []
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.log += self.stack.supervise()
+            self._halt.wait(0.1)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+
+@dataclass(frozen=True)
+class Stored:
+    points: int
+    distinct: int
+
+
+async def _stored(db: InfluxClient, site: str, devices: Sequence[str]) -> dict[str, Stored]:
+    wanted = set(devices)
+    rows = await db.query(
+        f'SELECT count("seq") AS n, count(distinct("seq")) AS d FROM {quote_ident(KIND)} '  # noqa: S608 - identifier quoted, site bound
+        'WHERE "site" = $site GROUP BY "device"',
+        params={"site": site},
+    )
+    found = {d: Stored(0, 0) for d in devices}
+    for series in rows:
+        device = series.tags.get("device", "")
+        if device in wanted:
+            (row,) = series.rows()
+            found[device] = Stored(int(row["n"]), int(row["d"]))
+    return found
+
+
+def stored_counts(settings: Settings, devices: Sequence[str]) -> dict[str, Stored]:
+    async def run() -> dict[str, Stored]:
+        async with influx_client(settings) as db:
+            return await _stored(db, settings.site, devices)
+
+    return asyncio.run(run())
+
+
+def _wait(what: str, done: Callable[[], bool], within: float) -> float:
+    started = time.monotonic()
+    while not done():
+        if time.monotonic() - started > within:
+            raise TimeoutError(f"{what}: not within {within:.0f} s")
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def _queryable(settings: Settings, device: str, seq: int) -> bool:
+    try:
+        return stored_counts(settings, [device])[device].distinct > seq
+    except Exception:  # InfluxDB down or restarting: not yet
+        return False
+
+
+def run_scenario(
+    settings: Settings,
+    stack: Stack,
+    scenario: Scenario,
+    watch: AlertWatch,
+    *,
+    devices: int,
+    rate: float,
+    lead_s: float,
+    tail_s: float,
+) -> Outcome:
+    tag = f"{scenario.victim[:6]}-{next(_RUNS)}"  # devices of their own per run
+    pub = Publisher(settings, devices=devices, rate=rate, tag=tag)
+    victim = next(p for p in stack.processes if p.name == scenario.victim)
+    pub.start()
+    try:
+        _wait("publisher connected", lambda: pub.published() > 0, within=20)
+        time.sleep(lead_s)
+        killed = time.monotonic()
+        victim.kill(hold_s=scenario.outage_s)
+        probe = pub.devices[0]
+        seq = pub.next_seq(probe)  # this reading and later ones are published after the kill
+        restart_s = _wait(
+            f"{victim.name} up again", lambda: victim.state is ProcState.UP, scenario.outage_s + 30
+        )
+        _wait("readings flow again", lambda: _queryable(settings, probe, seq), within=60)
+        recover_s = time.monotonic() - killed
+        time.sleep(tail_s)
+    finally:
+        pub.stop()
+    acked = pub.acked()
+    published = sum(len(s) for s in acked.values())
+    unconfirmed = pub.unconfirmed()
+    # Ingest flushes every ingest_flush_interval_s: give the last batch time to land.
+    deadline = time.monotonic() + 30
+    while True:
+        counts = stored_counts(settings, pub.devices)
+        lost = sum(max(0, len(acked[d]) - counts[d].distinct) for d in pub.devices)
+        if lost == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    return Outcome(
+        scenario=scenario.name,
+        published=published,
+        unconfirmed=unconfirmed,
+        stored=sum(c.distinct for c in counts.values()),
+        duplicates=sum(c.points - c.distinct for c in counts.values()),
+        lost=lost,
+        restart_s=round(restart_s, 2),
+        recover_s=round(recover_s, 2),
+        alert_ids=watch.count(),
+    )
+
+
+def chaos_settings(var_dir: Path) -> Settings:
+    """A stack of its own on free ports, so chaos never touches a running demo."""
+    return Settings(
+        site="chaos",
+        var_dir=var_dir,
+        mqtt_port=free_port(),
+        influx_port=free_port(),
+        influx_rpc_port=free_port(),
+        api_port=free_port(),
+        ingest_metrics_port=free_port(),
+        analytics_metrics_port=free_port(),
+        influx_db="chaos",
+        admin_token="chaos-admin-token-not-a-secret",
+        ingest_flush_interval_s=0.2,
+    )
+
+
+@contextmanager
+def chaos_stack(var_dir: Path | None = None) -> Iterator[tuple[Settings, Stack]]:
+    with tempfile.TemporaryDirectory(prefix="deltasense-chaos-") as tmp:
+        settings = chaos_settings(var_dir or Path(tmp) / "var")
+        stack = build_stack(settings)
+        stack.start()
+        supervisor = Supervisor(stack)
+        supervisor.start()
+        try:
+            yield settings, stack
+        finally:
+            supervisor.stop()
+            stack.stop()
+
+
+def run(
+    scenarios: Sequence[Scenario] = SCENARIOS,
+    *,
+    devices: int = 20,
+    rate: float = 200.0,
+    lead_s: float = 5.0,
+    tail_s: float = 5.0,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    outcomes = []
+    with chaos_stack() as (settings, stack):
+        watch = AlertWatch(settings)
+        watch.start()
+        try:
+            for scenario in scenarios:
+                outcome = run_scenario(
+                    settings,
+                    stack,
+                    scenario,
+                    watch,
+                    devices=devices,
+                    rate=rate,
+                    lead_s=lead_s,
+                    tail_s=tail_s,
+                )
+                outcomes.append(outcome)
+                if on_outcome:
+                    on_outcome(outcome)
+        finally:
+            watch.stop()
+    return outcomes
