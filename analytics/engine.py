@@ -863,6 +863,6 @@ _RULES: Final[tuple[tuple[str, AlertKind, str, MessageFn], ...]] = (
     ("weak-signal", "health", "device", _msg("weak-signal")),
     ("clock-skew", "health", "device", _msg("clock-skew")),
 )
-# Rules whose `for` the lighting table sets itself (REFERENCE.md: day_burn, lamp_out).
+# Rules whose `for` the lighting table sets itself (docs/REFERENCE.md: day_burn, lamp_out).
 _LIGHTING_FOR: Final = {"day-burn": "day_burn", "lamp-out": "lamp_out"}
 RULE_KINDS: Final[dict[str, AlertKind]] = {rule: kind for rule, kind, _s, _m in _RULES}

@@ -21,7 +21,7 @@ ONLINE: Final = 0
 OFFLINE: Final = 1
 SLEEPING: Final = 2
 STATUS_CODES: Final = {"online": ONLINE, "offline": OFFLINE, "sleeping": SLEEPING}
-CITY_LAT: Final = 9.29  # Bạc Liêu (REFERENCE.md); devices without a position stand here
+CITY_LAT: Final = 9.29  # Bạc Liêu (docs/REFERENCE.md); devices without a position stand here
 CITY_LON: Final = 105.72
 
 

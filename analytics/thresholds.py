@@ -1,6 +1,6 @@
 """Rule thresholds: shipped defaults (``thresholds.toml``) plus an optional site override.
 
-Thresholds never live as literals in rule code (REFERENCE.md).  The defaults
+Thresholds never live as literals in rule code (docs/REFERENCE.md).  The defaults
 ship as package data next to this module; ``settings.thresholds_file`` may
 name a TOML file that is merged over them table by table, so a site overrides
 one key without copying the rest.  Everything is validated once, at start-up,
@@ -45,7 +45,7 @@ class Squall(_Model):
 
 
 class GustFront(_Model):
-    """Surface signature of a gust front (REFERENCE.md), compared over ``window_min``."""
+    """Surface signature of a gust front (docs/REFERENCE.md), compared over ``window_min``."""
 
     window_min: int = Field(default=10, ge=2)
     t_drop_c: float = Field(default=3.0, gt=0)

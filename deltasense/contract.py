@@ -1,4 +1,4 @@
-"""The DeltaSense wire contract v1 (``CONTRACT.md``), defined once.
+"""The DeltaSense wire contract v1 (``docs/CONTRACT.md``), defined once.
 
 Pure functions only: topic grammar, the reading types per kind, and decoding of
 ``tele``, ``status`` and ``meta`` payloads into one normalised record type.

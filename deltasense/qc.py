@@ -1,8 +1,8 @@
 """Range quality control: which fields of a reading are physically impossible.
 
 A flagged value is kept (stored with a ``qc`` flag) but never used by alert
-rules (CONTRACT.md, "What the platform does with bad input").  Ranges follow
-the WMO AWS guidelines quoted in REFERENCE.md, with a tighter air-temperature
+rules (docs/CONTRACT.md, "What the platform does with bad input").  Ranges follow
+the WMO AWS guidelines quoted in docs/REFERENCE.md, with a tighter air-temperature
 range for Bạc Liêu's tropical lowland climate; the rest are device limits.
 """
 

@@ -133,7 +133,7 @@ def node_config(
     for name, value in (("device", device), ("district", district), ("site", site)):
         if not is_ident(value):
             raise FlashError(
-                f"--{name} {value!r} must match {IDENT_PATTERN} (CONTRACT.md identifiers)"
+                f"--{name} {value!r} must match {IDENT_PATTERN} (docs/CONTRACT.md identifiers)"
             )
     if board not in boards():
         raise FlashError(f"--board {board!r} is unknown; known: {', '.join(boards())}")

@@ -1,7 +1,7 @@
 """Street-lighting and energy rules (pure, over lamp and meter window arrays).
 
 Failure signatures after the TALQ lamp monitor and municipal complaint types
-(REFERENCE.md): day-burning, lamp out, power drift, cycling; plus dimming
+(docs/REFERENCE.md): day-burning, lamp out, power drift, cycling; plus dimming
 opportunities priced with the public-lighting tariff, and cabinet (meter)
 consumption against the cabinet's own robust baseline.
 

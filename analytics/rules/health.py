@@ -2,7 +2,7 @@
 
 Offline after missed reporting intervals (or a Last-Will ``offline``), mass outage
 (a share of a district silent at once: power or backhaul), stuck sensors and
-spikes (WMO AWS stuck/step tests, REFERENCE.md), out-of-range streams (QC
+spikes (WMO AWS stuck/step tests, docs/REFERENCE.md), out-of-range streams (QC
 flags), low battery, weak signal, clock skew.
 """
 

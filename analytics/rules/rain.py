@@ -7,7 +7,7 @@ total over a span is the counter's increase over that span
 window, so they are exact to the hour: the newest reading of the hour before
 the span's start is its base.
 
-``heavy-rain`` per station [design, from the REFERENCE.md classes]:
+``heavy-rain`` per station [design, from the docs/REFERENCE.md classes]:
 warning for ≥ 25 mm/h (urban warning) or a heavy day (≥ 51 mm) while it still
 rains heavily (≥ 7.6 mm/h); critical for ≥ 50 mm/h (violent), ≥ 76 mm/3 h (the
 urban drainage design rain) or a very heavy day (> 100 mm) while it still rains

@@ -117,7 +117,7 @@ def semidiurnal_wave(slot_times_ms: I64, storm: Storm) -> F32:
     """The fixed S2 model: A·cos(2π(h − h_high)/12) with h the local hour.
 
     Why fixed and not fitted: the wave's amplitude and phase are stable
-    climatology in the tropics (REFERENCE.md: ±1.5 hPa, highs ~10:00/22:00), while
+    climatology in the tropics (docs/REFERENCE.md: ±1.5 hPa, highs ~10:00/22:00), while
     a per-station fit needs a day or more of clean data and would partly absorb
     the very storm trough we look for.  Both parameters are in the config.
     """

@@ -4,7 +4,7 @@ The NOAA Global Monitoring Division's fractional-year series for the equation
 of time and the declination, good to about a minute for sunrise and sunset at
 our latitude.  Sunrise/sunset use the zenith 90°50′ (90.833°: refraction and the
 sun's radius), as in the "Almanac for computers" algorithm cited in
-REFERENCE.md.  All functions take one time and arrays of positions.
+docs/REFERENCE.md.  All functions take one time and arrays of positions.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ day, moderate rain during a storm), but missing them is no fault.
 
 ``evidence_ms`` is how long an event must have lasted before its definition can
 call it at all: a device is offline only after it missed 3 reporting intervals, a
-sensor stuck only after 60 min without change (REFERENCE.md, "Data quality" and
+sensor stuck only after 60 min without change (docs/REFERENCE.md, "Data quality" and
 "Defaults to ship").  Detection delays are measured from ``start_ms + evidence_ms``
 (the engine's own latency); the delay from the onset is reported beside them.
 """

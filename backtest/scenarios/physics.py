@@ -57,7 +57,7 @@ SPEED_DEG_H: Final[dict[str, float]] = {
 }
 # Amplitudes at the Bạc Liêu coast, m: PLAUSIBLE values for the irregular
 # semi-diurnal East Sea tide there (form factor (K1+O1)/(M2+S2) ≈ 0.86; a
-# spring range of 3-4 m, REFERENCE.md), not the result of a harmonic analysis.
+# spring range of 3-4 m, docs/REFERENCE.md), not the result of a harmonic analysis.
 AMPLITUDE_M: Final[dict[str, float]] = {"M2": 0.80, "S2": 0.32, "K1": 0.55, "O1": 0.42}
 
 

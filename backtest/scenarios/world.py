@@ -180,7 +180,7 @@ class World:
                 drain = None
                 if not canal:
                     ratio, runoff = drng.uniform(8.0, 14.0), drng.uniform(0.7, 0.9)
-                    # Drains sized for 20-30 mm/h of rain (HCMC designs ~25 mm/h, REFERENCE.md).
+                    # Drains sized for 20-30 mm/h of rain (HCMC designs ~25 mm/h, docs/REFERENCE.md).
                     cap = P.design_capacity_mm_h(ratio, runoff, drng.uniform(20.0, 30.0))
                     drain = P.Drain(
                         ratio,
@@ -651,7 +651,7 @@ class World:
 
     def _evidence_ms(self, fault: F.Fault, device: str) -> int:
         """How long the fault must last before its definition can call it: offline
-        after 3 missed intervals and stuck over 60 min (REFERENCE.md), a drift once
+        after 3 missed intervals and stuck over 60 min (docs/REFERENCE.md), a drift once
         the median of its window (half of it) has drifted, cycling once the switches
         per hour have happened."""
         t = self.thresholds

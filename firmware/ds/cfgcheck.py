@@ -50,7 +50,7 @@ SCHEMA = {
 }
 
 def _is_ident(s: str) -> bool:
-    # CONTRACT.md identifiers: [a-z0-9][a-z0-9-]{0,31}
+    # docs/CONTRACT.md identifiers: [a-z0-9][a-z0-9-]{0,31}
     if not 1 <= len(s) <= 32:
         return False
     for i, ch in enumerate(s):

@@ -6,7 +6,7 @@
 # a virtual clock (``ds.hal_cpython.VirtualTime``) can run a simulated day in
 # seconds.
 #
-# Wall clock: the node has no ``ts`` until the first NTP sync (CONTRACT.md).
+# Wall clock: the node has no ``ts`` until the first NTP sync (docs/CONTRACT.md).
 import asyncio
 
 from ds import hal

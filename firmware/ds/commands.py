@@ -1,6 +1,6 @@
 """Command handling: ``cmd`` payload in, ``ack`` payload out.
 
-Commands (CONTRACT.md ``cmd``: ``{"id", "name", "args", "expires"}``):
+Commands (docs/CONTRACT.md ``cmd``: ``{"id", "name", "args", "expires"}``):
 
 - ``set_dim`` ``{"pct": 0..100, "duration_s": 1..86400 (optional)}``: lamp output
   level (0 = off), until the next order or for ``duration_s``, after which the

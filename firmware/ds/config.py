@@ -39,7 +39,7 @@ DEFAULTS = {
     "station": "drain",
     # timing [design]
     "interval_s": 60,
-    "idle_interval_s": 300,  # water: FloodNet's one reading every 300 s (REFERENCE.md)
+    "idle_interval_s": 300,  # water: FloodNet's one reading every 300 s (docs/REFERENCE.md)
     "event_interval_s": 60,
     "publish_interval_s": 10,
     "ntp_host": "pool.ntp.org",
@@ -49,11 +49,11 @@ DEFAULTS = {
     # water
     "mount_mm": 2000,
     "water_sensor": "a02yyuw",  # or "jsn-sr04t" (trigger/echo)
-    "warn_level_cm": 7.6,  # 76 mm on the street (REFERENCE.md, FloodNet)
-    "rise_mm_per_5min": 25,  # drain_rise_warning_mm_per_5min (REFERENCE.md)
+    "warn_level_cm": 7.6,  # 76 mm on the street (docs/REFERENCE.md, FloodNet)
+    "rise_mm_per_5min": 25,  # drain_rise_warning_mm_per_5min (docs/REFERENCE.md)
     # weather
-    "rain_mm_per_tip": 0.2794,  # Argent 80422 (REFERENCE.md)
-    # lamp (REFERENCE.md lighting defaults)
+    "rain_mm_per_tip": 0.2794,  # Argent 80422 (docs/REFERENCE.md)
+    # lamp (docs/REFERENCE.md lighting defaults)
     "photocell_on_lux": 16,
     "photocell_off_lux": 65,
     "dim_profile": {"22:00": 70, "00:00": 50, "05:00": 100},

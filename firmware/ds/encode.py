@@ -1,4 +1,4 @@
-"""Readings and control messages as contract JSON (CONTRACT.md, v1).
+"""Readings and control messages as contract JSON (docs/CONTRACT.md, v1).
 
 Pure functions: dicts in, UTF-8 bytes out. Readings are encoded once, when
 taken, and stored as bytes in the spool; :func:`batch_into` joins stored
@@ -12,19 +12,19 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-# CONTRACT.md "Reading": at most 4 KiB per message, at most 100 readings a batch.
+# docs/CONTRACT.md "Reading": at most 4 KiB per message, at most 100 readings a batch.
 MAX_PAYLOAD_BYTES = 4096
 MAX_BATCH = 100
 
 KINDS = ("weather", "water", "lamp", "meter")
-# CONTRACT.md "Fields by kind".
+# docs/CONTRACT.md "Fields by kind".
 FIELDS = {
     "weather": ("t_c", "rh_pct", "p_hpa", "wind_ms", "gust_ms", "wind_dir_deg", "rain_mm_total", "lux"),
     "water": ("level_cm", "dist_mm"),
     "lamp": ("on", "dim_pct", "power_w", "energy_wh_total", "lux"),
     "meter": ("v", "a", "power_w", "pf", "hz", "energy_wh_total"),
 }
-# CONTRACT.md "optional health".
+# docs/CONTRACT.md "optional health".
 HEALTH = ("rssi_dbm", "batt_v", "heap_b", "up_s")
 _INT_HEALTH = ("heap_b", "up_s")
 # Decimal places kept per field: below sensor resolution, and keeps payloads small.
@@ -199,7 +199,7 @@ def meta(
     lon: "float | None" = None,
     station: "str | None" = None,
 ) -> bytes:
-    """Retained birth record (CONTRACT.md ``meta``; ``station`` for water nodes)."""
+    """Retained birth record (docs/CONTRACT.md ``meta``; ``station`` for water nodes)."""
     out: "dict[str, Any]" = {
         "fw": fw[:64],
         "hw": hw[:64],

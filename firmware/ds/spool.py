@@ -204,7 +204,7 @@ class Counters:
         hal.atomic_write(self.path, json.dumps(self.values).encode())
 
     def begin_boot(self) -> int:
-        """Count a boot: ``boot`` + 1 and ``seq`` back to 0 (CONTRACT.md:
+        """Count a boot: ``boot`` + 1 and ``seq`` back to 0 (docs/CONTRACT.md:
         ``seq`` restarts at 0 on boot). Saved at once; returns the boot number."""
         self.values["boot"] = int(self.values.get("boot", -1)) + 1
         self.values["seq"] = 0

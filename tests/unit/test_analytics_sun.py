@@ -1,4 +1,4 @@
-"""NOAA sun position: sunrise/sunset at Bạc Liêu within REFERENCE.md's ranges."""
+"""NOAA sun position: sunrise/sunset at Bạc Liêu within docs/REFERENCE.md's ranges."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def test_sunrise_and_sunset_over_a_year_stay_in_the_reference_ranges() -> None:
         r, s = sun.sunrise_sunset_ms(t, [9.29], [105.72])
         rises.append(local(r[0]))
         sets.append(local(s[0]))
-    # REFERENCE.md says "roughly 05:39–06:17 and 17:34–18:19": within a few minutes
+    # docs/REFERENCE.md says "roughly 05:39–06:17 and 17:34–18:19": within a few minutes
     assert dt.time(5, 34) <= min(rises) <= dt.time(5, 44)
     assert dt.time(6, 12) <= max(rises) <= dt.time(6, 22)
     assert dt.time(17, 29) <= min(sets) <= dt.time(17, 39)

@@ -40,7 +40,7 @@ def test_tide_is_the_sum_of_m2_s2_k1_o1_with_their_periods() -> None:
 
 
 def test_king_tide_tops_bd3_and_neap_tide_stays_far_below() -> None:
-    bd3 = 2.20  # Gành Hào, REFERENCE.md
+    bd3 = 2.20  # Gành Hào, docs/REFERENCE.md
     king = P.Tide(ref_s=0.0, mean_m=0.30, parts=P.constituents())
     neap = P.Tide(ref_s=0.0, mean_m=0.0, parts=P.constituents({"S2": 180.0, "O1": 180.0}))
     day = [i * 300.0 for i in range(-288, 289)]  # 48 h around the peak

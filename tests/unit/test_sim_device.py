@@ -149,7 +149,7 @@ def test_lamp_energy_matches_power_over_time() -> None:
 
 
 def test_reboot_restarts_seq_but_keeps_the_energy_register() -> None:
-    # The firmware keeps boot in flash and seq from 0 per boot (CONTRACT.md); the
+    # The firmware keeps boot in flash and seq from 0 per boot (docs/CONTRACT.md); the
     # lamp's energy register is the metering chip's and survives a reboot of the node.
     spec = next(s for s in city() if s.kind is Kind.LAMP)
     device = VirtualDevice(spec, boot=2, boot_ts=DAY0)

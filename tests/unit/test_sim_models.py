@@ -24,7 +24,7 @@ def test_local_hour_is_utc_plus_7() -> None:
 
 @pytest.mark.parametrize("month", [1, 4, 6, 9, 12])
 def test_sunrise_and_sunset_match_the_reference_window(month: int) -> None:
-    # REFERENCE.md: sunrise 05:39-06:17, sunset 17:34-18:19 local (refraction: -0.833°).
+    # docs/REFERENCE.md: sunrise 05:39-06:17, sunset 17:34-18:19 local (refraction: -0.833°).
     start = datetime(2025, month, 15, 17, 0, tzinfo=UTC)  # local midnight
     crossings = []
     prev = models.solar_elevation_deg(start.timestamp())

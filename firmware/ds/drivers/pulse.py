@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 RAIN_MM_PER_TIP = 0.2794  # SEN-15901 datasheet, rain gauge
 WIND_MS_PER_HZ = 2.4 / 3.6  # SEN-15901 datasheet, anemometer: 2.4 km/h per Hz
 # Debounce [design]: a bucket cannot tip faster than ~every 0.1 s even at
-# 40 mm/min (REFERENCE.md QC limit: 143 tips/min); the anemometer closes once
+# 40 mm/min (docs/REFERENCE.md QC limit: 143 tips/min); the anemometer closes once
 # per turn, 75 m/s (QC max) is 112 Hz, so 5 ms keeps every real pulse.
 RAIN_DEBOUNCE_MS = 100
 WIND_DEBOUNCE_MS = 5

@@ -1,7 +1,7 @@
 """Ultrasonic water-level sensors: JSN-SR04T (trigger/echo) and A02YYUW (UART).
 
-Level = mount height − distance (FIWARE FloodMonitoring, REFERENCE.md). Median
-of 5 pings (NYC FloodNet practice, REFERENCE.md) rejects single bad echoes
+Level = mount height − distance (FIWARE FloodMonitoring, docs/REFERENCE.md). Median
+of 5 pings (NYC FloodNet practice, docs/REFERENCE.md) rejects single bad echoes
 from ripples and spray.
 """
 
@@ -12,8 +12,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-PINGS = 5  # REFERENCE.md: median of 5 pings
-PING_GAP_MS = 150  # REFERENCE.md: pings 150 ms apart
+PINGS = 5  # docs/REFERENCE.md: median of 5 pings
+PING_GAP_MS = 150  # docs/REFERENCE.md: pings 150 ms apart
 # JSN-SR04T datasheet: trigger pulse >= 10 µs; range 25..450 cm.
 TRIGGER_US = 10
 JSN_MIN_MM = 250
