@@ -18,7 +18,8 @@ from deltasense.contract import Command
 from deltasense.influx import InfluxClient
 from deltasense.mqtt import make_client
 from deltasense.settings import Settings
-from tests.integration.test_analytics_service import WAIT_S, Drains, Watcher, running, subject_is
+
+from .analytics_support import WAIT_S, Drains, running, subject_is
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +29,6 @@ async def test_flood_orders_lamps_to_full_brightness_and_last_will_raises_offlin
     settings: Settings,
 ) -> None:
     site = settings.site
-    watcher = Watcher()
     async with (
         make_client(settings, identifier=f"{site}-lamp") as lamp,
         running(settings),
@@ -76,4 +76,3 @@ async def test_flood_orders_lamps_to_full_brightness_and_last_will_raises_offlin
         "lp-x", "set_dim", command.id, "analytics",
     )  # fmt: skip
     assert json.loads(row["args"]) == {"pct": 100, "duration_s": 1800}
-    del watcher
