@@ -5,6 +5,9 @@ InfluxDB, started once per test session on free ports in a temporary directory
 by the same code that ``deltasense up`` uses.  Each test gets its own site
 (MQTT topic prefix) and its own InfluxDB database, so tests never see each
 other's data.
+
+``thresholds`` is the shipped analytics thresholds, for any test (unit or
+integration) that needs them.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from analytics.thresholds import Thresholds, load_thresholds
 from deltasense.influx import InfluxClient, influx_client
 from deltasense.settings import Settings
 from tests.support import Services
@@ -25,6 +29,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration/" in str(item.path).replace("\\", "/"):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture
+def thresholds() -> Thresholds:
+    """The shipped defaults (analytics/thresholds.toml), loaded afresh for each test
+    so that one test's change to a nested value cannot leak into another."""
+    return load_thresholds()
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from analytics import service as analytics_service
-from analytics.thresholds import load_thresholds
+from analytics.thresholds import Thresholds
 from backtest import scenarios
 from backtest.runner import replay, report, run_scenario
 from backtest.scenarios import wire
@@ -71,10 +71,13 @@ class SimClock:
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("seed", LIVE_SEEDS)
 async def test_live_run_raises_the_alerts_of_the_backtest(
-    settings: Settings, influx: InfluxClient, monkeypatch: pytest.MonkeyPatch, seed: int
+    settings: Settings,
+    influx: InfluxClient,
+    thresholds: Thresholds,
+    monkeypatch: pytest.MonkeyPatch,
+    seed: int,
 ) -> None:
     settings = settings.model_copy(update={"analytics_tick_s": 0.05})
-    thresholds = load_thresholds()
     minutes = scenarios.get(SCENARIO).build(seed, None, settings.site).minutes
     start = _start_near_now(minutes)
     expected = report(run_scenario(SCENARIO, seed, thresholds, start_ms=start, site=settings.site))
@@ -140,9 +143,8 @@ async def test_live_run_raises_the_alerts_of_the_backtest(
 
 @pytest.mark.timeout(60)
 async def test_replay_from_influxdb_matches_the_backtest(
-    settings: Settings, influx: InfluxClient
+    settings: Settings, influx: InfluxClient, thresholds: Thresholds
 ) -> None:
-    thresholds = load_thresholds()
     start = _start_near_now(70)  # a window in the past, as operators replay
     run = scenarios.simulate(SCENARIO, SEED, start_ms=start, site=settings.site)
     lines = [reading_line(r) for r in run.readings()]

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from analytics.thresholds import load_thresholds
+from analytics.thresholds import Thresholds
 from backtest import scenarios
 from backtest.scenarios import physics as P
 
@@ -119,8 +119,8 @@ def test_cyclone_pressure_and_winds() -> None:
     assert cyclone.track.at(7200.0) == pytest.approx((-40.0, 0.0))
 
 
-def test_cabinet_draws_its_base_load_plus_its_lamps() -> None:
-    world = scenarios.build("lamp-faults", 3, thresholds=load_thresholds())
+def test_cabinet_draws_its_base_load_plus_its_lamps(thresholds: Thresholds) -> None:
+    world = scenarios.build("lamp-faults", 3, thresholds=thresholds)
     metered = [m for m, st in world.meters.items() if st.lamps]
     assert metered
     lamps_on_cabinets = sum(len(world.meters[m].lamps) for m in world.meters)
@@ -136,8 +136,8 @@ def test_cabinet_draws_its_base_load_plus_its_lamps() -> None:
     assert lit > 0
 
 
-def test_lamps_follow_photocell_and_dim_schedule() -> None:
-    world = scenarios.build("hot-dry-day", 2, thresholds=load_thresholds())
+def test_lamps_follow_photocell_and_dim_schedule(thresholds: Thresholds) -> None:
+    world = scenarios.build("hot-dry-day", 2, thresholds=thresholds)
     by_hour: dict[int, list[tuple[bool, float]]] = {}
     for minute in range(24 * 60):
         world.step()

@@ -8,7 +8,7 @@ from functools import cache
 
 import pytest
 
-from analytics.thresholds import load_thresholds
+from analytics.thresholds import Thresholds
 from backtest import scenarios
 from backtest.scenarios import faults as F
 from backtest.scenarios import wire
@@ -122,8 +122,7 @@ def test_fault_scenarios_label_every_fault() -> None:
     assert (mass.what, mass.scope, mass.kind) == ("mass-outage", "district", "health")
 
 
-def test_labels_carry_the_time_their_definition_needs() -> None:
-    th = load_thresholds()
+def test_labels_carry_the_time_their_definition_needs(thresholds: Thresholds) -> None:
     evidence = {
         lb.what: lb.evidence_ms
         for name in ("lamp-faults", "sensor-faults")
@@ -131,22 +130,26 @@ def test_labels_carry_the_time_their_definition_needs() -> None:
         if lb.expected
     }
     assert evidence["offline"] == 3 * 300 * 1000  # lamps and drains report every 300 s
-    assert evidence["stuck"] == th.health.stuck.window_min * MIN
-    assert evidence["power-drift"] == th.lighting.drift_window_min * MIN // 2
-    assert evidence["cycling"] == th.lighting.cycling_switches_per_h * 5 * MIN  # 10-min period
+    assert evidence["stuck"] == thresholds.health.stuck.window_min * MIN
+    assert evidence["power-drift"] == thresholds.lighting.drift_window_min * MIN // 2
+    switches_per_h = thresholds.lighting.cycling_switches_per_h
+    assert evidence["cycling"] == switches_per_h * 5 * MIN  # 10-min period
     assert evidence["day-burning"] == evidence["lamp-out"] == evidence["spike"] == 0
 
 
-def test_the_scenario_lamp_register_stands_in_for_a_site_file_unless_one_rates_lamps() -> None:
+def test_the_scenario_lamp_register_stands_in_for_a_site_file_unless_one_rates_lamps(
+    thresholds: Thresholds,
+) -> None:
     from backtest.runner import with_lamp_register
 
-    th = load_thresholds()
-    world = scenarios.build("lamp-faults", 1, thresholds=th)
+    world = scenarios.build("lamp-faults", 1, thresholds=thresholds)
     ratings = world.lamp_ratings()
     assert ratings and set(ratings.values()) <= {60.0, 90.0, 120.0, 150.0, 200.0, 250.0}
-    registered = with_lamp_register(th, ratings)
-    assert registered.lighting.lamps_rated_w == ratings and th.lighting.lamps_rated_w == {}
-    fleet = th.model_copy(update={"lighting": th.lighting.model_copy(update={"rated_w": 150.0})})
+    registered = with_lamp_register(thresholds, ratings)
+    assert registered.lighting.lamps_rated_w == ratings and thresholds.lighting.lamps_rated_w == {}
+    fleet = thresholds.model_copy(
+        update={"lighting": thresholds.lighting.model_copy(update={"rated_w": 150.0})}
+    )
     assert with_lamp_register(fleet, ratings) is fleet
 
 
@@ -194,18 +197,17 @@ def test_outage_silences_mains_devices_and_they_reboot() -> None:
     assert float(after.fields["energy_wh_total"]) < float(before.fields["energy_wh_total"])
 
 
-def test_storm_scenarios_label_storm_and_flood_events() -> None:
+def test_storm_scenarios_label_storm_and_flood_events(thresholds: Thresholds) -> None:
     r = run("flash-flood")
     whats = {lb.what for lb in r.labels if lb.expected}
     assert {"street-flood", "station-storm", "city-storm"} <= whats
-    th = load_thresholds()
-    world = scenarios.build("flash-flood", 1, thresholds=th)
+    world = scenarios.build("flash-flood", 1, thresholds=thresholds)
     for _ in range(world.config.minutes):
         world.step()
     for label in (lb for lb in r.labels if lb.what == "street-flood"):
         depth = world.truth[label.subject]["depth_mm"]
         i = (label.start_ms - world.config.start_ms) // MIN
-        assert depth[i] >= th.flood.street_warning_mm > depth[i - 1]
+        assert depth[i] >= thresholds.flood.street_warning_mm > depth[i - 1]
 
 
 def test_intervals_merge_close_runs() -> None:
