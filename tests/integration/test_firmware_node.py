@@ -345,7 +345,15 @@ async def test_broker_outage_of_60_s_loses_no_reading(settings: Settings, tmp_pa
     )
 
 
-async def test_commands_and_cfg_on_a_lamp(settings: Settings) -> None:
+async def test_commands_and_cfg_on_a_lamp(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    printed: list[str] = []  # the node's console (it prints why it refuses a cfg)
+
+    def console() -> str:
+        printed.append(capsys.readouterr().out)
+        return "".join(printed)
+
     rec = Recorder(settings.mqtt_port, settings.site)
     rec_task = asyncio.create_task(rec.run())
     device = node_device(spec_of(Kind.LAMP), settings.site, settings.mqtt_port)
@@ -405,7 +413,8 @@ async def test_commands_and_cfg_on_a_lamp(settings: Settings) -> None:
             old_hash = dev.node.config.hash
             old_interval = dev.node.config.cfg["photocell_on_lux"]
             await ops.publish(base + "/cfg", b'{"photocell_on_lux": "dark"}', qos=1, retain=True)
-            await asyncio.sleep(1.0)
+            await until(lambda: "cfg refused:" in console(), within=10)
+            assert "photocell_on_lux" in console()
             assert dev.node.config.hash == old_hash
             assert dev.node.config.cfg["photocell_on_lux"] == old_interval
             await ops.publish(base + "/cfg", b'{"photocell_on_lux": 12}', qos=1, retain=True)
