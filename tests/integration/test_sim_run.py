@@ -35,8 +35,19 @@ from tools.devstack import free_port, mosquitto_process
 class Recorder:
     """Collects every message under ``{site}/#`` while its task runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, client: aiomqtt.Client, barrier_topic: str) -> None:
         self.messages: list[aiomqtt.Message] = []
+        self.client = client
+        self.barrier_topic = barrier_topic  # outside ``{site}/#``: no other recorder sees it
+        self.barrier_seen = asyncio.Event()
+
+    async def settled(self) -> None:
+        """Returns once every message the broker had for this recorder when called has
+        arrived: the broker delivers to a subscriber in order, so a message the recorder
+        sends itself comes after the retained copies and everything published before."""
+        self.barrier_seen.clear()
+        await self.client.publish(self.barrier_topic, b"barrier", qos=1)
+        await asyncio.wait_for(self.barrier_seen.wait(), timeout=5)
 
     def on(self, channel: Channel) -> list[aiomqtt.Message]:
         return [m for m in self.messages if parse_topic(str(m.topic)).channel is channel]
@@ -58,14 +69,18 @@ class Recorder:
 async def recording(
     settings: Settings, name: str, filters: tuple[str, ...] = ("#",)
 ) -> AsyncIterator[Recorder]:
-    rec = Recorder()
     async with make_client(settings, identifier=f"{settings.site}-{name}") as client:
+        rec = Recorder(client, f"_barrier/{settings.site}/{name}")
         for f in filters:
             await client.subscribe(f"{settings.site}/{f}", qos=1)
+        await client.subscribe(rec.barrier_topic, qos=1)
 
         async def pump() -> None:
             async for message in client.messages:
-                rec.messages.append(message)
+                if str(message.topic) == rec.barrier_topic:
+                    rec.barrier_seen.set()
+                else:
+                    rec.messages.append(message)
 
         task = asyncio.create_task(pump())
         try:
@@ -87,9 +102,9 @@ async def until(predicate: Callable[[], bool], within: float = 10.0) -> None:
 async def retained(settings: Settings, name: str, count: int) -> Recorder:
     """Subscribe afresh and return the retained messages (status + meta of ``count`` devices)."""
     async with recording(settings, name, ("+/+/+/status", "+/+/+/meta")) as rec:
-        await until(lambda: sum(m.retain for m in rec.messages) >= count, within=5)
-        await asyncio.sleep(0.2)  # nothing more is retained
+        await rec.settled()  # every retained message has arrived
     rec.messages = [m for m in rec.messages if m.retain]
+    assert len(rec.messages) >= count, [m.topic for m in rec.messages]
     return rec
 
 
@@ -112,7 +127,7 @@ async def test_eight_devices_publish_births_telemetry_and_goodbyes(settings: Set
         during = await retained(settings, "during", count=16)
         stats: SimStats = await asyncio.wait_for(run, timeout=20)
         await until(lambda: all(b'"offline"' in live.status(i)[-1] for i in ids))
-        await asyncio.sleep(0.2)  # and nothing after the goodbyes
+        await live.settled()  # whatever a device sent after its goodbye is here now
 
     for spec in specs:
         status = [
@@ -243,7 +258,7 @@ async def test_devices_reconnect_after_a_broker_restart(settings: Settings, tmp_
         async with recording(own, "before") as before:
             await until(lambda: len({r.device for r in before.tele()}) == 2)
         broker.stop()
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # the outage itself: both devices lose the broker for 1 s
         await asyncio.to_thread(broker.start)
         async with recording(own, "after") as after:
             await until(lambda: len({r.device for r in after.tele()}) == 2, within=30)
