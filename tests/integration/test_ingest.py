@@ -172,9 +172,10 @@ async def test_redelivered_readings_are_stored_once(
     await publish(
         settings, [(topic, reading), (topic, stamped), (topic, reading), (topic, stamped)]
     )
+    # Barrier: ingest takes messages in order and writes them in order, so once seq 11
+    # (published after every copy) is stored, any duplicate stored would be there too.
     await publish(settings, [(topic, b'{"seq":11,"boot":2,"ts":%d,"level_cm":6}' % (ts + 5))])
-    await eventually(lambda: _at_least(rows(influx, 'SELECT "seq" FROM "water"'), 3))
-    await asyncio.sleep(0.3)  # give any duplicate time to land
+    await eventually(lambda: _with_seq(rows(influx, 'SELECT "seq" FROM "water"'), 11))
     stored = await rows(influx, 'SELECT "seq" FROM "water"')
     assert sorted(r["seq"] for r in stored) == [9, 10, 11]
 
@@ -182,6 +183,11 @@ async def test_redelivered_readings_are_stored_once(
 async def _at_least(query: Awaitable[list[dict[str, Any]]], n: int) -> list[dict[str, Any]]:
     found = await query
     return found if len(found) >= n else []
+
+
+async def _with_seq(query: Awaitable[list[dict[str, Any]]], seq: int) -> list[dict[str, Any]]:
+    found = await query
+    return found if any(r["seq"] == seq for r in found) else []
 
 
 async def test_nothing_lost_while_ingest_is_down(settings: Settings, influx: InfluxClient) -> None:
