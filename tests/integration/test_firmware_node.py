@@ -110,7 +110,7 @@ class Recorder:
                         assert isinstance(m.payload, bytes)
                         self.messages.append((str(m.topic), m.payload, m.retain))
             except aiomqtt.MqttError:
-                await asyncio.sleep(0.3)
+                await asyncio.sleep(0.3)  # the broker is away: retry shortly
 
     def channel(self, name: str) -> list[bytes]:
         return [p for t, p, _ in self.messages if t.endswith("/" + name)]
