@@ -40,7 +40,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from deltasense.influx import InfluxClient, influx_client, quote_ident
 from deltasense.settings import Settings
-from tools.devstack import ProcState, Stack, free_port
+from tools.devstack import BROKER_AUTOSAVE_CHANGES, ProcState, Stack, free_port
 from tools.stack import build_stack
 
 _LOG = logging.getLogger(__name__)
@@ -52,20 +52,35 @@ KIND: Final = "water"
 
 @dataclass(frozen=True)
 class Scenario:
-    """Kill ``victim`` after ``lead_s`` of steady load; keep it down ``outage_s``."""
+    """Kill ``victim`` after ``lead_s`` of steady load; keep it down ``outage_s``.
+
+    With ``backlog_s``, ingest is killed first and kept down that long, so readings
+    wait in the broker's queue for its persistent session when the victim dies.
+    """
 
     name: str
     victim: str
     outage_s: float = 0.0
+    backlog_s: float = 0.0
+    allowed_loss: int = 0  # a documented window (Mosquitto's crash window), else 0
 
 
-SCENARIOS: Final = (
-    Scenario("kill -9 ingest", "ingest"),
-    Scenario("kill -9 analytics", "analytics"),
-    Scenario("kill -9 api", "api"),
-    Scenario("kill -9 mosquitto", "mosquitto"),
-    Scenario("influxdb down 60 s", "influxdb", outage_s=60.0),
-)
+SCENARIOS: Final = {
+    "ingest": Scenario("kill -9 ingest", "ingest"),
+    "analytics": Scenario("kill -9 analytics", "analytics"),
+    "api": Scenario("kill -9 api", "api"),
+    "mosquitto": Scenario("kill -9 mosquitto", "mosquitto"),
+    "influxdb": Scenario("influxdb down 60 s", "influxdb", outage_s=60.0),
+    # Mosquitto 2.0 keeps queued messages in memory and saves them every
+    # BROKER_AUTOSAVE_CHANGES changes: a crash while readings wait for ingest
+    # loses at most that many (the only loss the platform documents).
+    "mosquitto-backlog": Scenario(
+        "kill -9 mosquitto, 5 s backlog",
+        "mosquitto",
+        backlog_s=5.0,
+        allowed_loss=BROKER_AUTOSAVE_CHANGES,
+    ),
+}
 
 
 @dataclass
@@ -78,11 +93,12 @@ class Outcome:
     lost: int
     restart_s: float  # kill → the victim is up again
     recover_s: float  # kill → a reading published after the kill is queryable
-    alert_ids: int  # distinct ids of the one standing flood alert, seen so far (1 = right)
+    alert_ids: int  # most ids seen for one (rule, subject) of the standing alert (1 = right)
+    allowed_loss: int = 0
 
     @property
     def ok(self) -> bool:
-        return self.lost == 0 and self.duplicates == 0 and self.alert_ids == 1
+        return self.lost <= self.allowed_loss and self.duplicates == 0 and self.alert_ids == 1
 
 
 class Publisher:
@@ -200,7 +216,7 @@ class AlertWatch:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.ids: set[str] = set()
+        self.ids: dict[str, set[str]] = {}  # rule → alert ids
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="chaos-alert-watch")
@@ -217,11 +233,12 @@ class AlertWatch:
             return
         if isinstance(event, dict) and event.get("subject") == self.DEVICE:
             with self._lock:
-                self.ids.add(str(event.get("id")))
+                self.ids.setdefault(str(event.get("rule")), set()).add(str(event.get("id")))
 
     def count(self) -> int:
+        """The most distinct ids any one rule raised for the standing alert's drain."""
         with self._lock:
-            return len(self.ids)
+            return max((len(ids) for ids in self.ids.values()), default=0)
 
     def start(self) -> None:
         self.client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=10)
@@ -321,6 +338,10 @@ def run_scenario(
     try:
         _wait("publisher connected", lambda: pub.published() > 0, within=20)
         time.sleep(lead_s)
+        if scenario.backlog_s:
+            ingest = next(p for p in stack.processes if p.name == "ingest")
+            ingest.kill(hold_s=scenario.backlog_s + 1.0)  # back 1 s after the victim's kill
+            time.sleep(scenario.backlog_s)
         killed = time.monotonic()
         victim.kill(hold_s=scenario.outage_s)
         probe = pub.devices[0]
@@ -354,6 +375,7 @@ def run_scenario(
         restart_s=round(restart_s, 2),
         recover_s=round(recover_s, 2),
         alert_ids=watch.count(),
+        allowed_loss=scenario.allowed_loss,
     )
 
 
@@ -390,7 +412,7 @@ def chaos_stack(var_dir: Path | None = None) -> Iterator[tuple[Settings, Stack]]
 
 
 def run(
-    scenarios: Sequence[Scenario] = SCENARIOS,
+    scenarios: Sequence[Scenario] = tuple(SCENARIOS.values()),
     *,
     devices: int = 20,
     rate: float = 200.0,

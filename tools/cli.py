@@ -245,20 +245,20 @@ def chaos(
     Runs a stack of its own on free ports; exits 1 when a reading the broker
     acknowledged is missing from InfluxDB, is stored twice, or an alert is raised twice.
     """
+    import dataclasses
     import json
-    from dataclasses import asdict
 
     from rich.table import Table
 
     from tools import chaos as chaos_mod
 
-    wanted = scenario or [s.victim for s in chaos_mod.SCENARIOS]
-    known = {s.victim: s for s in chaos_mod.SCENARIOS}
+    known = chaos_mod.SCENARIOS
+    wanted = scenario or list(known)
     unknown = [w for w in wanted if w not in known]
     if unknown:
         _fail(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(known)}")
     chosen = [
-        chaos_mod.Scenario(f"influxdb down {outage_s:g} s", "influxdb", outage_s)
+        dataclasses.replace(known[w], name=f"influxdb down {outage_s:g} s", outage_s=outage_s)
         if w == "influxdb"
         else known[w]
         for w in wanted
@@ -279,7 +279,7 @@ def chaos(
     except (ServiceError, TimeoutError) as exc:
         _fail(f"chaos run aborted: {exc}", code=1)
     if as_json:
-        out.print_json(json.dumps([asdict(o) | {"ok": o.ok} for o in outcomes]))
+        out.print_json(json.dumps([dataclasses.asdict(o) | {"ok": o.ok} for o in outcomes]))
     else:
         for o in outcomes:
             table.add_row(

@@ -30,6 +30,7 @@ from pathlib import Path
 
 _LOG = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
+BROKER_AUTOSAVE_CHANGES = 100  # the broker-crash loss window, in queued messages
 
 
 class ServiceError(RuntimeError):
@@ -258,7 +259,12 @@ def mosquitto_process(var_dir: Path, *, port: int, host: str = "127.0.0.1") -> M
         "allow_anonymous true\n"
         "persistence true\n"
         f"persistence_location {base / 'data'}/\n"
-        "autosave_interval 30\n"
+        # Save the in-memory store after every 100 changes (queued messages,
+        # retained, subscriptions), not every 30 s: a crash then loses at most ~100
+        # queued readings (measured by `deltasense chaos`, docs/RELIABILITY.md).
+        # Mosquitto 2.0 rewrites its whole store on each save, so 1 would stall it.
+        "autosave_on_changes true\n"
+        f"autosave_interval {BROKER_AUTOSAVE_CHANGES}\n"
         "max_queued_messages 100000\n"
         "max_inflight_messages 100\n"
         "message_size_limit 1048576\n"
