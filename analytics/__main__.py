@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from analytics.service import run
 from analytics.thresholds import Thresholds, ThresholdsError, load_thresholds
-from deltasense.service import run_service
+from deltasense.runtime import run_service
 from deltasense.settings import ConfigFileError, Settings, load_settings
 
 

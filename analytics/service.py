@@ -54,10 +54,11 @@ from deltasense.influx import (
 )
 from deltasense.lineprotocol import LineProtocolError, encode_point
 from deltasense.mqtt import make_client, run_forever
-from deltasense.service import start_metrics_server
+from deltasense.runtime import Backoff, now_ms, payload_bytes, retry, start_metrics_server
 from deltasense.settings import Settings
 
 _LOG = logging.getLogger(__name__)
+# ``now_ms`` is called through this module's name, so the live backtest can swap in its clock.
 _T = TypeVar("_T")
 
 OUTBOX_MAX: Final = 10_000
@@ -86,10 +87,6 @@ def meta_filter(site: str) -> str:
 def status_filter(site: str) -> str:
     """Every device's retained status; the Last Will says ``offline``."""
     return f"{site}/+/+/+/{Channel.STATUS}"
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 # --- start-up from InfluxDB --------------------------------------------------------------
@@ -218,15 +215,14 @@ async def refill_meta(db: InfluxClient, engine: Engine, site: str) -> None:
 
 async def _retrying(what: str, call: Callable[[], Awaitable[_T]]) -> _T:
     """A start-up query, retried a few times while InfluxDB is unavailable."""
-    for attempt in range(STARTUP_ATTEMPTS):
-        try:
-            return await call()
-        except InfluxUnavailable as exc:
-            if attempt == STARTUP_ATTEMPTS - 1:
-                raise
-            _LOG.warning("%s: %s; retrying", what, exc)
-            await asyncio.sleep(0.5 * 2**attempt)
-    raise AssertionError("unreachable")
+    return await retry(
+        call,
+        what=what,
+        retry_on=InfluxUnavailable,
+        attempts=STARTUP_ATTEMPTS,
+        backoff=Backoff(0.5, 30.0, jitter=False),
+        log=_LOG,
+    )
 
 
 # --- the running service -----------------------------------------------------------------
@@ -394,7 +390,7 @@ class AnalyticsService:
     async def _consume(self, client: aiomqtt.Client) -> None:
         pending_water = 0
         async for message in client.messages:
-            pending_water += self.handle(str(message.topic), _payload_bytes(message.payload))
+            pending_water += self.handle(str(message.topic), payload_bytes(message.payload))
             if pending_water and (
                 len(client.messages) == 0 or pending_water >= EVAL_EVERY_MESSAGES
             ):
@@ -501,17 +497,16 @@ class AnalyticsService:
                 self._influx_outbox.popleft()
 
     async def _influx_writer(self) -> None:
-        delay = 0.5
+        backoff = Backoff(0.5, 30.0, jitter=False)
         while True:
             await self._influx_wake.wait()
             self._influx_wake.clear()
             await self._flush_influx_once()
             if self._influx_outbox:  # failed: retry later with backoff
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                await asyncio.sleep(backoff.next())
                 self._influx_wake.set()
             else:
-                delay = 0.5
+                backoff.reset()
 
 
 def _raise_if_cancelling() -> None:
@@ -524,14 +519,6 @@ def _raise_if_cancelling() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
-
-
-def _payload_bytes(payload: Any) -> bytes:
-    if isinstance(payload, bytes):
-        return payload
-    if isinstance(payload, bytearray):
-        return bytes(payload)
-    return str(payload).encode()
 
 
 async def run(

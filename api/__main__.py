@@ -11,7 +11,7 @@ import uvicorn
 
 from api.app import create_app
 from deltasense.influx import InfluxUnavailable, influx_client
-from deltasense.service import setup_logging
+from deltasense.runtime import setup_logging
 from deltasense.settings import Settings, load_settings
 
 _LOG = logging.getLogger("api")

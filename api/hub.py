@@ -17,11 +17,12 @@ from collections.abc import Iterator
 
 import aiomqtt
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
 from deltasense import alerts
 from deltasense.alerts import AlertEvent
 from deltasense.mqtt import make_client, run_forever
+from deltasense.runtime import Metrics, payload_bytes
 from deltasense.settings import Settings
 
 _LOG = logging.getLogger(__name__)
@@ -42,20 +43,14 @@ class AlertHub:
         self._queues: set[asyncio.Queue[AlertEvent]] = set()
         self._client: aiomqtt.Client | None = None
         self._subscribed = asyncio.Event()
-        self.dropped = Counter(
-            "deltasense_api_sse_dropped_events",
-            "Alert events dropped for slow stream clients",
-            registry=registry,
+        metrics = Metrics("api", registry)
+        self.dropped = metrics.counter(
+            "sse_dropped_events", "Alert events dropped for slow stream clients"
         )
-        self.received = Counter(
-            "deltasense_api_alert_events",
-            "Alert change events received from MQTT",
-            ["outcome"],
-            registry=registry,
+        self.received = metrics.counter(
+            "alert_events", "Alert change events received from MQTT", ["outcome"]
         )
-        self.clients = Gauge(
-            "deltasense_api_sse_clients", "Connected alert stream clients", registry=registry
-        )
+        self.clients = metrics.gauge("sse_clients", "Connected alert stream clients")
 
     @property
     def connected(self) -> bool:
@@ -89,15 +84,12 @@ class AlertHub:
         if message.retain:
             self.received.labels("retained").inc()
             return
-        payload = message.payload
+        payload = payload_bytes(message.payload)
         if payload == b"":  # a retained alert being cleared: no change to report
             self.received.labels("cleared").inc()
             return
-        if not isinstance(payload, bytes | bytearray):
-            self.received.labels("bad").inc()
-            return
         try:
-            event = alerts.decode(bytes(payload))
+            event = alerts.decode(payload)
         except msgspec.DecodeError as exc:
             self.received.labels("bad").inc()
             _LOG.warning("bad alert event on %s: %s (%.200r)", message.topic, exc, payload)

@@ -5,24 +5,23 @@ from __future__ import annotations
 import time
 
 from fastapi.routing import APIRoute
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from deltasense.runtime import Metrics
 
 
 class RequestMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter(
-            "deltasense_api_requests",
-            "HTTP requests by route template and status",
-            ["method", "route", "status"],
-            registry=registry,
+        metrics = Metrics("api", registry)
+        self.requests = metrics.counter(
+            "requests", "HTTP requests by route template and status", ["method", "route", "status"]
         )
-        self.latency = Histogram(
-            "deltasense_api_request_seconds",
+        self.latency = metrics.histogram(
+            "request_seconds",
             "Time to the response start (first byte), by route template",
             ["method", "route"],
-            registry=registry,
         )
 
 

@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Final
 
@@ -36,6 +36,7 @@ from backtest.scenarios.labels import ALERT_KINDS, Label
 from deltasense.alerts import AlertEvent
 from deltasense.contract import Kind, Reading
 from deltasense.influx import InfluxClient, InfluxError, quote_ident
+from deltasense.runtime import now_ms
 from deltasense.schema import READING_MEASUREMENTS
 from deltasense.settings import Settings
 
@@ -441,10 +442,6 @@ def html_timeline(rep: dict[str, Any]) -> str:
         + "".join(shapes)
         + "</svg></body></html>\n"
     )
-
-
-def now_ms() -> int:
-    return int(datetime.now(tz=UTC).timestamp() * 1000)
 
 
 # --- the `deltasense backtest` command -----------------------------------------------------------

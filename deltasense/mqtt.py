@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiomqtt
 
+from deltasense.runtime import Backoff
 from deltasense.settings import Settings
 
 _LOG = logging.getLogger(__name__)
@@ -46,15 +46,6 @@ def make_client(
     )
 
 
-def backoff_delays(base_s: float = 0.5, cap_s: float = 30.0) -> Callable[[int], float]:
-    """Full-jitter exponential backoff: attempt n waits U(0, min(cap, base·2ⁿ))."""
-
-    def delay(attempt: int) -> float:
-        return random.uniform(0, min(cap_s, base_s * 2 ** min(attempt, 20)))
-
-    return delay
-
-
 async def run_forever(
     session: Callable[[], Awaitable[None]],
     *,
@@ -70,8 +61,7 @@ async def run_forever(
     the backoff.  Any other exception propagates: it is a bug, not weather.
     """
     log = logger or _LOG
-    delay = backoff_delays(base_s, cap_s)
-    attempt = 0
+    backoff = Backoff(base_s, cap_s)
     while True:
         started = asyncio.get_running_loop().time()
         try:
@@ -79,8 +69,7 @@ async def run_forever(
             log.info("%s: MQTT session ended; reconnecting", name)
         except aiomqtt.MqttError as exc:
             if asyncio.get_running_loop().time() - started > cap_s:
-                attempt = 0
-            wait = delay(attempt)
-            attempt += 1
+                backoff.reset()
+            wait = backoff.next()
             log.warning("%s: MQTT connection lost (%s); retrying in %.1f s", name, exc, wait)
             await asyncio.sleep(wait)

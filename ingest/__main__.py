@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from deltasense.service import run_service, start_metrics_server
+from deltasense.runtime import run_service, start_metrics_server
 from deltasense.settings import Settings, load_settings
 from ingest.service import serve
 

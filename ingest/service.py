@@ -13,35 +13,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass, field
 
 import aiomqtt
-from prometheus_client import Counter, Histogram
 
 from deltasense.contract import Topic
 from deltasense.influx import InfluxClient, InfluxRequestError, InfluxUnavailable, influx_client
-from deltasense.mqtt import backoff_delays, make_client, run_forever
+from deltasense.mqtt import make_client, run_forever
+from deltasense.runtime import Backoff, now_ms, payload_bytes
 from deltasense.settings import Settings
 from ingest import points
+from ingest.metrics import DEADLETTERS, MESSAGES, READINGS, WRITE_RETRIES, WRITE_SECONDS
 from ingest.pipeline import Pipeline
 
 _LOG = logging.getLogger(__name__)
 
-MESSAGES = Counter("deltasense_ingest_messages_total", "MQTT messages received", ["outcome"])
-READINGS = Counter("deltasense_ingest_readings_total", "Readings stored")
-DEADLETTERS = Counter("deltasense_ingest_deadletters_total", "Rejected messages", ["reason"])
-WRITE_SECONDS = Histogram("deltasense_ingest_write_seconds", "InfluxDB batch write time")
-WRITE_RETRIES = Counter("deltasense_ingest_write_retries_total", "Batch writes retried")
-
-
 # A device's registry point (its `last_seen`) is rewritten at most this often, so
 # the registry costs one point per device per interval, not one per reading.
 REGISTRY_INTERVAL_MS = 30_000
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass
@@ -110,9 +99,8 @@ class Ingest:
                     await flusher
 
     def _accept(self, message: aiomqtt.Message) -> None:
-        payload = message.payload if isinstance(message.payload, bytes) else b""
         arrived = now_ms()
-        outcome = self.pipeline.handle(message.topic.value, payload, arrived)
+        outcome = self.pipeline.handle(message.topic.value, payload_bytes(message.payload), arrived)
         batch = self._batch
         batch.lines.extend(outcome.lines)
         if message.qos > 0:
@@ -185,18 +173,18 @@ class Ingest:
         return due
 
     async def _write(self, lines: list[str]) -> None:
-        delay = backoff_delays(0.2, 10.0)
-        attempt = 0
+        backoff = Backoff(0.2, 10.0)
         while True:
             try:
                 with WRITE_SECONDS.time():
                     await self.influx.write_lines(lines)
                 return
             except InfluxUnavailable as exc:
-                wait = delay(attempt)
-                attempt += 1
+                wait = backoff.next()
                 WRITE_RETRIES.inc()
-                _LOG.warning("InfluxDB write failed (%s); retry %d in %.1f s", exc, attempt, wait)
+                _LOG.warning(
+                    "InfluxDB write failed (%s); retry %d in %.1f s", exc, backoff.attempt, wait
+                )
                 await asyncio.sleep(wait)
             except InfluxRequestError as exc:
                 # Part of the batch was refused (e.g. a field type conflict). Write

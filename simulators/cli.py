@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from deltasense.service import setup_logging
+from deltasense.runtime import setup_logging
 from deltasense.settings import ConfigFileError, Settings, load_settings
 from simulators.city import MAX_DEVICES
 from simulators.run import MAX_RATE, SimStats, simulate

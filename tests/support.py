@@ -9,6 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deltasense.runtime import now_ms
+
+__all__ = ["Services", "eventually", "now_ms"]
+
 
 @dataclass(frozen=True)
 class Services:
@@ -31,7 +35,3 @@ async def eventually(check: Callable[[], Awaitable[Any]], within: float = 5.0) -
         if result or time.monotonic() > deadline:
             return result
         await asyncio.sleep(0.1)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
@@ -23,6 +22,7 @@ from api.deps import (
 from api.models import AckIn, Alert
 from deltasense import alerts as alerts_mod
 from deltasense.alerts import AlertKind, Severity
+from deltasense.runtime import now_ms
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
@@ -103,7 +103,7 @@ async def ack_alert(
         raise HTTPException(404, f"unknown alert {alert_id!r}")
     if event.ack is not None:
         return Alert.of(event)
-    now = int(time.time() * 1000)
+    now = now_ms()
     acked = msgspec.structs.replace(
         event,
         ack=alerts_mod.Ack(by=principal.name, ts=now, note=(body.note or "") if body else ""),

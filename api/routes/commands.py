@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 
 import msgspec
@@ -13,6 +12,7 @@ from api import store
 from api.deps import DbDep, DevicePath, HubDep, OperatorDep, SettingsDep
 from api.models import CommandIn, CommandOut
 from deltasense.contract import MAX_PAYLOAD_BYTES, Channel, Command, device_topic
+from deltasense.runtime import now_ms
 
 _LOG = logging.getLogger(__name__)
 router = APIRouter(prefix="/devices", tags=["commands"])
@@ -39,7 +39,7 @@ async def send_command(
         id=uuid.uuid4().hex,
         name=body.name,
         args=body.args,
-        expires=int(time.time() * 1000) + body.ttl_s * 1000,
+        expires=now_ms() + body.ttl_s * 1000,
     )
     payload = msgspec.json.encode(command)
     if len(payload) > MAX_PAYLOAD_BYTES:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
@@ -12,6 +11,7 @@ from api.deps import IDENT_REGEX, DbDep, DevicePath, SettingsDep, ViewerDep
 from api.models import Device, Latest, Location, SeriesOut
 from api.params import ParamError
 from deltasense.contract import Kind
+from deltasense.runtime import now_ms
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 
@@ -115,7 +115,7 @@ async def series(
     # Everything checkable without the database is checked first.
     try:
         params.check_field_name(field)
-        start_ms, end_ms = params.time_range(start, end, int(time.time() * 1000))
+        start_ms, end_ms = params.time_range(start, end, now_ms())
         every_s = params.choose_every(start_ms, end_ms, every)
     except ParamError as exc:
         raise HTTPException(422, str(exc)) from None

@@ -1,0 +1,15 @@
+"""Prometheus metrics of the ingest service (module-level: one registry per process)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from deltasense.runtime import Metrics
+
+_M: Final = Metrics("ingest")
+
+MESSAGES: Final = _M.counter("messages", "MQTT messages received", ["outcome"])
+READINGS: Final = _M.counter("readings", "Readings stored")
+DEADLETTERS: Final = _M.counter("deadletters", "Rejected messages", ["reason"])
+WRITE_SECONDS: Final = _M.histogram("write_seconds", "InfluxDB batch write time")
+WRITE_RETRIES: Final = _M.counter("write_retries", "Batch writes retried")
