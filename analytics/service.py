@@ -8,7 +8,7 @@ one persistent MQTT session (stable client id, QoS 1) receives
 ``{site}/_alerts/#`` (operators' acks, published by the API); rules run every
 ``analytics_tick_s`` and right after each batch of water readings.  Lamps the
 engine orders to full brightness (storm or flood) get a contract ``cmd``
-``set_dim`` 100, recorded in the ``commands`` measurement.  Every alert change goes through
+``set_dim`` 100, recorded in the schema's ``commands`` measurement.  Every alert change goes through
 two bounded outboxes, one per sink, so a broker or database outage delays
 events instead of losing them; MQTT events are retained, QoS 1.
 """
@@ -32,7 +32,7 @@ from analytics import metrics
 from analytics.engine import CommandRequest, Engine
 from analytics.stored import readings_from_series
 from analytics.thresholds import Thresholds, load_thresholds
-from deltasense import alerts
+from deltasense import alerts, schema
 from deltasense.contract import (
     UNSET,
     Channel,
@@ -51,8 +51,10 @@ from deltasense.influx import (
     InfluxRequestError,
     InfluxUnavailable,
     influx_client,
+    quote_ident,
+    quote_string,
 )
-from deltasense.lineprotocol import LineProtocolError, encode_point
+from deltasense.lineprotocol import LineProtocolError
 from deltasense.mqtt import make_client, run_forever
 from deltasense.runtime import Backoff, now_ms, payload_bytes, retry, start_metrics_server
 from deltasense.settings import Settings
@@ -64,7 +66,6 @@ _T = TypeVar("_T")
 OUTBOX_MAX: Final = 10_000
 HOURLY_SPAN_MS: Final = 48 * 3_600_000
 COMMAND_TTL_MS: Final = 15 * 60_000
-COMMANDS_MEASUREMENT: Final = "commands"
 EVAL_EVERY_MESSAGES: Final = 500  # evaluate at least this often under a steady stream
 INFLUX_BATCH: Final = 500
 STARTUP_ATTEMPTS: Final = 5
@@ -90,52 +91,58 @@ def status_filter(site: str) -> str:
 
 
 # --- start-up from InfluxDB --------------------------------------------------------------
-RESTORE_QUERY: Final = 'SELECT last("body") AS "body" FROM "alerts" GROUP BY "id"'
-STATIONS_QUERY: Final = (
-    'SELECT last("station") AS "station" FROM "meta" WHERE "site" = $site '
-    'AND "kind" = \'water\' GROUP BY "device", "district"'
+# Every name in these queries is a schema constant or a Kind value, quoted; values are
+# bound parameters (hence the S608 waivers).
+_q = quote_ident
+_BY_DEVICE: Final = f"GROUP BY {_q(schema.DEVICE)}, {_q(schema.DISTRICT)}"
+_IN_SPAN: Final = f"WHERE {_q(schema.SITE)} = $site AND time > $since AND time <= $until"
+
+
+def _last(field_name: str) -> str:
+    return f"last({_q(field_name)}) AS {_q(field_name)}"
+
+
+RESTORE_QUERY: Final = (
+    f"SELECT {_last(schema.BODY)} FROM {_q(schema.ALERTS)} GROUP BY {_q(schema.ID)}"  # noqa: S608
 )
-# Measurement names come from the Kind enum, never from input.
-KIND_REFILL_QUERY: Final = (
-    'SELECT * FROM "{kind}" WHERE "site" = $site AND time > $since AND time <= $until '
-    'GROUP BY "device", "district"'
+STATIONS_QUERY: Final = (
+    f"SELECT {_last(schema.STATION)} FROM {_q(schema.META)} WHERE {_q(schema.SITE)} = $site "  # noqa: S608
+    f"AND {_q(schema.KIND)} = {quote_string(Kind.WATER.value)} {_BY_DEVICE}"
 )
 # The minute windows are refilled this much at a time, so a city's six hours never
 # arrive as one answer (100 000 sensors × 6 h of 1-min readings is 36 M rows).
 REFILL_CHUNK_MS: Final = 20 * 60_000
 REFILL_AHEAD_MS: Final = 24 * 3_600_000  # the last chunk also takes stamps a bit ahead
-# Hourly counters for the 48 h windows: the last counter reading (and its boot) per hour.
-HOURLY_REFILL_QUERY: Final = (
-    'SELECT last("{field}") AS "{field}", last("boot") AS "boot" FROM "{kind}" '
-    'WHERE "site" = $site AND time > $since AND time <= $until '
-    'GROUP BY time(1h), "device", "district"'
-)
 HOURLY_COUNTERS: Final = ((Kind.WEATHER, "rain_mm_total"), (Kind.METER, "energy_wh_total"))
 META_QUERY: Final = (
-    'SELECT last("lat") AS "lat", last("lon") AS "lon", last("interval_s") AS "interval_s" '
-    'FROM "meta" WHERE "site" = $site GROUP BY "device", "district", "kind"'
+    f"SELECT {_last(schema.LAT)}, {_last(schema.LON)}, {_last(schema.INTERVAL_S)} "  # noqa: S608
+    f"FROM {_q(schema.META)} WHERE {_q(schema.SITE)} = $site "
+    f"{_BY_DEVICE}, {_q(schema.KIND)}"
 )
+
+
+def kind_refill_query(kind: Kind) -> str:
+    """A span of one kind's stored readings, every field, by device."""
+    return f"SELECT * FROM {_q(kind.value)} {_IN_SPAN} {_BY_DEVICE}"  # noqa: S608
+
+
+def hourly_refill_query(kind: Kind, counter: str) -> str:
+    """Hourly counters for the 48 h windows: the last counter reading (and its boot) per hour."""
+    return (
+        f"SELECT {_last(counter)}, {_last(schema.BOOT)} FROM {_q(kind.value)} {_IN_SPAN} "  # noqa: S608
+        f"GROUP BY time(1h), {_q(schema.DEVICE)}, {_q(schema.DISTRICT)}"
+    )
 
 
 def open_alerts_from_rows(bodies: Iterable[Any]) -> list[alerts.AlertEvent]:
     """Decode stored alert bodies, keeping those still open (firing or pending)."""
-    out: list[alerts.AlertEvent] = []
-    for body in bodies:
-        if not isinstance(body, str):
-            continue
-        try:
-            event = alerts.decode(body.encode())
-        except msgspec.DecodeError as exc:
-            _LOG.warning("stored alert body not decodable, skipped: %s", exc)
-            continue
-        if event.state in ("firing", "pending"):
-            out.append(event)
-    return out
+    events = (schema.alert_from_body(body) for body in bodies)
+    return [e for e in events if e is not None and e.state in ("firing", "pending")]
 
 
 async def restore_alerts(db: InfluxClient, engine: Engine) -> int:
     series = await db.query(RESTORE_QUERY)
-    bodies = (row.get("body") for s in series for row in s.rows())
+    bodies = (row.get(schema.BODY) for s in series for row in s.rows())
     adopted = engine.restore(open_alerts_from_rows(bodies))
     metrics.ALERTS_OPEN.set(len(engine.open_alerts()))
     return adopted
@@ -146,10 +153,10 @@ async def refill_stations(db: InfluxClient, engine: Engine, site: str) -> int:
     before the first reading (the retained meta arrives again on subscribe)."""
     found = 0
     for s in await db.query(STATIONS_QUERY, params={"site": site}):
-        device, district = s.tags.get("device", ""), s.tags.get("district", "")
+        device, district = s.tags.get(schema.DEVICE, ""), s.tags.get(schema.DISTRICT, "")
         for row in s.rows():
-            if device and isinstance(row.get("station"), str):
-                engine.set_station(device, district, row["station"])
+            if device and isinstance(row.get(schema.STATION), str):
+                engine.set_station(device, district, row[schema.STATION])
                 found += 1
     return found
 
@@ -174,7 +181,7 @@ async def refill_all(db: InfluxClient, engine: Engine, site: str, at_ms: int) ->
     total = 0
     hourly_since = (at_ms - HOURLY_SPAN_MS) * 1_000_000
     for kind, field_name in HOURLY_COUNTERS:
-        q = HOURLY_REFILL_QUERY.format(kind=kind.value, field=field_name)
+        q = hourly_refill_query(kind, field_name)
         series = await db.query(
             q, params={"site": site, "since": hourly_since, "until": at_ms * 1_000_000}
         )
@@ -183,7 +190,7 @@ async def refill_all(db: InfluxClient, engine: Engine, site: str, at_ms: int) ->
         )
         total += engine.ingest(readings, replay=True).values
     for kind in Kind:
-        q = KIND_REFILL_QUERY.format(kind=kind.value)
+        q = kind_refill_query(kind)
         for since_ms, until_ms in refill_chunks(at_ms - engine.window_span_ms(kind), at_ms):
             params = {"site": site, "since": since_ms * 1_000_000, "until": until_ms * 1_000_000}
             series = await db.query(q, params=params)
@@ -198,11 +205,14 @@ async def refill_all(db: InfluxClient, engine: Engine, site: str, at_ms: int) ->
 async def refill_meta(db: InfluxClient, engine: Engine, site: str) -> None:
     """Every device's stored meta (position, reporting interval) into the engine."""
     for s in await db.query(META_QUERY, params={"site": site}):
-        device, district, kind_name = (s.tags.get(k, "") for k in ("device", "district", "kind"))
+        device, district, kind_name = (
+            s.tags.get(k, "") for k in (schema.DEVICE, schema.DISTRICT, schema.KIND)
+        )
         if not device or kind_name not in {k.value for k in Kind}:
             continue
         for row in s.rows():
-            lat, lon, interval = row.get("lat"), row.get("lon"), row.get("interval_s")
+            lat, lon = row.get(schema.LAT), row.get(schema.LON)
+            interval = row.get(schema.INTERVAL_S)
             engine.set_meta(
                 device,
                 district,
@@ -299,21 +309,14 @@ class AnalyticsService:
                 topic = device_topic(
                     self.settings.site, request.district, request.kind, request.device, Channel.CMD
                 )
-                line = encode_point(
-                    COMMANDS_MEASUREMENT,
-                    {
-                        "site": self.settings.site,
-                        "district": request.district,
-                        "device": request.device,
-                    },
-                    {
-                        "id": command.id,
-                        "name": command.name,
-                        "args": msgspec.json.encode(command.args).decode(),
-                        "reason": request.reason,
-                        "source": "analytics",
-                    },
-                    at,
+                line = schema.command_line(
+                    self.settings.site,
+                    request.district,
+                    request.device,
+                    command,
+                    reason=request.reason,
+                    source="analytics",
+                    ts=at,
                 )
             except (ContractError, LineProtocolError) as exc:  # pragma: no cover - ids are ours
                 _LOG.error("command for %s not sendable: %s", request.device, exc)
@@ -340,7 +343,7 @@ class AnalyticsService:
                 metrics.ALERTS_UPDATED.labels(event.rule).inc()
                 _LOG.info("alert %s updated: %s", event.id, event.message.en)
             try:
-                line = encode_point(*alerts.influx_point(event))
+                line = schema.alert_line(event)
             except LineProtocolError as exc:  # pragma: no cover - ids and tags are ours
                 _LOG.error("alert %s cannot be stored: %s", event.id, exc)
             else:

@@ -6,12 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final
 
+from deltasense import schema
 from deltasense.contract import FieldValue, Kind, Reading
 
 # Stored columns that are no sensor field (tags, provenance, QC flags).
-NOT_FIELDS: Final = frozenset(
-    {"time", "seq", "boot", "hist", "ts_platform", "qc", "site", "district", "device"}
-)
+NOT_FIELDS: Final = schema.READING_BOOKKEEPING | frozenset(schema.READING_TAGS) | {"time"}
 
 
 def readings_from_series(
@@ -26,11 +25,11 @@ def readings_from_series(
     stored, so the engine sees what it saw live."""
     out: list[Reading] = []
     for s in series:
-        device, district = s.tags.get("device", ""), s.tags.get("district", "")
+        device, district = s.tags.get(schema.DEVICE, ""), s.tags.get(schema.DISTRICT, "")
         if not device:
             continue
         for row in s.rows():
-            qc = row.get("qc")
+            qc = row.get(schema.QC)
             flagged = set(qc.split(",")) if isinstance(qc, str) else set()
             fields: dict[str, FieldValue] = {
                 k: v
@@ -40,7 +39,7 @@ def readings_from_series(
             ts = row.get("time")
             if not fields or not isinstance(ts, int):
                 continue
-            seq, boot = row.get("seq"), row.get("boot")
+            seq, boot = row.get(schema.SEQ), row.get(schema.BOOT)
             out.append(
                 Reading(
                     site=site,
@@ -50,8 +49,8 @@ def readings_from_series(
                     ts_ms=ts,
                     seq=0 if as_history or not isinstance(seq, int) else seq,
                     boot=int(boot) if isinstance(boot, int | float) else 0,
-                    hist=as_history or row.get("hist") is True,
-                    ts_from_platform=not as_history and row.get("ts_platform") is True,
+                    hist=as_history or row.get(schema.HIST) is True,
+                    ts_from_platform=not as_history and row.get(schema.TS_PLATFORM) is True,
                     fields=fields,
                 )
             )

@@ -1,8 +1,8 @@
 """Read (and a few writes) against InfluxDB in the layout of :mod:`deltasense.schema`.
 
 Values always travel as bound parameters; the only identifiers put into query
-text are measurement and field names that were validated against the contract
-first, and they still go through :func:`quote_ident`.
+text are the schema's names and measurement and field names that were validated
+against the contract first, and they all go through :func:`quote_ident`.
 """
 
 from __future__ import annotations
@@ -11,24 +11,19 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from api.params import ms_to_rfc3339
-from deltasense import alerts as alerts_mod
 from deltasense import schema
 from deltasense.alerts import AlertEvent
 from deltasense.contract import Kind
 from deltasense.influx import Series, quote_ident
-from deltasense.lineprotocol import encode_point
 
 _LOG = logging.getLogger(__name__)
-# Measurements named literally in queries below must match the shared schema.
-assert alerts_mod.ALERTS_MEASUREMENT == "alerts"
-assert schema.DEADLETTERS == "deadletters"
+_q = quote_ident
 
-# Reading columns that are bookkeeping, not measurements.
-_READING_META = frozenset({"seq", "boot", "hist", "ts_platform", "qc"})
-_READING_TAGS = frozenset({"site", "district", "device", "time"})
+# Reading columns that are no measurement: bookkeeping, tags and the time.
+_NOT_MEASURED = schema.READING_BOOKKEEPING | frozenset(schema.READING_TAGS) | {"time"}
 
 
 class Database(Protocol):
@@ -73,25 +68,26 @@ class LatestReading:
 def _latest_by_device(series: list[Series]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for s in series:
-        device = s.tags.get("device")
+        device = s.tags.get(schema.DEVICE)
         rows = s.rows()
         if device and rows:
             out[device] = rows[0]
     return out
 
 
-def _latest_per_device(columns: str, measurement: str, where: str) -> str:
-    # Only constants of this module reach the query text; values are bound ($site, $device).
+def _latest_per_device(columns: Sequence[str], measurement: str, where: str) -> str:
+    # Only schema names reach the query text, quoted; values are bound ($site, $device).
     return (
-        f"SELECT {columns} FROM {quote_ident(measurement)} "  # noqa: S608
-        f'WHERE "site" = $site{where} GROUP BY "device" ORDER BY time DESC LIMIT 1'
+        f"SELECT {', '.join(map(_q, columns))} FROM {_q(measurement)} "  # noqa: S608
+        f"WHERE {_q(schema.SITE)} = $site{where} "
+        f"GROUP BY {_q(schema.DEVICE)} ORDER BY time DESC LIMIT 1"
     )
 
 
 def _device_filter(device: str | None) -> tuple[str, dict[str, Any]]:
     if device is None:
         return "", {}
-    return ' AND "device" = $device', {"device": device}
+    return f" AND {_q(schema.DEVICE)} = $device", {"device": device}
 
 
 async def list_devices(db: Database, site: str, *, device: str | None = None) -> list[DeviceInfo]:
@@ -99,37 +95,38 @@ async def list_devices(db: Database, site: str, *, device: str | None = None) ->
     where, params = _device_filter(device)
     params["site"] = site
     registry, status, meta = await asyncio.gather(
+        db.query(_latest_per_device(schema.REGISTRY_FIELDS, schema.DEVICES, where), params=params),
+        db.query(_latest_per_device([schema.STATE], schema.STATUS, where), params=params),
         db.query(
-            _latest_per_device('"site", "district", "kind", "last_seen"', schema.DEVICES, where),
+            _latest_per_device([schema.LAT, schema.LON, schema.FW], schema.META, where),
             params=params,
         ),
-        db.query(_latest_per_device('"state"', schema.STATUS, where), params=params),
-        db.query(_latest_per_device('"lat", "lon", "fw"', schema.META, where), params=params),
     )
     statuses = _latest_by_device(status)
     metas = _latest_by_device(meta)
     out: list[DeviceInfo] = []
     for name, row in sorted(_latest_by_device(registry).items()):
         try:
-            kind = Kind(str(row.get("kind")))
+            kind = Kind(str(row.get(schema.KIND)))
         except ValueError:
-            _LOG.warning("registry entry for %s has unknown kind %r", name, row.get("kind"))
+            _LOG.warning("registry entry for %s has unknown kind %r", name, row.get(schema.KIND))
             continue
         st = statuses.get(name, {})
         mt = metas.get(name, {})
-        last_seen = row.get("last_seen")
+        last_seen = row.get(schema.LAST_SEEN)
+        fw = mt.get(schema.FW)
         out.append(
             DeviceInfo(
                 device=name,
                 kind=kind,
-                site=str(row.get("site") or site),
-                district=str(row.get("district") or ""),
+                site=str(row.get(schema.SITE) or site),
+                district=str(row.get(schema.DISTRICT) or ""),
                 last_seen=int(last_seen) if last_seen is not None else None,
-                status=str(st.get("state") or "unknown"),
+                status=str(st.get(schema.STATE) or "unknown"),
                 status_ts=st.get("time"),
-                lat=_float_or_none(mt.get("lat")),
-                lon=_float_or_none(mt.get("lon")),
-                fw=str(mt["fw"]) if mt.get("fw") is not None else None,
+                lat=_float_or_none(mt.get(schema.LAT)),
+                lon=_float_or_none(mt.get(schema.LON)),
+                fw=str(fw) if fw is not None else None,
             )
         )
     return out
@@ -147,7 +144,7 @@ async def get_device(db: Database, site: str, device: str) -> DeviceInfo | None:
 async def latest_reading(db: Database, info: DeviceInfo) -> LatestReading | None:
     series = await db.query(
         # The measurement is a Kind enum value; the device is bound.
-        f'SELECT * FROM {quote_ident(info.kind.value)} WHERE "device" = $device '  # noqa: S608
+        f"SELECT * FROM {_q(info.kind.value)} WHERE {_q(schema.DEVICE)} = $device "  # noqa: S608
         "ORDER BY time DESC LIMIT 1",
         params={"device": info.device},
     )
@@ -155,21 +152,17 @@ async def latest_reading(db: Database, info: DeviceInfo) -> LatestReading | None
     if not rows:
         return None
     row = rows[0]
-    fields = {
-        k: v
-        for k, v in row.items()
-        if k not in _READING_META and k not in _READING_TAGS and v is not None
-    }
-    qc = row.get("qc")
+    fields = {k: v for k, v in row.items() if k not in _NOT_MEASURED and v is not None}
+    qc = row.get(schema.QC)
     return LatestReading(
         device=info.device,
         kind=info.kind,
         ts=int(row["time"]),
         fields=fields,
-        seq=row.get("seq"),
-        boot=row.get("boot"),
-        hist=row.get("hist") is True,
-        ts_from_platform=row.get("ts_platform") is True,
+        seq=row.get(schema.SEQ),
+        boot=row.get(schema.BOOT),
+        hist=row.get(schema.HIST) is True,
+        ts_from_platform=row.get(schema.TS_PLATFORM) is True,
         qc=[q for q in str(qc).split(",") if q] if qc else [],
     )
 
@@ -193,9 +186,9 @@ async def series(
     # Identifiers: a checked aggregate, a contract field name and a Kind value, all
     # quoted; the bucket width is an int; device and times are bound parameters.
     q = (
-        f"SELECT {aggregate}({quote_ident(field_name)}) AS value "  # noqa: S608
-        f"FROM {quote_ident(info.kind.value)} "
-        'WHERE "device" = $device AND time >= $start AND time < $end '
+        f"SELECT {aggregate}({_q(field_name)}) AS value "  # noqa: S608
+        f"FROM {_q(info.kind.value)} "
+        f"WHERE {_q(schema.DEVICE)} = $device AND time >= $start AND time < $end "
         f"GROUP BY time({int(every_s)}s) fill(none)"
     )
     result = await db.query(
@@ -210,6 +203,9 @@ async def series(
 
 
 # --- alerts -------------------------------------------------------------------------
+_LAST_BODY: Final = f"SELECT last({_q(schema.BODY)}) AS {_q(schema.BODY)} FROM {_q(schema.ALERTS)}"  # noqa: S608
+
+
 async def list_alerts(
     db: Database, *, kind: str | None = None, district: str | None = None
 ) -> list[AlertEvent]:
@@ -217,65 +213,50 @@ async def list_alerts(
     conds: list[str] = []
     params: dict[str, Any] = {}
     if kind is not None:
-        conds.append('"kind" = $kind')
+        conds.append(f"{_q(schema.KIND)} = $kind")
         params["kind"] = kind
     if district is not None:
-        conds.append('"district" = $district')
+        conds.append(f"{_q(schema.DISTRICT)} = $district")
         params["district"] = district
     where = f" WHERE {' AND '.join(conds)}" if conds else ""
     result = await db.query(
-        # ``where`` holds only constant conditions; their values are bound.
-        f'SELECT last("body") AS body FROM "alerts"{where} GROUP BY "id"',  # noqa: S608
+        # ``where`` holds only schema names; the values are bound.
+        f"{_LAST_BODY}{where} GROUP BY {_q(schema.ID)}",
         params=params or None,
     )
-    events = [e for e in (_decode_body(r.get("body")) for s in result for r in s.rows()) if e]
+    bodies = (r.get(schema.BODY) for s in result for r in s.rows())
+    events = [e for e in map(schema.alert_from_body, bodies) if e]
     events.sort(key=lambda e: (e.updated, e.id), reverse=True)
     return events
 
 
 async def get_alert(db: Database, alert_id: str) -> AlertEvent | None:
     result = await db.query(
-        'SELECT last("body") AS body FROM "alerts" WHERE "id" = $id',
+        f"{_LAST_BODY} WHERE {_q(schema.ID)} = $id",
         params={"id": alert_id},
     )
     for s in result:
         for row in s.rows():
-            event = _decode_body(row.get("body"))
+            event = schema.alert_from_body(row.get(schema.BODY))
             if event is not None:
                 return event
     return None
 
 
-def _decode_body(body: Any) -> AlertEvent | None:
-    if not isinstance(body, str):
-        return None
-    try:
-        return alerts_mod.decode(body.encode())
-    except ValueError as exc:  # msgspec.DecodeError is a ValueError
-        _LOG.warning("undecodable alert body %.120r: %s", body, exc)
-        return None
-
-
 async def write_alert(db: Database, event: AlertEvent) -> None:
-    measurement, tags, fields, ts = alerts_mod.influx_point(event)
-    await db.write_lines([encode_point(measurement, tags, fields, ts)])
+    await db.write_lines([schema.alert_line(event)])
 
 
 # --- dead letters ------------------------------------------------------------------
 async def dead_letters(db: Database, limit: int) -> list[dict[str, Any]]:
+    columns = (schema.REASON, *schema.DEADLETTER_FIELDS)
     result = await db.query(
-        # LIMIT takes no bound parameter; ``limit`` is an int.
-        'SELECT "reason", "topic", "payload", "detail" FROM "deadletters" '  # noqa: S608
+        # Schema names, quoted; LIMIT takes no bound parameter, ``limit`` is an int.
+        f"SELECT {', '.join(map(_q, columns))} FROM {_q(schema.DEADLETTERS)} "  # noqa: S608
         f"ORDER BY time DESC LIMIT {int(limit)}"
     )
     return [
-        {
-            "ts": int(r["time"]),
-            "reason": r.get("reason"),
-            "topic": r.get("topic"),
-            "payload": r.get("payload"),
-            "detail": r.get("detail"),
-        }
+        {"ts": int(r["time"]), **{name: r.get(name) for name in columns}}
         for s in result
         for r in s.rows()
     ]

@@ -33,11 +33,11 @@ from analytics.stored import readings_from_series
 from analytics.thresholds import Thresholds
 from backtest import scenarios, scoring
 from backtest.scenarios.labels import ALERT_KINDS, Label
+from deltasense import schema
 from deltasense.alerts import AlertEvent
 from deltasense.contract import Kind, Reading
 from deltasense.influx import InfluxClient, InfluxError, quote_ident
 from deltasense.runtime import now_ms
-from deltasense.schema import READING_MEASUREMENTS
 from deltasense.settings import Settings
 
 _LOG = logging.getLogger(__name__)
@@ -46,7 +46,6 @@ MINUTE_MS: Final = 60_000
 LOCAL: Final = timezone(timedelta(hours=7))  # naive times are Bạc Liêu local time
 MAX_REPLAY_MS: Final = 31 * 86_400_000
 REPLAY_CHUNK_MS: Final = 3_600_000
-# Stored fields that are bookkeeping, not measurements (deltasense/schema.py).
 _RELATIVE: Final = re.compile(r"-(\d+)([smhd])")
 _UNIT_MS: Final = {"s": 1000, "m": MINUTE_MS, "h": 3_600_000, "d": 86_400_000}
 
@@ -175,9 +174,11 @@ def announce_stations(engine: Engine, cfg: scenarios.Config) -> None:
 
 
 # --- replay from InfluxDB ---------------------------------------------------------------------
+# Names from the schema, quoted; the measurement is filled in per kind.
 REPLAY_QUERY: Final = (
-    'SELECT * FROM {measurement} WHERE "site" = $site AND time >= $start AND time < $end '
-    'GROUP BY "device", "district"'
+    f"SELECT * FROM {{measurement}} WHERE {quote_ident(schema.SITE)} = $site "  # noqa: S608
+    "AND time >= $start AND time < $end "
+    f"GROUP BY {quote_ident(schema.DEVICE)}, {quote_ident(schema.DISTRICT)}"
 )
 
 
@@ -197,7 +198,7 @@ async def stored_readings(
             "start": max(start_ms, chunk_start) * 1_000_000,
             "end": chunk_end * 1_000_000,
         }
-        for measurement in READING_MEASUREMENTS:
+        for measurement in schema.READING_MEASUREMENTS:
             q = REPLAY_QUERY.format(measurement=quote_ident(measurement))
             chunk += readings_from_series(
                 Kind(measurement), await db.query(q, params=params), site, as_history=False

@@ -1,4 +1,4 @@
-"""Alert events: the ``{site}/_alerts/…`` subtree and their InfluxDB record.
+"""Alert events: the ``{site}/_alerts/…`` subtree (stored by :mod:`deltasense.schema`).
 
 Analytics owns the lifecycle and publishes every change of an alert as one
 event; the API serves them.  Topic: ``{site}/_alerts/{kind}/{rule}/{subject}``,
@@ -10,7 +10,7 @@ changes skip messages delivered with the retain flag.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import msgspec
 
@@ -20,7 +20,6 @@ AlertKind = Literal["storm", "flood", "energy", "health"]
 AlertState = Literal["pending", "firing", "resolved"]
 Severity = Literal["info", "warning", "critical"]
 SEVERITY_RANK: Final[dict[str, int]] = {"info": 0, "warning": 1, "critical": 2}
-ALERTS_MEASUREMENT: Final = "alerts"
 
 
 class Message(msgspec.Struct, frozen=True):
@@ -80,25 +79,3 @@ def encode(event: AlertEvent) -> bytes:
 
 def decode(payload: bytes) -> AlertEvent:
     return DECODER.decode(payload)
-
-
-def influx_point(event: AlertEvent) -> tuple[str, dict[str, str], dict[str, Any], int]:
-    """(measurement, tags, fields, ts_ms) of one alert event for line protocol.
-
-    Tagged by ``id`` so ``SELECT last("body") … GROUP BY "id"`` yields each
-    alert's latest state; ``body`` is the whole event as JSON.
-    """
-    tags = {
-        "id": event.id,
-        "kind": event.kind,
-        "rule": event.rule,
-        "district": event.district,
-    }
-    fields: dict[str, Any] = {
-        "subject": event.subject,
-        "state": event.state,
-        "severity": event.severity,
-        "started": event.started,
-        "body": ENCODER.encode(event).decode(),
-    }
-    return ALERTS_MEASUREMENT, tags, fields, event.updated

@@ -1,22 +1,25 @@
 """How DeltaSense lays out its data in InfluxDB (database ``settings.influx_db``).
 
-Ingest writes these measurements; analytics and the API read them.  Time
+This module owns every measurement, tag and field name and builds every point:
+ingest, analytics, the API and the tests write through the builders below and
+name what they query with the constants, so the layout is written once.  Time
 precision is milliseconds throughout.
 
 ``weather`` / ``water`` / ``lamp`` / ``meter`` (one per kind)
     tags ``site``, ``district``, ``device``; fields: the kind's measured fields
-    and health fields as sent, plus ``seq`` and ``boot`` (integers),
-    ``hist`` (true, only on replayed readings), ``ts_platform`` (true, only
-    when the device sent no ``ts`` and ingest stamped the arrival time) and
-    ``qc`` (comma-separated names of fields outside the QC range, only when
-    any).  Timestamp = the reading's ``ts``, so a redelivered reading
-    overwrites itself: stored once.
+    and health fields as sent (names: :mod:`deltasense.contract`), plus ``seq``
+    and ``boot`` (integers), ``hist`` (true, only on replayed readings),
+    ``ts_platform`` (true, only when the device sent no ``ts`` and ingest
+    stamped the arrival time) and ``qc`` (comma-separated names of fields
+    outside the QC range, only when any).  Timestamp = the reading's ``ts``, so
+    a redelivered reading overwrites itself: stored once.
 ``status``
     tags ``site``, ``district``, ``kind``, ``device``; fields ``state`` and
     ``device_ts`` (when sent).
 ``meta``
-    same tags; fields ``fw``, ``hw``, ``boot``, ``reset_cause``, ``lat``,
-    ``lon``, ``cfg_hash``, ``interval_s`` as sent.
+    same tags; fields: the contract's meta fields as sent (``fw``, ``hw``,
+    ``boot``, ``reset_cause``, ``lat``, ``lon``, ``cfg_hash``, ``interval_s``,
+    ``station``).
 ``devices`` (the registry)
     tag ``device``; fields ``site``, ``district``, ``kind``, ``last_seen``
     (ms).  Written when ingest first sees a device, when its district or kind
@@ -26,18 +29,176 @@ precision is milliseconds throughout.
     tag ``reason``; fields ``topic``, ``payload`` (truncated, UTF-8 with
     replacement) and ``detail``.
 ``alerts``
-    see :mod:`deltasense.alerts`.
+    tags ``id``, ``kind``, ``rule``, ``district``; fields ``subject``,
+    ``state``, ``severity``, ``started`` and ``body`` (the whole event as JSON,
+    :mod:`deltasense.alerts`).  Timestamp = the event's ``updated``, so
+    ``SELECT last("body") … GROUP BY "id"`` yields each alert's latest state.
+``commands`` (the broker keeps no history of commands)
+    tags ``site``, ``district``, ``device``; fields ``id``, ``name``, ``args``
+    (JSON), ``reason`` and ``source`` (who ordered it).
 """
 
 from __future__ import annotations
 
-from typing import Final
+import logging
+from collections.abc import Iterable
+from typing import Any, Final
 
-from deltasense.contract import Kind
+import msgspec
 
+from deltasense import alerts
+from deltasense.alerts import AlertEvent
+from deltasense.contract import Command, Kind, Meta, Reading, Status, Topic, struct_to_dict
+from deltasense.lineprotocol import FieldValue, encode_point
+
+_LOG = logging.getLogger(__name__)
+
+# --- measurements ----------------------------------------------------------------------
 READING_MEASUREMENTS: Final = tuple(k.value for k in Kind)
 STATUS: Final = "status"
 META: Final = "meta"
 DEVICES: Final = "devices"
 DEADLETTERS: Final = "deadletters"
+ALERTS: Final = "alerts"
+COMMANDS: Final = "commands"
+
+# --- tags (some are fields elsewhere: the registry keeps site, district, kind as fields) -
+SITE: Final = "site"
+DISTRICT: Final = "district"
+DEVICE: Final = "device"
+KIND: Final = "kind"
+REASON: Final = "reason"  # dead letters' tag; a commands field
+ID: Final = "id"  # alerts' tag; a commands field
+RULE: Final = "rule"
+READING_TAGS: Final = (SITE, DISTRICT, DEVICE)
+DEVICE_TAGS: Final = (SITE, DISTRICT, KIND, DEVICE)  # status and meta
+
+# --- fields --------------------------------------------------------------------------------
+SEQ: Final = "seq"
+BOOT: Final = "boot"
+HIST: Final = "hist"
+TS_PLATFORM: Final = "ts_platform"
+QC: Final = "qc"
+READING_BOOKKEEPING: Final = frozenset({SEQ, BOOT, HIST, TS_PLATFORM, QC})
+"""Reading fields that are no measurement."""
+STATE: Final = "state"
+DEVICE_TS: Final = "device_ts"
+# Meta fields the platform reads back (contract field names, stored as sent).
+FW: Final = "fw"
+LAT: Final = "lat"
+LON: Final = "lon"
+INTERVAL_S: Final = "interval_s"
+STATION: Final = "station"
+LAST_SEEN: Final = "last_seen"
+REGISTRY_FIELDS: Final = (SITE, DISTRICT, KIND, LAST_SEEN)
+TOPIC: Final = "topic"
+PAYLOAD: Final = "payload"
+DETAIL: Final = "detail"
+DEADLETTER_FIELDS: Final = (TOPIC, PAYLOAD, DETAIL)
+SUBJECT: Final = "subject"
+SEVERITY: Final = "severity"
+STARTED: Final = "started"
+BODY: Final = "body"
+NAME: Final = "name"
+ARGS: Final = "args"
+SOURCE: Final = "source"
+
 DEADLETTER_PAYLOAD_MAX: Final = 512
+_DEADLETTER_TOPIC_MAX: Final = 256
+_DEADLETTER_DETAIL_MAX: Final = 512
+
+
+# --- point builders ------------------------------------------------------------------------
+def reading_line(reading: Reading, qc_flags: Iterable[str] = ()) -> str:
+    fields: dict[str, FieldValue] = dict(reading.fields)
+    fields[SEQ] = reading.seq
+    fields[BOOT] = reading.boot
+    if reading.hist:
+        fields[HIST] = True
+    if reading.ts_from_platform:
+        fields[TS_PLATFORM] = True
+    flagged = ",".join(qc_flags)
+    if flagged:
+        fields[QC] = flagged
+    tags = {SITE: reading.site, DISTRICT: reading.district, DEVICE: reading.device}
+    return encode_point(reading.kind.value, tags, fields, reading.ts_ms)
+
+
+def _device_tags(topic: Topic) -> dict[str, str]:
+    return {
+        SITE: topic.site,
+        DISTRICT: topic.district,
+        KIND: topic.kind.value,
+        DEVICE: topic.device,
+    }
+
+
+def status_line(topic: Topic, status: Status, now_ms: int) -> str:
+    fields: dict[str, FieldValue] = {STATE: status.state}
+    if isinstance(status.ts, int):
+        fields[DEVICE_TS] = status.ts
+    return encode_point(STATUS, _device_tags(topic), fields, now_ms)
+
+
+def meta_line(topic: Topic, meta: Meta, now_ms: int) -> str | None:
+    """``None`` for a meta message with no field (nothing to store)."""
+    fields: dict[str, FieldValue] = struct_to_dict(meta)
+    if not fields:
+        return None
+    return encode_point(META, _device_tags(topic), fields, now_ms)
+
+
+def device_line(topic: Topic, last_seen_ms: int, now_ms: int) -> str:
+    fields: dict[str, FieldValue] = {
+        SITE: topic.site,
+        DISTRICT: topic.district,
+        KIND: topic.kind.value,
+        LAST_SEEN: last_seen_ms,
+    }
+    return encode_point(DEVICES, {DEVICE: topic.device}, fields, now_ms)
+
+
+def deadletter_line(reason: str, topic: str, payload: bytes, detail: str, now_ms: int) -> str:
+    fields: dict[str, FieldValue] = {
+        TOPIC: topic[:_DEADLETTER_TOPIC_MAX],
+        PAYLOAD: payload[:DEADLETTER_PAYLOAD_MAX].decode("utf-8", errors="replace"),
+        DETAIL: detail[:_DEADLETTER_DETAIL_MAX],
+    }
+    return encode_point(DEADLETTERS, {REASON: reason}, fields, now_ms)
+
+
+def alert_line(event: AlertEvent) -> str:
+    tags = {ID: event.id, KIND: event.kind, RULE: event.rule, DISTRICT: event.district}
+    fields: dict[str, FieldValue] = {
+        SUBJECT: event.subject,
+        STATE: event.state,
+        SEVERITY: event.severity,
+        STARTED: event.started,
+        BODY: alerts.encode(event).decode(),
+    }
+    return encode_point(ALERTS, tags, fields, event.updated)
+
+
+def command_line(
+    site: str, district: str, device: str, command: Command, *, reason: str, source: str, ts: int
+) -> str:
+    fields: dict[str, FieldValue] = {
+        ID: command.id,
+        NAME: command.name,
+        ARGS: msgspec.json.encode(command.args).decode(),
+        REASON: reason,
+        SOURCE: source,
+    }
+    return encode_point(COMMANDS, {SITE: site, DISTRICT: district, DEVICE: device}, fields, ts)
+
+
+# --- reading back --------------------------------------------------------------------------
+def alert_from_body(body: Any) -> AlertEvent | None:
+    """A stored ``body`` as its event; ``None`` (logged) when it is not one."""
+    if not isinstance(body, str):
+        return None
+    try:
+        return alerts.decode(body.encode())
+    except ValueError as exc:  # msgspec.DecodeError is a ValueError
+        _LOG.warning("undecodable alert body %.120r skipped: %s", body, exc)
+        return None

@@ -1,4 +1,4 @@
-"""Decode → validate → QC → points, for one MQTT message at a time.
+"""Decode → validate → QC → points (built by deltasense.schema), one MQTT message at a time.
 
 No I/O here: :class:`Pipeline` turns (topic, payload, arrival time) into
 line-protocol lines and, for anything that breaks the contract, a dead-letter
@@ -12,6 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Final
 
+from deltasense import schema
 from deltasense.contract import (
     Channel,
     ContractError,
@@ -24,7 +25,6 @@ from deltasense.contract import (
 )
 from deltasense.lineprotocol import LineProtocolError
 from deltasense.qc import out_of_range
-from ingest import points
 
 _LOG = logging.getLogger(__name__)
 _STORED_CHANNELS: Final = frozenset({Channel.TELE, Channel.STATUS, Channel.META})
@@ -89,7 +89,7 @@ class Pipeline:
         _LOG.warning(
             "dead letter (%s) on %.120s: %s; payload %.80r", reason, topic, detail, payload
         )
-        line = points.deadletter_line(reason, topic, payload, detail, ts)
+        line = schema.deadletter_line(reason, topic, payload, detail, ts)
         return Outcome(lines=[line], deadletter=reason)
 
     def handle(self, topic: str, payload: bytes, now_ms: int) -> Outcome:
@@ -119,10 +119,10 @@ class Pipeline:
                 if reading.ts_from_platform:
                     reading.ts_ms = self._stamps.stamp(reading)
                 lines.append(
-                    points.reading_line(reading, out_of_range(reading.kind, reading.fields))
+                    schema.reading_line(reading, out_of_range(reading.kind, reading.fields))
                 )
             return Outcome(lines=lines, readings=len(readings))
         if topic.channel is Channel.STATUS:
-            return Outcome(lines=[points.status_line(topic, decode_status(payload), now_ms)])
-        line = points.meta_line(topic, decode_meta(payload), now_ms)
+            return Outcome(lines=[schema.status_line(topic, decode_status(payload), now_ms)])
+        line = schema.meta_line(topic, decode_meta(payload), now_ms)
         return Outcome(lines=[line] if line else [])

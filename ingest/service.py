@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 
 import aiomqtt
 
+from deltasense import schema
 from deltasense.contract import Topic
 from deltasense.influx import InfluxClient, InfluxRequestError, InfluxUnavailable, influx_client
 from deltasense.mqtt import make_client, run_forever
 from deltasense.runtime import Backoff, now_ms, payload_bytes
 from deltasense.settings import Settings
-from ingest import points
 from ingest.metrics import DEADLETTERS, MESSAGES, READINGS, WRITE_RETRIES, WRITE_SECONDS
 from ingest.pipeline import Pipeline
 
@@ -151,7 +151,7 @@ class Ingest:
         stamp = now_ms()
         registry = self._registry_due(batch.seen, stamp)
         lines = batch.lines + [
-            points.device_line(topic, seen, stamp) for topic, seen in registry.values()
+            schema.device_line(topic, seen, stamp) for topic, seen in registry.values()
         ]
         await self._write(lines)
         for device, (topic, _) in registry.items():
@@ -199,7 +199,7 @@ class Ingest:
                 await self.influx.write_lines([line])
             except InfluxRequestError as exc:
                 DEADLETTERS.labels("store_rejected").inc()
-                dead = points.deadletter_line(
+                dead = schema.deadletter_line(
                     "store_rejected", "(ingest)", line.encode(), str(exc), now_ms()
                 )
                 with contextlib.suppress(InfluxRequestError):

@@ -1,4 +1,4 @@
-"""Helpers for the API integration tests: a real uvicorn server and schema-shaped data."""
+"""Helpers for the API integration tests: a real uvicorn server and points built by the schema."""
 
 from __future__ import annotations
 
@@ -11,8 +11,18 @@ import httpx
 import uvicorn
 
 from api.app import create_app
+from deltasense import schema
+from deltasense.contract import (
+    Channel,
+    DeviceState,
+    FieldValue,
+    Kind,
+    Meta,
+    Reading,
+    Status,
+    Topic,
+)
 from deltasense.influx import InfluxClient
-from deltasense.lineprotocol import FieldValue, encode_point
 from deltasense.settings import Settings
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
@@ -60,34 +70,52 @@ async def _wait_ready(client: httpx.AsyncClient, task: asyncio.Task[None]) -> No
             await asyncio.sleep(0.05)
 
 
+def _topic(settings: Settings, device: str, kind: str, district: str, channel: Channel) -> Topic:
+    return Topic(settings.site, district, Kind(kind), device, channel)
+
+
 def registry_line(settings: Settings, device: str, kind: str, district: str, ts: int) -> str:
-    fields: dict[str, FieldValue] = {
-        "site": settings.site,
-        "district": district,
-        "kind": kind,
-        "last_seen": ts,
-    }
-    return encode_point("devices", {"device": device}, fields, ts)
-
-
-def _tags(settings: Settings, device: str, kind: str, district: str) -> dict[str, str]:
-    return {"site": settings.site, "district": district, "kind": kind, "device": device}
+    return schema.device_line(_topic(settings, device, kind, district, Channel.TELE), ts, ts)
 
 
 def status_line(
-    settings: Settings, device: str, kind: str, district: str, state: str, ts: int
+    settings: Settings, device: str, kind: str, district: str, state: DeviceState, ts: int
 ) -> str:
-    return encode_point("status", _tags(settings, device, kind, district), {"state": state}, ts)
+    topic = _topic(settings, device, kind, district, Channel.STATUS)
+    return schema.status_line(topic, Status(state=state), ts)
 
 
 def meta_line(
     settings: Settings, device: str, kind: str, district: str, ts: int, **fields: Any
 ) -> str:
-    return encode_point("meta", _tags(settings, device, kind, district), fields, ts)
+    topic = _topic(settings, device, kind, district, Channel.META)
+    line = schema.meta_line(topic, Meta(**fields), ts)
+    assert line is not None, "a meta point needs a field"
+    return line
 
 
 def reading_line(
-    settings: Settings, device: str, kind: str, district: str, ts: int, **fields: Any
+    settings: Settings,
+    device: str,
+    kind: str,
+    district: str,
+    ts: int,
+    *,
+    seq: int,
+    boot: int,
+    qc: str = "",
+    ts_platform: bool = False,
+    **fields: FieldValue,
 ) -> str:
-    tags = {"site": settings.site, "district": district, "device": device}
-    return encode_point(kind, tags, fields, ts)
+    reading = Reading(
+        site=settings.site,
+        district=district,
+        kind=Kind(kind),
+        device=device,
+        ts_ms=ts,
+        seq=seq,
+        boot=boot,
+        ts_from_platform=ts_platform,
+        fields=fields,
+    )
+    return schema.reading_line(reading, qc.split(",") if qc else ())

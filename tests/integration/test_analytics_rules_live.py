@@ -12,10 +12,9 @@ import time
 import msgspec
 import pytest
 
-from analytics.service import COMMANDS_MEASUREMENT
-from deltasense import alerts
+from deltasense import alerts, schema
 from deltasense.contract import Command
-from deltasense.influx import InfluxClient
+from deltasense.influx import InfluxClient, quote_ident
 from deltasense.mqtt import make_client
 from deltasense.settings import Settings
 
@@ -66,7 +65,7 @@ async def test_flood_orders_lamps_to_full_brightness_and_last_will_raises_offlin
     async with InfluxClient(url=settings.influx_base_url, database=settings.influx_db) as db:
         async with asyncio.timeout(WAIT_S):
             while True:
-                series = await db.query(f'SELECT * FROM "{COMMANDS_MEASUREMENT}"')
+                series = await db.query(f"SELECT * FROM {quote_ident(schema.COMMANDS)}")
                 rows = [row for s in series for row in s.rows() if row.get("device") == "lp-x"]
                 if rows:
                     break

@@ -10,9 +10,8 @@ import httpx
 import msgspec
 
 from api.auth import add_token
-from deltasense import alerts
+from deltasense import alerts, schema
 from deltasense.alerts import AlertEvent, Message
-from deltasense.lineprotocol import encode_point
 from deltasense.mqtt import make_client
 from deltasense.settings import Settings
 
@@ -50,7 +49,7 @@ EVENTS = [
 
 async def _seed(settings: Settings) -> None:
     async with influx(settings) as db:
-        await db.write_lines([encode_point(*alerts.influx_point(e)) for e in EVENTS])
+        await db.write_lines([schema.alert_line(e) for e in EVENTS])
 
 
 def _ids(response: httpx.Response) -> list[str]:

@@ -28,8 +28,8 @@ from backtest.scenarios import wire
 from deltasense.contract import Channel, Kind, decode_meta, parse_topic
 from deltasense.influx import InfluxClient
 from deltasense.mqtt import make_client
+from deltasense.schema import meta_line, reading_line
 from deltasense.settings import Settings
-from ingest.points import meta_line, reading_line
 from ingest.service import Ingest
 from tests.integration.api_support import ADMIN, running_api
 

@@ -1,0 +1,115 @@
+"""The stored layout: every builder's point, and the names the readers rely on."""
+
+from __future__ import annotations
+
+import msgspec
+
+from deltasense import alerts, schema
+from deltasense.alerts import AlertEvent, Message
+from deltasense.contract import (
+    ALL_FIELDS,
+    Channel,
+    Command,
+    Kind,
+    Meta,
+    Reading,
+    Status,
+    Topic,
+)
+
+TOPIC = Topic("baclieu", "phuong-1", Kind.LAMP, "l-1", Channel.STATUS)
+EVENT = AlertEvent(
+    id="al-0123456789abcdef",
+    kind="storm",
+    rule="gust",
+    subject="ws-1",
+    district="phuong-1",
+    severity="warning",
+    state="firing",
+    started=1_000,
+    updated=2_000,
+    message=Message(vi="Gió giật", en="Gusts"),
+)
+
+
+def test_reading_point_carries_its_bookkeeping() -> None:
+    reading = Reading(
+        site="baclieu",
+        district="phuong-1",
+        kind=Kind.WATER,
+        device="dr-1",
+        ts_ms=5,
+        seq=3,
+        boot=2,
+        hist=True,
+        ts_from_platform=True,
+        fields={"level_cm": 12.5},
+    )
+    assert schema.reading_line(reading, ["level_cm"]) == (
+        "water,device=dr-1,district=phuong-1,site=baclieu "
+        'level_cm=12.5,seq=3i,boot=2i,hist=true,ts_platform=true,qc="level_cm" 5'
+    )
+
+
+def test_device_points() -> None:
+    tags = "device=l-1,district=phuong-1,kind=lamp,site=baclieu"
+    assert schema.status_line(TOPIC, Status(state="online", ts=9), 10) == (
+        f'status,{tags} state="online",device_ts=9i 10'
+    )
+    assert schema.meta_line(TOPIC, Meta(fw="1.0", lat=9.5), 10) == (
+        f'meta,{tags} fw="1.0",lat=9.5 10'
+    )
+    assert schema.meta_line(TOPIC, Meta(), 10) is None
+    assert schema.device_line(TOPIC, 7, 10) == (
+        'devices,device=l-1 site="baclieu",district="phuong-1",kind="lamp",last_seen=7i 10'
+    )
+
+
+def test_deadletter_point_truncates() -> None:
+    line = schema.deadletter_line("schema", "t" * 300, b"\xff" + b"x" * 600, "d", 4)
+    assert line.startswith(f'deadletters,reason=schema topic="{"t" * 256}",payload="\ufffd')
+    assert line.endswith(f'{"x" * (schema.DEADLETTER_PAYLOAD_MAX - 1)}",detail="d" 4')
+
+
+def test_alert_point_round_trips_through_its_body() -> None:
+    line = schema.alert_line(EVENT)
+    assert line.startswith(
+        "alerts,district=phuong-1,id=al-0123456789abcdef,kind=storm,rule=gust "
+        'subject="ws-1",state="firing",severity="warning",started=1000i,body="'
+    )
+    assert line.endswith(" 2000")
+    body = alerts.encode(EVENT).decode()
+    assert schema.alert_from_body(body) == EVENT
+    assert schema.alert_from_body("{broken") is None
+    assert schema.alert_from_body(None) is None
+
+
+def test_command_point() -> None:
+    command = Command(id="c1", name="set_dim", args={"pct": 100}, expires=99)
+    line = schema.command_line(
+        "baclieu", "phuong-1", "l-1", command, reason="al-1", source="analytics", ts=8
+    )
+    args = msgspec.json.encode({"pct": 100}).decode().replace('"', '\\"')
+    assert line == (
+        "commands,device=l-1,district=phuong-1,site=baclieu "
+        f'id="c1",name="set_dim",args="{args}",reason="al-1",source="analytics" 8'
+    )
+
+
+def test_names_readers_rely_on() -> None:
+    # Meta fields read back are the contract's, stored as sent.
+    assert {schema.FW, schema.LAT, schema.LON, schema.INTERVAL_S, schema.STATION} <= set(
+        Meta.__struct_fields__
+    )
+    # Bookkeeping never shadows a measured field; every measurement name is distinct.
+    assert not schema.READING_BOOKKEEPING & ALL_FIELDS
+    names = [
+        *schema.READING_MEASUREMENTS,
+        schema.STATUS,
+        schema.META,
+        schema.DEVICES,
+        schema.DEADLETTERS,
+        schema.ALERTS,
+        schema.COMMANDS,
+    ]
+    assert len(set(names)) == len(names)
