@@ -15,6 +15,7 @@ from typing import Final
 import msgspec
 
 from deltasense.contract import FIELD_RE, FIELDS_BY_KIND, HEALTH_FIELDS, WIRE_TYPES, Kind
+from deltasense.runtime import DEFAULT_UTC_OFFSET_MIN, utc_offset_text
 
 MAX_BUCKETS: Final = 10_000
 DEFAULT_WINDOW_MS: Final = 24 * 3600 * 1000
@@ -50,8 +51,11 @@ def format_duration(seconds: int) -> str:
     return f"{seconds}s"
 
 
-def parse_time(text: str, name: str) -> int:
-    """ISO-8601 with an offset (``2025-06-01T07:00:00+07:00``, ``…Z``) or epoch ms → ms."""
+def parse_time(text: str, name: str, utc_offset_min: int = DEFAULT_UTC_OFFSET_MIN) -> int:
+    """ISO-8601 with an offset (``2025-06-01T07:00:00+07:00``, ``…Z``) or epoch ms → ms.
+
+    A time without an offset is refused, not guessed; the site's offset
+    (``utc_offset_min``) only serves as the example in the message."""
     if _EPOCH_MS_RE.fullmatch(text):
         return int(text)
     try:
@@ -61,13 +65,20 @@ def parse_time(text: str, name: str) -> int:
             f"{name} {text[:40]!r} is neither epoch milliseconds nor an ISO-8601 time"
         ) from None
     if parsed.tzinfo is None:
-        raise ParamError(f"{name} {text[:40]!r} needs a UTC offset (e.g. Z or +07:00)")
+        raise ParamError(
+            f"{name} {text[:40]!r} needs a UTC offset (e.g. Z or {utc_offset_text(utc_offset_min)})"
+        )
     return int(parsed.timestamp() * 1000)
 
 
-def time_range(start: str | None, end: str | None, now_ms: int) -> tuple[int, int]:
-    end_ms = parse_time(end, "end") if end is not None else now_ms
-    start_ms = parse_time(start, "start") if start is not None else end_ms - DEFAULT_WINDOW_MS
+def time_range(
+    start: str | None, end: str | None, now_ms: int, utc_offset_min: int = DEFAULT_UTC_OFFSET_MIN
+) -> tuple[int, int]:
+    offset = utc_offset_min
+    end_ms = parse_time(end, "end", offset) if end is not None else now_ms
+    start_ms = (
+        parse_time(start, "start", offset) if start is not None else end_ms - DEFAULT_WINDOW_MS
+    )
     if start_ms >= end_ms:
         raise ParamError("start must be before end")
     return start_ms, end_ms

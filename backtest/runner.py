@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -37,13 +37,12 @@ from deltasense import schema
 from deltasense.alerts import AlertEvent
 from deltasense.contract import Kind, Reading
 from deltasense.influx import InfluxClient, InfluxError, quote_ident
-from deltasense.runtime import now_ms
+from deltasense.runtime import DEFAULT_UTC_OFFSET_MIN, now_ms, utc_label, utc_offset_tz
 from deltasense.settings import Settings
 
 _LOG = logging.getLogger(__name__)
 
 MINUTE_MS: Final = 60_000
-LOCAL: Final = timezone(timedelta(hours=7))  # naive times are Bạc Liêu local time
 MAX_REPLAY_MS: Final = 31 * 86_400_000
 REPLAY_CHUNK_MS: Final = 3_600_000
 _RELATIVE: Final = re.compile(r"-(\d+)([smhd])")
@@ -77,9 +76,9 @@ class Result:
 
 
 # --- times ---------------------------------------------------------------------------------
-def parse_time(text: str, now_ms: int) -> int:
-    """A time for ``--start``/``--end`` in ms: ISO 8601 (naive = local UTC+7),
-    epoch seconds or milliseconds, ``now``, or ``-30m``/``-6h``/``-2d`` before now."""
+def parse_time(text: str, now_ms: int, utc_offset_min: int = DEFAULT_UTC_OFFSET_MIN) -> int:
+    """A time for ``--start``/``--end`` in ms: ISO 8601 (naive = the site's local
+    time), epoch seconds or milliseconds, ``now``, or ``-30m``/``-6h``/``-2d`` before now."""
     value = text.strip()
     if value == "now":
         return now_ms
@@ -92,11 +91,12 @@ def parse_time(text: str, now_ms: int) -> int:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise BacktestError(
-            f"cannot read time {text!r}: use ISO 8601 (2024-11-17T18:00, naive = UTC+7), "
+            f"cannot read time {text!r}: use ISO 8601 "
+            f"(2024-11-17T18:00, naive = {utc_label(utc_offset_min)}), "
             "epoch seconds or ms, 'now', or -30m / -6h / -2d"
         ) from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=LOCAL)
+        parsed = parsed.replace(tzinfo=utc_offset_tz(utc_offset_min))
     return int(parsed.timestamp() * 1000)
 
 
@@ -109,10 +109,12 @@ def check_window(start_ms: int, end_ms: int, now_ms: int) -> None:
         raise BacktestError("--start lies in the future")
 
 
-def iso(ms: int | None) -> str:
+def iso(ms: int | None, utc_offset_min: int = DEFAULT_UTC_OFFSET_MIN) -> str:
+    """``ms`` as the site's local time (its offset comes from the settings)."""
     if ms is None:
         return "-"
-    return datetime.fromtimestamp(ms / 1000, tz=LOCAL).strftime("%Y-%m-%d %H:%M:%S")
+    tz = utc_offset_tz(utc_offset_min)
+    return datetime.fromtimestamp(ms / 1000, tz=tz).strftime("%Y-%m-%d %H:%M:%S")
 
 
 # --- scenario runs ---------------------------------------------------------------------------
@@ -364,9 +366,14 @@ _KIND_COLOURS: Final = {
 }
 
 
-def html_timeline(rep: dict[str, Any]) -> str:
+def html_timeline(rep: dict[str, Any], utc_offset_min: int = DEFAULT_UTC_OFFSET_MIN) -> str:
     """A self-contained HTML page (inline SVG, no scripts, no network): one row per
-    subject, labelled events as pale bars, alerts as solid bars coloured by kind."""
+    subject, labelled events as pale bars, alerts as solid bars coloured by kind; times
+    in the site's local time."""
+
+    def when(ms: int | None) -> str:
+        return iso(ms, utc_offset_min)
+
     start, end = int(rep["start"]), int(rep["end"])
     span = max(1, end - start)
     width, left, row_h = 1100, 230, 16
@@ -387,7 +394,7 @@ def html_timeline(rep: dict[str, Any]) -> str:
         colour = _KIND_COLOURS.get(label["kind"], "#888")
         opacity = 0.25 if label["expected"] else 0.1
         title = html.escape(
-            f"label {label['what']} {label['subject']} {iso(label['start'])} → {iso(label['end'])}"
+            f"label {label['what']} {label['subject']} {when(label['start'])} → {when(label['end'])}"
             + ("" if label["expected"] else " (tolerated)")
         )
         shapes.append(
@@ -401,7 +408,7 @@ def html_timeline(rep: dict[str, Any]) -> str:
         stroke = ' stroke="#000" stroke-dasharray="2"' if alert.get("matches") == [] else ""
         title = html.escape(
             f"alert {alert['rule']} {alert['subject']} {alert['severity']} "
-            f"{iso(alert['start'])} → {iso(alert['end'])}"
+            f"{when(alert['start'])} → {when(alert['end'])}"
             + (" FALSE" if alert.get("matches") == [] else "")
             + (" FLAP" if alert.get("flap") else "")
         )
@@ -420,7 +427,7 @@ def html_timeline(rep: dict[str, Any]) -> str:
     while t < end:
         ticks.append(
             f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="20" y2="{30 + len(order) * row_h}" stroke="#ddd"/>'
-            f'<text x="{x(t):.1f}" y="14" font-size="10" text-anchor="middle">{iso(t)[11:16]}</text>'
+            f'<text x="{x(t):.1f}" y="14" font-size="10" text-anchor="middle">{when(t)[11:16]}</text>'
         )
         t += step
     height = 40 + len(order) * row_h
@@ -434,7 +441,7 @@ def html_timeline(rep: dict[str, Any]) -> str:
         f"<title>{title}</title>"
         "<body style='font-family:sans-serif;margin:16px'>"
         f"<h1 style='font-size:18px'>{title}</h1>"
-        f"<p>{html.escape(iso(start))} → {html.escape(iso(end))} (UTC+7) · {html.escape(summary)}</p>"
+        f"<p>{html.escape(when(start))} → {html.escape(when(end))} ({utc_label(utc_offset_min)}) · {html.escape(summary)}</p>"
         "<p style='font-size:12px'>pale bars: labelled events (fainter: tolerated); "
         "solid bars: alerts; dashed outline: false alert.</p>"
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}'>"
@@ -521,7 +528,8 @@ def run_cli(
         else:
             assert start is not None and end is not None  # validate_args
             now = now_ms()
-            start_ms, end_ms = parse_time(start, now), parse_time(end, now)
+            offset = settings.utc_offset_min
+            start_ms, end_ms = parse_time(start, now, offset), parse_time(end, now, offset)
             check_window(start_ms, end_ms, now)
             task = progress.add_task("replaying InfluxDB", total=None)
 
@@ -544,24 +552,29 @@ def run_cli(
     rep = report(result, round(tolerance_min * MINUTE_MS))
     if html_path is not None:
         try:
-            html_path.write_text(html_timeline(rep), encoding="utf-8")
+            html_path.write_text(html_timeline(rep, settings.utc_offset_min), encoding="utf-8")
         except OSError as exc:
             raise BacktestError(f"cannot write {html_path}: {exc}") from exc
     if json_out:
         out.print_json(data=rep)
     else:
-        print_report(rep, out)
+        print_report(rep, out, settings.utc_offset_min)
         if html_path is not None:
             out.print(f"timeline: {html_path}")
     return rep
 
 
-def print_report(rep: dict[str, Any], out: Console) -> None:
+def print_report(
+    rep: dict[str, Any], out: Console, utc_offset_min: int = DEFAULT_UTC_OFFSET_MIN
+) -> None:
     from rich.table import Table
+
+    def when(ms: int | None) -> str:
+        return iso(ms, utc_offset_min)
 
     source = rep["source"] if rep["seed"] is None else f"{rep['source']} (seed {rep['seed']})"
     out.print(
-        f"[bold]{source}[/]: {iso(rep['start'])} → {iso(rep['end'])} (UTC+7), "
+        f"[bold]{source}[/]: {when(rep['start'])} → {when(rep['end'])} ({utc_label(utc_offset_min)}), "
         f"{rep['readings']} readings, {rep['evaluations']} evaluations in {rep['elapsed_s']:.1f} s; "
         f"{rep['total_alerts']} alerts"
     )
@@ -588,8 +601,8 @@ def print_report(rep: dict[str, Any], out: Console) -> None:
                 a["rule"],
                 a["subject"],
                 a["severity"],
-                iso(a["start"]),
-                iso(a["end"]),
+                when(a["start"]),
+                when(a["end"]),
                 verdict,
             )
         out.print(table)

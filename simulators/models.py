@@ -11,16 +11,18 @@ import math
 import random
 from typing import Final
 
+from deltasense.runtime import DEFAULT_UTC_OFFSET_MIN
+
 LAT: Final = 9.29
 LON: Final = 105.72
-UTC_OFFSET_H: Final = 7  # Asia/Ho_Chi_Minh, no daylight saving
 
 # --- time and sun -------------------------------------------------------------------
 
 
-def local_hour(ts_s: float) -> float:
-    """Hour of the local (UTC+7) day, 0 ≤ h < 24."""
-    return ((ts_s / 3600.0) + UTC_OFFSET_H) % 24.0
+def local_hour(ts_s: float, utc_offset_min: int = DEFAULT_UTC_OFFSET_MIN) -> float:
+    """Hour of the local day, 0 ≤ h < 24; the modelled climate is Bạc Liêu's, so its
+    local time is the site's default offset unless one is given."""
+    return ((ts_s / 3600.0) + utc_offset_min / 60.0) % 24.0
 
 
 def solar_elevation_deg(ts_s: float, lat: float = LAT, lon: float = LON) -> float:

@@ -5,13 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi.responses import HTMLResponse
+
+from api.deps import SettingsDep
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+_OFFSET_SLOT = 'data-utc-offset-min=""'
 
 router = APIRouter(include_in_schema=False)
 
 
+def index_html(utc_offset_min: int) -> str:
+    """The console page carrying the site's UTC offset, so it shows the site's local time."""
+    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    if _OFFSET_SLOT not in page:
+        raise RuntimeError(f"index.html lacks {_OFFSET_SLOT}")
+    return page.replace(_OFFSET_SLOT, f'data-utc-offset-min="{utc_offset_min}"', 1)
+
+
 @router.get("/")
-async def index() -> FileResponse:
-    return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+async def index(settings: SettingsDep) -> HTMLResponse:
+    return HTMLResponse(index_html(settings.utc_offset_min), headers={"Cache-Control": "no-cache"})

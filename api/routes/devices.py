@@ -115,7 +115,7 @@ async def series(
     # Everything checkable without the database is checked first.
     try:
         params.check_field_name(field)
-        start_ms, end_ms = params.time_range(start, end, now_ms())
+        start_ms, end_ms = params.time_range(start, end, now_ms(), settings.utc_offset_min)
         every_s = params.choose_every(start_ms, end_ms, every)
     except ParamError as exc:
         raise HTTPException(422, str(exc)) from None

@@ -61,10 +61,14 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
+// The site's offset east of UTC in minutes; the API writes it into the page it serves.
+const SITE_UTC_OFFSET_MIN = Number(document.documentElement.dataset.utcOffsetMin) || 0;
+
 function fmtTime(ms) {
   if (ms == null) return t("never");
   const locale = state.lang === "vi" ? "vi-VN" : "en-GB";
-  return new Date(ms).toLocaleString(locale, { timeZone: "Asia/Ho_Chi_Minh" });
+  // Shifted by the site's offset and shown as UTC: the site's wall clock, not the viewer's.
+  return new Date(ms + SITE_UTC_OFFSET_MIN * 60000).toLocaleString(locale, { timeZone: "UTC" });
 }
 
 function fmtValue(v) {

@@ -12,22 +12,23 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Final
 
 from backtest.scenarios import faults as F
 from backtest.scenarios import physics as P
 from backtest.scenarios.world import MINUTE_MS, Config
 from deltasense.contract import Kind
+from deltasense.runtime import DEFAULT_LOCAL_TZ
 from simulators.city import DeviceSpec, place_devices
 
-LOCAL: Final = timezone(timedelta(hours=7))  # Asia/Ho_Chi_Minh, no daylight saving
 HOUR_MS: Final = 3_600_000
 CITY_DEVICES: Final = 120
 
 
 def local_ms(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
-    return int(datetime(year, month, day, hour, minute, tzinfo=LOCAL).timestamp() * 1000)
+    """A scenario date: wall-clock time at the site (its default offset, Bạc Liêu's)."""
+    return int(datetime(year, month, day, hour, minute, tzinfo=DEFAULT_LOCAL_TZ).timestamp() * 1000)
 
 
 Builder = Callable[[int, int | None, str], Config]

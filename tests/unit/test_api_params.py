@@ -47,6 +47,8 @@ def test_parse_time() -> None:
     assert parse_time("2023-11-14T22:13:20.5Z", "start") == 1_700_000_000_500
     with pytest.raises(ParamError, match="offset"):
         parse_time("2023-11-14T22:13:20", "start")
+    with pytest.raises(ParamError, match=r"e\.g\. Z or \+05:30"):
+        parse_time("2023-11-14T22:13:20", "start", 330)
     with pytest.raises(ParamError, match="end"):
         parse_time("yesterday", "end")
     assert ms_to_rfc3339(1_700_000_000_123) == "2023-11-14T22:13:20.123Z"

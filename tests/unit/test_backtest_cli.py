@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from backtest import scenarios
-from backtest.runner import BacktestError, check_window, parse_time
+from backtest.runner import BacktestError, check_window, iso, parse_time
 from tools.cli import app
 from tools.devstack import free_port
 
@@ -105,3 +105,11 @@ def test_parse_time_forms() -> None:
             parse_time(bad, NOW)
     with pytest.raises(BacktestError, match="future"):
         check_window(NOW + 1, NOW + 2, NOW)
+
+
+def test_naive_times_and_reports_use_the_sites_offset() -> None:
+    assert parse_time("2024-11-17T05:30", NOW, 330) == parse_time("2024-11-17T00:00Z", NOW)
+    with pytest.raises(BacktestError, match=r"naive = UTC\+5:30"):
+        parse_time("tomorrow", NOW, 330)
+    at = parse_time("2024-11-17T00:00Z", NOW)
+    assert (iso(at), iso(at, 0)) == ("2024-11-17 07:00:00", "2024-11-17 00:00:00")

@@ -22,6 +22,11 @@ def test_local_hour_is_utc_plus_7() -> None:
     assert models.local_hour(datetime(2025, 6, 1, 20, 30, tzinfo=UTC).timestamp()) == 3.5
 
 
+def test_local_hour_takes_another_offset() -> None:
+    assert models.local_hour(datetime(2025, 6, 1, 20, 30, tzinfo=UTC).timestamp(), 330) == 2.0
+    assert models.local_hour(datetime(2025, 6, 1, 0, 0, tzinfo=UTC).timestamp(), -60) == 23.0
+
+
 @pytest.mark.parametrize("month", [1, 4, 6, 9, 12])
 def test_sunrise_and_sunset_match_the_reference_window(month: int) -> None:
     # docs/REFERENCE.md: sunrise 05:39-06:17, sunset 17:34-18:19 local (refraction: -0.833°).
