@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from deltasense.runtime import Backoff
+
 _LOG = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 BROKER_AUTOSAVE_CHANGES = 100  # the broker-crash loss window, in queued messages
@@ -90,7 +92,9 @@ class RestartPolicy:
     reset_after_s: float = 60.0
 
     def delay_s(self, failures_in_a_row: int) -> float:
-        return float(min(self.cap_s, self.base_s * 2 ** max(0, failures_in_a_row - 1)))
+        # The platform's backoff without jitter: one supervisor has no herd to spread.
+        backoff = Backoff(self.base_s, self.cap_s, jitter=False)
+        return backoff.delay(max(0, failures_in_a_row - 1))
 
 
 class ProcState(StrEnum):
