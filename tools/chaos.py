@@ -38,7 +38,9 @@ from typing import Final
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from deltasense import schema
 from deltasense.influx import InfluxClient, influx_client, quote_ident
+from deltasense.runtime import now_ms
 from deltasense.settings import Settings
 from tools.devstack import BROKER_AUTOSAVE_CHANGES, ProcState, Stack, free_port
 from tools.stack import build_stack
@@ -160,7 +162,7 @@ class Publisher:
             with self._lock:
                 seq = self._seq[device]
                 self._seq[device] = seq + 1
-            ts = max(int(time.time() * 1000), last_ts[device] + 1)  # unique per device
+            ts = max(now_ms(), last_ts[device] + 1)  # unique per device
             last_ts[device] = ts
             payload = json.dumps({"ts": ts, "seq": seq, "boot": 1, "level_cm": 1.0})
             topic = f"{self.settings.site}/{DISTRICT}/{KIND}/{device}/tele"
@@ -245,7 +247,7 @@ class AlertWatch:
         self.client.loop_start()
         if not self._subscribed.wait(20):
             raise TimeoutError("the alert watch could not subscribe")
-        reading = {"ts": int(time.time() * 1000), "seq": 0, "boot": 1, "level_cm": 20.0}
+        reading = {"ts": now_ms(), "seq": 0, "boot": 1, "level_cm": 20.0}
         topic = f"{self.settings.site}/{DISTRICT}/{KIND}/{self.DEVICE}/tele"
         self.client.publish(topic, json.dumps(reading), qos=1)
         _wait("the standing flood alert is raised", lambda: self.count() > 0, within=20)
@@ -282,14 +284,15 @@ class Stored:
 
 async def _stored(db: InfluxClient, site: str, devices: Sequence[str]) -> dict[str, Stored]:
     wanted = set(devices)
+    seq = quote_ident(schema.SEQ)
     rows = await db.query(
-        f'SELECT count("seq") AS n, count(distinct("seq")) AS d FROM {quote_ident(KIND)} '  # noqa: S608 - identifier quoted, site bound
-        'WHERE "site" = $site GROUP BY "device"',
+        f"SELECT count({seq}) AS n, count(distinct({seq})) AS d FROM {quote_ident(KIND)} "  # noqa: S608 - identifiers quoted, site bound
+        f"WHERE {quote_ident(schema.SITE)} = $site GROUP BY {quote_ident(schema.DEVICE)}",
         params={"site": site},
     )
     found = {d: Stored(0, 0) for d in devices}
     for series in rows:
-        device = series.tags.get("device", "")
+        device = series.tags.get(schema.DEVICE, "")
         if device in wanted:
             (row,) = series.rows()
             found[device] = Stored(int(row["n"]), int(row["d"]))

@@ -287,7 +287,7 @@ def chaos(
                 str(o.duplicates), str(o.lost), f"{o.restart_s:.1f}", f"{o.recover_s:.1f}",
                 str(o.alert_ids), "[green]ok[/]" if o.ok else "[red]FAIL[/]",
             )  # fmt: skip
-        out.print(table)
+        Console(width=max(out.width, 130)).print(table)
     if not all(o.ok for o in outcomes):
         raise typer.Exit(1)
 
