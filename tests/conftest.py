@@ -6,6 +6,13 @@ by the same code that ``deltasense up`` uses.  Each test gets its own site
 (MQTT topic prefix) and its own InfluxDB database, so tests never see each
 other's data.
 
+That session broker is an anonymous one, on purpose and for tests only: the
+integration tests check the message path (every test plays devices and
+services on its own site).  Who may do what is tested by ``tests/security``
+against a locked-down broker with the dynamic security plugin, the way
+``deltasense up`` runs it (tests/security/conftest.py), and end to end by
+tests/integration/test_stack_e2e.py.
+
 ``thresholds`` is the shipped analytics thresholds, for any test (unit or
 integration) that needs them.
 """
@@ -27,7 +34,8 @@ from tools.devstack import Stack, free_port, influxdb_process, mosquitto_process
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/integration/" in str(item.path).replace("\\", "/"):
+        path = str(item.path).replace("\\", "/")
+        if "tests/integration/" in path or "tests/security/" in path:
             item.add_marker(pytest.mark.integration)
 
 
@@ -49,7 +57,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     )
     stack = Stack(
         [
-            mosquitto_process(var_dir, port=found.mqtt_port),
+            mosquitto_process(var_dir, port=found.mqtt_port, anonymous=True),
             influxdb_process(var_dir, http_port=found.influx_port, rpc_port=found.influx_rpc_port),
         ]
     )

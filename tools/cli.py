@@ -19,7 +19,7 @@ from deltasense.settings import ConfigFileError, Settings, load_settings
 from tools.devstack import ServiceError
 
 app = typer.Typer(
-    help="DeltaSense urban sensing platform: run the stack, simulate a city, manage tokens.",
+    help="DeltaSense urban sensing platform: run the stack, simulate a city, manage tokens and devices.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -28,6 +28,9 @@ app.add_typer(token_app, name="token")
 from tools.firmware_flash import firmware_app  # noqa: E402 - kept next to its registration
 
 app.add_typer(firmware_app, name="firmware")
+from tools.devices import devices_app  # noqa: E402
+
+app.add_typer(devices_app, name="devices")
 console = Console(stderr=True)
 out = Console()
 
@@ -306,9 +309,17 @@ def simulate_cmd(
     """Publish contract-conformant telemetry from a simulated Bạc Liêu city."""
     import asyncio
 
+    from deltasense.access import Service, read_secret
     from simulators.run import simulate
 
     settings = _settings()
+    if settings.mqtt_username is None:
+        # Against the local stack: the simulator's own account (docs/SECURITY.md).
+        secret = read_secret(settings.var_dir, Service.SIMULATOR.username)
+        if secret is not None:
+            settings = settings.model_copy(
+                update={"mqtt_username": Service.SIMULATOR.username, "mqtt_password": secret}
+            )
     out.print(
         f"simulating {devices} devices at {rate:g} readings/s each on "
         f"mqtt://{settings.mqtt_host}:{settings.mqtt_port} (site {settings.site})"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import glob
 import logging
 import os
 import shutil
@@ -252,15 +253,51 @@ class ManagedProcess:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def mosquitto_process(var_dir: Path, *, port: int, host: str = "127.0.0.1") -> ManagedProcess:
-    """A Mosquitto broker with persistence under ``var_dir/mosquitto``."""
+DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
+
+
+def dynsec_plugin() -> str:
+    """Path of Mosquitto's dynamic security plugin (Debian's mosquitto package)."""
+    found = sorted(glob.glob("/usr/lib/*/mosquitto_dynamic_security.so"))
+    path = DYNSEC_PLUGIN if os.path.exists(DYNSEC_PLUGIN) else (found[0] if found else "")
+    if not path:
+        raise ServiceError(
+            "Mosquitto's dynamic security plugin (mosquitto_dynamic_security.so) is missing: "
+            "run `make bootstrap` (installs the Debian package mosquitto)"
+        )
+    return path
+
+
+def mosquitto_process(
+    var_dir: Path,
+    *,
+    port: int,
+    host: str = "127.0.0.1",
+    dynsec_file: Path | None = None,
+    anonymous: bool = False,
+) -> ManagedProcess:
+    """A Mosquitto broker with persistence under ``var_dir/mosquitto``.
+
+    Locked down unless told otherwise: anonymous clients are refused, and the
+    identities and ACLs are the dynamic security plugin's ``dynsec_file``
+    (without one, nobody gets in).  ``anonymous=True`` is for tests of the
+    message path only (tests/conftest.py says which): anyone may do anything.
+    """
+    if anonymous and dynsec_file is not None:
+        raise ValueError("an anonymous test broker has no dynamic security file")
     base = (var_dir / "mosquitto").resolve()
     (base / "data").mkdir(parents=True, exist_ok=True)
     conf = base / "mosquitto.conf"
+    if anonymous:
+        access = "allow_anonymous true\n"
+    else:
+        access = "allow_anonymous false\n"
+        if dynsec_file is not None:
+            access += f"plugin {dynsec_plugin()}\nplugin_opt_config_file {dynsec_file.resolve()}\n"
     conf.write_text(
         "# written by deltasense; edits are overwritten on start\n"
         f"listener {port} {host}\n"
-        "allow_anonymous true\n"
+        f"{access}"
         "persistence true\n"
         f"persistence_location {base / 'data'}/\n"
         # Save the in-memory store after every 100 changes (queued messages,

@@ -42,6 +42,7 @@ FIRMWARE_DIR: Final = ROOT / "firmware"
 BOARDS_DIR: Final = FIRMWARE_DIR / "boards"
 BUILD_DIR: Final = ROOT / "build" / "firmware"
 BUNDLE_FILES: Final = ("boot.py", "main.py", "board.json")
+REMOTE_CFG: Final = "cfg_remote.json"  # ds.config.REMOTE_PATH
 _HOST_RE: Final = re.compile(
     r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 )
@@ -219,6 +220,10 @@ def mpremote_steps(mpremote: str, port: str, bundle: Path, config_file: Path) ->
             "fs", "cp", "-r", str(bundle / "ds"), ":",
             "+", "fs", "cp", *(str(bundle / n) for n in BUNDLE_FILES), ":",
             "+", "fs", "cp", str(config_file), ":config.json",
+            # A fresh start from the flashed config: an old remote cfg (a rotated
+            # broker secret among it) must not override it; the retained cfg
+            # brings the remote settings back at the first connect.
+            "+", "fs", "cp", str(config_file.with_name(REMOTE_CFG)), f":{REMOTE_CFG}",
             "+", "fs", "rm", ":maint",
             "+", "reset",
         ],
@@ -255,6 +260,7 @@ def flash(
     with tempfile.TemporaryDirectory(prefix="ds-flash-") as tmp:
         config_file = Path(tmp) / "config.json"
         config_file.write_bytes(encode_config(cfg))
+        config_file.with_name(REMOTE_CFG).write_bytes(b"{}")
         steps = mpremote_steps(exe, port, bundle, config_file)
         for i, cmd in enumerate(steps):
             _say("$ " + " ".join(cmd))
@@ -289,6 +295,10 @@ def flash_cmd(
         typer.Option(help="Broker user (default: the device id when a password is given)."),
     ] = None,
     mqtt_password: Annotated[str | None, typer.Option(help="Broker password.")] = None,
+    mqtt_password_file: Annotated[
+        Path | None,
+        typer.Option(help="Read the broker password from this file (`devices add --secret-file`)."),
+    ] = None,
     station: Annotated[Station | None, typer.Option(help="Water nodes: drain or canal.")] = None,
     mount_mm: Annotated[
         float | None, typer.Option(help="Water nodes: sensor height above the datum, mm.")
@@ -310,6 +320,15 @@ def flash_cmd(
 ) -> None:
     """Deploy the firmware bundle to a board with mpremote and write its /config.json."""
     try:
+        if mqtt_password_file is not None:
+            if mqtt_password is not None:
+                raise FlashError("give --mqtt-password or --mqtt-password-file, not both")
+            try:
+                mqtt_password = mqtt_password_file.read_text().strip()
+            except OSError as exc:
+                raise FlashError(f"--mqtt-password-file: {exc}") from None
+            if not mqtt_password:
+                raise FlashError(f"--mqtt-password-file {mqtt_password_file} is empty")
         if site is None:
             from deltasense.settings import load_settings
 

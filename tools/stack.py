@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from deltasense import supervision
+from deltasense.access import Service
 from deltasense.settings import Settings
+from tools import broker
 from tools.devstack import (
     ManagedProcess,
     ServiceError,
@@ -58,28 +60,34 @@ def build_stack(
 ) -> Stack:
     var = settings.var_dir.resolve()
     env = settings_env(settings)
+    # Locked down: each service connects with its own identity (tools/broker.py).
+    accounts = broker.prepare(var)
+    mosquitto = mosquitto_process(
+        var, port=settings.mqtt_port, host=settings.mqtt_host, dynsec_file=accounts.dynsec_file
+    )
+    mosquitto.healthy = broker.ready_check(settings, accounts)
     processes: list[ManagedProcess] = [
-        mosquitto_process(var, port=settings.mqtt_port, host=settings.mqtt_host),
+        mosquitto,
         influxdb_process(var, http_port=settings.influx_port, rpc_port=settings.influx_rpc_port),
         python_service(
             "ingest",
             "ingest",
             var,
-            env=env,
+            env=env | accounts.env(Service.INGEST),
             healthy=_metrics_or_alive(settings.ingest_metrics_port, "ingest"),
         ),
         python_service(
             "analytics",
             "analytics",
             var,
-            env=env,
+            env=env | accounts.env(Service.ANALYTICS),
             healthy=_metrics_or_alive(settings.analytics_metrics_port, "analytics"),
         ),
         python_service(
             "api",
             "api",
             var,
-            env=env,
+            env=env | accounts.env(Service.API),
             healthy=lambda: http_ok(f"{settings.api_base_url}/healthz"),
             ports=[(settings.api_host, settings.api_port)],
         ),
@@ -91,7 +99,7 @@ def build_stack(
                 "simulator",
                 "simulators",
                 var,
-                env=env,
+                env=env | accounts.env(Service.SIMULATOR),
                 healthy=lambda: time.monotonic() - started > 1.0,
                 args=[
                     "--devices",

@@ -63,9 +63,10 @@ DEFAULTS = {
     "spool_capacity": 2048,
 }
 
-# What the platform may change over MQTT: behaviour, never identity or credentials.
+# What the platform may change over MQTT: behaviour, never identity; of the
+# credentials only the node's own broker secret (rotation, docs/SECURITY.md).
 REMOTE_KEYS = (
-    "interval_s", "idle_interval_s", "event_interval_s", "publish_interval_s",
+    "mqtt_pass", "interval_s", "idle_interval_s", "event_interval_s", "publish_interval_s",
     "ntp_host", "ntp_interval_s", "no_broker_reboot_s", "mount_mm", "warn_level_cm",
     "rise_mm_per_5min", "rain_mm_per_tip", "photocell_on_lux", "photocell_off_lux",
     "dim_profile", "dim_min_pct", "lat", "lon", "station",

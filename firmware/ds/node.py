@@ -282,7 +282,14 @@ class Node:
             ok, reason = self.config.apply_remote(payload)
             if not ok:
                 print("cfg refused:", reason)
-            elif self.config.hash != old:
+                return
+            pw = self.config.cfg.get("mqtt_pass") or None
+            if pw != self.client.password:
+                # A rotated secret, used from the next connect; the fresh meta
+                # tells the platform it is stored (docs/SECURITY.md).
+                self.client.password = pw
+                self._meta_dirty = True
+            if self.config.hash != old:
                 self._steps = parse_profile(self.config.cfg["dim_profile"])
                 self._meta_dirty = True
 

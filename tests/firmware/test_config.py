@@ -50,7 +50,11 @@ def test_malformed_remote_cfg_leaves_old_config() -> None:
         b'{"interval_s": "60"}',
         b'{"interval_s": 2}',
         b'{"interval_s": true}',
-        b'{"interval_s": 60, "mqtt_pass": "x"}',
+        # Of the credentials only the node's own broker secret may come remotely.
+        b'{"interval_s": 60, "mqtt_user": "x"}',
+        b'{"interval_s": 60, "wifi_pass": "x"}',
+        b'{"broker_host": "198.51.100.7"}',
+        b'{"mqtt_pass": 7}',
         b'{"device": "other"}',
         b'{"colour": "red"}',
         b'{"dim_profile": {"25:00": 50}}',
@@ -63,6 +67,19 @@ def test_malformed_remote_cfg_leaves_old_config() -> None:
         assert not ok and err, payload
         assert c["interval_s"] == 90 and c.hash == h
     assert config.Config(c.local_path, c.remote_path)["interval_s"] == 90
+
+
+def test_remote_broker_secret_is_stored_and_kept_out_of_the_hash() -> None:
+    """Rotation (docs/SECURITY.md): the new secret arrives in the node's own cfg,
+    survives a reboot, and a later cfg without it does not drop it."""
+    c = _cfg()
+    h = c.hash
+    ok, err = c.apply_remote(b'{"mqtt_pass": "n3w-secret"}')
+    assert ok and err is None
+    assert c["mqtt_pass"] == "n3w-secret" and c.hash == h
+    assert c.apply_remote(b'{"interval_s": 90}')[0]
+    reloaded = config.Config(c.local_path, c.remote_path)
+    assert reloaded["mqtt_pass"] == "n3w-secret" and reloaded["interval_s"] == 90
 
 
 def test_hash_ignores_secrets_and_key_order() -> None:

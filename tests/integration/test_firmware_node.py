@@ -234,7 +234,7 @@ async def test_broker_outage_of_60_s_loses_no_reading(settings: Settings, tmp_pa
     must carry the same ``ts`` and fields, and a duplicate never fills a gap.
     """
     port = free_port()
-    broker = mosquitto_process(tmp_path / "own-broker", port=port)  # persistence on
+    broker = mosquitto_process(tmp_path / "own-broker", port=port, anonymous=True)  # persistence on
     broker.start()
     proxy = Proxy(port)
     await proxy.start()

@@ -247,7 +247,7 @@ async def test_cli_run_exits_cleanly_on_sigterm(settings: Settings) -> None:
 
 async def test_devices_reconnect_after_a_broker_restart(settings: Settings, tmp_path: Path) -> None:
     port = free_port()
-    broker = mosquitto_process(tmp_path / "own-broker", port=port)
+    broker = mosquitto_process(tmp_path / "own-broker", port=port, anonymous=True)
     own = settings.model_copy(update={"mqtt_port": port})
     broker.start()
     try:

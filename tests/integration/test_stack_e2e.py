@@ -4,6 +4,10 @@
 ingest, analytics and the API as child processes on free ports; the stock
 `mosquitto_pub` client plays the device; httpx plays the operator.  At the end
 `deltasense down` must leave no process behind.
+
+The broker runs locked down, as in `make demo`: `mosquitto_pub` logs in as the
+simulator's account (any device of the site, var/secrets/mqtt/svc.simulator),
+or as a device provisioned with `deltasense devices add`; anonymous is refused.
 """
 
 from __future__ import annotations
@@ -97,15 +101,29 @@ class Stack:
             check=False,
         )
 
-    def pub(self, topic: str, payload: str | bytes) -> None:
+    def secret(self, username: str) -> str:
+        return (self.root / "var" / "secrets" / "mqtt" / username).read_text().strip()
+
+    def pub(
+        self, topic: str, payload: str | bytes, login: tuple[str, str, str] | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Publish with QoS 1 as ``(client id, user, password)``, by default as the
+        simulator's account; ``check`` unless a login is given."""
         data = payload.encode() if isinstance(payload, str) else payload
-        subprocess.run(
+        client_id, user, password = login or (
+            "e2e-pub",
+            "svc.simulator",
+            self.secret("svc.simulator"),
+        )
+        creds = ["-i", client_id] + (["-u", user, "-P", password] if user else [])
+        return subprocess.run(
             [
                 "mosquitto_pub",
                 "-h",
                 "127.0.0.1",
                 "-p",
                 self.mqtt_port,
+                *creds,
                 "-q",
                 "1",
                 "-t",
@@ -113,7 +131,8 @@ class Stack:
                 "-s",
             ],
             input=data,
-            check=True,
+            check=login is None,
+            capture_output=True,
             timeout=10,
         )
 
@@ -263,6 +282,49 @@ def test_auth_and_parameter_validation(stack: Stack) -> None:
     bad_device = stack.http.get("/api/v1/devices/a'%20OR%20'1'='1/series", params={"field": "t_c"})
     assert bad_device.status_code in (404, 422)
     assert stack.http.get("/api/v1/devices/UPPER/latest").status_code == 422
+
+
+def test_the_broker_is_locked_down_and_devices_are_provisioned_live(stack: Stack) -> None:
+    """Issue 9: anonymous refused; `deltasense devices add` gives a node an identity
+    for its own topics at once, `revoke` takes it away, `enable` gives it back."""
+    device = f"wl-e2e-{int(time.time() * 1000) % 100000}"
+    topic = f"{stack.site}/phuong-1/water/{device}/tele"
+    reading = json.dumps({"ts": int(time.time() * 1000), "seq": 1, "boot": 1, "level_cm": 1.0})
+    anonymous = stack.pub(topic, reading, login=("anon", "", ""))
+    assert anonymous.returncode != 0 and b"not authori" in anonymous.stderr.lower()
+
+    added = stack.cli("devices", "add", device, "--kind", "water", "--district", "phuong-1")
+    assert added.returncode == 0, added.stdout + added.stderr
+    config = json.loads(added.stdout[added.stdout.index("{") :])
+    assert config["mqtt_user"] == device and config["site"] == stack.site
+    secret = config["mqtt_pass"]
+    assert len(secret) >= 40 and secret not in stack.cli("devices", "list").stdout
+    me = (device, device, secret)
+    assert stack.pub(topic, reading, login=me).returncode == 0
+    latest = stack.poll(f"/api/v1/devices/{device}/latest", lambda r: r.status_code == 200)
+    assert latest.status_code == 200, latest.text
+
+    revoked = stack.cli("devices", "revoke", device)
+    assert revoked.returncode == 0, revoked.stdout + revoked.stderr
+    assert stack.pub(topic, reading, login=me).returncode != 0
+    assert "revoked" in stack.cli("devices", "list").stdout
+    assert stack.cli("devices", "enable", device).returncode == 0
+    assert stack.pub(topic, reading, login=me).returncode == 0
+
+    # Hostile or wrong input: a clear error, nothing created.
+    for args in (
+        ["devices", "add", "Bad_Id", "--kind", "water", "--district", "phuong-1"],
+        ["devices", "add", device, "--kind", "water", "--district", "phuong-1"],
+        ["devices", "add", "ok-id", "--kind", "water", "--district", "x/#"],
+        ["devices", "add", "ok-id", "--kind", "drone", "--district", "phuong-1"],
+        ["devices", "revoke", "no-such-node"],
+        ["devices", "show", "svc.ingest"],
+    ):
+        result = stack.cli(*args)
+        assert result.returncode != 0 and "error" in (result.stdout + result.stderr).lower(), args
+        assert "Traceback" not in result.stdout + result.stderr, args
+    listed = json.loads(stack.cli("devices", "list", "--json").stdout)
+    assert [d["device"] for d in listed] == [device]
 
 
 def _services(stack: Stack) -> dict[str, dict[str, Any]]:

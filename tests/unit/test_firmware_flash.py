@@ -166,6 +166,7 @@ def test_flash_runs_these_mpremote_commands(
         "fs", "cp", "-r", f"{b}/ds", ":",
         "+", "fs", "cp", f"{b}/boot.py", f"{b}/main.py", f"{b}/board.json", ":",
         "+", "fs", "cp", cfg_file, ":config.json",
+        "+", "fs", "cp", str(Path(cfg_file).with_name("cfg_remote.json")), ":cfg_remote.json",
         "+", "fs", "rm", ":maint",
         "+", "reset",
     ]  # fmt: skip
@@ -200,3 +201,24 @@ def test_dry_run_prints_and_touches_nothing(
         and "fs touch :maint" in result.output
         and '"wifi_pass": "***"' in result.output
     )
+
+
+def test_the_broker_secret_can_come_from_a_file(
+    port: str, bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`devices add --secret-file` hands the secret over without a command line."""
+    rec = Recorder()
+    monkeypatch.setattr(subprocess, "run", rec)
+    secret = tmp_path / "node.secret"
+    secret.write_text("s3cret-from-file\n")
+    args = _args(port)
+    result = runner.invoke(
+        app, [*args, "--bundle", str(bundle), "--mqtt-password-file", str(secret)]
+    )
+    assert result.exit_code == 0, result.output
+    assert rec.configs[0]["mqtt_pass"] == "s3cret-from-file"
+    assert "s3cret-from-file" not in result.output
+    missing = runner.invoke(
+        app, [*args, "--bundle", str(bundle), "--mqtt-password-file", str(tmp_path / "nope")]
+    )
+    assert missing.exit_code == 2 and "--mqtt-password-file" in missing.output

@@ -1,0 +1,286 @@
+"""Issue 9, items 1-2: every privilege on the broker, and the wrong identity refused.
+
+Against the real Mosquitto with the real dynamic security plugin (conftest.py).
+Each refusal has a positive control next to it (the right identity, same
+broker, same moment), so a broker that refused everything would fail too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from deltasense import dynsec, provisioning
+from deltasense.access import Service
+from deltasense.contract import Kind
+from deltasense.influx import InfluxClient
+from deltasense.settings import Settings
+from ingest.service import Ingest
+from tests.security.conftest import LockedBroker
+from tests.security.probe import GRANTED_QOS1, NOT_AUTHORIZED, Probe, Refused
+from tests.support import eventually, now_ms
+
+D1, D2 = "phuong-1", "phuong-2"
+
+
+async def provision(
+    ds: dynsec.Dynsec, device: str, kind: Kind = Kind.WEATHER, district: str = D1
+) -> str:
+    return await provisioning.add_device(
+        ds, site="tsec", district=district, kind=kind, device=device
+    )
+
+
+def base(device: str, kind: Kind = Kind.WEATHER, district: str = D1) -> str:
+    return f"tsec/{district}/{kind}/{device}"
+
+
+def node(locked: LockedBroker, device: str, secret: str, **kw: Any) -> Probe:
+    return Probe(locked.port, device, username=device, password=secret, **kw)
+
+
+def service(locked: LockedBroker, svc: Service, client_id: str) -> Probe:
+    return Probe(locked.port, client_id, svc.username, locked.accounts.passwords[svc])
+
+
+def reading(seq: int, **fields: Any) -> bytes:
+    return json.dumps({"ts": now_ms(), "seq": seq, "boot": 1, "t_c": 30.0, **fields}).encode()
+
+
+@contextlib.asynccontextmanager
+async def running_ingest(settings: Settings, influx: InfluxClient) -> AsyncIterator[Ingest]:
+    svc = Ingest(settings, influx)
+    task = asyncio.create_task(svc.run())
+    try:
+        await asyncio.wait_for(svc.connected.wait(), timeout=10)
+        yield svc
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def rows(db: InfluxClient, q: str) -> list[dict[str, Any]]:
+    return [row for s in await db.query(q) for row in s.rows()]
+
+
+# --- connecting ----------------------------------------------------------------------------
+async def test_anonymous_and_wrong_credentials_are_refused(
+    locked: LockedBroker, admin: dynsec.Dynsec, tag: str
+) -> None:
+    device = f"{tag}-ws"
+    secret = await provision(admin, device)
+    for probe in (
+        Probe(locked.port, "anon"),  # no username at all
+        Probe(locked.port, device, username=device, password="wrong"),
+        Probe(locked.port, f"{tag}-other", username=device, password=secret),  # not its client id
+        Probe(locked.port, device, username="svc.ingest", password=secret),
+    ):
+        with pytest.raises(Refused) as refused:
+            probe.connect()
+        assert refused.value.code == NOT_AUTHORIZED
+    with pytest.raises(aiomqtt.MqttCodeError):  # a 3.1.1 client too (what devices speak)
+        async with aiomqtt.Client("127.0.0.1", locked.port, identifier="anon-311"):
+            pass
+    with node(locked, device, secret):  # the right identity gets in
+        pass
+
+
+# --- publishing ----------------------------------------------------------------------------
+async def test_a_node_publishes_only_its_own_topics_and_spoofs_are_not_stored(
+    locked: LockedBroker, admin: dynsec.Dynsec, tag: str, settings: Settings, influx: InfluxClient
+) -> None:
+    a, b = f"{tag}-a", f"{tag}-b"
+    secret_a = await provision(admin, a)
+    await provision(admin, b)
+    ingest_settings = locked.settings(settings, Service.INGEST)
+    async with running_ingest(ingest_settings, influx):
+        with node(locked, a, secret_a) as pa:
+            spoofs = {
+                f"{base(b)}/tele": reading(0, t_c=99.0),
+                f"{base(b)}/status": b'{"state":"offline"}',  # the issue's retained offline
+                f"{base(b)}/meta": b'{"fw":"evil","lat":9.0,"lon":105.0}',
+                f"{base(b)}/ack": b'{"id":"x","ok":true}',
+                f"{base(a, district=D2)}/tele": reading(1),  # its own id, another district
+                f"{base(a, kind=Kind.WATER)}/tele": json.dumps(
+                    {"ts": now_ms(), "seq": 1, "boot": 1, "level_cm": 50.0}
+                ).encode(),  # its own id, another kind
+                f"tsec/{D1}/weather/{a}": reading(1),  # not a contract topic
+                f"other-site/{D1}/weather/{a}/tele": reading(1),
+            }
+            for topic, payload in spoofs.items():
+                retain = topic.endswith(("/status", "/meta"))
+                assert pa.publish(topic, payload, retain=retain) == NOT_AUTHORIZED, topic
+            # Its own topics are accepted; stored after the spoofs (same connection,
+            # in order), so once this reading is in, ingest has seen the rest.
+            assert pa.publish(f"{base(a)}/status", b'{"state":"online"}', retain=True) == 0
+            assert pa.publish(f"{base(a)}/tele", reading(7)) == 0
+            stored = await eventually(
+                lambda: rows(influx, f'SELECT * FROM "weather" WHERE "device" = \'{a}\'')
+            )
+            assert [r["seq"] for r in stored] == [7]
+    assert await rows(influx, f'SELECT * FROM "weather" WHERE "device" = \'{b}\'') == []
+    assert await rows(influx, f'SELECT * FROM "status" WHERE "device" = \'{b}\'') == []
+    assert await rows(influx, f'SELECT * FROM "meta" WHERE "device" = \'{b}\'') == []
+    assert await rows(influx, 'SELECT * FROM "water"') == []
+    assert len(await rows(influx, f'SELECT * FROM "weather" WHERE "device" = \'{a}\'')) == 1
+    # Nothing of it is retained for a later subscriber either.
+    with service(locked, Service.INGEST, f"{tag}-look") as look:
+        assert look.subscribe(f"{base(b)}/#") == GRANTED_QOS1
+        await asyncio.sleep(0.5)
+        assert look.messages == []
+
+
+async def test_a_last_will_on_another_devices_status_is_never_published(
+    locked: LockedBroker, admin: dynsec.Dynsec, tag: str
+) -> None:
+    a, b = f"{tag}-a", f"{tag}-b"
+    secret_a = await provision(admin, a)
+    await provision(admin, b)
+    with service(locked, Service.INGEST, f"{tag}-watch") as watch:
+        assert watch.subscribe(f"{base(b)}/status") == GRANTED_QOS1
+        assert watch.subscribe(f"{base(a)}/status") == GRANTED_QOS1
+        evil = node(locked, a, secret_a, will=(f"{base(b)}/status", b'{"state":"offline"}'))
+        try:
+            evil.connect()
+        except Refused as refused:  # the broker may refuse the Will at CONNECT
+            assert refused.code == NOT_AUTHORIZED
+        else:
+            evil.kill()
+        honest = node(locked, a, secret_a, will=(f"{base(a)}/status", b'{"state":"offline"}'))
+        honest.connect()
+        honest.kill()  # positive control: its own Will does arrive
+        await eventually(lambda: _async(bool(watch.messages)), within=5)
+        await asyncio.sleep(0.3)
+        assert [t for t, _, _ in watch.messages] == [f"{base(a)}/status"]
+
+
+async def _async(value: Any) -> Any:
+    return value
+
+
+async def test_only_analytics_publishes_alerts_and_only_the_platform_commands(
+    locked: LockedBroker, admin: dynsec.Dynsec, tag: str
+) -> None:
+    """The issue's forged 'Deep flood - evacuate now' alert, forged acks, and
+    reboot / set_dim / cfg (ntp_host) sent to a lamp by anyone but the platform."""
+    a, lamp = f"{tag}-a", f"{tag}-lamp"
+    secret_a = await provision(admin, a)
+    secret_lamp = await provision(admin, lamp, Kind.LAMP)
+    lamp_base = base(lamp, Kind.LAMP)
+    forged_alert = json.dumps(
+        {"id": "al-forged", "kind": "flood", "rule": "street-flood", "subject": "x",
+         "district": D1, "severity": "critical", "state": "firing", "started": now_ms(),
+         "updated": now_ms(), "message": {"vi": "Ngập sâu - sơ tán ngay", "en": "Deep flood - evacuate now"}}
+    ).encode()  # fmt: skip
+    alert_topic = "tsec/_alerts/flood/street-flood/x"
+    reboot = b'{"id":"c1","name":"reboot","args":{}}'
+    cfg = b'{"ntp_host":"198.51.100.66"}'
+    with (
+        node(locked, lamp, secret_lamp) as victim,
+        service(locked, Service.API, f"{tag}-api-sub") as operators,
+    ):
+        assert victim.subscribe(f"{lamp_base}/cmd") == GRANTED_QOS1
+        assert victim.subscribe(f"{lamp_base}/cfg") == GRANTED_QOS1
+        assert operators.subscribe("tsec/_alerts/#") == GRANTED_QOS1
+        with node(locked, a, secret_a) as pa:
+            assert pa.publish(alert_topic, forged_alert, retain=True) == NOT_AUTHORIZED
+            assert pa.publish(f"{lamp_base}/cmd", reboot) == NOT_AUTHORIZED
+            assert pa.publish(f"{lamp_base}/cfg", cfg, retain=True) == NOT_AUTHORIZED
+            assert pa.publish(f"{base(a)}/cmd", reboot) == NOT_AUTHORIZED  # not even its own
+        # Services outside their job are refused too.
+        for svc, topic in (
+            (Service.INGEST, alert_topic),
+            (Service.SIMULATOR, alert_topic),
+            (Service.INGEST, f"{lamp_base}/cmd"),
+            (Service.SIMULATOR, f"{lamp_base}/cmd"),
+            (Service.SIMULATOR, f"{lamp_base}/cfg"),
+            (Service.ANALYTICS, f"{lamp_base}/cfg"),
+            (Service.ANALYTICS, f"{base(a)}/cmd"),  # analytics commands lamps only
+        ):
+            with service(locked, svc, f"{tag}-{svc.value}") as p:
+                payload = forged_alert if "_alerts" in topic else reboot
+                assert p.publish(topic, payload) == NOT_AUTHORIZED, (svc, topic)
+        await asyncio.sleep(0.3)
+        assert victim.messages == [] and operators.messages == []
+        # Positive controls: analytics raises alerts and leases lamps, the API
+        # commands and configures; they arrive.
+        with service(locked, Service.ANALYTICS, f"{tag}-analytics-ok") as an:
+            assert an.publish(alert_topic, forged_alert.replace(b"al-forged", b"al-real")) == 0
+            assert an.publish(f"{lamp_base}/cmd", b'{"id":"c2","name":"set_dim"}') == 0
+        with service(locked, Service.API, f"{tag}-api-ok") as api:
+            assert api.publish(f"{lamp_base}/cmd", b'{"id":"c3","name":"ping"}') == 0
+            assert api.publish(f"{lamp_base}/cfg", b'{"interval_s":60}') == 0
+        await eventually(lambda: _async(len(victim.messages) == 3 and operators.messages))
+        assert [t.rsplit("/", 1)[1] for t, _, _ in victim.messages] == ["cmd", "cmd", "cfg"]
+        assert [t for t, _, _ in operators.messages] == [alert_topic]
+        assert b"al-real" in operators.messages[0][1]
+
+
+# --- subscribing ---------------------------------------------------------------------------
+async def test_a_node_subscribes_only_to_its_own_cmd_and_cfg(
+    locked: LockedBroker, admin: dynsec.Dynsec, tag: str
+) -> None:
+    a, b = f"{tag}-a", f"{tag}-b"
+    secret_a = await provision(admin, a)
+    await provision(admin, b)
+    with node(locked, a, secret_a) as pa:
+        for topic in (
+            "#",
+            "$SYS/#",
+            "$SYS/broker/clients/connected",
+            "$CONTROL/dynamic-security/#",
+            "tsec/#",
+            "tsec/_alerts/#",
+            f"{base(b)}/cmd",
+            f"{base(b)}/cfg",
+            f"{base(b)}/tele",
+            "tsec/+/+/+/cmd",
+            f"tsec/{D1}/weather/+/cmd",
+            f"{base(a)}/#",
+            f"{base(a)}/+",
+            f"{base(a)}/tele",
+        ):
+            assert pa.subscribe(topic) == NOT_AUTHORIZED, topic
+        assert pa.subscribe(f"{base(a)}/cmd") == GRANTED_QOS1
+        assert pa.subscribe(f"{base(a)}/cfg") == GRANTED_QOS1
+    # The simulator plays many devices: their own channels, under its site only.
+    with service(locked, Service.SIMULATOR, f"{tag}-sim") as sim:
+        assert sim.subscribe(f"{base(b)}/cmd") == GRANTED_QOS1
+        assert sim.publish(f"{base(b)}/tele", reading(0)) == 0
+        assert sim.publish(f"other/{D1}/weather/{b}/tele", reading(0)) == NOT_AUTHORIZED
+    # The many-device accounts cannot read the city either.
+    for svc in (Service.SIMULATOR, Service.API, Service.ANALYTICS):
+        with service(locked, svc, f"{tag}-{svc.value}") as p:
+            for topic in ("#", "$SYS/#", "tsec/#"):
+                assert p.subscribe(topic) == NOT_AUTHORIZED, (svc, topic)
+
+
+# --- revocation ----------------------------------------------------------------------------
+async def test_a_revoked_node_is_cut_off_within_5_s_and_refused_until_enabled(
+    locked: LockedBroker, admin: dynsec.Dynsec, tag: str
+) -> None:
+    device = f"{tag}-ws"
+    secret = await provision(admin, device)
+    with node(locked, device, secret) as connected:
+        assert connected.publish(f"{base(device)}/tele", reading(0)) == 0
+        started = time.monotonic()
+        record = await provisioning.revoke_device(admin, device)
+        assert connected.disconnected.wait(5.0), "still connected 5 s after the revocation"
+        took = time.monotonic() - started
+    print(f"revocation: disconnected {took * 1000:.1f} ms after the command was sent")
+    assert took < 5.0 and record.device == device
+    with pytest.raises(Refused) as refused:
+        node(locked, device, secret).connect()
+    assert refused.value.code == NOT_AUTHORIZED
+    assert not (await provisioning.get_device(admin, device)).enabled
+    await provisioning.enable_device(admin, device)
+    with node(locked, device, secret) as back:
+        assert back.publish(f"{base(device)}/tele", reading(1)) == 0

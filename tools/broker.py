@@ -1,0 +1,107 @@
+"""The dev stack's broker identities: made on first start, synced at every start.
+
+First start (no ``var/mosquitto/dynsec.json``): an admin secret is generated
+into ``var/secrets/mqtt/admin.broker`` and the plugin's first file is written
+with that one admin.  Each platform service has its secret in
+``var/secrets/mqtt/svc.<name>`` (0600, made on first use); once the broker
+answers, the service accounts and roles are made to match
+:mod:`deltasense.access` over the plugin's API, and each service is started
+with only its own credentials (``DELTASENSE_MQTT_USERNAME``/``_PASSWORD``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from deltasense import access, dynsec, provisioning
+from deltasense.access import Service
+from deltasense.settings import Settings
+from tools.devstack import ServiceError, tcp_open
+
+
+@dataclass(frozen=True)
+class BrokerAccounts:
+    dynsec_file: Path
+    admin_password: str
+    passwords: dict[Service, str]
+
+    def env(self, service: Service) -> dict[str, str]:
+        return {
+            "DELTASENSE_MQTT_USERNAME": service.username,
+            "DELTASENSE_MQTT_PASSWORD": self.passwords[service],
+        }
+
+
+def dynsec_file(var_dir: Path) -> Path:
+    return var_dir.resolve() / "mosquitto" / "dynsec.json"
+
+
+def prepare(var_dir: Path) -> BrokerAccounts:
+    """Secrets and the plugin's file, made if missing (no broker needed)."""
+    path = dynsec_file(var_dir)
+    admin = access.read_secret(var_dir, access.ADMIN_USERNAME)
+    if not path.exists():
+        admin = access.new_secret()
+        access.write_secret(var_dir, access.ADMIN_USERNAME, admin)
+        dynsec.initial_config(path, admin_username=access.ADMIN_USERNAME, admin_password=admin)
+    elif admin is None:
+        raise ServiceError(
+            f"{path} exists but the broker admin's secret "
+            f"(var/secrets/mqtt/{access.ADMIN_USERNAME}) is missing; restore it, or delete "
+            f"{path} to start over (every device identity is then lost)"
+        )
+    path.parent.chmod(0o700)  # the plugin rewrites the file with its password hashes
+    passwords = {s: access.ensure_secret(var_dir, s.username) for s in Service}
+    return BrokerAccounts(dynsec_file=path, admin_password=admin, passwords=passwords)
+
+
+def admin_login(settings: Settings) -> provisioning.BrokerLogin:
+    """The admin identity of the local stack (``deltasense devices …``)."""
+    secret = access.read_secret(settings.var_dir, access.ADMIN_USERNAME)
+    if secret is None:
+        raise provisioning.ProvisioningError(
+            f"no broker admin secret in {settings.var_dir.resolve()}/secrets/mqtt/: "
+            "start the stack once (`deltasense up`) to create the broker's identities"
+        )
+    return provisioning.BrokerLogin(
+        settings.mqtt_host, settings.mqtt_port, access.ADMIN_USERNAME, secret
+    )
+
+
+async def sync(settings: Settings, accounts: BrokerAccounts) -> None:
+    async with dynsec.connect(
+        host=settings.mqtt_host,
+        port=settings.mqtt_port,
+        username=access.ADMIN_USERNAME,
+        password=accounts.admin_password,
+    ) as ds:
+        await provisioning.sync_platform(ds, site=settings.site, passwords=accounts.passwords)
+
+
+def ready_check(settings: Settings, accounts: BrokerAccounts) -> Callable[[], bool]:
+    """The broker's health check: it answers, and (once per supervisor) the service
+    accounts are in place.  A broker restarted later keeps them in its file."""
+    synced = False
+    started = time.monotonic()
+
+    def ready() -> bool:
+        nonlocal synced
+        if not tcp_open(settings.mqtt_host, settings.mqtt_port):
+            return False
+        if not synced:
+            try:
+                asyncio.run(sync(settings, accounts))
+            except dynsec.DynsecUnavailable as exc:
+                if time.monotonic() - started > 10:
+                    raise ServiceError(f"broker identities not set up: {exc}") from None
+                return False
+            except dynsec.DynsecError as exc:
+                raise ServiceError(f"broker identities not set up: {exc}") from None
+            synced = True
+        return True
+
+    return ready

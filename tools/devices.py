@@ -1,0 +1,189 @@
+"""``deltasense devices``: per-device broker identities (docs/SECURITY.md).
+
+Every command talks to the running broker's dynamic security plugin as the
+stack's admin (``var/secrets/mqtt/admin.broker``), so changes apply at once.
+A new secret is shown once, in the node config it belongs to, or written to a
+0600 file with ``--secret-file`` for ``deltasense firmware flash``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deltasense import dynsec, provisioning
+from deltasense.contract import Kind
+from deltasense.dynsec import write_private
+from deltasense.provisioning import DeviceRecord
+from deltasense.settings import Settings
+
+devices_app = typer.Typer(help="Device identities on the broker.", no_args_is_help=True)
+console = Console(stderr=True)
+out = Console()
+_T = TypeVar("_T")
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    from tools.cli import _settings as load
+
+    return load()
+
+
+def _run(
+    settings: Settings,
+    action: Callable[[dynsec.Dynsec, provisioning.BrokerLogin], Awaitable[_T]],
+) -> _T:
+    from tools.broker import admin_login
+
+    async def main() -> _T:
+        login = admin_login(settings)
+        async with dynsec.connect(
+            host=login.host, port=login.port, username=login.username, password=login.password
+        ) as ds:
+            return await action(ds, login)
+
+    try:
+        return asyncio.run(main())
+    except provisioning.ProvisioningError as exc:
+        _fail(str(exc), code=1)
+    except dynsec.DynsecUnavailable as exc:
+        _fail(f"{exc} (is the stack running? `deltasense up`)", code=1)
+    except dynsec.DynsecError as exc:
+        _fail(f"the broker refused: {exc}", code=1)
+
+
+def _node_config(settings: Settings, record: DeviceRecord, secret: str) -> dict[str, str | int]:
+    return {
+        "site": record.site,
+        "district": record.district,
+        "kind": record.kind,
+        "device": record.device,
+        "broker_host": settings.mqtt_host,
+        "broker_port": settings.mqtt_port,
+        "mqtt_user": record.device,
+        "mqtt_pass": secret,
+    }
+
+
+def _hand_over(
+    settings: Settings, record: DeviceRecord, secret: str, secret_file: Path | None
+) -> None:
+    if secret_file is not None:
+        write_private(secret_file, (secret + "\n").encode())
+        out.print(f"secret written to {secret_file} (mode 0600); flash it with")
+        out.print(
+            f"  deltasense firmware flash --kind {record.kind} --device {record.device} "
+            f"--district {record.district} --mqtt-password-file {secret_file} …",
+            highlight=False,
+        )
+        return
+    out.print("node config (shown once; the broker keeps only a hash):")
+    out.print_json(data=_node_config(settings, record, secret))
+
+
+SecretFile = Annotated[
+    Path | None,
+    typer.Option(help="Write the secret to this file (0600) instead of printing it."),
+]
+DeviceArg = Annotated[str, typer.Argument(help="Device id (its MQTT username and client id).")]
+
+
+@devices_app.command("add")
+def add(
+    device: DeviceArg,
+    kind: Annotated[Kind, typer.Option(help="What the node measures.")],
+    district: Annotated[str, typer.Option(help="District (second topic level).")],
+    secret_file: SecretFile = None,
+) -> None:
+    """Create a device's identity: its own topics only, bound to its client id."""
+    settings = _settings()
+
+    async def action(ds: dynsec.Dynsec, _: provisioning.BrokerLogin) -> tuple[DeviceRecord, str]:
+        secret = await provisioning.add_device(
+            ds, site=settings.site, district=district, kind=kind, device=device
+        )
+        return await provisioning.get_device(ds, device), secret
+
+    record, secret = _run(settings, action)
+    out.print(f"device {record.device} added ({record.kind} in {record.district})")
+    _hand_over(settings, record, secret, secret_file)
+
+
+@devices_app.command("list")
+def list_(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Every provisioned device and whether it may connect."""
+    records = _run(_settings(), lambda ds, _: provisioning.list_devices(ds))
+    if json_out:
+        out.print_json(data=[r.as_dict() for r in records])
+        return
+    table = Table("device", "kind", "district", "site", "state", box=None)
+    for r in records:
+        state = "[green]enabled[/]" if r.enabled else "[red]revoked[/]"
+        table.add_row(r.device, r.kind, r.district, r.site, state)
+    out.print(table)
+
+
+@devices_app.command("show")
+def show(device: DeviceArg) -> None:
+    """One device's identity and the topics it may use."""
+    record = _run(_settings(), lambda ds, _: provisioning.get_device(ds, device))
+    out.print_json(
+        data={
+            **record.as_dict(),
+            "publish": [f"{record.base}/{c}" for c in ("tele", "status", "meta", "ack")],
+            "subscribe": [f"{record.base}/{c}" for c in ("cmd", "cfg")],
+        }
+    )
+
+
+@devices_app.command("rotate")
+def rotate(
+    device: DeviceArg,
+    wait: Annotated[
+        float, typer.Option(min=1, max=600, help="Seconds to wait for the node's confirmation.")
+    ] = 30.0,
+    force: Annotated[
+        bool,
+        typer.Option(help="Switch even without confirmation (the node then needs re-flashing)."),
+    ] = False,
+    secret_file: SecretFile = None,
+) -> None:
+    """New secret for a running node, pushed over its own cfg; no reading is lost."""
+    settings = _settings()
+
+    async def action(
+        ds: dynsec.Dynsec, login: provisioning.BrokerLogin
+    ) -> tuple[DeviceRecord, str]:
+        secret = await provisioning.rotate_device(ds, login, device, wait_s=wait, force=force)
+        return await provisioning.get_device(ds, device), secret
+
+    record, secret = _run(settings, action)
+    out.print(f"device {device}: new secret in force; the node has it" if not force else
+              f"device {device}: new secret in force (forced)")  # fmt: skip
+    if force or secret_file is not None:
+        _hand_over(settings, record, secret, secret_file)
+
+
+@devices_app.command("revoke")
+def revoke(device: DeviceArg) -> None:
+    """Disable a device: disconnected now if connected, refused from then on."""
+    _run(_settings(), lambda ds, _: provisioning.revoke_device(ds, device))
+    out.print(f"device {device} revoked (disconnected and refused; `devices enable` undoes)")
+
+
+@devices_app.command("enable")
+def enable(device: DeviceArg) -> None:
+    """Let a revoked device connect again (with its existing secret)."""
+    _run(_settings(), lambda ds, _: provisioning.enable_device(ds, device))
+    out.print(f"device {device} enabled")
