@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Final
 
 from deltasense.contract import ALERTS_DISTRICT, Channel, Kind, is_ident
-from deltasense.dynsec import Acl, AclType, write_private
+from deltasense.dynsec import Acl, AclType, admin_acls, write_private
 
 ADMIN_USERNAME: Final = "admin.broker"
 SECRET_BYTES: Final = 32  # secrets.token_urlsafe(32): 43 characters, 256 bits
@@ -120,11 +120,12 @@ def service_acls(service: Service, site: str) -> list[Acl]:
     raise AssertionError(service)  # pragma: no cover - StrEnum is exhaustive
 
 
-def provisioner_acls(site: str) -> list[Acl]:
-    """Besides the plugin itself, the admin may push a node's cfg (rotation) and read
-    the retained cfg and meta that confirm it."""
-    devices = f"{site}/+/+/+"
+def admin_role_acls() -> list[Acl]:
+    """The plugin itself, and for rotation a node's cfg (push, read the retained one)
+    and meta (the node's confirmation), on any site."""
+    devices = "+/+/+/+"
     return [
+        *admin_acls(),
         Acl(PUB, f"{devices}/{Channel.CFG}"),
         Acl(SUB, f"{devices}/{Channel.CFG}"),
         Acl(SUB, f"{devices}/{Channel.META}"),

@@ -121,11 +121,9 @@ async def sync_platform(ds: Dynsec, *, site: str, passwords: dict[Service, str])
                 await ds.add_client_role(username=service.username, rolename=role)
             if info.disabled:
                 await ds.enable_client(username=service.username)
-    role = f"provisioner.{site}"
-    await ds.set_role_acls(rolename=role, acls=access.provisioner_acls(site))
-    info = await ds.get_client(username=access.ADMIN_USERNAME)
-    if role not in info.roles:
-        await ds.add_client_role(username=access.ADMIN_USERNAME, rolename=role)
+    # The admin's own role, not a role added to the admin: changing a client's
+    # roles disconnects it, and this runs over the admin's connection.
+    await ds.set_role_acls(rolename="admin", acls=access.admin_role_acls())
 
 
 # --- devices ------------------------------------------------------------------------------

@@ -105,3 +105,12 @@ def ready_check(settings: Settings, accounts: BrokerAccounts) -> Callable[[], bo
         return True
 
     return ready
+
+
+def as_service(settings: Settings, service: Service) -> Settings:
+    """``settings`` logged in as a platform account of the local stack (its secret file):
+    for tools that play a service's part, such as chaos's publisher (the simulator)."""
+    secret = access.read_secret(settings.var_dir, service.username)
+    if secret is None:
+        raise ServiceError(f"no secret for {service.username}: start the stack first")
+    return settings.model_copy(update={"mqtt_username": service.username, "mqtt_password": secret})

@@ -39,9 +39,11 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from deltasense import schema
+from deltasense.access import Service
 from deltasense.influx import InfluxClient, influx_client, quote_ident
 from deltasense.runtime import now_ms
 from deltasense.settings import Settings
+from tools.broker import as_service
 from tools.devstack import BROKER_AUTOSAVE_CHANGES, ProcState, Stack, free_port
 from tools.stack import build_stack
 
@@ -216,8 +218,11 @@ class AlertWatch:
 
     DEVICE: Final = "chaos-flood"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, device: Settings | None = None) -> None:
         self.settings = settings
+        # Watching alerts and playing the flooded drain are two identities on a
+        # locked-down broker (the API's and the simulator's).
+        self.device = device or settings
         self.ids: dict[str, set[str]] = {}  # rule → alert ids
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
@@ -249,7 +254,16 @@ class AlertWatch:
             raise TimeoutError("the alert watch could not subscribe")
         reading = {"ts": now_ms(), "seq": 0, "boot": 1, "level_cm": 20.0}
         topic = f"{self.settings.site}/{DISTRICT}/{KIND}/{self.DEVICE}/tele"
-        self.client.publish(topic, json.dumps(reading), qos=1)
+        drain = paho.Client(CallbackAPIVersion.VERSION2, client_id="chaos-flood-drain")
+        if self.device.mqtt_username:
+            drain.username_pw_set(self.device.mqtt_username, self.device.mqtt_password)
+        drain.connect(self.device.mqtt_host, self.device.mqtt_port, keepalive=10)
+        drain.loop_start()
+        try:
+            drain.publish(topic, json.dumps(reading), qos=1).wait_for_publish(10)
+        finally:
+            drain.disconnect()
+            drain.loop_stop()
         _wait("the standing flood alert is raised", lambda: self.count() > 0, within=20)
 
     def stop(self) -> None:
@@ -335,7 +349,8 @@ def run_scenario(
     tail_s: float,
 ) -> Outcome:
     tag = f"{scenario.victim[:6]}-{next(_RUNS)}"  # devices of their own per run
-    pub = Publisher(settings, devices=devices, rate=rate, tag=tag)
+    # The broker is locked down: the publisher plays devices as the simulator does.
+    pub = Publisher(as_service(settings, Service.SIMULATOR), devices=devices, rate=rate, tag=tag)
     victim = next(p for p in stack.processes if p.name == scenario.victim)
     pub.start()
     try:
@@ -425,7 +440,9 @@ def run(
 ) -> list[Outcome]:
     outcomes = []
     with chaos_stack() as (settings, stack):
-        watch = AlertWatch(settings)
+        watch = AlertWatch(
+            as_service(settings, Service.API), as_service(settings, Service.SIMULATOR)
+        )
         watch.start()
         try:
             for scenario in scenarios:
