@@ -8,10 +8,8 @@ broker, same moment), so a broker that refused everything would fail too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiomqtt
@@ -22,9 +20,9 @@ from deltasense.access import Service
 from deltasense.contract import Kind
 from deltasense.influx import InfluxClient
 from deltasense.settings import Settings
-from ingest.service import Ingest
 from tests.security.conftest import LockedBroker
 from tests.security.probe import GRANTED_QOS1, NOT_AUTHORIZED, Probe, Refused
+from tests.security.running import running_ingest
 from tests.support import eventually, now_ms
 
 D1, D2 = "phuong-1", "phuong-2"
@@ -52,19 +50,6 @@ def service(locked: LockedBroker, svc: Service, client_id: str) -> Probe:
 
 def reading(seq: int, **fields: Any) -> bytes:
     return json.dumps({"ts": now_ms(), "seq": seq, "boot": 1, "t_c": 30.0, **fields}).encode()
-
-
-@contextlib.asynccontextmanager
-async def running_ingest(settings: Settings, influx: InfluxClient) -> AsyncIterator[Ingest]:
-    svc = Ingest(settings, influx)
-    task = asyncio.create_task(svc.run())
-    try:
-        await asyncio.wait_for(svc.connected.wait(), timeout=10)
-        yield svc
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def rows(db: InfluxClient, q: str) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ from simulators.city import DeviceSpec
 from simulators.device import VirtualDevice
 from tests.security.conftest import LockedBroker
 from tests.security.probe import NOT_AUTHORIZED, Probe, Refused
-from tests.security.test_broker_access import running_ingest
+from tests.security.running import running_ingest
 
 
 async def until(pred: Callable[[], Any], within: float = 15.0) -> None:
