@@ -9,8 +9,9 @@ feeds it decoded readings with :meth:`Engine.ingest`, calls
 harmless) and publishes what comes back; :meth:`Engine.take_commands` hands out
 the full-brightness orders for lamps in districts under a storm or flood alert.
 
-Rule families live in :mod:`analytics.rules` as pure functions; this module
-only cuts the arrays they need out of the windows and steps the lifecycles.
+The rules are those of the registry (:data:`analytics.ruleset.RULES`); an
+evaluation builds one :class:`~analytics.context.Context` over the windows and
+runs each rule's evaluator on it, then steps that rule's lifecycle.
 """
 
 from __future__ import annotations
@@ -18,30 +19,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from analytics import overrides
 from analytics import window as win
+from analytics.context import Context, DeviceView, LampView, Rows, WaterView, WeatherView
 from analytics.counters import CounterTracker
-from analytics.lifecycle import Lifecycle, MessageFn, RuleSpec
-from analytics.overrides import Section
+from analytics.lifecycle import Lifecycle
+from analytics.overrides import FloodLimits, LightingLimits, RowLimits, StormLimits
 from analytics.registry import STATUS_CODES, Registry
-from analytics.rules import energy, flood, health, messages, rain, storm, sun
-from analytics.rules.base import (
-    CRITICAL,
-    RuleResult,
-    f32,
-    group_count,
-    group_max,
-    last_valid,
-    linear_fit,
-    row_max,
-)
-from analytics.thresholds import CanalStation, Thresholds
-from deltasense.alerts import AlertEvent, AlertKind
+from analytics.rules import energy
+from analytics.rules.base import RuleResult, f32
+from analytics.ruleset import RULES, STORM_RISK, Rule, Subject
+from analytics.thresholds import Thresholds
+from deltasense.alerts import AlertEvent
 from deltasense.contract import Kind, Reading
 from deltasense.qc import out_of_range
 
@@ -50,7 +44,6 @@ _LOG = logging.getLogger(__name__)
 HOUR_MS: Final = 3_600_000
 HOURLY_SLOTS: Final = 48
 SHORT_SLOTS: Final = 120  # 2 h of 1-minute slots: enough for every lamp and meter rule
-CITY: Final = "city"  # subject of city-wide alerts
 SKEW_MIN_DEVICES: Final = 5
 
 # Only what some rule reads: every metric costs 6 bytes × slots × sensors.
@@ -59,11 +52,11 @@ WATER_METRICS: Final = ("level_cm",)
 LAMP_METRICS: Final = ("on", "dim_pct", "power_w", "lux", "norm_w")
 METER_METRICS: Final = ("energy_total",)
 COUNTERS: Final = {"rain_mm_total": "rain_total", "energy_wh_total": "energy_total"}
-STUCK_METRICS: Final = ("t_c", "rh_pct", "p_hpa", "wind_ms", "wind_dir_deg")
-STEP_METRICS: Final = ("t_c", "rh_pct", "p_hpa", "wind_ms")
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
+CITY: Final = "city"  # the one city-wide subject, in no district
+_CITY: Final = ([CITY], [""])
 
 
 @dataclass
@@ -103,8 +96,11 @@ class _KindState:
 
 @dataclass(frozen=True)
 class _Rule:
+    rule: Rule
     lifecycle: Lifecycle
-    space: str  # weather, water, lamp, meter, device (registry), district, city
+
+
+L = TypeVar("L", bound=RowLimits)
 
 
 class Engine:
@@ -112,12 +108,16 @@ class Engine:
         self,
         thresholds: Thresholds,
         *,
+        utc_offset_min: int,
         slot_ms: int = win.DEFAULT_SLOT_MS,
         n_slots: int = win.DEFAULT_N_SLOTS,
     ) -> None:
+        """``utc_offset_min``: the site's local time, minutes east of UTC (the setting of
+        that name), for the rules that follow the local clock."""
         self.thresholds = thresholds
+        self.utc_offset_min = utc_offset_min
         self.registry = Registry()
-        self._limit_cache: dict[tuple[Kind, str], tuple[int, Any]] = {}
+        self._limit_cache: dict[tuple[Kind, type[RowLimits]], tuple[int, RowLimits]] = {}
         short = min(n_slots, SHORT_SLOTS)
         self._kinds: dict[Kind, _KindState] = {
             Kind.WEATHER: _KindState(
@@ -146,22 +146,9 @@ class Engine:
         self._commands: list[CommandRequest] = []
         self._bright: dict[str, int] = {}  # lamp → when its full-brightness lease was sent
         self._learned: tuple[int, F32] = (-1, np.zeros(0, dtype=np.float32))
-        self._rules: dict[str, _Rule] = {}
-        alerting = thresholds.alerting
-        for rule, kind, space, message in _RULES:
-            for_s = alerting.for_.seconds(rule, kind)
-            if rule in _LIGHTING_FOR and rule not in alerting.for_.rule_s:
-                for_s = getattr(thresholds.lighting, _LIGHTING_FOR[rule]).for_min * 60
-            for_count = alerting.for_.flood_readings if rule == flood.RULE else 1
-            spec = RuleSpec(
-                rule=rule,
-                kind=kind,
-                for_count=for_count,
-                for_ms=round(for_s * 1000) if rule != flood.RULE else 0,
-                keep_firing_for_ms=round(alerting.keep_firing_for.seconds(rule, kind) * 1000),
-            )
-            self._rules[rule] = _Rule(Lifecycle(spec, message), space)
-        self.street_flood = self._rules[flood.RULE].lifecycle
+        self._rules: dict[str, _Rule] = {
+            rule.name: _Rule(rule, Lifecycle(rule.spec(thresholds), rule.message)) for rule in RULES
+        }
 
     @property
     def kinds(self) -> frozenset[Kind]:
@@ -206,23 +193,17 @@ class Engine:
                 ks.layout += 1
         return rows
 
-    def _limits(self, kind: Kind, name: Section) -> Any:
-        """The thresholds section ``name`` for ``kind``'s rows: per-row arrays where a
-        district or station overrides a limit (rebuilt only when the rows change)."""
+    def _limits(self, kind: Kind, view: type[L]) -> L:
+        """The limits of ``view`` for ``kind``'s rows: per-row arrays where a district or
+        station overrides one (rebuilt only when the rows change)."""
         ks = self._kinds[kind]
-        key = (kind, name)
+        key = (kind, view)
         cached = self._limit_cache.get(key)
-        if cached is not None and cached[0] == ks.layout:
+        if cached is not None and cached[0] == ks.layout and isinstance(cached[1], view):
             return cached[1]
-        section = overrides.row_limits(
-            getattr(self.thresholds, name),
-            name,
-            self.thresholds.overrides,
-            ks.window.devices,
-            ks.districts,
-        )
-        self._limit_cache[key] = (ks.layout, section)
-        return section
+        limits = overrides.row_limits(view, self.thresholds, ks.window.devices, ks.districts)
+        self._limit_cache[key] = (ks.layout, limits)
+        return limits
 
     def add_devices(self, kind: Kind, devices: Sequence[str], districts: Sequence[str]) -> I64:
         """Rows of ``devices`` in ``kind``'s windows, adding new ones (no rebuild pause:
@@ -398,6 +379,8 @@ class Engine:
         return out
 
     # --- evaluation ------------------------------------------------------------------------
+
+    # --- evaluation ------------------------------------------------------------------------
     def evaluate(self, now_ms: int) -> list[AlertEvent]:
         """Run every rule on the current windows; returns the alert changes."""
         for ks in self._kinds.values():
@@ -405,25 +388,80 @@ class Engine:
             if ks.hourly is not None:
                 ks.hourly.advance(now_ms)
         self.registry.qc.advance(now_ms)
+        ctx = self._context(now_ms)
         events: list[AlertEvent] = []
-        events += self._eval_weather(now_ms)
-        events += self._eval_water(now_ms)
-        events += self._eval_energy(now_ms)
-        events += self._eval_health(now_ms)
+        for entry in self._rules.values():
+            rule = entry.rule
+            result = rule.evaluate(ctx)
+            ctx.results[rule.name] = result
+            subjects, districts = self._subjects(rule.subject)
+            fresh = ctx.water.fresh if rule.timing.for_readings else None
+            events += self._step(entry.lifecycle, result, now_ms, subjects, districts, fresh)
         self._order_full_brightness(now_ms)
         return events
 
+    def _context(self, now_ms: int) -> Context:
+        t = self.thresholds
+        lamps = self._kinds[Kind.LAMP]
+        return Context(
+            now_ms=now_ms,
+            thresholds=t,
+            utc_offset_min=self.utc_offset_min,
+            weather=WeatherView(
+                self._view_rows(Kind.WEATHER),
+                self._limits(Kind.WEATHER, StormLimits),
+                t,
+                now_ms,
+                self.utc_offset_min,
+            ),
+            water=WaterView(
+                self._view_rows(Kind.WATER),
+                self._limits(Kind.WATER, FloodLimits),
+                np.asarray(self._canal, dtype=np.bool_),
+                t,
+                self.water.take_fresh("level_cm"),
+            ),
+            lamps=LampView(
+                self._view_rows(Kind.LAMP),
+                self._limits(Kind.LAMP, LightingLimits),
+                self._rated(lamps),
+                self.registry.positions(lamps.reg()),
+                t,
+                now_ms,
+            ),
+            meters=self._view_rows(Kind.METER),
+            devices=DeviceView(self.registry, t, now_ms),
+            n_districts=len(self.registry.districts),
+        )
+
+    def _view_rows(self, kind: Kind) -> Rows:
+        ks = self._kinds[kind]
+        didx = self.registry.district[ks.reg()] if ks.window.n_sensors else np.zeros(0, np.int64)
+        return Rows(ks.window, ks.hourly, ks.window.devices, ks.districts, didx)
+
+    def _subjects(self, subject: Subject) -> tuple[Sequence[str], Sequence[str]]:
+        """Subjects of a rule's lifecycle rows and their districts."""
+        reg = self.registry
+        if subject is Subject.CITY:
+            return _CITY
+        if subject is Subject.DISTRICT:
+            return reg.districts, reg.districts
+        if subject is Subject.DEVICE:
+            return reg.devices, reg.device_districts
+        ks = self._kinds[Kind(subject.value)]
+        return ks.window.devices, ks.districts
+
+    @staticmethod
     def _step(
-        self,
-        rule: str,
+        lifecycle: Lifecycle,
         result: RuleResult,
         now_ms: int,
         subjects: Sequence[str],
         districts: Sequence[str],
-        fresh: npt.NDArray[np.bool_] | None = None,
+        fresh: npt.NDArray[np.bool_] | None,
     ) -> list[AlertEvent]:
         n = len(subjects)
-        return self._rules[rule].lifecycle.step(
+        return lifecycle.step(
             condition=result.condition,
             clear=result.clear,
             severity=result.severity,
@@ -435,193 +473,9 @@ class Engine:
             risk=result.risk,
         )
 
-    def _space(self, kind: Kind) -> tuple[list[str], list[str]]:
-        ks = self._kinds[kind]
-        return ks.window.devices, ks.districts
-
-    # weather: storm, rain, weather-sensor health -------------------------------------------
-    def _eval_weather(self, now_ms: int) -> list[AlertEvent]:
-        t = self.thresholds
-        ks = self._kinds[Kind.WEATHER]
-        w = ks.window
-        db = t.alerting.deadband
-        slot_min = w.slot_ms / 60_000
-        subjects, districts = self._space(Kind.WEATHER)
-        need = max(t.storm.wind_mean_min, t.storm.gust_front.window_min, 12) + 2
-        wind = w.series("wind_ms", last=need)
-        mean10 = storm.ten_minute_mean(
-            wind, t.storm.wind_mean_min, slot_min, t.storm.wind_mean_coverage
-        )
-        gust = storm.recent_max(w.series("gust_ms", last=2))
-        cols = storm.tendency_columns(w.n_slots, slot_min)
-        fall3, fall6 = storm.pressure_tendencies(
-            w.columns("p_hpa", cols), w.slot_times()[cols], t.storm
-        )
-        p_latest = w.latest_since("p_hpa", now_ms - 10 * 60_000)
-        gf = t.storm.gust_front.window_min
-        rain_min = w.series("rain_total", last=round(180 / slot_min) + 1)
-        r1h = rain.total_over(rain_min, 60, slot_min)
-        r3h = rain.total_over(rain_min, 180, slot_min)
-        assert ks.hourly is not None
-        hourly = ks.hourly.series("rain_total")
-        hour_times = ks.hourly.slot_times()
-        current, _ = last_valid(rain_min)
-        r24h = rain.total_since(hourly, hour_times, current, now_ms - 24 * HOUR_MS)
-        rday = rain.total_since(
-            hourly, hour_times, current, rain.day_start_ms(now_ms, t.rain.day_start_local_h)
-        )
-
-        wind_r = storm.wind_rule(mean10, t.storm, db.wind_ms)
-        gust_r = storm.gust_rule(gust, self._limits(Kind.WEATHER, "storm"), db.wind_ms)
-        # Complete minutes only: the head slot is still filling, and judging it made the
-        # squall depend on when within a minute the rules ran (live vs backtest).
-        squall_r = storm.squall_rule(wind[:, :-1], t.storm, w.slot_ms / 1000, db.wind_ms)
-        press_r = storm.pressure_rule(fall3, fall6, t.storm, db.p_hpa)
-        front_r = storm.gust_front_rule(
-            w.series("t_c", last=gf),
-            wind[:, -gf:],
-            w.series("p_hpa", last=gf),
-            w.series("rh_pct", last=gf),
-            t.storm,
-        )
-        rain_r = rain.heavy_rain_rule(r1h, r3h, r24h, rday, t.rain)
-        self._rain_1h = r1h
-        events: list[AlertEvent] = []
-        for rule, result in (
-            ("wind-cap", wind_r),
-            ("gust", gust_r),
-            ("squall", squall_r),
-            ("pressure-fall", press_r),
-            ("gust-front", front_r),
-            ("heavy-rain", rain_r),
-        ):
-            events += self._step(rule, result, now_ms, subjects, districts)
-
-        levels = storm.station_level(
-            cap=storm.wind_cap(mean10, t.storm),
-            gust=gust_r,
-            squall=squall_r,
-            pressure=press_r,
-            rain_warning=rain_r.condition,
-        )
-        reporting = ~np.isnan(mean10) | ~np.isnan(p_latest)
-        level, agreeing, m = storm.city_risk(
-            levels, reporting, t.storm, rain_r.condition & (rain_r.severity >= CRITICAL)
-        )
-        hold = storm.city_hold(levels, reporting, t.storm)
-        events += self._step(
-            "storm-risk", storm.city_rule(level, agreeing, m, hold), now_ms, [CITY], [""]
-        )
-
-        # Weather-sensor health: stuck and spikes (WMO AWS tests).
-        sw = t.health.stuck.window_min
-        long = {m: w.series(m, last=sw) for m in STUCK_METRICS}
-        events += self._step(
-            "stuck-sensor", health.stuck_rule(long, t.health), now_ms, subjects, districts
-        )
-        spikes = {m: long[m][:, -t.health.spike_window_min :] for m in STEP_METRICS}
-        events += self._step(
-            "sensor-spike", health.spike_rule(spikes, t.health), now_ms, subjects, districts
-        )
-        return events
-
-    # water: street flood, rise, canals, districts, compound --------------------------------
-    def _eval_water(self, now_ms: int) -> list[AlertEvent]:
-        t = self.thresholds
-        fl = self._limits(Kind.WATER, "flood")  # street limits per drain
-        ks = self._kinds[Kind.WATER]
-        w = ks.window
-        subjects, districts = self._space(Kind.WATER)
-        n = w.n_sensors
-        excluded = np.asarray(self._canal, dtype=np.bool_)
-        fresh = w.take_fresh("level_cm")
-        k = max(fl.rise_fit_min, 5) + 4
-        recent = w.series("level_cm", last=k)
-        level, level_ts = w.latest("level_cm")
-        # The newest reading's column; the previous reading is the newest before it.
-        col = np.where(level_ts >= 0, k - 1 - (w.head_slot - level_ts // w.slot_ms), -1)
-        before = np.where(np.arange(k)[None, :] < col[:, None], recent, np.float32(np.nan))
-        prev, prev_col = last_valid(before.astype(np.float32))
-        before_prev = np.where(np.arange(k)[None, :] < prev_col[:, None], recent, np.nan)
-        prev2, _ = last_valid(before_prev.astype(np.float32))
-        gap = f32(np.where(prev_col >= 0, (col - prev_col) * w.slot_ms / 60_000, np.nan))
-        plausible = flood.plausible_latest(level, prev, gap, fl)
-        street = flood.street_flood(
-            plausible, excluded=excluded, flood=fl, deadband_mm=t.alerting.deadband.level_mm
-        )
-        events = self.street_flood.step(
-            condition=street.condition,
-            clear=street.clear,
-            severity=street.severity,
-            fresh=fresh,
-            now_ms=now_ms,
-            subjects=subjects,
-            districts=districts,
-            values={"depth_mm": street.depth_mm},
-        )
-        depth = flood.clean_depth(recent[:, -fl.rise_fit_min :], fl)
-        slope, fitted = linear_fit(depth)
-        slope = f32(slope / (w.slot_ms / 60_000))
-        rise = flood.rise_rule(street.depth_mm, slope, fitted, excluded=excluded, flood=fl)
-        events += self._step(flood.RISE_RULE, rise, now_ms, subjects, districts)
-
-        # Water-level sensor health: a reading away from both neighbours (echo, splash).
-        spike = health.level_spike_rule(prev2, prev, level, fl.spike_jump_mm)
-        events += self._step("level-spike", spike, now_ms, subjects, districts)
-
-        bd = self._bd_levels(subjects, excluded)
-        canal = flood.canal_rule(level, bd, t.alerting.deadband.level_mm)
-        events += self._step(flood.CANAL_RULE, canal, now_ms, subjects, districts)
-
-        # District roll-up and compound rain + high water.
-        reg = self.registry
-        nd = len(reg.districts)
-        didx = reg.district[ks.reg()] if n else np.zeros(0, dtype=np.int64)
-        street_rows = ~excluded & ~np.isnan(level)
-        flooded = group_count(didx, street.condition & ~excluded, nd)
-        critical = group_count(didx, (street.severity >= CRITICAL) & ~excluded, nd)
-        drains = group_count(didx, street_rows, nd)
-        canal_risk = group_max(
-            didx,
-            np.where(canal.condition, canal.risk, 0).astype(np.float32)
-            if canal.risk is not None
-            else f32(np.zeros(n)),
-            nd,
-        )
-        canal_risk_i = np.nan_to_num(canal_risk, nan=0).astype(np.int8)
-        dist_r = flood.district_rule(flooded, critical, drains, canal_risk_i, fl)
-        events += self._step(flood.DISTRICT_RULE, dist_r, now_ms, reg.districts, reg.districts)
-
-        wx = self._kinds[Kind.WEATHER]
-        r1h = getattr(self, "_rain_1h", f32(np.zeros(0)))
-        wdid = reg.district[wx.reg()] if wx.window.n_sensors else np.zeros(0, dtype=np.int64)
-        rain_d = group_max(wdid, r1h, nd)
-        city_rain = row_max(r1h[None, :]) if r1h.size else f32([np.nan])
-        rain_d = np.where(np.isnan(rain_d), city_rain[0], rain_d).astype(np.float32)
-        margin = f32(canal.values["level_m"] - canal.values["bd_lowest_m"])
-        margin_d = group_max(didx, margin, nd)
-        city_margin = row_max(margin[None, :]) if margin.size else f32([np.nan])
-        margin_d = np.where(np.isnan(margin_d), city_margin[0], margin_d).astype(np.float32)
-        wet = group_count(didx, (street.depth_mm > fl.noise_floor_mm) & ~excluded, nd) > 0
-        comp = flood.compound_rule(rain_d, margin_d, wet, heavy_mm_h=t.rain.mm_1h.heavy, flood=fl)
-        events += self._step(flood.COMPOUND_RULE, comp, now_ms, reg.districts, reg.districts)
-        return events
-
-    def _bd_levels(self, subjects: Sequence[str], excluded: npt.NDArray[np.bool_]) -> F32:
-        """Alarm levels per water row (NaN = unknown): a canal station's own, else the
-        site's ``canal_default`` (so a canal announced only by its meta is judged)."""
-        fl = self.thresholds.flood
-        bd = np.full((len(subjects), 3), np.nan, dtype=np.float32)
-        if fl.canal_default is not None:
-            bd[excluded] = _bd_row(fl.canal_default)
-        for device, levels in fl.canal_stations.items():
-            row = self.water.row_of(device)
-            if row is not None and excluded[row]:
-                bd[row] = _bd_row(levels)
-        return bd
-
-    # energy: lamps and cabinets -------------------------------------------------------------
+    # energy: the rated power of each lamp ---------------------------------------------------
     def _rated(self, ks: _KindState) -> F32:
+        """Rated power per lamp: the site's register, else the fleet's, else learned."""
         lighting = self.thresholds.lighting
         n = ks.window.n_sensors
         assert ks.hourly is not None
@@ -639,43 +493,6 @@ class Engine:
                 rated[row] = watts
         return rated
 
-    def _eval_energy(self, now_ms: int) -> list[AlertEvent]:
-        t = self.thresholds
-        lighting = t.lighting
-        ks = self._kinds[Kind.LAMP]
-        w = ks.window
-        subjects, districts = self._space(Kind.LAMP)
-        on_1h = w.series("on", last=round(60 * 60_000 / w.slot_ms) + 1)
-        since = now_ms - 10 * 60_000  # older than this is no current state
-        on, dim, power, lux = (
-            w.latest_since(m, since) for m in ("on", "dim_pct", "power_w", "lux")
-        )
-        lat, lon = self.registry.positions(ks.reg())
-        elev = f32(sun.elevation_deg(now_ms, lat, lon))
-        rated = self._rated(ks)
-        events: list[AlertEvent] = []
-        for rule, result in (
-            ("day-burn", energy.day_burn_rule(power, rated, on, lux, elev, lighting)),
-            ("lamp-out", energy.lamp_out_rule(power, rated, lux, elev, lighting)),
-            (
-                "power-drift",
-                energy.drift_rule(
-                    w.series("norm_w", last=lighting.drift_window_min * 60_000 // w.slot_ms),
-                    rated,
-                    self._limits(Kind.LAMP, "lighting"),  # drift limit per lamp
-                ),
-            ),
-            ("lamp-cycling", energy.cycling_rule(energy.switch_count(on_1h), lighting)),
-            ("dimming-opportunity", energy.dimming_rule(on, dim, power, now_ms, lighting)),
-        ):
-            events += self._step(rule, result, now_ms, subjects, districts)
-        mks = self._kinds[Kind.METER]
-        assert mks.hourly is not None
-        cab = energy.cabinet_rule(mks.hourly.series("energy_total"), lighting)
-        msubjects, mdistricts = self._space(Kind.METER)
-        events += self._step("cabinet-energy", cab, now_ms, msubjects, mdistricts)
-        return events
-
     def _order_full_brightness(self, now_ms: int) -> None:
         """Lamps in a district under a flood alert, or everywhere under a city storm risk
         at or over ``full_brightness_storm_risk``, are ordered to 100 % for a lease of
@@ -687,11 +504,11 @@ class Engine:
         lease_s = lighting.full_brightness_lease_s
         renew_ms = lease_s * 1000 // 3
         reason_by_district: dict[str, str] = {}
-        for lc in (self._rules[r].lifecycle for r, _k, _s, _m in _RULES if _k == "flood"):
+        for lc in (r.lifecycle for r in self._rules.values() if r.rule.kind == "flood"):
             for event in lc.open_alerts():
                 reason_by_district.setdefault(event.district or event.subject, event.id)
         city: str | None = None
-        for event in self._rules["storm-risk"].lifecycle.open_alerts():
+        for event in self._rules[STORM_RISK.name].lifecycle.open_alerts():
             if event.risk_level >= lighting.full_brightness_storm_risk:
                 city = event.id
         if not reason_by_district and city is None:
@@ -725,69 +542,14 @@ class Engine:
         return out
 
     # device health ----------------------------------------------------------------------------
-    def _eval_health(self, now_ms: int) -> list[AlertEvent]:
-        t = self.thresholds.health
-        reg = self.registry
-        n = reg.n
-        interval = np.where(
-            np.isnan(reg.interval_s[:n]), np.float32(t.default_interval_s), reg.interval_s[:n]
-        ).astype(np.float32)
-        status = reg.status[:n]
-        offline = health.offline_rule(
-            reg.last_seen[:n], interval, status == 1, status == 2, now_ms, t
-        )
-        mass = health.mass_outage(
-            reg.district[:n], offline.condition, reg.last_seen[:n], len(reg.districts), t
-        )
-        # Inhibition (Alertmanager style): a district in a mass outage gets one alert, not
-        # one per silent device.
-        in_mass = mass.condition[np.maximum(reg.district[:n], 0)] if n else offline.condition
-        offline_single = RuleResult(
-            condition=offline.condition & ~in_mass,
-            clear=offline.clear,
-            severity=offline.severity,
-            values=offline.values,
-        )
-        subjects, districts = reg.devices, reg.device_districts
-        events: list[AlertEvent] = []
-        events += self._step("mass-outage", mass, now_ms, reg.districts, reg.districts)
-        events += self._step("device-offline", offline_single, now_ms, subjects, districts)
-        qc_slots = max(1, round(t.qc_window_min * 60_000 / reg.qc.slot_ms))
-        events += self._step(
-            "out-of-range",
-            health.qc_rule(reg.qc.series("flagged", last=qc_slots), t),
-            now_ms,
-            subjects,
-            districts,
-        )
-        events += self._step(
-            "low-battery",
-            health.low_rule(reg.batt_v[:n], t.low_battery_v, t.battery_deadband_v, "batt_v"),
-            now_ms,
-            subjects,
-            districts,
-        )
-        events += self._step(
-            "weak-signal",
-            health.low_rule(reg.rssi_dbm[:n], t.weak_signal_dbm, t.signal_deadband_db, "rssi_dbm"),
-            now_ms,
-            subjects,
-            districts,
-        )
-        events += self._step(
-            "clock-skew", health.skew_rule(reg.skew_s[:n], t), now_ms, subjects, districts
-        )
-        return events
-
-    # --- restore, acks, inspection ---------------------------------------------------------
-    def _subject_row(self, space: str, subject: str, district: str) -> int:
-        if space == "city":
+    def _subject_row(self, space: Subject, subject: str, district: str) -> int:
+        if space is Subject.CITY:
             return 0
-        if space == "district":
+        if space is Subject.DISTRICT:
             return self.registry.district_row(subject)
-        if space == "device":
+        if space is Subject.DEVICE:
             return self.registry.row(subject, district, "")
-        return int(self._rows(Kind(space), [subject], [district])[0])
+        return int(self._rows(Kind(space.value), [subject], [district])[0])
 
     def restore(self, events: Iterable[AlertEvent]) -> int:
         """Adopt open alerts of a previous run; returns how many were adopted."""
@@ -799,7 +561,7 @@ class Engine:
             if rule is None:
                 _LOG.info("open alert %s of unknown rule %s left alone", event.id, event.rule)
                 continue
-            row = self._subject_row(rule.space, event.subject, event.district)
+            row = self._subject_row(rule.rule.subject, event.subject, event.district)
             rule.lifecycle.restore(row, event)
             adopted += 1
         return adopted
@@ -819,50 +581,3 @@ class Engine:
     @property
     def rules(self) -> tuple[str, ...]:
         return tuple(self._rules)
-
-
-def _bd_row(levels: CanalStation) -> list[float]:
-    return [
-        np.nan if levels.bd1_m is None else levels.bd1_m,
-        np.nan if levels.bd2_m is None else levels.bd2_m,
-        levels.bd3_m,
-    ]
-
-
-def _msg(rule: str) -> MessageFn:
-    return messages.make(rule)
-
-
-# (rule, kind, subject space, message)
-_RULES: Final[tuple[tuple[str, AlertKind, str, MessageFn], ...]] = (
-    ("wind-cap", "storm", "weather", _msg("wind-cap")),
-    ("gust", "storm", "weather", _msg("gust")),
-    ("squall", "storm", "weather", _msg("squall")),
-    ("pressure-fall", "storm", "weather", _msg("pressure-fall")),
-    ("gust-front", "storm", "weather", _msg("gust-front")),
-    ("heavy-rain", "storm", "weather", _msg("heavy-rain")),
-    ("storm-risk", "storm", "city", _msg("storm-risk")),
-    (flood.RULE, "flood", "water", flood.message),
-    (flood.RISE_RULE, "flood", "water", _msg(flood.RISE_RULE)),
-    (flood.CANAL_RULE, "flood", "water", _msg(flood.CANAL_RULE)),
-    (flood.DISTRICT_RULE, "flood", "district", _msg(flood.DISTRICT_RULE)),
-    (flood.COMPOUND_RULE, "flood", "district", _msg(flood.COMPOUND_RULE)),
-    ("day-burn", "energy", "lamp", _msg("day-burn")),
-    ("lamp-out", "energy", "lamp", _msg("lamp-out")),
-    ("power-drift", "energy", "lamp", _msg("power-drift")),
-    ("lamp-cycling", "energy", "lamp", _msg("lamp-cycling")),
-    ("dimming-opportunity", "energy", "lamp", _msg("dimming-opportunity")),
-    ("cabinet-energy", "energy", "meter", _msg("cabinet-energy")),
-    ("device-offline", "health", "device", _msg("device-offline")),
-    ("mass-outage", "health", "district", _msg("mass-outage")),
-    ("stuck-sensor", "health", "weather", _msg("stuck-sensor")),
-    ("sensor-spike", "health", "weather", _msg("sensor-spike")),
-    ("level-spike", "health", "water", _msg("level-spike")),
-    ("out-of-range", "health", "device", _msg("out-of-range")),
-    ("low-battery", "health", "device", _msg("low-battery")),
-    ("weak-signal", "health", "device", _msg("weak-signal")),
-    ("clock-skew", "health", "device", _msg("clock-skew")),
-)
-# Rules whose `for` the lighting table sets itself (docs/REFERENCE.md: day_burn, lamp_out).
-_LIGHTING_FOR: Final = {"day-burn": "day_burn", "lamp-out": "lamp_out"}
-RULE_KINDS: Final[dict[str, AlertKind]] = {rule: kind for rule, kind, _s, _m in _RULES}

@@ -1,51 +1,97 @@
-"""Per-district and per-station limits as per-row arrays (pure).
+"""Per-district and per-station limits as typed per-row views (pure).
 
 The rules compare a sensor's value with a limit element-wise, so a limit that
 differs between districts or stations is simply an array with one value per
-window row instead of a scalar: ``depth >= flood.street_warning_mm`` reads the
-same either way.  :func:`row_limits` returns the site's section (``thresholds.flood``,
-``.storm`` or ``.lighting``) unchanged when no override touches it, else a copy
-whose overridable limits are float32 arrays over the rows (site < district <
-station).  Only limits the rules use element-wise on per-row vectors are
-overridable (analytics/thresholds.py ``FloodOverride`` and friends).
+window row instead of a scalar: ``depth >= limits.street_warning_mm`` reads the
+same either way.  :func:`row_limits` builds one of the views below for a kind's
+rows: the site's value (a float) where no override touches the section, else a
+float32 array over the rows (site < district < station).
+
+Only limits the rules use element-wise on per-row vectors are overridable; each
+view has exactly the fields of its override model in analytics/thresholds.py
+(``FloodOverride`` and friends), which a unit test keeps in step.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from typing import Literal, TypeVar
+from dataclasses import dataclass
+from typing import ClassVar, Literal, TypeAlias, TypeVar
 
 import numpy as np
-from pydantic import BaseModel
+import numpy.typing as npt
 
-from analytics.thresholds import Override
+from analytics.thresholds import Override, Thresholds
 
 Section = Literal["flood", "storm", "lighting"]
-M = TypeVar("M", bound=BaseModel)
+# One value for every row (the site's), or one per row.
+Limit: TypeAlias = float | npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class RowLimits:
+    section: ClassVar[Section]
+
+
+@dataclass(frozen=True)
+class FloodLimits(RowLimits):
+    """Street-flood depths per water row."""
+
+    section: ClassVar[Section] = "flood"
+    street_warning_mm: Limit
+    street_critical_mm: Limit
+
+
+@dataclass(frozen=True)
+class StormLimits(RowLimits):
+    """Gust limits per weather station."""
+
+    section: ClassVar[Section] = "storm"
+    gust_warning_ms: Limit
+    gust_critical_ms: Limit
+
+
+@dataclass(frozen=True)
+class LightingLimits(RowLimits):
+    """Power-drift limit per lamp."""
+
+    section: ClassVar[Section] = "lighting"
+    power_drift_pct: Limit
+
+
+L = TypeVar("L", bound=RowLimits)
 
 
 def row_limits(
-    section: M,
-    name: Section,
-    overrides: Sequence[Override],
+    view: type[L],
+    thresholds: Thresholds,
     devices: Sequence[str],
     districts: Sequence[str],
-) -> M:
-    """``section`` with its overridden limits as arrays aligned with ``devices``."""
-    relevant = [o for o in overrides if getattr(o, name) is not None]
-    if not relevant:
-        return section
+) -> L:
+    """``view`` of the site's limits with the overridden ones as arrays aligned with
+    ``devices``."""
     if len(devices) != len(districts):
         raise ValueError("devices and districts must have one length")
-    fields = list(type(getattr(relevant[0], name)).model_fields)
+    site = {"flood": thresholds.flood, "storm": thresholds.storm, "lighting": thresholds.lighting}
+    section = site[view.section]
+    names = [f.name for f in dataclasses.fields(view)]
+    relevant = [o for o in thresholds.overrides if _part(o, view.section) is not None]
+    if not relevant:
+        return view(**{f: getattr(section, f) for f in names})
     n = len(devices)
-    arrays = {f: np.full(n, getattr(section, f), dtype=np.float32) for f in fields}
+    arrays = {f: np.full(n, getattr(section, f), dtype=np.float32) for f in names}
     device_ids = np.asarray(devices, dtype=object)
     district_ids = np.asarray(districts, dtype=object)
     # districts first, so a station's own override lands last and wins
     for o in sorted(relevant, key=lambda o: o.station is not None):
         mask = device_ids == o.station if o.station else district_ids == o.district
-        values = getattr(o, name)
-        for f in fields:
+        values = _part(o, view.section)
+        for f in names:
             arrays[f][mask] = getattr(values, f)
-    return section.model_copy(update=arrays)
+    return view(**arrays)
+
+
+def _part(override: Override, section: Section) -> object | None:
+    parts = {"flood": override.flood, "storm": override.storm, "lighting": override.lighting}
+    return parts[section]

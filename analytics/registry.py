@@ -93,7 +93,9 @@ class Registry:
         self.skew_s = _grow(self.skew_s, size, np.nan)  # type: ignore[assignment]
         self._capacity = size
 
-    def positions(self, rows: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.float32], ...]:
+    def positions(
+        self, rows: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
         """(lat, lon) of ``rows``, the city centre where a device sent no position."""
         lat = np.where(np.isnan(self.lat[rows]), np.float32(CITY_LAT), self.lat[rows])
         lon = np.where(np.isnan(self.lon[rows]), np.float32(CITY_LON), self.lon[rows])

@@ -531,7 +531,10 @@ async def run(
     ready: asyncio.Event | None = None,
 ) -> None:
     """The whole service; runs until cancelled.  ``ready`` is set once it is subscribed."""
-    engine = Engine(thresholds or load_thresholds(settings.thresholds_file))
+    engine = Engine(
+        thresholds or load_thresholds(settings.thresholds_file),
+        utc_offset_min=settings.utc_offset_min,
+    )
     start_metrics_server(settings.analytics_metrics_port, _LOG, settings.metrics_host)
     async with influx_client(settings, logger=_LOG) as db:
         await db.wait_ready(attempts=60, delay_s=0.5)

@@ -49,6 +49,8 @@ _RELATIVE: Final = re.compile(r"-(\d+)([smhd])")
 _UNIT_MS: Final = {"s": 1000, "m": MINUTE_MS, "h": 3_600_000, "d": 86_400_000}
 
 Progress = Callable[[int, int], None]  # (done, total) in simulated minutes
+# The site's UTC offset where no Settings are at hand (matrix workers): the setting's default.
+DEFAULT_UTC_OFFSET_MIN: Final[int] = Settings.model_fields["utc_offset_min"].default
 
 
 class BacktestError(ValueError):
@@ -125,13 +127,16 @@ def run_scenario(
     *,
     start_ms: int | None = None,
     site: str = "baclieu",
+    utc_offset_min: int = DEFAULT_UTC_OFFSET_MIN,
     on_progress: Progress | None = None,
 ) -> Result:
     """Run ``name`` through a fresh engine; raises ``UnknownScenarioError``."""
     started = time.perf_counter()
     world = scenarios.build(name, seed, start_ms=start_ms, site=site, thresholds=thresholds)
     cfg = world.config
-    engine = Engine(with_lamp_register(thresholds, world.lamp_ratings()))
+    engine = Engine(
+        with_lamp_register(thresholds, world.lamp_ratings()), utc_offset_min=utc_offset_min
+    )
     announce_stations(engine, cfg)
     result = Result(cfg.name, seed, cfg.start_ms, cfg.end_ms)
     for minute in range(cfg.minutes):
@@ -217,6 +222,7 @@ async def replay(
     end_ms: int,
     thresholds: Thresholds,
     *,
+    utc_offset_min: int = DEFAULT_UTC_OFFSET_MIN,
     on_progress: Progress | None = None,
 ) -> Result:
     """Stored readings from ``start_ms`` to ``end_ms`` through a fresh engine: each
@@ -225,7 +231,7 @@ async def replay(
     from analytics.service import refill_meta, refill_stations
 
     started = time.perf_counter()
-    engine = Engine(thresholds)
+    engine = Engine(thresholds, utc_offset_min=utc_offset_min)
     result = Result("influxdb", None, start_ms, end_ms, labelled=False)
     first = start_ms - start_ms % MINUTE_MS
     total = -(-(end_ms - first) // MINUTE_MS)
@@ -523,6 +529,7 @@ def run_cli(
                 seed,
                 thresholds,
                 site=settings.site,
+                utc_offset_min=settings.utc_offset_min,
                 on_progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
         else:
@@ -545,6 +552,7 @@ def run_cli(
                         start_ms,
                         end_ms,
                         thresholds,
+                        utc_offset_min=settings.utc_offset_min,
                         on_progress=lambda d, t: progress.update(task, completed=d, total=t),
                     )
 

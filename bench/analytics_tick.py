@@ -39,6 +39,7 @@ import pandas as pd
 
 from analytics import window as win
 from analytics.engine import Engine
+from analytics.overrides import FloodLimits, LightingLimits, StormLimits
 from analytics.rules import energy, flood, storm
 from analytics.rules.base import last_valid, linear_fit
 from analytics.thresholds import Thresholds, load_thresholds
@@ -49,6 +50,7 @@ SHARES = {Kind.LAMP: 0.55, Kind.WATER: 0.20, Kind.METER: 0.15, Kind.WEATHER: 0.1
 DISTRICTS = 10
 ROUNDS = 5
 LOOP_SAMPLE = 2_000  # sensors the Python loop runs on (then scaled)
+UTC_OFFSET_MIN = 420  # Bạc Liêu, UTC+7: NOW below is 20:00 local
 SLOT = win.DEFAULT_SLOT_MS
 NOW = 1_780_000_000_000 - 1_780_000_000_000 % SLOT + 13 * 3_600_000  # 20:00 local: lamps on
 
@@ -64,7 +66,7 @@ def _fill(w: win.Window, metric: str, rows: np.ndarray, values: np.ndarray, end_
 
 def build_engine(n: int = N_SENSORS, seed: int = 7, thresholds: Thresholds | None = None) -> Engine:
     rng = np.random.default_rng(seed)
-    eng = Engine(thresholds or load_thresholds())
+    eng = Engine(thresholds or load_thresholds(), utc_offset_min=UTC_OFFSET_MIN)
     counts = {kind: int(share * n) for kind, share in SHARES.items()}
     counts[Kind.LAMP] += n - sum(counts.values())
     rows: dict[Kind, np.ndarray] = {}
@@ -157,9 +159,11 @@ def core_numpy(a: dict[str, Any], t: Thresholds) -> int:
     wind = a["wind"]
     mean10 = storm.ten_minute_mean(wind[:, -10:], 10, 1.0)
     fired += int(storm.wind_rule(mean10, s, 1.0).condition.sum())
-    fired += int(storm.gust_rule(storm.recent_max(a["gust"][:, -2:]), s, 1.0).condition.sum())
+    gust_limits = StormLimits(s.gust_warning_ms, s.gust_critical_ms)
+    gust = storm.recent_max(a["gust"][:, -2:])
+    fired += int(storm.gust_rule(gust, gust_limits, 1.0).condition.sum())
     fired += int(storm.squall_rule(wind[:, -12:], s, 60.0, 1.0).condition.sum())
-    p = storm.detrend_pressure(a["p"], a["p_times"], s)
+    p = storm.detrend_pressure(a["p"], a["p_times"], s, UTC_OFFSET_MIN)
     f3, f6 = storm.pressure_tendency(p, 3, 1.0), storm.pressure_tendency(p, 6, 1.0)
     fired += int(storm.pressure_rule(f3, f6, s, 0.5).condition.sum())
     from analytics.rules import health, rain
@@ -178,11 +182,21 @@ def core_numpy(a: dict[str, Any], t: Thresholds) -> int:
     prev, pcol = last_valid(before.astype(np.float32))
     plausible = flood.plausible_latest(latest, prev, (col - pcol).astype(np.float32), fl)
     excluded = np.zeros(latest.size, dtype=np.bool_)
-    street = flood.street_flood(plausible, excluded=excluded, flood=fl, deadband_mm=20.0)
+    street_limits = FloodLimits(fl.street_warning_mm, fl.street_critical_mm)
+    street = flood.street_flood(
+        plausible, excluded=excluded, flood=fl, limits=street_limits, deadband_mm=20.0
+    )
     fired += int(street.condition.sum())
     slope, fitted = linear_fit(flood.clean_depth(level[:, -15:], fl))
     fired += int(
-        flood.rise_rule(street.depth_mm, slope, fitted, excluded=excluded, flood=fl).condition.sum()
+        flood.rise_rule(
+            street.values["depth_mm"],
+            slope,
+            fitted,
+            excluded=excluded,
+            flood=fl,
+            limits=street_limits,
+        ).condition.sum()
     )
 
     on, _ = last_valid(a["on"][:, -10:])
@@ -190,7 +204,10 @@ def core_numpy(a: dict[str, Any], t: Thresholds) -> int:
     lux, _ = last_valid(a["lux"][:, -10:])
     fired += int(energy.day_burn_rule(power, a["rated"], on, lux, a["elev"], li).condition.sum())
     fired += int(energy.lamp_out_rule(power, a["rated"], lux, a["elev"], li).condition.sum())
-    fired += int(energy.drift_rule(a["norm"][:, -30:], a["rated"], li).condition.sum())
+    drift_limits = LightingLimits(li.power_drift_pct)
+    fired += int(
+        energy.drift_rule(a["norm"][:, -30:], a["rated"], li, drift_limits).condition.sum()
+    )
     fired += int(energy.cycling_rule(energy.switch_count(a["on"][:, -61:]), li).condition.sum())
     return fired
 

@@ -17,6 +17,7 @@ from typing import Final
 
 import numpy as np
 
+from analytics.overrides import LightingLimits
 from analytics.rules.base import (
     F32,
     WARNING,
@@ -32,7 +33,6 @@ from analytics.rules.base import (
 from analytics.thresholds import Lighting
 
 HOUR_MS: Final = 3_600_000
-UTC_OFFSET_H: Final = 7
 MIN_DIM_FOR_NORM: Final = 20.0  # below this the driver's own loss dominates: skip
 
 
@@ -99,10 +99,12 @@ def lamp_out_rule(
     )
 
 
-def drift_rule(norm_recent: F32, rated_w: F32, lighting: Lighting) -> RuleResult:
+def drift_rule(
+    norm_recent: F32, rated_w: F32, lighting: Lighting, limits: LightingLimits
+) -> RuleResult:
     """Median normalised power over the recent slots against rated power.  Meters are
-    accurate to 2–5 % (ANSI C136.52), so the limit sits at ``power_drift_pct`` and the
-    clear condition 2 points inside it."""
+    accurate to 2–5 % (ANSI C136.52), so the limit (``power_drift_pct``, per lamp) sits
+    there and the clear condition 2 points inside it."""
     k = norm_recent.shape[1]
     keep = shared_columns(norm_recent)
     median = np.full(norm_recent.shape[0], np.nan, dtype=np.float32)
@@ -131,8 +133,8 @@ def drift_rule(norm_recent: F32, rated_w: F32, lighting: Lighting) -> RuleResult
     enough = count >= lighting.drift_min_on_readings
     with np.errstate(invalid="ignore", divide="ignore"):
         drift = np.where(enough, (median / rated_w - 1.0) * 100.0, np.nan).astype(np.float32)
-        condition = np.abs(drift) >= lighting.power_drift_pct
-        clear = np.abs(drift) < lighting.power_drift_pct - 2.0
+        condition = np.abs(drift) >= limits.power_drift_pct
+        clear = np.abs(drift) < limits.power_drift_pct - 2.0
     return RuleResult(
         condition=condition,
         clear=clear,
@@ -198,11 +200,12 @@ def dimmable_hours(profile: Mapping[str, float]) -> list[float]:
 
 
 def dimming_rule(
-    on: F32, dim_pct: F32, power_w: F32, now_ms: int, lighting: Lighting
+    on: F32, dim_pct: F32, power_w: F32, now_ms: int, lighting: Lighting, utc_offset_min: int
 ) -> RuleResult:
     """A lamp running above the dim profile while the profile dims: what a schedule would
-    save per night (kWh, VND at the tariff) if the lamp followed it all night."""
-    hour = ((now_ms / HOUR_MS) + UTC_OFFSET_H) % 24.0
+    save per night (kWh, VND at the tariff) if the lamp followed it all night.  The
+    profile's times are the site's local time (``utc_offset_min`` east of UTC)."""
+    hour = ((now_ms / HOUR_MS) + utc_offset_min / 60) % 24.0
     wanted = profile_level(lighting.dim_profile, hour)
     with np.errstate(invalid="ignore", divide="ignore"):
         full_w = np.where(dim_pct >= MIN_DIM_FOR_NORM, power_w * 100.0 / dim_pct, np.nan)

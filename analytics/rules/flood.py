@@ -13,30 +13,14 @@ neither condition nor clear: whatever state the subject is in holds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final
-
 import numpy as np
 import numpy.typing as npt
 
-from analytics.lifecycle import MessageContext
+from analytics.overrides import FloodLimits
 from analytics.rules.base import RuleResult, severity_of
 from analytics.thresholds import Flood
-from deltasense.alerts import Message
 
-RULE: Final = "street-flood"
-KIND: Final = "flood"
 NONE, WARNING, CRITICAL = 0, 1, 2
-
-
-@dataclass(frozen=True)
-class FloodEval:
-    """Per-subject result of one evaluation; arrays all have one length."""
-
-    depth_mm: npt.NDArray[np.float32]  # NaN where not usable
-    condition: npt.NDArray[np.bool_]  # depth ≥ warning
-    clear: npt.NDArray[np.bool_]  # depth < warning − deadband (or excluded)
-    severity: npt.NDArray[np.int8]  # 0 none, 1 warning, 2 critical
 
 
 def street_flood(
@@ -44,14 +28,16 @@ def street_flood(
     *,
     excluded: npt.ArrayLike,
     flood: Flood,
+    limits: FloodLimits,
     deadband_mm: float,
-) -> FloodEval:
+) -> RuleResult:
     """Evaluate the street-flood rule for every subject.
 
     ``level_cm``: last level per subject (NaN = missing or unusable);
-    ``excluded``: True for subjects the rule does not judge (canal stations).
-    Excluded subjects always satisfy the clear condition, so an alert opened
-    before a station was reclassified resolves.
+    ``excluded``: True for subjects the rule does not judge (canal stations);
+    ``limits``: the warning and critical depths per subject.  Excluded subjects
+    always satisfy the clear condition, so an alert opened before a station was
+    reclassified resolves.  ``values["depth_mm"]`` is NaN where not usable.
     """
     level = np.asarray(level_cm, dtype=np.float32)
     skip = np.asarray(excluded, dtype=np.bool_)
@@ -62,39 +48,12 @@ def street_flood(
     depth = np.where(skip, np.float32(np.nan), depth).astype(np.float32)
     known = ~np.isnan(depth)
     with np.errstate(invalid="ignore"):
-        condition = known & (depth >= flood.street_warning_mm)
-        critical = known & (depth >= flood.street_critical_mm)
-        clear = (known & (depth < flood.street_warning_mm - deadband_mm)) | skip
+        condition = known & (depth >= limits.street_warning_mm)
+        critical = known & (depth >= limits.street_critical_mm)
+        clear = (known & (depth < limits.street_warning_mm - deadband_mm)) | skip
     severity = np.where(critical, CRITICAL, np.where(condition, WARNING, NONE)).astype(np.int8)
-    return FloodEval(depth_mm=depth, condition=condition, clear=clear, severity=severity)
-
-
-def _cm(depth_mm: float, decimal: str) -> str:
-    """Depth in cm with at most one decimal, e.g. 76 mm → "7.6", 150 mm → "15"."""
-    text = f"{depth_mm / 10:.1f}".rstrip("0").rstrip(".")
-    return text.replace(".", decimal)
-
-
-def message(ctx: MessageContext) -> Message:
-    """Vietnamese (decimal comma) and English text for one street-flood change."""
-    where_vi = f"tại {ctx.subject} ({ctx.district})"
-    where_en = f"at {ctx.subject} ({ctx.district})"
-    depth = ctx.values.get("depth_mm")
-    if ctx.state == "resolved":
-        if depth is None:
-            return Message(vi=f"Hết ngập đường {where_vi}", en=f"Street flooding over {where_en}")
-        return Message(
-            vi=f"Hết ngập đường {where_vi}: mực nước còn {_cm(depth, ',')} cm",
-            en=f"Street flooding over {where_en}: {_cm(depth, '.')} cm of water left",
-        )
-    severe = ctx.severity == "critical"
-    title_vi = "Ngập đường nghiêm trọng" if severe else "Ngập đường"
-    title_en = "Severe street flooding" if severe else "Street flooding"
-    if depth is None:
-        return Message(vi=f"{title_vi} {where_vi}", en=f"{title_en} {where_en}")
-    return Message(
-        vi=f"{title_vi}: mực nước {_cm(depth, ',')} cm {where_vi}",
-        en=f"{title_en}: {_cm(depth, '.')} cm of water {where_en}",
+    return RuleResult(
+        condition=condition, clear=clear, severity=severity, values={"depth_mm": depth}
     )
 
 
@@ -161,9 +120,6 @@ def _nanmedian_last(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 
 
 # --- rate of rise and time to threshold ---------------------------------------------------
-RISE_RULE: Final = "drain-rising"
-
-
 def rise_rule(
     depth_mm: npt.NDArray[np.float32],
     slope_mm_min: npt.NDArray[np.float32],
@@ -171,6 +127,7 @@ def rise_rule(
     *,
     excluded: npt.NDArray[np.bool_],
     flood: Flood,
+    limits: FloodLimits,
 ) -> RuleResult:
     """Street water rising faster than ``drain_rise_warning_mm_per_5min`` (from a linear
     fit over the cleaned depth); the values say how long until the next limit."""
@@ -178,10 +135,13 @@ def rise_rule(
     limit = flood.drain_rise_warning_mm_per_5min
     with np.errstate(invalid="ignore", divide="ignore"):
         wet = depth_mm > flood.noise_floor_mm
-        condition = (per_5 >= limit) & wet & ~excluded & (depth_mm < flood.street_critical_mm)
-        clear = (per_5 < limit / 2) | excluded | (depth_mm >= flood.street_critical_mm)
+        below_critical = depth_mm < limits.street_critical_mm
+        condition = (per_5 >= limit) & wet & ~excluded & below_critical
+        clear = (per_5 < limit / 2) | excluded | (depth_mm >= limits.street_critical_mm)
         target = np.where(
-            fitted_mm < flood.street_warning_mm, flood.street_warning_mm, flood.street_critical_mm
+            fitted_mm < limits.street_warning_mm,
+            limits.street_warning_mm,
+            limits.street_critical_mm,
         )
         eta = np.where(slope_mm_min > 0, (target - fitted_mm) / slope_mm_min, np.nan)
     return RuleResult(
@@ -197,9 +157,6 @@ def rise_rule(
 
 
 # --- canal stations against BĐ I/II/III ---------------------------------------------------
-CANAL_RULE: Final = "canal-level"
-
-
 def canal_rule(
     level_cm: npt.NDArray[np.float32],
     bd_m: npt.NDArray[np.float32],
@@ -225,10 +182,6 @@ def canal_rule(
 
 
 # --- district roll-up and compound rain + high water ----------------------------------------
-DISTRICT_RULE: Final = "district-flood"
-COMPOUND_RULE: Final = "compound-flood"
-
-
 def district_rule(
     flooded: npt.NDArray[np.int64],
     critical: npt.NDArray[np.int64],

@@ -1,46 +1,18 @@
-"""Short Vietnamese and English texts for every rule's alert changes.
+"""Short Vietnamese and English texts for alert changes.
 
-One table: the rule's title in both languages and which of its values to show,
-with their labels and units.  Vietnamese numbers use the decimal comma.
+A rule declares its title in both languages (analytics/ruleset.py); :func:`titled`
+turns it into the rule's message function, which shows up to three of the
+alert's values with the labels and units of :data:`LABELS`.  Street flooding
+has its own wording (:func:`street_flood`).  Vietnamese numbers use the decimal
+comma.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Final
 
-from analytics.lifecycle import MessageContext
+from analytics.lifecycle import MessageContext, MessageFn
 from deltasense.alerts import Message
-
-# rule → (title vi, title en)
-TITLES: Final[dict[str, tuple[str, str]]] = {
-    "wind-cap": ("Gió mạnh", "Strong wind"),
-    "gust": ("Gió giật mạnh", "Damaging wind gusts"),
-    "squall": ("Gió tố", "Squall"),
-    "pressure-fall": ("Khí áp giảm nhanh", "Rapid pressure fall"),
-    "gust-front": ("Front gió giật của dông", "Thunderstorm gust front"),
-    "heavy-rain": ("Mưa lớn", "Heavy rain"),
-    "storm-risk": ("Rủi ro thiên tai do bão, dông", "Storm risk for the city"),
-    "drain-rising": ("Nước dâng nhanh trên đường", "Street water rising fast"),
-    "canal-level": ("Mực nước kênh vượt báo động", "Canal above alarm level"),
-    "district-flood": ("Ngập lụt khu vực", "District flooding"),
-    "compound-flood": ("Mưa lớn khi nước kênh cao", "Heavy rain on high water"),
-    "day-burn": ("Đèn sáng ban ngày", "Lamp burning in daylight"),
-    "lamp-out": ("Đèn không sáng", "Lamp out"),
-    "power-drift": ("Công suất đèn lệch định mức", "Lamp power drift"),
-    "lamp-cycling": ("Đèn bật tắt liên tục", "Lamp cycling on and off"),
-    "dimming-opportunity": ("Có thể giảm độ sáng để tiết kiệm", "Dimming would save energy"),
-    "cabinet-energy": ("Điện năng tủ điện bất thường", "Cabinet consumption off its baseline"),
-    "device-offline": ("Thiết bị mất kết nối", "Device offline"),
-    "mass-outage": ("Mất kết nối hàng loạt", "Mass outage"),
-    "stuck-sensor": ("Cảm biến bị kẹt", "Stuck sensor"),
-    "sensor-spike": ("Cảm biến có giá trị đột biến", "Sensor spikes"),
-    "level-spike": ("Cảm biến mực nước đo sai đột biến", "Water-level sensor spike"),
-    "out-of-range": ("Giá trị ngoài phạm vi vật lý", "Physically impossible readings"),
-    "low-battery": ("Pin yếu", "Low battery"),
-    "weak-signal": ("Sóng yếu", "Weak signal"),
-    "clock-skew": ("Đồng hồ thiết bị bị lệch", "Device clock skewed"),
-}
 
 # value → (label vi, label en, unit, decimals)
 LABELS: Final[dict[str, tuple[str, str, str, int]]] = {
@@ -102,8 +74,10 @@ def _details(ctx: MessageContext, vi: bool) -> str:
     return ", ".join(parts)
 
 
-def make(rule: str) -> Callable[[MessageContext], Message]:
-    title_vi, title_en = TITLES[rule]
+def titled(title_vi: str, title_en: str) -> MessageFn:
+    """The message function of a rule titled ``title_vi`` / ``title_en``."""
+    if not (title_vi and title_en):
+        raise ValueError("a rule needs a Vietnamese and an English title")
 
     def message(ctx: MessageContext) -> Message:
         place = f" ({ctx.district})" if ctx.district and ctx.district != ctx.subject else ""
@@ -123,3 +97,32 @@ def make(rule: str) -> Callable[[MessageContext], Message]:
         )
 
     return message
+
+
+def _cm(depth_mm: float, decimal: str) -> str:
+    """Depth in cm with at most one decimal, e.g. 76 mm → "7.6", 150 mm → "15"."""
+    text = f"{depth_mm / 10:.1f}".rstrip("0").rstrip(".")
+    return text.replace(".", decimal)
+
+
+def street_flood(ctx: MessageContext) -> Message:
+    """Street flooding, worded around the water depth (in cm, as residents say it)."""
+    where_vi = f"tại {ctx.subject} ({ctx.district})"
+    where_en = f"at {ctx.subject} ({ctx.district})"
+    depth = ctx.values.get("depth_mm")
+    if ctx.state == "resolved":
+        if depth is None:
+            return Message(vi=f"Hết ngập đường {where_vi}", en=f"Street flooding over {where_en}")
+        return Message(
+            vi=f"Hết ngập đường {where_vi}: mực nước còn {_cm(depth, ',')} cm",
+            en=f"Street flooding over {where_en}: {_cm(depth, '.')} cm of water left",
+        )
+    severe = ctx.severity == "critical"
+    title_vi = "Ngập đường nghiêm trọng" if severe else "Ngập đường"
+    title_en = "Severe street flooding" if severe else "Street flooding"
+    if depth is None:
+        return Message(vi=f"{title_vi} {where_vi}", en=f"{title_en} {where_en}")
+    return Message(
+        vi=f"{title_vi}: mực nước {_cm(depth, ',')} cm {where_vi}",
+        en=f"{title_en}: {_cm(depth, '.')} cm of water {where_en}",
+    )

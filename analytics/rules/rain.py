@@ -37,7 +37,6 @@ from analytics.thresholds import Rain
 
 HOUR_MS: Final = 3_600_000
 DAY_MS: Final = 86_400_000
-UTC_OFFSET_MS: Final = 7 * HOUR_MS
 
 
 def total_over(minute_totals: F32, minutes: int, slot_min: float = 1.0) -> F32:
@@ -46,10 +45,12 @@ def total_over(minute_totals: F32, minutes: int, slot_min: float = 1.0) -> F32:
     return counter_increase(minute_totals[:, -k:])
 
 
-def day_start_ms(now_ms: int, start_local_h: int) -> int:
-    """Start (UTC ms) of the hydromet day holding ``now_ms``."""
-    local = now_ms + UTC_OFFSET_MS - start_local_h * HOUR_MS
-    return local - local % DAY_MS - UTC_OFFSET_MS + start_local_h * HOUR_MS
+def day_start_ms(now_ms: int, start_local_h: int, utc_offset_min: int) -> int:
+    """Start (UTC ms) of the hydromet day holding ``now_ms``, which starts at
+    ``start_local_h`` in the site's local time (``utc_offset_min`` east of UTC)."""
+    offset_ms = utc_offset_min * 60_000
+    local = now_ms + offset_ms - start_local_h * HOUR_MS
+    return local - local % DAY_MS - offset_ms + start_local_h * HOUR_MS
 
 
 def total_since(hourly_totals: F32, hour_times_ms: I64, current: F32, since_ms: int) -> F32:

@@ -24,6 +24,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from analytics.overrides import StormLimits
 from analytics.rules.base import (
     CRITICAL,
     F32,
@@ -42,7 +43,6 @@ from analytics.rules.base import (
 from analytics.thresholds import Storm
 
 HOUR_MS: Final = 3_600_000
-UTC_OFFSET_H: Final = 7  # Asia/Ho_Chi_Minh, no daylight saving
 
 
 # --- wind -----------------------------------------------------------------------------
@@ -75,11 +75,11 @@ def wind_rule(mean_ms: F32, storm: Storm, deadband_ms: float) -> RuleResult:
     )
 
 
-def gust_rule(gust_ms: F32, storm: Storm, deadband_ms: float) -> RuleResult:
+def gust_rule(gust_ms: F32, limits: StormLimits, deadband_ms: float) -> RuleResult:
     with np.errstate(invalid="ignore"):
-        warn = gust_ms >= storm.gust_warning_ms
-        crit = gust_ms >= storm.gust_critical_ms
-        clear = gust_ms < storm.gust_warning_ms - deadband_ms
+        warn = gust_ms >= limits.gust_warning_ms
+        crit = gust_ms >= limits.gust_critical_ms
+        clear = gust_ms < limits.gust_warning_ms - deadband_ms
     return RuleResult(
         condition=warn,
         clear=clear,
@@ -113,23 +113,23 @@ def squall_rule(wind: F32, storm: Storm, slot_s: float, deadband_ms: float) -> R
 
 
 # --- pressure -------------------------------------------------------------------------
-def semidiurnal_wave(slot_times_ms: I64, storm: Storm) -> F32:
-    """The fixed S2 model: A·cos(2π(h − h_high)/12) with h the local hour.
+def semidiurnal_wave(slot_times_ms: I64, storm: Storm, utc_offset_min: int) -> F32:
+    """The fixed S2 model: A·cos(2π(h − h_high)/12) with h the site's local hour.
 
     Why fixed and not fitted: the wave's amplitude and phase are stable
     climatology in the tropics (docs/REFERENCE.md: ±1.5 hPa, highs ~10:00/22:00), while
     a per-station fit needs a day or more of clean data and would partly absorb
     the very storm trough we look for.  Both parameters are in the config.
     """
-    hour = (slot_times_ms / HOUR_MS + UTC_OFFSET_H) % 24.0
+    hour = (slot_times_ms / HOUR_MS + utc_offset_min / 60) % 24.0
     phase = 2.0 * np.pi * (hour - storm.semidiurnal_high_local_h) / 12.0
     return f32(storm.semidiurnal_amplitude_hpa * np.cos(phase))
 
 
-def detrend_pressure(p_hpa: F32, slot_times_ms: I64, storm: Storm) -> F32:
+def detrend_pressure(p_hpa: F32, slot_times_ms: I64, storm: Storm, utc_offset_min: int) -> F32:
     if not storm.detrend_semidiurnal_pressure:
         return p_hpa
-    return f32(p_hpa - semidiurnal_wave(slot_times_ms, storm)[None, :])
+    return f32(p_hpa - semidiurnal_wave(slot_times_ms, storm, utc_offset_min)[None, :])
 
 
 def pressure_tendency(p: F32, hours: float, slot_min: float, avg: int = 5) -> F32:
@@ -159,13 +159,13 @@ def tendency_columns(k: int, slot_min: float, avg: int = 5) -> npt.NDArray[np.in
 
 
 def pressure_tendencies(
-    blocks: F32, block_times_ms: I64, storm: Storm, avg: int = 5
+    blocks: F32, block_times_ms: I64, storm: Storm, utc_offset_min: int, avg: int = 5
 ) -> tuple[F32, F32]:
     """(3 h, 6 h) tendencies of the detrended pressure from the columns
     :func:`tendency_columns` picks (only those are detrended)."""
     if blocks.shape[1] != 3 * avg:
         raise ValueError("blocks must hold the three tendency blocks")
-    block = detrend_pressure(blocks, block_times_ms, storm)
+    block = detrend_pressure(blocks, block_times_ms, storm, utc_offset_min)
     now, then3, then6 = (row_mean(block[:, i * avg : (i + 1) * avg]) for i in range(3))
     return f32(now - then3), f32(now - then6)
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from analytics.engine import Engine
+from analytics.thresholds import Thresholds, load_thresholds
 
 
 @pytest.fixture
@@ -18,3 +22,30 @@ def cli_sandbox(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
             monkeypatch.delenv(name)
     monkeypatch.setenv("DELTASENSE_VAR_DIR", str(tmp_path / "var"))
     return tmp_path
+
+
+# --- analytics ------------------------------------------------------------------------------
+# Bạc Liêu is UTC+7 (the utc_offset_min setting's default); tests that place readings
+# at a local hour assume it.
+SITE_UTC_OFFSET_MIN = 420
+
+
+@pytest.fixture(scope="session")
+def thresholds() -> Thresholds:
+    """The shipped thresholds (frozen models: safe to share across tests)."""
+    return load_thresholds()
+
+
+@pytest.fixture(scope="session")
+def utc_offset_min() -> int:
+    return SITE_UTC_OFFSET_MIN
+
+
+@pytest.fixture(scope="session")
+def make_engine(thresholds: Thresholds) -> Callable[..., Engine]:
+    """A fresh engine at the site's UTC offset, on the shipped thresholds unless given."""
+
+    def make(t: Thresholds | None = None) -> Engine:
+        return Engine(t or thresholds, utc_offset_min=SITE_UTC_OFFSET_MIN)
+
+    return make

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
@@ -10,11 +11,13 @@ import pytest
 
 from analytics.engine import Engine
 from analytics.service import AnalyticsService, open_alerts_from_rows
-from analytics.thresholds import default_document, from_document, load_thresholds
+from analytics.thresholds import default_document, from_document
 from deltasense import alerts
 from deltasense.contract import decode_tele, parse_topic
 from deltasense.influx import InfluxClient
 from deltasense.settings import Settings
+
+EngineFactory = Callable[..., Engine]  # the make_engine fixture (conftest.py)
 
 NOW = 1_800_000_000_000
 
@@ -24,8 +27,8 @@ def tele(engine: Engine, topic: str, **fields: object) -> None:
     engine.ingest(decode_tele(parse_topic(topic), payload, NOW))
 
 
-def test_water_reading_fires_street_flood() -> None:
-    engine = Engine(load_thresholds())
+def test_water_reading_fires_street_flood(make_engine: EngineFactory) -> None:
+    engine = make_engine()
     tele(engine, "s/phuong-1/water/drain-x/tele", level_cm=15)
     (event,) = engine.evaluate(NOW + 10)
     assert (event.subject, event.district, event.values) == (
@@ -37,8 +40,8 @@ def test_water_reading_fires_street_flood() -> None:
     assert engine.evaluate(NOW + 20) == []
 
 
-def test_qc_flagged_value_is_not_used() -> None:
-    engine = Engine(load_thresholds())
+def test_qc_flagged_value_is_not_used(make_engine: EngineFactory) -> None:
+    engine = make_engine()
     readings = decode_tele(
         parse_topic("s/p/water/drain-x/tele"),
         b'{"seq":1,"boot":1,"ts":%d,"level_cm":1500}' % NOW,  # 15 m above the road: impossible
@@ -53,8 +56,8 @@ def street(events: list[alerts.AlertEvent]) -> list[alerts.AlertEvent]:
     return [e for e in events if e.rule == "street-flood"]
 
 
-def test_canal_stations_are_left_out_of_the_street_rule() -> None:
-    engine = Engine(load_thresholds())
+def test_canal_stations_are_left_out_of_the_street_rule(make_engine: EngineFactory) -> None:
+    engine = make_engine()
     tele(engine, "s/p/water/ganh-hao/tele", level_cm=230)  # canal gauge datum: not a street
     stats = engine.ingest(
         decode_tele(parse_topic("s/p/lamp/lamp-1/tele"), b'{"seq":1,"boot":1,"on":true}', NOW)
@@ -68,8 +71,10 @@ def test_canal_stations_are_left_out_of_the_street_rule() -> None:
     assert (canal.subject, canal.severity, canal.risk_level) == ("ganh-hao", "critical", 3)
 
 
-def test_canal_station_from_meta_is_left_out_and_its_alert_resolves() -> None:
-    engine = Engine(load_thresholds())
+def test_canal_station_from_meta_is_left_out_and_its_alert_resolves(
+    make_engine: EngineFactory,
+) -> None:
+    engine = make_engine()
     tele(engine, "s/p/water/wl-canal-1/tele", level_cm=180)  # before its meta arrived
     (fired,) = engine.evaluate(NOW + 10)
     assert fired.state == "firing"
@@ -83,8 +88,8 @@ def test_canal_station_from_meta_is_left_out_and_its_alert_resolves() -> None:
     assert street(engine.evaluate(NOW + 40)) == []
 
 
-def test_restore_ignores_resolved_and_unknown_rules() -> None:
-    engine = Engine(load_thresholds())
+def test_restore_ignores_resolved_and_unknown_rules(make_engine: EngineFactory) -> None:
+    engine = make_engine()
     base = alerts.AlertEvent(
         id="al-1",
         kind="flood",
@@ -127,10 +132,12 @@ def test_stored_bodies_decode_and_filter() -> None:
 
 
 @pytest.fixture
-def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AnalyticsService:
+def service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_engine: EngineFactory
+) -> AnalyticsService:
     monkeypatch.chdir(tmp_path)
     settings = Settings(site="s", analytics_metrics_port=0)
-    return AnalyticsService(settings, Engine(load_thresholds()), cast(InfluxClient, None))
+    return AnalyticsService(settings, make_engine(), cast(InfluxClient, None))
 
 
 @pytest.mark.parametrize(
@@ -163,8 +170,10 @@ def test_good_messages_are_counted_as_readings(service: AnalyticsService) -> Non
     assert service.bad_messages == 0
 
 
-def test_canal_from_meta_without_levels_falls_back_to_the_site_default() -> None:
-    engine = Engine(load_thresholds())
+def test_canal_from_meta_without_levels_falls_back_to_the_site_default(
+    make_engine: EngineFactory,
+) -> None:
+    engine = make_engine()
     engine.set_station("wl-canal-2", "p", "canal")  # announced by meta, no levels configured
     tele(engine, "s/p/water/wl-canal-2/tele", level_cm=225)
     (canal,) = [e for e in engine.evaluate(NOW + 10) if e.rule == "canal-level"]
@@ -176,10 +185,12 @@ def test_canal_from_meta_without_levels_falls_back_to_the_site_default() -> None
     )
 
 
-def test_canal_without_levels_is_not_judged_when_the_site_drops_the_default() -> None:
+def test_canal_without_levels_is_not_judged_when_the_site_drops_the_default(
+    make_engine: EngineFactory,
+) -> None:
     document = default_document()
     del document["flood"]["canal_default"]
-    engine = Engine(from_document(document))
+    engine = make_engine(from_document(document))
     engine.set_station("wl-canal-2", "p", "canal")
     tele(engine, "s/p/water/wl-canal-2/tele", level_cm=300)
     assert engine.evaluate(NOW + 10) == []

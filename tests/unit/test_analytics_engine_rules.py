@@ -3,7 +3,7 @@ counter resets, duplicates, late readings, gaps and silence."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pytest
@@ -11,11 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analytics.engine import Engine
-from analytics.lifecycle import Lifecycle, RuleSpec
-from analytics.rules import messages, rain, storm
+from analytics.lifecycle import Lifecycle, MessageContext, RuleSpec
+from analytics.overrides import StormLimits
+from analytics.rules import rain, storm
+from analytics.ruleset import BY_NAME, RULES
 from analytics.thresholds import load_thresholds
-from deltasense.alerts import AlertEvent
+from deltasense.alerts import AlertEvent, Message
 from deltasense.contract import Kind, Reading
+
+EngineFactory = Callable[..., Engine]  # the make_engine fixture (conftest.py)
 
 MIN = 60_000
 T0 = 1_800_000_000_000 - 1_800_000_000_000 % MIN
@@ -32,8 +36,8 @@ def rules(events: Iterable[AlertEvent]) -> list[tuple[str, str, str]]:
     return [(e.rule, e.subject, e.state) for e in events]
 
 
-def test_heavy_rain_across_a_counter_reset_and_duplicates() -> None:
-    engine = Engine(load_thresholds())
+def test_heavy_rain_across_a_counter_reset_and_duplicates(make_engine: EngineFactory) -> None:
+    engine = make_engine()
     readings = []
     total, boot = 500.0, 1
     for m in range(60):
@@ -51,8 +55,10 @@ def test_heavy_rain_across_a_counter_reset_and_duplicates() -> None:
     assert "Mưa lớn" in rain.message.vi and "Heavy rain" in rain.message.en
 
 
-def test_storm_force_wind_fires_with_its_cap_and_city_risk_needs_two_stations() -> None:
-    engine = Engine(load_thresholds())
+def test_storm_force_wind_fires_with_its_cap_and_city_risk_needs_two_stations(
+    make_engine: EngineFactory,
+) -> None:
+    engine = make_engine()
     batch = []
     for m in range(12):
         batch.append(reading(Kind.WEATHER, "ws-1", T0 + m * MIN, wind_ms=18.0, gust_ms=20.0))
@@ -93,8 +99,8 @@ def test_storm_force_wind_fires_with_its_cap_and_city_risk_needs_two_stations() 
     assert (renewal.device, renewal.args) == ("lp-1", {"pct": 100, "duration_s": 1800})
 
 
-def test_flood_orders_full_brightness_in_its_district_only() -> None:
-    engine = Engine(load_thresholds())
+def test_flood_orders_full_brightness_in_its_district_only(make_engine: EngineFactory) -> None:
+    engine = make_engine()
     engine.ingest(
         [
             reading(Kind.LAMP, "lp-a", T0, district="p", on=True, dim_pct=50.0),
@@ -112,8 +118,8 @@ def test_flood_orders_full_brightness_in_its_district_only() -> None:
     assert [c.device for c in engine.take_commands()] == ["lp-a"]  # a new alert orders again
 
 
-def test_silence_offline_then_back_and_clock_skew() -> None:
-    engine = Engine(load_thresholds())
+def test_silence_offline_then_back_and_clock_skew(make_engine: EngineFactory) -> None:
+    engine = make_engine()
     engine.set_meta("wl-1", "p", Kind.WATER, interval_s=60)
     engine.ingest([reading(Kind.WATER, "wl-1", T0, level_cm=0.0)])
     assert engine.evaluate(T0 + 3 * MIN) == []
@@ -129,22 +135,24 @@ def test_silence_offline_then_back_and_clock_skew() -> None:
     assert skew and skew[0].values["skew_s"] == -600
 
 
-def test_every_rule_has_a_valid_topic_level_and_messages() -> None:
+def test_every_rule_has_a_valid_topic_level_and_messages(make_engine: EngineFactory) -> None:
     from deltasense.contract import is_ident
 
-    engine = Engine(load_thresholds())
-    for rule in engine.rules:
-        assert is_ident(rule)
-        if rule != "street-flood":
-            assert rule in messages.TITLES
+    engine = make_engine()
+    assert engine.rules == tuple(rule.name for rule in RULES)
+    for rule in RULES:
+        assert is_ident(rule.name)
+        for state in ("firing", "resolved"):
+            text = rule.message(MessageContext("dev-1", "phuong-1", "warning", state, {}))
+            assert text.vi and text.en and text.vi != text.en, rule.name
     assert engine.memory_bytes() > 0
 
 
-def test_restore_adopts_district_and_city_alerts() -> None:
-    engine = Engine(load_thresholds())
+def test_restore_adopts_district_and_city_alerts(make_engine: EngineFactory) -> None:
+    engine = make_engine()
     base = {
         "kind": "storm", "severity": "critical", "state": "firing", "started": T0, "updated": T0,
-        "message": messages.Message(vi="", en=""),
+        "message": Message(vi="", en=""),
     }  # fmt: skip
     city = AlertEvent(
         id="al-c", rule="storm-risk", subject="city", district="", risk_level=3, **base
@@ -167,7 +175,7 @@ def test_noise_inside_the_deadband_never_flaps(
     (limit − deadband, limit + 3] stays one open alert: no resolve, no second id."""
     limit, deadband = 10.0, 1.0
     lc = Lifecycle(
-        RuleSpec("r", "storm", for_ms=for_ms, keep_firing_for_ms=keep_ms), messages.make("gust")
+        RuleSpec("r", "storm", for_ms=for_ms, keep_firing_for_ms=keep_ms), BY_NAME["gust"].message
     )
     ids: set[str] = set()
     states: list[str] = []
@@ -186,8 +194,8 @@ def test_noise_inside_the_deadband_never_flaps(
     assert states == ["firing"] and len(ids) == 1
 
 
-def test_clock_skew_without_an_arrival_clock_uses_the_batch() -> None:
-    engine = Engine(load_thresholds())
+def test_clock_skew_without_an_arrival_clock_uses_the_batch(make_engine: EngineFactory) -> None:
+    engine = make_engine()
     batch = [reading(Kind.WATER, f"wl-{i}", T0 + i * 1000, level_cm=0.0) for i in range(6)]
     batch.append(reading(Kind.WATER, "wl-late", T0 - 10 * MIN, level_cm=0.0))
     engine.ingest(batch)
@@ -195,8 +203,8 @@ def test_clock_skew_without_an_arrival_clock_uses_the_batch() -> None:
     assert [e.subject for e in skew] == ["wl-late"]
 
 
-def test_lamp_out_waits_its_own_for_then_fires() -> None:
-    engine = Engine(load_thresholds())
+def test_lamp_out_waits_its_own_for_then_fires(make_engine: EngineFactory) -> None:
+    engine = make_engine()
     night = T0 - T0 % (24 * 3_600_000) + 16 * 3_600_000  # 23:00 local
     for m in range(12):
         engine.ingest(
@@ -210,13 +218,13 @@ def test_lamp_out_waits_its_own_for_then_fires() -> None:
         assert bool(fired) == (m == 10), m  # lighting.lamp_out.for_min = 10
 
 
-def test_squall_judges_complete_minutes_whenever_the_rules_run() -> None:
+def test_squall_judges_complete_minutes_whenever_the_rules_run(make_engine: EngineFactory) -> None:
     """The squall is judged on complete minutes only, so it does not matter whether the
     rules run before a minute's reading arrived (a ticking service early in the
     minute) or after it (a backtest at the minute's last instant)."""
 
     def squall_minute(before: bool) -> int | None:
-        engine = Engine(load_thresholds())
+        engine = make_engine()
         for m in range(14):
             wind = 3.0 if m < 10 else 13.0  # rose by 10 m/s to over 11 m/s at minute 10
             events = engine.evaluate(T0 + m * MIN + 2_000) if before else []
@@ -240,15 +248,14 @@ def test_gust_noise_and_short_lulls_never_flap(noise: list[float], lull: int) ->
     wander inside the deadband, with a lull of calm shorter than keep_firing_for
     (30 min), stay one alert."""
     t = load_thresholds()
-    spec = RuleSpec(
-        "gust", "storm", keep_firing_for_ms=round(t.alerting.keep_firing_for.seconds("gust", "storm") * 1000)
-    )  # fmt: skip
-    lc = Lifecycle(spec, messages.make("gust"))
+    gust = BY_NAME["gust"]
+    lc = Lifecycle(gust.spec(t), gust.message)
+    limits = StormLimits(t.storm.gust_warning_ms, t.storm.gust_critical_ms)
     limit = t.storm.gust_warning_ms
     gusts = [limit + 1] * 3 + [limit + x for x in noise] + [5.0] * lull + [limit + 2]
     states: list[str] = []
     for i, g in enumerate(gusts):
-        r = storm.gust_rule(np.asarray([g], np.float32), t.storm, t.alerting.deadband.wind_ms)
+        r = storm.gust_rule(np.asarray([g], np.float32), limits, t.alerting.deadband.wind_ms)
         events = lc.step(
             condition=r.condition, clear=r.clear, severity=r.severity, fresh=np.asarray([True]),
             now_ms=T0 + i * MIN, subjects=["ws"], districts=["p"], values=r.values, risk=r.risk,
@@ -265,7 +272,7 @@ def test_rain_hovering_at_the_heavy_limit_on_a_heavy_day_never_flaps(rates: list
     fired at: inside the hysteresis band down to 2.5 mm/h nothing resolves."""
     t = load_thresholds()
     lc = Lifecycle(
-        RuleSpec("heavy-rain", "storm", keep_firing_for_ms=900_000), messages.make("heavy-rain")
+        RuleSpec("heavy-rain", "storm", keep_firing_for_ms=900_000), BY_NAME["heavy-rain"].message
     )
     series = [8.0, *rates]
     opened: list[str] = []
@@ -282,8 +289,8 @@ def test_rain_hovering_at_the_heavy_limit_on_a_heavy_day_never_flaps(rates: list
     assert len(opened) == 1
 
 
-def test_a_drain_echo_raises_a_level_spike_not_a_flood() -> None:
-    engine = Engine(load_thresholds())
+def test_a_drain_echo_raises_a_level_spike_not_a_flood(make_engine: EngineFactory) -> None:
+    engine = make_engine()
     levels = [1.0, 1.0, 55.0, 1.0, 1.0]  # one reading 54 cm up, 5-min reports
     events: list[AlertEvent] = []
     for i, level in enumerate(levels):

@@ -6,20 +6,32 @@ import numpy as np
 import pytest
 
 from analytics.lifecycle import MessageContext
-from analytics.rules import flood
-from analytics.thresholds import Flood, load_thresholds
-
-T = load_thresholds()
-FLOOD: Flood = T.flood
-DEADBAND = T.alerting.deadband.level_mm  # 20 mm
+from analytics.overrides import FloodLimits
+from analytics.rules import flood, messages
+from analytics.rules.base import RuleResult
+from analytics.thresholds import Thresholds
 
 
-def evaluate(levels_cm: list[float], excluded: list[bool] | None = None) -> flood.FloodEval:
+def site_limits(t: Thresholds) -> FloodLimits:
+    return FloodLimits(t.flood.street_warning_mm, t.flood.street_critical_mm)
+
+
+def evaluate(
+    t: Thresholds, levels_cm: list[float], excluded: list[bool] | None = None
+) -> RuleResult:
     skip = excluded if excluded is not None else [False] * len(levels_cm)
-    return flood.street_flood(levels_cm, excluded=skip, flood=FLOOD, deadband_mm=DEADBAND)
+    return flood.street_flood(
+        levels_cm,
+        excluded=skip,
+        flood=t.flood,
+        limits=site_limits(t),
+        deadband_mm=t.alerting.deadband.level_mm,
+    )
 
 
-def test_shipped_limits_are_the_reference_ones() -> None:
+def test_shipped_limits_are_the_reference_ones(thresholds: Thresholds) -> None:
+    FLOOD = thresholds.flood
+    DEADBAND = thresholds.alerting.deadband.level_mm  # 20 mm
     assert (FLOOD.street_warning_mm, FLOOD.street_critical_mm, FLOOD.noise_floor_mm) == (
         76,
         300,
@@ -28,44 +40,52 @@ def test_shipped_limits_are_the_reference_ones() -> None:
     assert DEADBAND == 20
 
 
-def test_depth_severity_and_conditions() -> None:
+def test_depth_severity_and_conditions(thresholds: Thresholds) -> None:
     #          dry   noise  below  at warn  between  at crit  way over
     levels = [-5.0, 1.0, 7.5, 7.6, 15.0, 30.0, 80.0]
-    r = evaluate(levels)
-    np.testing.assert_allclose(r.depth_mm, [0, 0, 75, 76, 150, 300, 800], rtol=1e-6)
+    r = evaluate(thresholds, levels)
+    np.testing.assert_allclose(r.values["depth_mm"], [0, 0, 75, 76, 150, 300, 800], rtol=1e-6)
     assert r.condition.tolist() == [False, False, False, True, True, True, True]
     assert r.severity.tolist() == [0, 0, 0, 1, 1, 2, 2]
     # clear only below 76 − 20 = 56 mm
     assert r.clear.tolist() == [True, True, False, False, False, False, False]
-    assert r.depth_mm.dtype == np.float32 and r.severity.dtype == np.int8
+    assert r.values["depth_mm"].dtype == np.float32 and r.severity.dtype == np.int8
 
 
-def test_noise_floor_is_inclusive() -> None:
-    r = evaluate([1.0, 1.1])
-    assert r.depth_mm[0] == 0.0  # 10 mm ≤ noise floor → dry
-    assert r.depth_mm[1] == pytest.approx(11.0)
+def test_noise_floor_is_inclusive(thresholds: Thresholds) -> None:
+    r = evaluate(thresholds, [1.0, 1.1])
+    assert r.values["depth_mm"][0] == 0.0  # 10 mm ≤ noise floor → dry
+    assert r.values["depth_mm"][1] == pytest.approx(11.0)
 
 
-def test_deadband_edges() -> None:
-    r = evaluate([5.5, 5.6, 5.61, 7.59])
+def test_deadband_edges(thresholds: Thresholds) -> None:
+    r = evaluate(thresholds, [5.5, 5.6, 5.61, 7.59])
     # 55 mm clears; 56 mm (= warning − deadband) does not; neither is a condition
     assert r.clear.tolist() == [True, False, False, False]
     assert not r.condition.any()
 
 
-def test_nan_holds_state_and_excluded_clears() -> None:
-    r = evaluate([np.nan, 50.0, 50.0], excluded=[False, True, False])
+def test_nan_holds_state_and_excluded_clears(thresholds: Thresholds) -> None:
+    r = evaluate(thresholds, [np.nan, 50.0, 50.0], excluded=[False, True, False])
     assert r.condition.tolist() == [False, False, True]
     assert r.clear.tolist() == [False, True, False]  # NaN: neither; canal station: clear
     assert r.severity.tolist() == [0, 0, 2]
-    assert np.isnan(r.depth_mm[:2]).all()
+    assert np.isnan(r.values["depth_mm"][:2]).all()
 
 
-def test_empty_and_mismatched_inputs() -> None:
-    r = evaluate([])
+def test_empty_and_mismatched_inputs(thresholds: Thresholds) -> None:
+    FLOOD = thresholds.flood
+    DEADBAND = thresholds.alerting.deadband.level_mm  # 20 mm
+    r = evaluate(thresholds, [])
     assert r.condition.size == 0
     with pytest.raises(ValueError):
-        flood.street_flood([1.0, 2.0], excluded=[False], flood=FLOOD, deadband_mm=DEADBAND)
+        flood.street_flood(
+            [1.0, 2.0],
+            excluded=[False],
+            flood=FLOOD,
+            limits=site_limits(thresholds),
+            deadband_mm=DEADBAND,
+        )
 
 
 def test_messages_in_vietnamese_and_english() -> None:
@@ -76,21 +96,22 @@ def test_messages_in_vietnamese_and_english() -> None:
         state="firing",
         values={"depth_mm": 120.0},
     )
-    m = flood.message(ctx)
+    m = messages.street_flood(ctx)
     assert m.vi == "Ngập đường: mực nước 12 cm tại drain-x (phuong-1)"
     assert m.en == "Street flooding: 12 cm of water at drain-x (phuong-1)"
-    severe = flood.message(
+    severe = messages.street_flood(
         MessageContext("drain-x", "phuong-1", "critical", "firing", {"depth_mm": 305.0})
     )
     assert severe.vi == "Ngập đường nghiêm trọng: mực nước 30,5 cm tại drain-x (phuong-1)"
     assert severe.en.startswith("Severe street flooding: 30.5 cm")
-    over = flood.message(MessageContext("drain-x", "phuong-1", "warning", "resolved", {}))
+    over = messages.street_flood(MessageContext("drain-x", "phuong-1", "warning", "resolved", {}))
     assert over.vi == "Hết ngập đường tại drain-x (phuong-1)"
     assert over.en == "Street flooding over at drain-x (phuong-1)"
 
 
 # --- noise handling, rise, canals, districts, compound ------------------------------------
-def test_impossible_rise_is_dropped_but_a_real_one_returns() -> None:
+def test_impossible_rise_is_dropped_but_a_real_one_returns(thresholds: Thresholds) -> None:
+    FLOOD = thresholds.flood
     latest = np.asarray([40.0, 40.0, 40.0, 12.0], np.float32)
     prev = np.asarray([0.0, 0.0, np.nan, 0.0], np.float32)
     gap = np.asarray([1.0, 2.0, np.nan, 0.0], np.float32)
@@ -101,7 +122,8 @@ def test_impossible_rise_is_dropped_but_a_real_one_returns() -> None:
     assert np.isnan(got[0]) and got[1:].tolist() == [40.0, 40.0, 12.0]
 
 
-def test_big_jump_is_held_until_the_next_reading_confirms_it() -> None:
+def test_big_jump_is_held_until_the_next_reading_confirms_it(thresholds: Thresholds) -> None:
+    FLOOD = thresholds.flood
     # A 5-min drain: 0 → 45 cm in one step is held however long the step; the next
     # reading is compared with the held one, so a real rise (46 cm) is then kept and a
     # spike's return to dry reads dry.  No previous reading: judged as is.
@@ -114,7 +136,8 @@ def test_big_jump_is_held_until_the_next_reading_confirms_it() -> None:
     assert got[1:].tolist() == [46.0, 0.0, 45.0, 20.0, 45.0]  # 200 and 210 mm: plausible
 
 
-def test_clean_depth_removes_single_spikes_and_keeps_steps() -> None:
+def test_clean_depth_removes_single_spikes_and_keeps_steps(thresholds: Thresholds) -> None:
+    FLOOD = thresholds.flood
     level = np.zeros((3, 15), np.float32)
     level[0, 7] = 30.0  # one 300 mm spike
     level[1, 7:] = 15.0  # a real step up
@@ -125,14 +148,22 @@ def test_clean_depth_removes_single_spikes_and_keeps_steps() -> None:
     assert np.isnan(depth[2, 7]) and (depth[2, :7] == 0).all()
 
 
-def test_rise_rate_and_time_to_the_next_limit() -> None:
+def test_rise_rate_and_time_to_the_next_limit(thresholds: Thresholds) -> None:
+    FLOOD = thresholds.flood
     from analytics.rules.base import linear_fit
 
     minutes = np.arange(15, dtype=np.float32)
     depth = np.stack([20 + 6 * minutes, 20 + 0 * minutes, np.full(15, np.nan)]).astype(np.float32)
     slope, fitted = linear_fit(depth)
     assert slope[0] == pytest.approx(6.0) and fitted[0] == pytest.approx(104.0)
-    r = flood.rise_rule(depth[:, -1], slope, fitted, excluded=np.zeros(3, bool), flood=FLOOD)
+    r = flood.rise_rule(
+        depth[:, -1],
+        slope,
+        fitted,
+        excluded=np.zeros(3, bool),
+        flood=FLOOD,
+        limits=site_limits(thresholds),
+    )
     assert r.condition.tolist() == [True, False, False]  # 30 mm per 5 min ≥ 25
     # next limit from 104 mm is critical (300 mm): (300 − 104) / 6 ≈ 32.7 min
     assert r.values["minutes_to_next_limit"][0] == pytest.approx(196 / 6, abs=0.01)
@@ -149,7 +180,8 @@ def test_canal_against_alarm_levels_with_placeholders_unused() -> None:
     assert flood.canal_rule(np.asarray([185.0], np.float32), levels, 20.0).risk.tolist() == [2]  # type: ignore[union-attr]
 
 
-def test_district_roll_up_needs_more_than_one_drain() -> None:
+def test_district_roll_up_needs_more_than_one_drain(thresholds: Thresholds) -> None:
+    FLOOD = thresholds.flood
     flooded = np.asarray([1, 2, 2, 0], np.int64)
     critical = np.asarray([1, 0, 1, 0], np.int64)
     drains = np.asarray([1, 10, 3, 4], np.int64)
@@ -170,7 +202,8 @@ def test_district_roll_up_needs_more_than_one_drain() -> None:
     assert dry.clear.tolist() == [False, True, False]
 
 
-def test_compound_rain_on_high_water() -> None:
+def test_compound_rain_on_high_water(thresholds: Thresholds) -> None:
+    FLOOD = thresholds.flood
     rain = np.asarray([10.0, 10.0, 2.0, 10.0], np.float32)
     margin = np.asarray([-0.2, -0.5, 0.0, np.nan], np.float32)
     wet = np.asarray([True, False, False, False])

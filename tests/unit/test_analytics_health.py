@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from analytics.rules import health
-from analytics.thresholds import load_thresholds
+from analytics.thresholds import Thresholds
 
-H = load_thresholds().health
 NAN = np.nan
 NOW = 1_800_000_000_000
 
 
-def test_offline_after_missed_intervals_or_last_will() -> None:
+def test_offline_after_missed_intervals_or_last_will(thresholds: Thresholds) -> None:
+    H = thresholds.health
     last = np.asarray([NOW - 100_000, NOW - 200_000, NOW - 10_000, NOW - 900_000, -1], np.int64)
     interval = np.asarray([60, 60, 60, 600, 60], np.float32)
     lwt = np.asarray([False, False, True, False, False])
@@ -23,7 +23,8 @@ def test_offline_after_missed_intervals_or_last_will() -> None:
     assert not asleep.condition.any()
 
 
-def test_mass_outage_counts_devices_silent_together() -> None:
+def test_mass_outage_counts_devices_silent_together(thresholds: Thresholds) -> None:
+    H = thresholds.health
     # district 0: 4 of 10 silent within minutes; district 1: 4 of 10 silent hours apart
     district = np.repeat(np.asarray([0, 1], np.int64), 10)
     offline = np.zeros(20, bool)
@@ -38,7 +39,8 @@ def test_mass_outage_counts_devices_silent_together() -> None:
     assert not tiny.condition.any()  # 2 devices: below the minimum district size
 
 
-def test_stuck_sensor_needs_enough_readings() -> None:
+def test_stuck_sensor_needs_enough_readings(thresholds: Thresholds) -> None:
+    H = thresholds.health
     k = 60
     t = (28 + np.random.default_rng(1).normal(0, 0.3, (3, k))).astype(np.float32)
     t[1] = 28.0  # flat for an hour
@@ -50,7 +52,8 @@ def test_stuck_sensor_needs_enough_readings() -> None:
     assert r.clear.tolist() == [True, False, True]  # row 2 judged on its wind
 
 
-def test_saturated_humidity_is_not_stuck() -> None:
+def test_saturated_humidity_is_not_stuck(thresholds: Thresholds) -> None:
+    H = thresholds.health
     # An hour of rain at 100 % RH is physics; a hygrometer flat at 70 % is stuck.
     k = 60
     rh = np.full((3, k), 100.0, np.float32)
@@ -63,7 +66,8 @@ def test_saturated_humidity_is_not_stuck() -> None:
     assert np.isnan(r.values["rh_pct_change"][0])
 
 
-def test_spikes_are_up_and_back_not_steps() -> None:
+def test_spikes_are_up_and_back_not_steps(thresholds: Thresholds) -> None:
+    H = thresholds.health
     x = np.full((3, 30), 28.0, np.float32)
     x[0, 10] = 40.0  # a spike
     x[1, 10:] = 22.0  # a step (gust front): not a spike
@@ -72,7 +76,8 @@ def test_spikes_are_up_and_back_not_steps() -> None:
     assert r.condition.tolist() == [True, False, False]
 
 
-def test_qc_battery_signal_and_skew() -> None:
+def test_qc_battery_signal_and_skew(thresholds: Thresholds) -> None:
+    H = thresholds.health
     flagged = np.asarray([[0, 1, 1, 1], [0, 0, 1, 0], [NAN, NAN, NAN, NAN]], np.float32)
     assert health.qc_rule(flagged, H).condition.tolist() == [True, False, False]
     batt = health.low_rule(np.asarray([3.1, 3.35, 3.5, NAN], np.float32), 3.3, 0.1, "batt_v")
@@ -82,7 +87,8 @@ def test_qc_battery_signal_and_skew() -> None:
     assert skew.condition.tolist() == [False, True, True, False]
 
 
-def test_one_silent_device_is_not_a_mass_outage() -> None:
+def test_one_silent_device_is_not_a_mass_outage(thresholds: Thresholds) -> None:
+    H = thresholds.health
     district = np.zeros(3, np.int64)
     offline = np.asarray([True, False, False])  # 1 of 3 = 33 % but only one device
     last = np.full(3, NOW, np.int64)

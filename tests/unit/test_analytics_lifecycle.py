@@ -11,20 +11,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analytics.lifecycle import FIRING, NONE, PENDING, Lifecycle, RuleSpec
+from analytics.overrides import FloodLimits
 from analytics.rules import flood
-from analytics.thresholds import load_thresholds
+from analytics.ruleset import STREET_FLOOD
+from analytics.thresholds import Thresholds
 from deltasense.alerts import Ack, AlertEvent, Message, alert_id
 
-T = load_thresholds()
-WARN = T.flood.street_warning_mm
-DEADBAND = T.alerting.deadband.level_mm
 T0 = 1_700_000_000_000
+RULE = STREET_FLOOD.name
 
 
 @dataclass
 class Driver:
     """Feeds depths (mm, one reading each, per subject) through rule + lifecycle."""
 
+    t: Thresholds
     for_count: int = 1
     keep_ms: int = 0
     subjects: list[str] = field(default_factory=lambda: ["drain-a", "drain-b"])
@@ -34,9 +35,9 @@ class Driver:
     def __post_init__(self) -> None:
         self.lc = Lifecycle(
             RuleSpec(
-                flood.RULE, flood.KIND, for_count=self.for_count, keep_firing_for_ms=self.keep_ms
+                RULE, STREET_FLOOD.kind, for_count=self.for_count, keep_firing_for_ms=self.keep_ms
             ),
-            flood.message,
+            STREET_FLOOD.message,
         )
 
     def step(
@@ -46,8 +47,9 @@ class Driver:
         r = flood.street_flood(
             np.asarray(depths_mm, dtype=np.float32) / 10,
             excluded=np.zeros(len(depths_mm), dtype=bool),
-            flood=T.flood,
-            deadband_mm=DEADBAND,
+            flood=self.t.flood,
+            limits=FloodLimits(self.t.flood.street_warning_mm, self.t.flood.street_critical_mm),
+            deadband_mm=self.t.alerting.deadband.level_mm,
         )
         return self.lc.step(
             condition=r.condition,
@@ -57,12 +59,12 @@ class Driver:
             now_ms=self.now,
             subjects=self.subjects[: len(depths_mm)],
             districts=["phuong-1"] * len(depths_mm),
-            values={"depth_mm": r.depth_mm},
+            values=r.values,
         )
 
 
-def test_single_reading_over_threshold_fires_once() -> None:
-    d = Driver()
+def test_single_reading_over_threshold_fires_once(thresholds: Thresholds) -> None:
+    d = Driver(thresholds)
     events = d.step([120.0, 0.0])
     assert len(events) == 1
     e = events[0]
@@ -73,7 +75,7 @@ def test_single_reading_over_threshold_fires_once() -> None:
         "drain-a",
         "phuong-1",
     )
-    assert e.id == alert_id(flood.RULE, "drain-a", d.now)
+    assert e.id == alert_id(RULE, "drain-a", d.now)
     assert e.started == e.updated == d.now and e.ended is None
     assert e.values == {"depth_mm": 120.0}
     assert e.message.vi == "Ngập đường: mực nước 12 cm tại drain-a (phuong-1)"
@@ -84,8 +86,8 @@ def test_single_reading_over_threshold_fires_once() -> None:
     assert d.lc.state(2).tolist() == [FIRING, NONE]
 
 
-def test_severity_rise_updates_the_open_alert() -> None:
-    d = Driver()
+def test_severity_rise_updates_the_open_alert(thresholds: Thresholds) -> None:
+    d = Driver(thresholds)
     (fired,) = d.step([100.0])
     (updated,) = d.step([350.0])
     assert updated.id == fired.id
@@ -99,8 +101,8 @@ def test_severity_rise_updates_the_open_alert() -> None:
     assert d.lc.open_alert(0).severity == "critical"  # type: ignore[union-attr]
 
 
-def test_resolves_only_below_warning_minus_deadband() -> None:
-    d = Driver()
+def test_resolves_only_below_warning_minus_deadband(thresholds: Thresholds) -> None:
+    d = Driver(thresholds)
     (fired,) = d.step([80.0])
     # inside the deadband [56, 76): stays firing, however often it is re-evaluated
     for depth in (75.0, 60.0, 56.0, 70.0, 56.5):
@@ -116,23 +118,23 @@ def test_resolves_only_below_warning_minus_deadband() -> None:
     assert again.id != fired.id and again.state == "firing"
 
 
-def test_no_flapping_around_the_threshold() -> None:
-    d = Driver()
+def test_no_flapping_around_the_threshold(thresholds: Thresholds) -> None:
+    d = Driver(thresholds)
     events = []
     for depth in (77.0, 74.0, 78.0, 60.0, 76.0, 57.0, 80.0):
         events += d.step([depth])
     assert [e.state for e in events] == ["firing"]
 
 
-def test_missing_value_holds_the_state() -> None:
-    d = Driver()
+def test_missing_value_holds_the_state(thresholds: Thresholds) -> None:
+    d = Driver(thresholds)
     d.step([100.0])
     assert d.step([float("nan")]) == []
     assert d.lc.state(1).tolist() == [FIRING]
 
 
-def test_for_counts_fresh_readings_not_evaluations() -> None:
-    d = Driver(for_count=2)
+def test_for_counts_fresh_readings_not_evaluations(thresholds: Thresholds) -> None:
+    d = Driver(thresholds, for_count=2)
     assert d.step([100.0]) == []
     assert d.lc.state(1).tolist() == [PENDING]
     first_over = d.now
@@ -143,8 +145,8 @@ def test_for_counts_fresh_readings_not_evaluations() -> None:
     assert fired.updated == d.now
 
 
-def test_pending_falls_back_when_the_condition_breaks() -> None:
-    d = Driver(for_count=2)
+def test_pending_falls_back_when_the_condition_breaks(thresholds: Thresholds) -> None:
+    d = Driver(thresholds, for_count=2)
     d.step([100.0])
     assert d.step([20.0]) == []
     assert d.lc.state(1).tolist() == [NONE]
@@ -152,8 +154,8 @@ def test_pending_falls_back_when_the_condition_breaks() -> None:
     assert len(d.step([100.0])) == 1
 
 
-def test_keep_firing_for_delays_resolution() -> None:
-    d = Driver(keep_ms=60_000)
+def test_keep_firing_for_delays_resolution(thresholds: Thresholds) -> None:
+    d = Driver(thresholds, keep_ms=60_000)
     d.step([100.0])
     assert d.step([10.0], dt_ms=1000) == []  # clear since now
     assert d.step([10.0], fresh=False, dt_ms=30_000) == []
@@ -164,12 +166,12 @@ def test_keep_firing_for_delays_resolution() -> None:
     assert resolved.state == "resolved"
 
 
-def test_restore_adopts_without_raising_and_acks_stick() -> None:
-    d = Driver()
+def test_restore_adopts_without_raising_and_acks_stick(thresholds: Thresholds) -> None:
+    d = Driver(thresholds)
     old = AlertEvent(
         id="al-restored",
         kind="flood",
-        rule=flood.RULE,
+        rule=RULE,
         subject="drain-b",
         district="phuong-1",
         severity="warning",
@@ -193,12 +195,12 @@ def test_restore_adopts_without_raising_and_acks_stick() -> None:
     assert resolved.id == "al-restored" and resolved.ack is not None
 
 
-def test_restore_keeps_the_newest_of_two_open_alerts() -> None:
-    d = Driver()
+def test_restore_keeps_the_newest_of_two_open_alerts(thresholds: Thresholds) -> None:
+    d = Driver(thresholds)
     new = AlertEvent(
         id="al-new",
         kind="flood",
-        rule=flood.RULE,
+        rule=RULE,
         subject="drain-a",
         district="p",
         severity="warning",
@@ -212,19 +214,19 @@ def test_restore_keeps_the_newest_of_two_open_alerts() -> None:
     assert [e.id for e in d.lc.open_alerts()] == ["al-new"]
 
 
-def test_subjects_may_grow_between_steps() -> None:
-    d = Driver(subjects=[f"d{i}" for i in range(40)])
+def test_subjects_may_grow_between_steps(thresholds: Thresholds) -> None:
+    d = Driver(thresholds, subjects=[f"d{i}" for i in range(40)])
     assert len(d.step([100.0])) == 1
     events = d.step([100.0] + [200.0] * 39)
     assert len(events) == 39 and {e.subject for e in events} == {f"d{i}" for i in range(1, 40)}
 
 
-def test_bad_inputs() -> None:
+def test_bad_inputs(thresholds: Thresholds) -> None:
     with pytest.raises(ValueError):
         RuleSpec("r", "flood", for_count=0)
     with pytest.raises(ValueError):
         RuleSpec("r", "flood", keep_firing_for_ms=-1)
-    d = Driver()
+    d = Driver(thresholds)
     with pytest.raises(ValueError):
         d.lc.step(
             condition=[True],
@@ -239,11 +241,16 @@ def test_bad_inputs() -> None:
 
 
 # --- property: one open alert per subject, no resolution inside the deadband ----------------
+# Depths at the edges are named here and placed against the thresholds in the test.
+EDGES = {
+    "warning": lambda warn, db: warn,
+    "clear": lambda warn, db: warn - db,
+    "under clear": lambda warn, db: warn - db - 0.5,
+    "under warning": lambda warn, db: warn - 0.5,
+}
 depths = st.one_of(
     st.floats(min_value=0, max_value=600, allow_nan=False),
-    st.sampled_from(
-        [WARN, WARN - DEADBAND, WARN - DEADBAND - 0.5, WARN - 0.5, 300.0, float("nan")]
-    ),
+    st.sampled_from([*EDGES, 300.0, float("nan")]),
 )
 
 
@@ -254,13 +261,22 @@ depths = st.one_of(
     keep_s=st.sampled_from([0, 5]),
 )
 def test_property_never_two_open_alerts_never_resolves_at_or_above_clear_level(
-    sequence: list[tuple[float, float, bool]], for_count: int, keep_s: int
+    thresholds: Thresholds,
+    sequence: list[tuple[float | str, float | str, bool]],
+    for_count: int,
+    keep_s: int,
 ) -> None:
-    d = Driver(for_count=for_count, keep_ms=keep_s * 1000)
+    warn = thresholds.flood.street_warning_mm
+    deadband = thresholds.alerting.deadband.level_mm
+
+    def depth_of(x: float | str) -> float:
+        return EDGES[x](warn, deadband) if isinstance(x, str) else x
+
+    d = Driver(thresholds, for_count=for_count, keep_ms=keep_s * 1000)
     open_ids: dict[str, str] = {}
     seen: set[str] = set()
     for depth_a, depth_b, fresh in sequence:
-        step_depths = [depth_a, depth_b]
+        step_depths = [depth_of(depth_a), depth_of(depth_b)]
         for e in d.step(step_depths, fresh=fresh, dt_ms=2000):
             depth = step_depths[d.subjects.index(e.subject)]
             if e.state == "firing":
@@ -270,9 +286,9 @@ def test_property_never_two_open_alerts_never_resolves_at_or_above_clear_level(
                     assert e.id not in seen, "an id reused for a new episode"
                 open_ids[e.subject] = e.id
                 seen.add(e.id)
-                assert depth >= WARN
+                assert depth >= warn
             else:
                 assert open_ids.pop(e.subject) == e.id
-                assert depth < WARN - DEADBAND, f"resolved at {depth} mm"
+                assert depth < warn - deadband, f"resolved at {depth} mm"
         assert len(d.lc.open_alerts()) == len(open_ids)
         assert {e.subject: e.id for e in d.lc.open_alerts()} == open_ids

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import BaseModel
 
 from analytics.engine import Engine
-from analytics.overrides import row_limits
-from analytics.thresholds import ThresholdsError, load_thresholds
+from analytics.overrides import (
+    FloodLimits,
+    LightingLimits,
+    RowLimits,
+    StormLimits,
+    row_limits,
+)
+from analytics.thresholds import (
+    FloodOverride,
+    LightingOverride,
+    Override,
+    StormOverride,
+    ThresholdsError,
+    load_thresholds,
+)
 from deltasense.contract import Kind, Reading
+
+EngineFactory = Callable[..., Engine]  # the make_engine fixture (conftest.py)
 
 MIN = 60_000
 T0 = 1_800_000_000_000 - 1_800_000_000_000 % MIN
@@ -76,14 +94,30 @@ def test_row_limits_apply_site_then_district_then_station(tmp_path: Path) -> Non
     t = load_thresholds(site_file(tmp_path, LOW_LYING))
     devices = ["wl-p1-1", "wl-p5-1", "wl-p5-2", "wl-x"]
     districts = ["p1", "p5", "p5", "p5"]
-    fl = row_limits(t.flood, "flood", t.overrides, devices, districts)
+    fl = row_limits(FloodLimits, t, devices, districts)
     assert np.asarray(fl.street_warning_mm).tolist() == [76.0, 50.0, 90.0, 50.0]
     assert np.asarray(fl.street_critical_mm).tolist() == [300.0, 200.0, 300.0, 200.0]
-    assert fl.noise_floor_mm == t.flood.noise_floor_mm  # not overridable: stays a scalar
-    # no override touches lighting: the site's section itself comes back
-    assert row_limits(t.lighting, "lighting", t.overrides, devices, districts) is t.lighting
+    # no override touches lighting: the site's value, a scalar for every row
+    lighting = row_limits(LightingLimits, t, devices, districts)
+    assert lighting == LightingLimits(power_drift_pct=t.lighting.power_drift_pct)
+    assert isinstance(lighting.power_drift_pct, float)
     with pytest.raises(ValueError, match="one length"):
-        row_limits(t.flood, "flood", t.overrides, devices, districts[:2])
+        row_limits(FloodLimits, t, devices, districts[:2])
+
+
+@pytest.mark.parametrize(
+    ("view", "override"),
+    [
+        (FloodLimits, FloodOverride),
+        (StormLimits, StormOverride),
+        (LightingLimits, LightingOverride),
+    ],
+)
+def test_each_row_view_holds_exactly_what_its_override_may_set(
+    view: type[RowLimits], override: type[BaseModel]
+) -> None:
+    assert [f.name for f in dataclasses.fields(view)] == list(override.model_fields)
+    assert view.section in Override.model_fields
 
 
 def water(device: str, district: str, minute: int, level_cm: float) -> Reading:
@@ -101,13 +135,13 @@ def water(device: str, district: str, minute: int, level_cm: float) -> Reading:
 
 def flooded(engine: Engine, minute: int) -> dict[str, str]:
     engine.evaluate(T0 + minute * MIN + 1)
-    return {
-        e.subject: e.severity for e in engine.street_flood.open_alerts() if e.rule == "street-flood"
-    }
+    return {e.subject: e.severity for e in engine.open_alerts() if e.rule == "street-flood"}
 
 
-def test_the_engine_judges_each_drain_by_its_own_limits(tmp_path: Path) -> None:
-    engine = Engine(load_thresholds(site_file(tmp_path, LOW_LYING)))
+def test_the_engine_judges_each_drain_by_its_own_limits(
+    tmp_path: Path, make_engine: EngineFactory
+) -> None:
+    engine = make_engine(load_thresholds(site_file(tmp_path, LOW_LYING)))
     # 6 cm everywhere: over p5's 50 mm, under the site's 76 mm and wl-p5-2's 90 mm
     engine.ingest([water(d, dist, 0, 0.0) for d, dist in (("a", "p1"), ("b", "p5"))])
     engine.ingest([water("wl-p5-2", "p5", 0, 0.0)])
@@ -121,8 +155,10 @@ def test_the_engine_judges_each_drain_by_its_own_limits(tmp_path: Path) -> None:
     assert flooded(engine, 2) == {"a": "warning", "b": "critical", "wl-p5-2": "warning"}
 
 
-def test_a_drain_added_later_gets_its_district_override(tmp_path: Path) -> None:
-    engine = Engine(load_thresholds(site_file(tmp_path, LOW_LYING)))
+def test_a_drain_added_later_gets_its_district_override(
+    tmp_path: Path, make_engine: EngineFactory
+) -> None:
+    engine = make_engine(load_thresholds(site_file(tmp_path, LOW_LYING)))
     engine.ingest([water("a", "p1", 0, 0.0)])
     engine.evaluate(T0 + 1)  # the limits are built for one row
     engine.ingest([water("late", "p5", 1, 0.0), water("a", "p1", 1, 0.0)])
@@ -131,8 +167,8 @@ def test_a_drain_added_later_gets_its_district_override(tmp_path: Path) -> None:
     assert flooded(engine, 2) == {"late": "warning"}
 
 
-def test_a_gust_limit_per_station(tmp_path: Path) -> None:
-    engine = Engine(load_thresholds(site_file(tmp_path, LOW_LYING)))
+def test_a_gust_limit_per_station(tmp_path: Path, make_engine: EngineFactory) -> None:
+    engine = make_engine(load_thresholds(site_file(tmp_path, LOW_LYING)))
     readings = [
         Reading(
             site="s",

@@ -7,9 +7,8 @@ import pytest
 
 from analytics.counters import CounterTracker
 from analytics.rules import rain
-from analytics.thresholds import load_thresholds
+from analytics.thresholds import Thresholds
 
-R = load_thresholds().rain
 NAN = np.nan
 HOUR = 3_600_000
 
@@ -44,12 +43,20 @@ def test_totals_over_gaps_duplicates_and_glitches() -> None:
     assert np.isnan(rain.total_over(np.full((1, 61), NAN, np.float32), 60)[0])
 
 
-def test_day_starts_at_seven_local() -> None:
+def test_day_starts_at_seven_local(utc_offset_min: int) -> None:
     now = 1_780_000_000_000
-    start = rain.day_start_ms(now, 7)
-    local_h = ((start / HOUR) + 7) % 24
+    start = rain.day_start_ms(now, 7, utc_offset_min)
+    local_h = ((start / HOUR) + utc_offset_min / 60) % 24
     assert local_h == 7 and 0 <= now - start < 24 * HOUR
-    assert rain.day_start_ms(start, 7) == start  # 07:00 sharp opens a new day
+    assert rain.day_start_ms(start, 7, utc_offset_min) == start  # 07:00 sharp opens a new day
+
+
+@pytest.mark.parametrize("offset_min", [0, 330, 420, -300])
+def test_the_day_follows_the_sites_utc_offset(offset_min: int) -> None:
+    now = 1_780_000_000_000
+    start = rain.day_start_ms(now, 7, offset_min)
+    assert ((start + offset_min * 60_000) % (24 * HOUR)) == 7 * HOUR
+    assert 0 <= now - start < 24 * HOUR
 
 
 def test_total_since_uses_the_last_reading_before_the_start() -> None:
@@ -66,7 +73,8 @@ def test_total_since_uses_the_last_reading_before_the_start() -> None:
     assert got[1] == pytest.approx(7.5)
 
 
-def test_heavy_rain_classes_and_hysteresis() -> None:
+def test_heavy_rain_classes_and_hysteresis(thresholds: Thresholds) -> None:
+    R = thresholds.rain
     r1 = np.asarray([2.0, 26.0, 55.0, 10.0, 8.0, 2.0, NAN, 5.0, 7.5], np.float32)
     r3 = np.asarray([5.0, 30.0, 60.0, 80.0, 20.0, 5.0, NAN, 10.0, 20.0], np.float32)
     r24 = np.asarray([5.0, 30.0, 60.0, 80.0, 60.0, 120.0, NAN, 60.0, 60.0], np.float32)

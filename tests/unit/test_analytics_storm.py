@@ -6,12 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from analytics.overrides import StormLimits
 from analytics.rules import storm
 from analytics.rules.base import RuleResult
-from analytics.thresholds import load_thresholds
+from analytics.thresholds import Thresholds
 
-T = load_thresholds()
-S = T.storm
 NAN = np.nan
 HOUR = 3_600_000
 
@@ -25,11 +24,13 @@ def f32(*rows: list[float]) -> np.ndarray:
     [(0.0, 0), (10.7, 0), (10.8, 6), (13.9, 7), (17.1, 7), (17.2, 8), (20.8, 9), (24.4, 9),
      (24.5, 10), (28.5, 11), (32.7, 12), (60.0, 12), (NAN, 0)],
 )  # fmt: skip
-def test_wind_cap_follows_decision_18_2021(wind: float, cap: int) -> None:
+def test_wind_cap_follows_decision_18_2021(wind: float, cap: int, thresholds: Thresholds) -> None:
+    S = thresholds.storm
     assert storm.wind_cap(np.asarray([wind], np.float32), S)[0] == cap
 
 
-def test_wind_rule_severity_risk_and_deadband() -> None:
+def test_wind_rule_severity_risk_and_deadband(thresholds: Thresholds) -> None:
+    S = thresholds.storm
     mean = np.asarray([5.0, 11.0, 18.0, 25.0, 33.0, 10.0, 9.7, NAN], np.float32)
     r = storm.wind_rule(mean, S, deadband_ms=1.0)
     assert r.condition.tolist() == [False, True, True, True, True, False, False, False]
@@ -45,14 +46,17 @@ def test_ten_minute_mean_ignores_gaps() -> None:
     assert mean[0] == pytest.approx(12.0) and np.isnan(mean[1])
 
 
-def test_gust_limits() -> None:
-    r = storm.gust_rule(np.asarray([10.0, 17.2, 26.0, 16.5, NAN], np.float32), S, 1.0)
+def test_gust_limits(thresholds: Thresholds) -> None:
+    S = thresholds.storm
+    limits = StormLimits(S.gust_warning_ms, S.gust_critical_ms)
+    r = storm.gust_rule(np.asarray([10.0, 17.2, 26.0, 16.5, NAN], np.float32), limits, 1.0)
     assert r.condition.tolist() == [False, True, True, False, False]
     assert r.severity.tolist() == [0, 1, 2, 0, 0]
     assert r.clear.tolist() == [True, False, False, False, False]  # 16.5 > 17.2 − 1
 
 
-def test_squall_needs_rise_peak_and_duration() -> None:
+def test_squall_needs_rise_peak_and_duration(thresholds: Thresholds) -> None:
+    S = thresholds.storm
     base = [3.0] * 10
     rows = f32(
         [*base, 12.0, 12.5],  # rose 9 m/s to over 11, held: squall
@@ -65,24 +69,32 @@ def test_squall_needs_rise_peak_and_duration() -> None:
     assert r.clear.tolist() == [False, False, False, True]
 
 
-def test_semidiurnal_wave_peaks_at_ten_and_twenty_two_local() -> None:
-    day0 = 1_780_000_000_000 - 1_780_000_000_000 % (24 * HOUR) - 7 * HOUR  # local midnight
+@pytest.mark.parametrize("offset_min", [420, 0, 330])
+def test_semidiurnal_wave_peaks_at_ten_and_twenty_two_local(
+    thresholds: Thresholds, offset_min: int
+) -> None:
+    S = thresholds.storm
+    # local midnight at the site's offset
+    day0 = 1_780_000_000_000 - 1_780_000_000_000 % (24 * HOUR) - offset_min * 60_000
     times = np.asarray([day0 + h * HOUR for h in (4, 10, 16, 22)], np.int64)
-    wave = storm.semidiurnal_wave(times, S)
+    wave = storm.semidiurnal_wave(times, S, offset_min)
     np.testing.assert_allclose(wave, [-1.5, 1.5, -1.5, 1.5], atol=1e-5)
 
 
-def test_pressure_tendency_after_removing_the_wave() -> None:
+def test_pressure_tendency_after_removing_the_wave(
+    thresholds: Thresholds, utc_offset_min: int
+) -> None:
+    S = thresholds.storm
     k, slot = 360, 60_000
     t0 = 1_780_000_000_000 - 1_780_000_000_000 % HOUR
     times = t0 + slot * np.arange(k, dtype=np.int64)
-    wave = storm.semidiurnal_wave(times, S)
+    wave = storm.semidiurnal_wave(times, S, utc_offset_min)
     calm = 1008.0 + wave  # only the daily wave: no tendency once removed
     trough = calm - np.linspace(0, 5, k, dtype=np.float32)  # 5 hPa fall over 6 h
     p = np.stack([calm, trough]).astype(np.float32)
     p[1, 100:140] = np.nan  # a gap in the middle changes nothing
     cols = storm.tendency_columns(k, 1.0)
-    f3, f6 = storm.pressure_tendencies(p[:, cols], times[cols], S)
+    f3, f6 = storm.pressure_tendencies(p[:, cols], times[cols], S, utc_offset_min)
     assert abs(f3[0]) < 0.05 and abs(f6[0]) < 0.05
     assert f6[1] == pytest.approx(-5.0 * (k - 5) / (k - 1), abs=0.05)
     r = storm.pressure_rule(f3, f6, S, deadband_hpa=0.5)
@@ -92,11 +104,13 @@ def test_pressure_tendency_after_removing_the_wave() -> None:
         calm[None, cols].astype(np.float32),
         times[cols],
         S.model_copy(update={"detrend_semidiurnal_pressure": False}),
+        utc_offset_min,
     )
     assert abs(raw3[0]) > 0.5
 
 
-def test_gust_front_signature() -> None:
+def test_gust_front_signature(thresholds: Thresholds) -> None:
+    S = thresholds.storm
     w = S.gust_front.window_min
     before, after = [30.0] * (w - 2), [25.0] * 2
     t_c = f32(before + after, before + after, [30.0] * w)
@@ -113,7 +127,8 @@ def _rule(cond: list[bool], sev: list[int] | None = None) -> RuleResult:
     return RuleResult(c, ~c, np.asarray(sev or [int(x) for x in cond], np.int8))
 
 
-def test_city_risk_needs_a_quorum_of_stations() -> None:
+def test_city_risk_needs_a_quorum_of_stations(thresholds: Thresholds) -> None:
+    S = thresholds.storm
     cap = np.asarray([8, 0, 0, 0], np.int8)  # one station in a storm-force wind
     none = _rule([False] * 4)
     levels = storm.station_level(
@@ -148,7 +163,10 @@ def test_ten_minute_mean_needs_coverage() -> None:
     assert np.isnan(mean[0]) and mean[1] == pytest.approx(12.0)
 
 
-def test_city_level_holds_while_a_release_share_of_stations_still_sees_storm_signs() -> None:
+def test_city_level_holds_while_a_release_share_of_stations_still_sees_storm_signs(
+    thresholds: Thresholds,
+) -> None:
+    S = thresholds.storm
     # 8 stations: 4 (the quorum) must agree to raise, 2 (25 %) keep it raised.
     reporting = np.ones(8, bool)
     levels = np.asarray([3, 3, 1, 0, 0, 0, 0, 0], np.int8)
