@@ -5,11 +5,14 @@ ship as package data next to this module; ``settings.thresholds_file`` may
 name a TOML file that is merged over them table by table, so a site overrides
 one key without copying the rest.  Everything is validated once, at start-up,
 into frozen pydantic models; a bad file raises :class:`ThresholdsError` whose
-message names the file and the offending key.
+message names the file and the offending key.  Keys that name a rule (the
+``rule_s`` tables) must name one of the rule registry (:mod:`analytics.ruleset`),
+so a misspelt rule stops start-up instead of being ignored.
 """
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import re
 import tomllib
@@ -17,7 +20,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Final, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from deltasense.contract import is_ident
 
@@ -35,6 +45,21 @@ class _Model(BaseModel):
 
 Positive = Field(gt=0)
 NonNegative = Annotated[float, Field(ge=0)]
+
+
+def _known_rule(name: str) -> str:
+    # Imported here: the registry's evaluators import the rule modules, which import
+    # the models of this module.
+    from analytics.ruleset import BY_NAME
+
+    if name not in BY_NAME:
+        close = difflib.get_close_matches(name, BY_NAME, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"no rule is called {name!r}{hint}")
+    return name
+
+
+RuleName = Annotated[str, AfterValidator(_known_rule)]
 
 
 # --- storm ---------------------------------------------------------------------------
@@ -274,7 +299,7 @@ class ForDurations(_Model):
     lighting_s: float = Field(ge=0)
     flood_readings: int = Field(ge=1, description="Consecutive readings over the threshold.")
     health_s: float = Field(default=0, ge=0)
-    rule_s: dict[str, NonNegative] = Field(default_factory=dict)  # per-rule overrides
+    rule_s: dict[RuleName, NonNegative] = Field(default_factory=dict)  # per-rule overrides
 
     def seconds(self, rule: str, kind: str) -> float:
         if rule in self.rule_s:
@@ -287,7 +312,7 @@ class ForDurations(_Model):
 class KeepFiringFor(_Model):
     default_s: float = Field(ge=0)
     flood_s: float = Field(ge=0)
-    rule_s: dict[str, NonNegative] = Field(default_factory=dict)  # per-rule overrides
+    rule_s: dict[RuleName, NonNegative] = Field(default_factory=dict)  # per-rule overrides
 
     def seconds(self, rule: str, kind: str) -> float:
         if rule in self.rule_s:
@@ -422,7 +447,9 @@ def default_document() -> dict[str, Any]:
 def _describe(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        # A dict key's error is located at the key itself, plus a "[key]" marker.
+        loc = [str(part) for part in error["loc"] if part != "[key]"]
+        key = ".".join(loc) or "(top level)"
         problems.append(f"{key}: {error['msg']}")
     return "; ".join(problems)
 
