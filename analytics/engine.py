@@ -379,8 +379,6 @@ class Engine:
         return out
 
     # --- evaluation ------------------------------------------------------------------------
-
-    # --- evaluation ------------------------------------------------------------------------
     def evaluate(self, now_ms: int) -> list[AlertEvent]:
         """Run every rule on the current windows; returns the alert changes."""
         for ks in self._kinds.values():
