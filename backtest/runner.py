@@ -49,8 +49,6 @@ _RELATIVE: Final = re.compile(r"-(\d+)([smhd])")
 _UNIT_MS: Final = {"s": 1000, "m": MINUTE_MS, "h": 3_600_000, "d": 86_400_000}
 
 Progress = Callable[[int, int], None]  # (done, total) in simulated minutes
-# The site's UTC offset where no Settings are at hand (matrix workers): the setting's default.
-DEFAULT_UTC_OFFSET_MIN: Final[int] = Settings.model_fields["utc_offset_min"].default
 
 
 class BacktestError(ValueError):

@@ -44,13 +44,14 @@ from analytics.rules import energy, flood, storm
 from analytics.rules.base import last_valid, linear_fit
 from analytics.thresholds import Thresholds, load_thresholds
 from deltasense.contract import Kind
+from deltasense.runtime import DEFAULT_UTC_OFFSET_MIN
 
 N_SENSORS = 100_000
 SHARES = {Kind.LAMP: 0.55, Kind.WATER: 0.20, Kind.METER: 0.15, Kind.WEATHER: 0.10}
 DISTRICTS = 10
 ROUNDS = 5
 LOOP_SAMPLE = 2_000  # sensors the Python loop runs on (then scaled)
-UTC_OFFSET_MIN = 420  # Bạc Liêu, UTC+7: NOW below is 20:00 local
+UTC_OFFSET_MIN = DEFAULT_UTC_OFFSET_MIN  # Bạc Liêu, UTC+7: NOW below is 20:00 local
 SLOT = win.DEFAULT_SLOT_MS
 NOW = 1_780_000_000_000 - 1_780_000_000_000 % SLOT + 13 * 3_600_000  # 20:00 local: lamps on
 

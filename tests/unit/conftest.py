@@ -10,6 +10,7 @@ import pytest
 
 from analytics.engine import Engine
 from analytics.thresholds import Thresholds, load_thresholds
+from deltasense.runtime import DEFAULT_UTC_OFFSET_MIN
 
 
 @pytest.fixture
@@ -25,9 +26,9 @@ def cli_sandbox(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 # --- analytics ------------------------------------------------------------------------------
-# Bạc Liêu is UTC+7 (the utc_offset_min setting's default); tests that place readings
-# at a local hour assume it.
-SITE_UTC_OFFSET_MIN = 420
+# Bạc Liêu, UTC+7 (the utc_offset_min setting's default); tests that place readings at
+# a local hour assume it.
+SITE_UTC_OFFSET_MIN = DEFAULT_UTC_OFFSET_MIN
 
 
 @pytest.fixture(scope="session")
