@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from analytics.engine import Engine
-from analytics.thresholds import Thresholds, load_thresholds
+from analytics.thresholds import Thresholds
 from deltasense.runtime import DEFAULT_UTC_OFFSET_MIN
 
 
@@ -32,19 +32,14 @@ SITE_UTC_OFFSET_MIN = DEFAULT_UTC_OFFSET_MIN
 
 
 @pytest.fixture(scope="session")
-def thresholds() -> Thresholds:
-    """The shipped thresholds (frozen models: safe to share across tests)."""
-    return load_thresholds()
-
-
-@pytest.fixture(scope="session")
 def utc_offset_min() -> int:
     return SITE_UTC_OFFSET_MIN
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def make_engine(thresholds: Thresholds) -> Callable[..., Engine]:
-    """A fresh engine at the site's UTC offset, on the shipped thresholds unless given."""
+    """A fresh engine at the site's UTC offset, on the shipped thresholds (the
+    ``thresholds`` fixture of tests/conftest.py) unless given others."""
 
     def make(t: Thresholds | None = None) -> Engine:
         return Engine(t or thresholds, utc_offset_min=SITE_UTC_OFFSET_MIN)

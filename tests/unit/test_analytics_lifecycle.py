@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import msgspec
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics.lifecycle import FIRING, NONE, PENDING, Lifecycle, RuleSpec
@@ -254,7 +254,10 @@ depths = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None)
+# The thresholds fixture is only read here, so sharing it across examples is safe.
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     sequence=st.lists(st.tuples(depths, depths, st.booleans()), min_size=1, max_size=60),
     for_count=st.integers(min_value=1, max_value=3),
