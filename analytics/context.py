@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from analytics import window as win
 from analytics.overrides import FloodLimits, LightingLimits, StormLimits
-from analytics.registry import Registry
+from analytics.registry import OFFLINE, SLEEPING, STOPPED, Registry
 from analytics.rules import energy, flood, health, rain, storm, sun
 from analytics.rules.base import RuleResult, f32, last_valid, linear_fit
 from analytics.thresholds import CanalStation, Thresholds
@@ -276,8 +276,9 @@ class DeviceView:
             np.isnan(reg.interval_s[:n]), np.float32(h.default_interval_s), reg.interval_s[:n]
         ).astype(np.float32)
         status = reg.status[:n]
+        resting = (status == SLEEPING) | (status == STOPPED)  # asleep or stopped on purpose
         return health.offline_rule(
-            reg.last_seen[:n], interval, status == 1, status == 2, self._now_ms, h
+            reg.last_seen[:n], interval, status == OFFLINE, resting, self._now_ms, h
         )
 
     @cached_property

@@ -30,7 +30,7 @@ from analytics.context import Context, DeviceView, LampView, Rows, WaterView, We
 from analytics.counters import CounterTracker
 from analytics.lifecycle import Lifecycle
 from analytics.overrides import FloodLimits, LightingLimits, RowLimits, StormLimits
-from analytics.registry import STATUS_CODES, Registry
+from analytics.registry import OFFLINE, ONLINE, SLEEPING, STATUS_CODES, STOPPED, Registry
 from analytics.rules import energy
 from analytics.rules.base import RuleResult, f32
 from analytics.ruleset import RULES, STORM_RISK, Rule, Subject
@@ -248,11 +248,16 @@ class Engine:
         if station is not None and kind is Kind.WATER:
             self.set_station(device, district, station)
 
-    def set_status(self, device: str, district: str, kind: Kind, state: str) -> None:
-        """A device's retained status (the Last Will says ``offline``)."""
+    def set_status(
+        self, device: str, district: str, kind: Kind, state: str, *, planned: bool = False
+    ) -> None:
+        """A device's retained status (the Last Will says ``offline``).  A ``planned``
+        offline (the device's own goodbye) is a stop, not an outage: like a sleeping
+        device, it is not judged silent until it reports again."""
         self._rows(kind, [device], [district])
         row = self.registry.row(device, district, kind.value)
-        self.registry.status[row] = STATUS_CODES.get(state, 0)
+        code = STATUS_CODES.get(state, ONLINE)
+        self.registry.status[row] = STOPPED if planned and code == OFFLINE else code
 
     def ingest_water(
         self,
@@ -305,7 +310,7 @@ class Engine:
             seen = arrival_ms if arrival_ms is not None else reading.ts_ms
             if seen > reg.last_seen[row]:
                 reg.last_seen[row] = seen
-            reg.status[row] = 0 if reg.status[row] != 2 else 2
+            reg.status[row] = ONLINE if reg.status[row] != SLEEPING else SLEEPING
             fields = reading.fields
             for name, target in (("batt_v", reg.batt_v), ("rssi_dbm", reg.rssi_dbm)):
                 value = fields.get(name)

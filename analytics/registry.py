@@ -20,6 +20,9 @@ KIND_CODES: Final = {"weather": 0, "water": 1, "lamp": 2, "meter": 3}
 ONLINE: Final = 0
 OFFLINE: Final = 1
 SLEEPING: Final = 2
+# Not a contract state: an ``offline`` the device published itself (with its ``ts``)
+# is a planned stop (shutdown, reboot, maintenance); the Last Will carries no ``ts``.
+STOPPED: Final = 3
 STATUS_CODES: Final = {"online": ONLINE, "offline": OFFLINE, "sleeping": SLEEPING}
 CITY_LAT: Final = 9.29  # Bạc Liêu (docs/REFERENCE.md); devices without a position stand here
 CITY_LON: Final = 105.72

@@ -450,7 +450,14 @@ class AnalyticsService:
                 return 0
             if parsed.channel is Channel.STATUS:
                 status = decode_status(payload)
-                self.engine.set_status(parsed.device, parsed.district, parsed.kind, status.state)
+                # A goodbye the device sent itself carries its ts; the Last Will does not.
+                self.engine.set_status(
+                    parsed.device,
+                    parsed.district,
+                    parsed.kind,
+                    status.state,
+                    planned=status.ts is not UNSET,
+                )
                 return 0
             if parsed.channel is not Channel.TELE:
                 return 0

@@ -30,15 +30,17 @@ def offline_rule(
     last_seen_ms: I64,
     interval_s: F32,
     status_offline: Bool,
-    sleeping: Bool,
+    resting: Bool,
     now_ms: int,
     health: Health,
 ) -> RuleResult:
+    """``resting``: sleeping, or stopped on purpose (the device's own goodbye); such a
+    device is not offline until it reports again."""
     with np.errstate(invalid="ignore"):
         silent_s = np.where(last_seen_ms >= 0, (now_ms - last_seen_ms) / 1000.0, np.nan)
         limit = interval_s * health.offline_after_missed_intervals
         silent = silent_s > limit
-    condition = (silent | status_offline) & ~sleeping
+    condition = (silent | status_offline) & ~resting
     return RuleResult(
         condition=condition,
         clear=~condition,

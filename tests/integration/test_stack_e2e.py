@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from tools.devstack import free_port
 
@@ -420,3 +422,43 @@ def test_demo_in_the_foreground_stops_everything_on_ctrl_c(tmp_path: Path) -> No
     finally:
         if proc.poll() is None:  # pragma: no cover - cleanup after a failed assertion
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_down_with_a_simulated_city_raises_no_alert(tmp_path: Path) -> None:
+    """`make down` stops the simulator first; its devices say goodbye (a retained
+    `offline` with their `ts`), which analytics must not read as an outage."""
+    env = stack_env(tmp_path / "var") | {
+        "DELTASENSE_SITE": "baclieu",
+        "DELTASENSE_ADMIN_TOKEN": ADMIN,
+    }
+    s = Stack(env, tmp_path)
+    started = s.cli("up", "--detach", "--simulate", "8", "--rate", "1")
+    assert started.returncode == 0, started.stdout + started.stderr
+    raised: list[dict[str, Any]] = []
+    subscribed = threading.Event()
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="e2e-down-watch")
+    try:
+        online = s.poll(
+            "/api/v1/devices",
+            lambda r: sum(d["status"] == "online" for d in r.json()) >= 8,
+            within=60,
+        ).json()
+        assert sum(d["status"] == "online" for d in online) >= 8, online
+        client.username_pw_set("svc.api", s.secret("svc.api"))
+        client.on_connect = lambda c, *_: c.subscribe(f"{s.site}/_alerts/#", qos=1)
+        client.on_subscribe = lambda *_: subscribed.set()
+        client.on_message = lambda _c, _u, m: raised.append(json.loads(m.payload))
+        client.connect("127.0.0.1", int(s.mqtt_port))
+        client.loop_start()
+        assert subscribed.wait(10)
+        down_at = int(time.time() * 1000)
+        stopped = s.cli("down")
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    finally:
+        client.loop_stop()
+        s.http.close()
+        if s.cli("down").returncode != 0:  # pragma: no cover - leave nothing behind
+            pid = json.loads((tmp_path / "var/run/stack.json").read_text())["pid"]
+            os.kill(pid, 9)
+    new = [e for e in raised if e.get("started", 0) >= down_at]
+    assert new == [], [(e["rule"], e["subject"], e["state"]) for e in new]

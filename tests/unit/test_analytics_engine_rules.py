@@ -135,6 +135,33 @@ def test_silence_offline_then_back_and_clock_skew(make_engine: EngineFactory) ->
     assert skew and skew[0].values["skew_s"] == -600
 
 
+def test_a_planned_stop_is_not_an_outage_but_a_last_will_is(make_engine: EngineFactory) -> None:
+    """Ten drains of one ward stop: by their own goodbye (``offline`` with ``ts``, as
+    the firmware and the simulator send on a clean stop) nothing is raised, not
+    even when they stay silent; by their Last Will (no ``ts``) each is offline and
+    the ward has a mass outage."""
+    for planned in (True, False):
+        engine = make_engine()
+        drains = [f"wl-{i}" for i in range(10)]
+        for d in drains:
+            engine.set_meta(d, "p", Kind.WATER, interval_s=60)
+        engine.ingest([reading(Kind.WATER, d, T0, level_cm=0.0) for d in drains])
+        assert engine.evaluate(T0 + 1) == []
+        for d in drains:
+            engine.set_status(d, "p", Kind.WATER, "offline", planned=planned)
+        later = rules(engine.evaluate(T0 + 2)) + rules(engine.evaluate(T0 + 30 * MIN))
+        if planned:
+            assert later == []
+        else:
+            assert ("mass-outage", "p", "firing") in later
+        # A stopped drain that reports again is judged by its silence once more.
+        engine.ingest([reading(Kind.WATER, "wl-0", T0 + 31 * MIN, level_cm=0.0)])
+        engine.evaluate(T0 + 31 * MIN)
+        silent = rules(engine.evaluate(T0 + 35 * MIN))
+        if planned:
+            assert ("device-offline", "wl-0", "firing") in silent
+
+
 def test_every_rule_has_a_valid_topic_level_and_messages(make_engine: EngineFactory) -> None:
     from deltasense.contract import is_ident
 
