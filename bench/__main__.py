@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import sys
 
-from bench import analytics_tick, ingest_decode
+from bench import analytics_tick, ingest_decode, ingest_e2e
 
 
 def main() -> None:
@@ -15,6 +15,8 @@ def main() -> None:
     )
     ingest_decode.main()
     analytics_tick.main()
+    print()
+    ingest_e2e.main([], command="python -m bench")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,119 @@
+"""``python -m bench.e2e.load``: one QoS 1 publisher process at an offered rate.
+
+Publishes ``rate`` messages/s for ``duration`` s (bounded by both), round-robin
+over its devices, and counts the broker's PUBACKs; then waits (bounded) for the
+outstanding PUBACKs and prints one JSON object: messages sent and acknowledged
+and the wall-clock times of the first publish and the last PUBACK.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from bench.e2e import payloads
+
+TICK_S = 0.002
+BURST = 500  # at most this many publishes before looking at the clock again
+
+
+@dataclass
+class LoadResult:
+    sent: int = 0
+    acked: int = 0
+    first_publish: float = 0.0  # time.time()
+    last_publish: float = 0.0
+    last_ack: float = 0.0
+
+
+class _Acks:
+    def __init__(self) -> None:
+        self.count = 0
+        self.last = 0.0
+        self.connected = threading.Event()
+
+    def on_publish(self, _c: object, _u: object, _mid: int, _rc: object, _p: object) -> None:
+        self.count += 1  # only paho's network thread writes it
+        self.last = time.time()
+
+
+def connect(args: argparse.Namespace, acks: _Acks) -> paho.Client:
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-load-{args.tag}")
+    if args.username:
+        client.username_pw_set(args.username, args.password)
+    client.max_inflight_messages_set(args.inflight)
+    client.max_queued_messages_set(0)
+    client.on_publish = acks.on_publish
+    client.on_connect = lambda *_: acks.connected.set()
+    client.connect(args.host, args.port, keepalive=30)
+    client.loop_start()
+    if not acks.connected.wait(10):
+        raise SystemExit("bench load: could not connect to the broker")
+    return client
+
+
+def publish(args: argparse.Namespace) -> LoadResult:
+    shape = payloads.SHAPES[args.shape]
+    devices = [payloads.device_name(args.tag, i) for i in range(args.devices)]
+    topics = [payloads.topic(args.site, d) for d in devices]
+    seqs = [0] * len(devices)
+    acks = _Acks()
+    client = connect(args, acks)
+    result = LoadResult(first_publish=time.time())
+    started = time.monotonic()
+    i = 0
+    while (elapsed := time.monotonic() - started) < args.duration and result.sent < args.max:
+        due = min(args.max, int(args.rate * elapsed) + 1)
+        for _ in range(min(BURST, due - result.sent)):
+            k = i % len(devices)
+            i += 1
+            body = payloads.message(seqs[k], shape, args.base_ms)
+            seqs[k] += shape.readings
+            client.publish(topics[k], body, qos=1)
+            result.sent += 1
+        if result.sent >= due:
+            time.sleep(TICK_S)
+    result.last_publish = time.time()
+    deadline = time.monotonic() + args.drain
+    while acks.count < result.sent and time.monotonic() < deadline:
+        time.sleep(0.02)
+    result.acked, result.last_ack = acks.count, acks.last
+    client.loop_stop()
+    client.disconnect()
+    return result
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--username")
+    p.add_argument("--password")
+    p.add_argument("--site", required=True)
+    p.add_argument("--tag", required=True, help="makes device names and client id unique")
+    p.add_argument("--shape", choices=sorted(payloads.SHAPES), default="single")
+    p.add_argument("--devices", type=int, default=100)
+    p.add_argument("--rate", type=float, required=True, help="messages/s offered")
+    p.add_argument("--duration", type=float, required=True, help="seconds of publishing")
+    p.add_argument("--max", type=int, default=10_000_000, help="messages at most")
+    p.add_argument("--base-ms", type=int, required=True, help="timestamp of seq 0")
+    p.add_argument("--inflight", type=int, default=1000)
+    p.add_argument("--drain", type=float, default=30.0, help="seconds to wait for PUBACKs")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    result = publish(parse(argv))
+    json.dump(asdict(result), sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The benchmark's readings: topics and payloads per the wire contract, and the
+same readings as line protocol for InfluxDB's own write ceiling.
+
+Every reading gets a timestamp unique within its device (``base_ms + seq``), so
+storage (a reading's timestamp is its identity within its series) keeps each
+one; ``base_ms`` lies in the past, so ingest's future-timestamp check passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DISTRICT = "phuong-1"
+KIND = "water"
+DEVICE_PREFIX = "ld"  # load devices; the readiness probe uses another name
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How many readings one MQTT message carries (1: an object, more: an array)."""
+
+    name: str
+    readings: int
+
+
+SINGLE = Shape("single", 1)
+BATCH20 = Shape("batch20", 20)
+SHAPES = {s.name: s for s in (SINGLE, BATCH20)}
+
+
+def device_name(tag: str, i: int) -> str:
+    return f"{DEVICE_PREFIX}-{tag}-{i:03d}"
+
+
+def topic(site: str, device: str) -> str:
+    return f"{site}/{DISTRICT}/{KIND}/{device}/tele"
+
+
+def reading_json(seq: int, base_ms: int) -> str:
+    level = (seq % 400) / 10.0
+    return f'{{"ts":{base_ms + seq},"seq":{seq},"boot":1,"level_cm":{level:.1f}}}'
+
+
+def message(first_seq: int, shape: Shape, base_ms: int) -> bytes:
+    """One payload holding readings ``first_seq`` … ``first_seq + shape.readings - 1``."""
+    if shape.readings == 1:
+        return reading_json(first_seq, base_ms).encode()
+    body = ",".join(reading_json(first_seq + k, base_ms) for k in range(shape.readings))
+    return f"[{body}]".encode()
+
+
+def reading_line(site: str, device: str, seq: int, base_ms: int) -> str:
+    """The line a reading becomes (measurement, tags and fields as ingest writes them)."""
+    level = (seq % 400) / 10.0
+    return (
+        f"{KIND},device={device},district={DISTRICT},site={site} "
+        f"level_cm={level:.1f},seq={seq}i,boot=1i {base_ms + seq}"
+    )
