@@ -17,7 +17,7 @@ from bench.e2e.latency import Latency, LatencyProbe
 from bench.e2e.rig import Rig, Target
 from tools.devstack import ManagedProcess
 
-POLL_S = 0.1  # how often the stored count is read once the load has been offered
+POLL_S = 0.1  # how often progress is read once the load has been offered
 BASE_AGO_MS = 3_600_000  # seq 0's timestamp lies this far in the past
 
 
@@ -128,9 +128,9 @@ def settle(
     settle_s: float,
     max_s: float,
 ) -> tuple[int, float, bool]:
-    """Poll the stored count until the publishers are done and it has stopped
-    moving for ``settle_s``; (count, time of its last change, whether it settled
-    within ``max_s``)."""
+    """Poll ``count`` (a progress counter) until the publishers are done and it
+    has stopped moving for ``settle_s``; (its value, time of its last change,
+    whether it settled within ``max_s``)."""
     deadline = time.monotonic() + max_s
     last_n, last_change, seen_stop = -1, time.time(), 0.0
     while time.monotonic() < deadline:
@@ -149,14 +149,15 @@ def settle(
 
 def throughput(rig: Rig, peer: str, load: Load, settle_s: float, wait_max_s: float = 120.0) -> Run:
     with peer_running(rig, peer) as (target, _proc):
-        count = rig.counter(peer, target, load.shape.readings)
+        progress = rig.progress(peer, target)
         pubs = start_publishers(rig, target, load)
         try:
             time.sleep(load.duration_s)
-            stored, last_stored, settled = settle(
-                count, pubs, settle_s=settle_s, max_s=load.duration_s + wait_max_s
+            _, last_stored, settled = settle(
+                progress, pubs, settle_s=settle_s, max_s=load.duration_s + wait_max_s
             )
             results = finish_publishers(pubs, timeout_s=60)
+            stored = rig.stored(peer, target, load.shape.readings)
         finally:
             for p in pubs:
                 if p.poll() is None:

@@ -147,17 +147,25 @@ class Rig:
             )
         raise ValueError(f"unknown peer {peer!r}")
 
-    def counter(self, peer: str, target: Target, readings: int) -> Callable[[], tuple[int, float]]:
-        """Readings the peer holds now, and when the last arrived (0.0: unknown)."""
+    def progress(self, peer: str, target: Target) -> Callable[[], tuple[int, float]]:
+        """A number that grows while the peer stores, and when the peer last stored
+        (0.0: unknown, the poll's time stands for it).  For storing peers it is
+        InfluxDB's write counter, cheap enough to poll while the peer still works."""
         if peer == "subscriber":
 
             def received() -> tuple[int, float]:
                 stats = read_stats(target.stats)
-                return int(stats.get("messages", 0)) * readings, float(stats.get("last", 0.0))
+                return int(stats.get("messages", 0)), float(stats.get("last", 0.0))
 
             return received
         influx = self.influx
-        return lambda: (influx.count(target.db), 0.0)
+        return lambda: (influx.points_written(), 0.0)
+
+    def stored(self, peer: str, target: Target, readings: int) -> int:
+        """The load's readings the peer holds: received (subscriber) or in InfluxDB."""
+        if peer == "subscriber":
+            return int(read_stats(target.stats).get("messages", 0)) * readings
+        return self.influx.count(target.db)
 
     def wait_ready(self, peer: str, target: Target, within_s: float = 60.0) -> None:
         """Publish a probe reading (again every 2 s) until the peer has it."""
