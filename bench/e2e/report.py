@@ -86,7 +86,7 @@ def shape_table(results: Results, shape: str) -> list[str]:
 
 
 def _seconds(value: float) -> str:
-    return f"> {GRACE_S:g} after the last probe" if math.isinf(value) else f"{value:.3f}"
+    return f"> {GRACE_S:g} s after the last probe" if math.isinf(value) else f"{value:.3f} s"
 
 
 def latency_table(latencies: Sequence[Latency]) -> list[str]:
@@ -95,7 +95,7 @@ def latency_table(latencies: Sequence[Latency]) -> list[str]:
     out = [
         "\n## Publish → queryable (probe readings under single-reading background load)",
         f"A probe unseen {GRACE_S:g} s after the last one was sent counts as slower than all.",
-        "| peer | background msg/s | probes seen | probes unseen | p50 s | p99 s | max s |",
+        "| peer | background msg/s | probes seen | probes unseen | p50 | p99 | max |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for lat in latencies:
@@ -135,7 +135,7 @@ def verdicts(results: Results) -> list[str]:
             ok = lat.unseen == 0 and lat.p(99) <= P99_S
             out.append(
                 f"- p99 publish → queryable at {lat.background:,.0f} msg/s background: "
-                f"{_seconds(lat.p(99))} s, {lat.unseen} probes unseen (target ≤ {P99_S} s"
+                f"{_seconds(lat.p(99))}, {lat.unseen} probes unseen (target ≤ {P99_S} s"
                 f"{'' if lat.background == LATENCY_BACKGROUND else ', at 2,000 msg/s'}): "
                 f"{'met' if ok else 'not met'}"
             )

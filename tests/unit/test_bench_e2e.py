@@ -74,4 +74,4 @@ def test_unseen_probes_count_as_slower_than_every_seen_one() -> None:
     lat = Latency("naive", 2_000, samples=[0.5] * 98, unseen=2)
     assert lat.p(50) == 0.5
     assert lat.p(99) == math.inf
-    assert "> 5 after the last probe" in "\n".join(report.latency_table([lat]))
+    assert "> 5 s after the last probe" in "\n".join(report.latency_table([lat]))
