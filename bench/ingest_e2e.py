@@ -77,6 +77,16 @@ def _version(argv: list[str]) -> str:
     return text[0] if text else "?"
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
 def header(config: Config, command: str) -> str:
     load = os.getloadavg()
     red = nodered.version() if "nodered" in config.peers else "not run"
@@ -84,7 +94,7 @@ def header(config: Config, command: str) -> str:
         [
             "# End-to-end ingest: MQTT → InfluxDB, side by side",
             f"command: `{command}`",
-            f"machine: {platform.machine()}, {platform.processor() or '?'}, "
+            f"machine: {platform.machine()}, {cpu_model()}, "
             f"{os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
             f"at start, {platform.system()} {platform.release()}, Python {sys.version.split()[0]}",
             f"broker: {_version([require_binary('mosquitto'), '-h'])} (anonymous, bench-only); "
