@@ -135,6 +135,8 @@ def run(config: Config, *, out: bool = True) -> report.Results:
                         f"{r.acked_readings:,} stored, {r.stored_per_s:,.0f} readings/s",
                         file=sys.stderr,
                     )
+                    for line in r.errors:
+                        say(f"    {peer} log: {line[:300]}", file=sys.stderr)
                     results.runs.append(r)
         if config.latency_rate:
             background = measure.Load(

@@ -41,6 +41,7 @@ class Run:
     last_publish: float
     last_stored: float
     settled: bool = True  # False: still storing when the bench stopped waiting
+    errors: tuple[str, ...] = ()  # error lines in the peer's log (first few)
 
     @property
     def acked_readings(self) -> int:
@@ -76,6 +77,16 @@ def peer_running(rig: Rig, peer: str) -> Iterator[tuple[Target, ManagedProcess]]
     finally:
         proc.stop()
         rig.influx.drop(target.db)
+
+
+def error_lines(proc: ManagedProcess, keep: int = 3) -> tuple[str, ...]:
+    """The peer's logged errors (Node-RED's ``[error]``, Python's ``ERROR``)."""
+    try:
+        text = proc.log_path.read_text(errors="replace")
+    except OSError:
+        return ()
+    found = [line for line in text.splitlines() if "[error]" in line or " ERROR " in line]
+    return (f"{len(found)} error lines", *found[:keep]) if found else ()
 
 
 def start_publishers(rig: Rig, target: Target, load: Load) -> list[subprocess.Popen[str]]:
@@ -148,7 +159,7 @@ def settle(
 
 
 def throughput(rig: Rig, peer: str, load: Load, settle_s: float, wait_max_s: float = 120.0) -> Run:
-    with peer_running(rig, peer) as (target, _proc):
+    with peer_running(rig, peer) as (target, proc):
         progress = rig.progress(peer, target)
         pubs = start_publishers(rig, target, load)
         try:
@@ -158,6 +169,7 @@ def throughput(rig: Rig, peer: str, load: Load, settle_s: float, wait_max_s: flo
             )
             results = finish_publishers(pubs, timeout_s=60)
             stored = rig.stored(peer, target, load.shape.readings)
+            errors = error_lines(proc)
         finally:
             for p in pubs:
                 if p.poll() is None:
@@ -173,6 +185,7 @@ def throughput(rig: Rig, peer: str, load: Load, settle_s: float, wait_max_s: flo
         last_publish=max(r["last_publish"] for r in results),
         last_stored=last_stored,
         settled=settled,
+        errors=errors,
     )
 
 

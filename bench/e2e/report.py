@@ -77,6 +77,12 @@ def shape_table(results: Results, shape: str) -> list[str]:
             f"| {_ratio(r.stored_per_s, broker.stored_per_s if broker else None)} "
             f"| {_ratio(r.stored_per_s, results.influx_ceiling)} |"
         )
+    for r in runs:
+        if r.errors:
+            out.append(
+                f"\n{r.peer} at {r.load.rate:,.0f} msg/s logged {r.errors[0]}; "
+                f"the first: `{r.errors[1][:200] if len(r.errors) > 1 else ''}`"
+            )
     if not all(r.settled for r in runs):
         out.append(
             "\n\\* still storing when the bench stopped waiting: lost includes readings "

@@ -141,7 +141,7 @@ class Rig:
             return python_service(
                 "ingest",
                 "ingest",
-                run_dir,
+                settings.var_dir,  # its log too: one per run
                 env=settings_env(settings),
                 healthy=lambda: http_ok(f"http://127.0.0.1:{metrics}/metrics"),
             )
