@@ -1,0 +1,1 @@
+"""The notifier: alert events and acks → Telegram, Zalo OA, email and webhooks."""
