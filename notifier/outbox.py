@@ -1,0 +1,303 @@
+"""The durable outbox: every message is written here before it is sent (SQLite, WAL).
+
+A message row is keyed by its idempotency key, a digest of (alert events,
+receiver, channel, address, reason), so planning the same notification twice
+inserts it once.  States: ``queued`` → ``sending`` → ``sent``; a failed attempt
+becomes ``retried`` with its next time, or ``failed`` when it cannot succeed.
+A row found ``sending`` at start-up was cut off mid-send (kill -9): it is sent
+again, and counted as a possible duplicate unless the channel lets the
+receiver drop the repeat by its key (webhooks; email's Message-ID).
+
+The planner's memory of what each receiver was told (``tracked``) is written in
+the same transaction as the messages, so a restart neither repeats nor forgets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+STATES: Final = ("queued", "sending", "sent", "retried", "failed")
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS messages (
+    key TEXT PRIMARY KEY,
+    receiver TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    address TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    alert_ids TEXT NOT NULL,
+    body TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at INTEGER NOT NULL,
+    created INTEGER NOT NULL,
+    sent_at INTEGER,
+    last_error TEXT NOT NULL DEFAULT '',
+    crash_resends INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS messages_due ON messages (state, next_at);
+CREATE TABLE IF NOT EXISTS message_alerts (
+    alert_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (alert_id, key)
+);
+CREATE TABLE IF NOT EXISTS tracked (
+    alert_id TEXT PRIMARY KEY,
+    event TEXT NOT NULL,
+    first INTEGER NOT NULL,
+    last INTEGER NOT NULL,
+    steps TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS used_links (nonce TEXT PRIMARY KEY, used_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS kv (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def message_key(
+    receiver: str, channel: str, address: str, reason: str, events: Iterable[tuple[str, int]]
+) -> str:
+    """The idempotency key of one message: the same events to the same address for
+    the same reason is the same message."""
+    h = hashlib.sha256(f"{receiver}\x00{channel}\x00{address}\x00{reason}".encode())
+    for alert_id, updated in sorted(events):
+        h.update(f"\x00{alert_id}@{updated}".encode())
+    return "ds-" + h.hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Message:
+    key: str
+    receiver: str
+    channel: str
+    address: str
+    reason: str
+    alert_ids: tuple[str, ...]
+    body: dict[str, Any]
+    state: str = "queued"
+    attempts: int = 0
+    next_at: int = 0
+    created: int = 0
+    sent_at: int | None = None
+    last_error: str = ""
+    crash_resends: int = 0
+
+
+@dataclass(frozen=True)
+class TrackedRow:
+    alert_id: str
+    event: bytes  # the AlertEvent JSON receivers were last told
+    first: int
+    last: int
+    steps: dict[str, int]
+
+
+_COLUMNS: Final = (
+    "key, receiver, channel, address, reason, alert_ids, body, state, attempts, next_at, "
+    "created, sent_at, last_error, crash_resends"
+)
+
+
+_M_COLUMNS: Final = ", ".join("m." + c.strip() for c in _COLUMNS.split(","))
+
+
+def _row(r: tuple[Any, ...]) -> Message:
+    return Message(
+        key=r[0],
+        receiver=r[1],
+        channel=r[2],
+        address=r[3],
+        reason=r[4],
+        alert_ids=tuple(json.loads(r[5])),
+        body=json.loads(r[6]),
+        state=r[7],
+        attempts=r[8],
+        next_at=r[9],
+        created=r[10],
+        sent_at=r[11],
+        last_error=r[12],
+        crash_resends=r[13],
+    )
+
+
+class Outbox:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None)  # explicit transactions
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")  # a queued message survives power loss
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- writing -----------------------------------------------------------------------
+    def enqueue(
+        self,
+        messages: Iterable[Message],
+        *,
+        now_ms: int,
+        tracked: Iterable[TrackedRow] = (),
+        untracked: Iterable[str] = (),
+    ) -> int:
+        """Insert the messages (an existing key is left alone) and the planner's
+        memory in one transaction; returns how many messages are new."""
+        new = 0
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for m in messages:
+                cur = db.execute(
+                    f"INSERT OR IGNORE INTO messages ({_COLUMNS}) "  # noqa: S608 (constant columns)
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, NULL, '', 0)",
+                    (
+                        m.key,
+                        m.receiver,
+                        m.channel,
+                        m.address,
+                        m.reason,
+                        json.dumps(list(m.alert_ids)),
+                        json.dumps(m.body, ensure_ascii=False),
+                        now_ms,
+                        now_ms,
+                    ),
+                )
+                new += cur.rowcount
+                db.executemany(
+                    "INSERT OR IGNORE INTO message_alerts VALUES (?, ?)",
+                    [(a, m.key) for a in m.alert_ids],
+                )
+            for t in tracked:
+                db.execute(
+                    "INSERT OR REPLACE INTO tracked VALUES (?, ?, ?, ?, ?)",
+                    (t.alert_id, t.event.decode(), t.first, t.last, json.dumps(t.steps)),
+                )
+            db.executemany("DELETE FROM tracked WHERE alert_id = ?", [(a,) for a in untracked])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return new
+
+    def recover(self, idempotent_channels: frozenset[str]) -> dict[str, int]:
+        """Start-up: rows cut off mid-send go back to the queue.  Returns, per
+        channel, how many may now reach their receiver twice."""
+        rows = self._db.execute(
+            "SELECT channel, COUNT(*) FROM messages WHERE state = 'sending' GROUP BY channel"
+        ).fetchall()
+        self._db.execute(
+            "UPDATE messages SET state = 'retried', crash_resends = crash_resends + 1, "
+            "last_error = 'interrupted mid-send' WHERE state = 'sending'"
+        )
+        doubtful = {ch: n for ch, n in rows if ch not in idempotent_channels}
+        for ch, n in doubtful.items():
+            self.bump(f"possible_duplicates.{ch}", n)
+        return doubtful
+
+    def claim(self, now_ms: int, *, busy: set[tuple[str, str]], limit: int = 100) -> list[Message]:
+        """Due messages, oldest first, at most one per (channel, address) not in
+        ``busy``; each is marked ``sending`` before this returns."""
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE state IN ('queued', 'retried') "  # noqa: S608
+            "AND next_at <= ? ORDER BY next_at, created LIMIT ?",
+            (now_ms, limit * 4),
+        ).fetchall()
+        out: list[Message] = []
+        taken = set(busy)
+        for r in rows:
+            m = _row(r)
+            if (m.channel, m.address) in taken:
+                continue
+            taken.add((m.channel, m.address))
+            out.append(m)
+            if len(out) >= limit:
+                break
+        if out:
+            self._db.executemany(
+                "UPDATE messages SET state = 'sending', attempts = attempts + 1 WHERE key = ?",
+                [(m.key,) for m in out],
+            )
+        return out
+
+    def sent(self, key: str, now_ms: int) -> None:
+        self._db.execute(
+            "UPDATE messages SET state = 'sent', sent_at = ?, last_error = '' WHERE key = ?",
+            (now_ms, key),
+        )
+
+    def retry(self, key: str, next_at_ms: int, error: str) -> None:
+        self._db.execute(
+            "UPDATE messages SET state = 'retried', next_at = ?, last_error = ? WHERE key = ?",
+            (next_at_ms, error[:500], key),
+        )
+
+    def failed(self, key: str, error: str) -> None:
+        self._db.execute(
+            "UPDATE messages SET state = 'failed', last_error = ? WHERE key = ?", (error[:500], key)
+        )
+
+    def use_link(self, nonce: str, now_ms: int) -> bool:
+        """Mark an ack link used; False if it was used before."""
+        cur = self._db.execute("INSERT OR IGNORE INTO used_links VALUES (?, ?)", (nonce, now_ms))
+        return cur.rowcount == 1
+
+    def bump(self, name: str, by: int = 1) -> None:
+        self._db.execute(
+            "INSERT INTO kv VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET "
+            "value = CAST(CAST(value AS INTEGER) + ? AS TEXT)",
+            (name, str(by), by),
+        )
+
+    def set_value(self, name: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (name, value))
+
+    def value(self, name: str) -> str | None:
+        row = self._db.execute("SELECT value FROM kv WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    # --- reading -----------------------------------------------------------------------
+    def tracked(self) -> list[TrackedRow]:
+        return [
+            TrackedRow(a, e.encode(), f, last, json.loads(s))
+            for a, e, f, last, s in self._db.execute("SELECT * FROM tracked").fetchall()
+        ]
+
+    def next_due(self) -> int | None:
+        row = self._db.execute(
+            "SELECT MIN(next_at) FROM messages WHERE state IN ('queued', 'retried')"
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def messages(self, alert_id: str | None = None, limit: int = 1000) -> list[Message]:
+        if alert_id is None:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM messages ORDER BY created DESC LIMIT ?",  # noqa: S608
+                (limit,),
+            ).fetchall()
+        else:
+            rows = self._db.execute(
+                f"SELECT {_M_COLUMNS} "  # noqa: S608 (constant columns)
+                "FROM messages m JOIN message_alerts a ON a.key = m.key "
+                "WHERE a.alert_id = ? ORDER BY m.created DESC LIMIT ?",
+                (alert_id, limit),
+            ).fetchall()
+        return [_row(r) for r in rows]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """channel → state → messages, and ``counters`` from the kv table."""
+        out: dict[str, dict[str, int]] = {}
+        for ch, state, n in self._db.execute(
+            "SELECT channel, state, COUNT(*) FROM messages GROUP BY channel, state"
+        ):
+            out.setdefault(ch, {})[state] = n
+        counters = {
+            k: int(v) for k, v in self._db.execute("SELECT name, value FROM kv") if v.isdigit()
+        }
+        out["counters"] = counters
+        return out

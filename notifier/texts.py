@@ -1,0 +1,119 @@
+"""Message text in Vietnamese and English: what, where, how bad, since when, what to do.
+
+Words follow the console's catalogue (api/static/app.js I18N) so a duty officer
+reads the same terms on the phone and on the screen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Final
+
+from deltasense.alerts import AlertEvent
+from notifier.wards import ward_name
+
+WORDS: Final[dict[str, dict[str, str]]] = {
+    "vi": {
+        "info": "thông tin",
+        "warning": "cảnh báo",
+        "critical": "nghiêm trọng",
+        "pending": "chờ xác nhận",
+        "firing": "đang cảnh báo",
+        "resolved": "đã kết thúc",
+        "acked_by": "Đã xác nhận bởi",
+        "since": "từ",
+        "depth": "sâu",
+        "level": "cấp",
+        "repeat": "Nhắc lại: chưa ai xác nhận",
+        "escalation": "Chuyển cấp: chưa ai xác nhận",
+        "alerts": "Cảnh báo DeltaSense",
+        "more": "và {n} cảnh báo khác",
+        "console": "Xem trên bảng điều khiển",
+        "ack": "Xác nhận",
+        "ack_link": "Xác nhận đã nhận cảnh báo",
+    },
+    "en": {
+        "info": "info",
+        "warning": "warning",
+        "critical": "critical",
+        "pending": "pending",
+        "firing": "firing",
+        "resolved": "resolved",
+        "acked_by": "Acknowledged by",
+        "since": "since",
+        "depth": "depth",
+        "level": "level",
+        "repeat": "Reminder: nobody has acknowledged",
+        "escalation": "Escalated: nobody has acknowledged",
+        "alerts": "DeltaSense alerts",
+        "more": "and {n} more alerts",
+        "console": "Open in the console",
+        "ack": "Acknowledge",
+        "ack_link": "Acknowledge this alert",
+    },
+}
+ADVICE: Final[dict[str, dict[str, str]]] = {
+    "vi": {
+        "flood": "Không đi vào đường ngập; kiểm tra cống và bơm; báo người dân khu vực.",
+        "storm": "Gia cố, chằng chống; tránh xa cây lớn, cột điện; theo dõi tin bão.",
+        "energy": "Kiểm tra tủ điện và đèn tại chỗ.",
+        "health": "Kiểm tra thiết bị tại hiện trường.",
+    },
+    "en": {
+        "flood": "Keep off flooded streets; check drains and pumps; warn residents.",
+        "storm": "Secure loose objects; keep away from large trees and poles; follow storm bulletins.",
+        "energy": "Check the cabinet and lamps on site.",
+        "health": "Check the device on site.",
+    },
+}
+MAX_LINES: Final = 10
+
+
+@dataclass(frozen=True)
+class Text:
+    title: str
+    body: str
+
+
+def _local(ms: int, tz: timezone) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz).strftime("%H:%M %d/%m")
+
+
+def _cm(depth_mm: float, lang: str) -> str:
+    text = f"{depth_mm / 10:.0f}"
+    return text if lang == "en" else text.replace(".", ",")
+
+
+def line(event: AlertEvent, lang: str, tz: timezone) -> str:
+    w = WORDS[lang]
+    parts = [f"[{w[event.severity].upper()}] {getattr(event.message, lang)}"]
+    parts.append(ward_name(event.district, lang))
+    if event.kind == "storm" or event.risk_level > 1:
+        parts.append(f"{w['level']} {event.risk_level}")
+    depth = event.values.get("depth_mm")
+    if depth is not None and depth == depth:  # NaN is no depth
+        parts.append(f"{w['depth']} {_cm(depth, lang)} cm")
+    parts.append(f"{w['since']} {_local(event.started, tz)}")
+    if event.state != "firing":
+        parts.append(w[event.state])
+    if event.ack is not None:
+        parts.append(f"{w['acked_by']} {event.ack.by}")
+    return " · ".join(parts)
+
+
+def render(
+    events: tuple[AlertEvent, ...], lang: str, reason: str, *, console_url: str, tz: timezone
+) -> Text:
+    w = WORDS[lang]
+    lines = [line(e, lang, tz) for e in events[:MAX_LINES]]
+    if len(events) > MAX_LINES:
+        lines.append(w["more"].format(n=len(events) - MAX_LINES))
+    first = events[0]
+    head = w[reason] if reason in ("repeat", "escalation") else w["alerts"]
+    title = f"{head}: {getattr(first.message, lang)} — {ward_name(first.district, lang)}"
+    kinds = dict.fromkeys(e.kind for e in events if e.state == "firing" and e.ack is None)
+    advice = [ADVICE[lang][k] for k in kinds]
+    link = f"{w['console']}: {console_url.rstrip('/')}/#alert={first.id}"
+    body = "\n".join([head, *lines, *advice, link])
+    return Text(title=title[:200], body=body)

@@ -1,0 +1,59 @@
+"""Message text: what, where (ward name), how bad, since when (local time), what to do, link."""
+
+from __future__ import annotations
+
+from datetime import timedelta, timezone
+
+from deltasense.alerts import Ack, AlertEvent, Message
+from notifier.texts import render
+
+ICT = timezone(timedelta(hours=7))
+
+
+def flood(**kw: object) -> AlertEvent:
+    base: dict[str, object] = dict(
+        id="al-1",
+        kind="flood",
+        rule="street-flood",
+        subject="wl-nm-001",
+        district="nha-mat",
+        severity="critical",
+        state="firing",
+        started=1_764_540_000_000,
+        updated=0,  # 22:00 UTC
+        values={"depth_mm": 352.0},
+        message=Message(vi="Ngập đường", en="Street flooding"),
+    )
+    base.update(kw)
+    return AlertEvent(**base)  # type: ignore[arg-type]
+
+
+def test_vietnamese_text_has_ward_depth_local_time_advice_and_link() -> None:
+    t = render((flood(),), "vi", "alerts", console_url="https://ds.example.vn/", tz=ICT)
+    assert t.title == "Cảnh báo DeltaSense: Ngập đường — Nhà Mát"
+    assert "[NGHIÊM TRỌNG] Ngập đường · Nhà Mát · sâu 35 cm · từ 05:00 01/12" in t.body
+    assert "Không đi vào đường ngập" in t.body
+    assert t.body.endswith("https://ds.example.vn/#alert=al-1")
+
+
+def test_english_resolved_acked_city_and_many() -> None:
+    storm = flood(
+        kind="storm",
+        rule="storm-risk",
+        district="",
+        risk_level=4,
+        values={},
+        state="resolved",
+        ack=Ack(by="an", ts=0),
+        message=Message(vi="Bão", en="Storm"),
+    )
+    t = render(
+        (storm, *(flood(id=f"al-{n}") for n in range(12))),
+        "en",
+        "repeat",
+        console_url="http://c",
+        tz=ICT,
+    )
+    assert t.title.startswith("Reminder: nobody has acknowledged: Storm — whole city")
+    assert "whole city · level 4 · since 05:00 01/12 · resolved · Acknowledged by an" in t.body
+    assert "and 3 more alerts" in t.body
