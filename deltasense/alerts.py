@@ -58,6 +58,15 @@ def alert_id(rule: str, subject: str, started_ms: int) -> str:
     return f"al-{digest[:16]}"
 
 
+def acknowledged(event: AlertEvent, *, by: str, now_ms: int, note: str = "") -> AlertEvent:
+    """``event`` acknowledged by ``by``: the state every acknowledger publishes
+    (retained, on :func:`alert_topic`) and stores.  ``updated`` moves past the
+    stored state so the acked event becomes the latest point."""
+    return msgspec.structs.replace(
+        event, ack=Ack(by=by, ts=now_ms, note=note), updated=max(now_ms, event.updated + 1)
+    )
+
+
 def alert_topic(site: str, event: AlertEvent) -> str:
     for name, value in (("rule", event.rule), ("subject", event.subject)):
         if not is_ident(value):

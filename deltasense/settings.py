@@ -120,6 +120,51 @@ class Settings(BaseSettings):
         None, description="Rule thresholds (TOML); defaults ship in analytics/thresholds.toml."
     )
 
+    notifier_routing_file: Path | None = Field(
+        None,
+        description="Receivers and routes (TOML); unset: var/notifier/routing.toml if present.",
+    )
+    notifier_outbox: Path | None = Field(
+        None, description="Durable outbox (SQLite, WAL); defaults to var/notifier/outbox.sqlite3."
+    )
+    notifier_console_url: str = Field(
+        "http://127.0.0.1:8000", description="Public console URL put in messages."
+    )
+    notifier_http_host: str = "127.0.0.1"
+    notifier_http_port: int = Field(8010, ge=0, le=65535, description="Ack links; 0 turns it off.")
+    notifier_public_url: str = Field(
+        "", description="Public base URL of the ack links; defaults to the notifier's own address."
+    )
+    notifier_ack_secret: str | None = Field(
+        None, description="Signs ack links; generated into var/notifier/ack-secret if unset."
+    )
+    notifier_ack_link_ttl_s: int = Field(86_400, ge=60, description="Ack links expire after this.")
+    notifier_group_wait_s: float = Field(
+        30.0, ge=0, le=3600, description="First message of a group."
+    )
+    notifier_group_interval_s: float = Field(300.0, gt=0, le=86_400, description="Later messages.")
+    notifier_urgent_wait_s: float = Field(
+        0.5, ge=0, le=10, description="A new critical, resolve or ack waits this for its burst."
+    )
+    notifier_repeat_interval_s: float = Field(
+        1800.0, gt=0, description="Repeat for a firing critical nobody acknowledged."
+    )
+    notifier_escalation_min: float = Field(
+        15.0, gt=0, description="Unacked critical goes to the route's next receiver after this."
+    )
+    notifier_telegram_url: str = "https://api.telegram.org"
+    notifier_telegram_token: str | None = None
+    notifier_zalo_url: str = "https://openapi.zalo.me"
+    notifier_zalo_token: str | None = None
+    notifier_smtp_host: str = "127.0.0.1"
+    notifier_smtp_port: int = Field(587, ge=1, le=65535)
+    notifier_smtp_starttls: bool = True
+    notifier_smtp_username: str | None = None
+    notifier_smtp_password: str | None = None
+    notifier_smtp_from: str = "deltasense@localhost"
+    notifier_webhook_secret: str | None = Field(None, description="HMAC-SHA256 key of webhooks.")
+    notifier_client_id: str = Field("deltasense-notifier", min_length=1, max_length=64)
+
     @field_validator("site")
     @classmethod
     def _site_matches_grammar(cls, value: str) -> str:

@@ -506,6 +506,14 @@ def analytics_cmd() -> None:
     main()
 
 
+@app.command("notifier")
+def notifier_cmd() -> None:
+    """Run the notifier service (Telegram, Zalo, email, webhooks) in the foreground."""
+    from notifier.__main__ import main
+
+    main()
+
+
 @app.command("api")
 def api_cmd() -> None:
     """Run the API service in the foreground."""

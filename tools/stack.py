@@ -1,6 +1,6 @@
 """The development/demo stack: which processes ``deltasense up`` starts, and how.
 
-Order: Mosquitto, InfluxDB, ingest, analytics, api, then (optionally) the
+Order: Mosquitto, InfluxDB, ingest, analytics, api, notifier, then (optionally) the
 simulator.  Each platform service receives the supervisor's settings through
 ``DELTASENSE_*`` variables, so a TOML file or variable given to ``deltasense up``
 reaches every child.
@@ -51,6 +51,13 @@ def _metrics_or_alive(port: int, name: str) -> Callable[[], bool]:
     return lambda: time.monotonic() - started > 1.0
 
 
+def _notifier_healthy(settings: Settings) -> Callable[[], bool]:
+    if settings.notifier_http_port:
+        url = f"http://{settings.notifier_http_host}:{settings.notifier_http_port}/healthz"
+        return lambda: http_ok(url)
+    return _metrics_or_alive(0, "notifier")
+
+
 def build_stack(
     settings: Settings,
     *,
@@ -90,6 +97,16 @@ def build_stack(
             env=env | accounts.env(Service.API),
             healthy=lambda: http_ok(f"{settings.api_base_url}/healthz"),
             ports=[(settings.api_host, settings.api_port)],
+        ),
+        python_service(
+            "notifier",
+            "notifier",
+            var,
+            env=env,
+            healthy=_notifier_healthy(settings),
+            ports=[(settings.notifier_http_host, settings.notifier_http_port)]
+            if settings.notifier_http_port
+            else [],
         ),
     ]
     if simulate_devices:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-import msgspec
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
@@ -104,11 +103,8 @@ async def ack_alert(
     if event.ack is not None:
         return Alert.of(event)
     now = now_ms()
-    acked = msgspec.structs.replace(
-        event,
-        ack=alerts_mod.Ack(by=principal.name, ts=now, note=(body.note or "") if body else ""),
-        # A later timestamp than the stored state, so it becomes the latest point.
-        updated=max(now, event.updated + 1),
+    acked = alerts_mod.acknowledged(
+        event, by=principal.name, now_ms=now, note=(body.note or "") if body else ""
     )
     try:
         topic = alerts_mod.alert_topic(settings.site, acked)

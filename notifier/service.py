@@ -1,0 +1,455 @@
+"""The notifier service: alert events → planner → durable outbox → channels.
+
+One MQTT session receives every alert event (``{site}/_alerts/#``, retained
+copies included: after a restart they are the current state, and what the
+outbox remembers having told receivers keeps them from being sent twice) and
+the console's silences (``{site}/_silences/{id}``).  The planner decides what
+goes out; each planned message is written to the outbox before a sender task
+takes it; senders pace each channel and retry with backoff, honouring the
+provider's ``retry_after``.  Acks (Telegram button, email link) are published
+retained exactly like the API's ack route, and written to InfluxDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import aiomqtt
+import httpx
+import msgspec
+
+from deltasense import alerts
+from deltasense.alerts import AlertEvent
+from deltasense.influx import InfluxClient, InfluxError, influx_client
+from deltasense.lineprotocol import encode_point
+from deltasense.mqtt import backoff_delays, make_client, run_forever
+from deltasense.settings import Settings
+from notifier import silences, texts
+from notifier.acklinks import make_token
+from notifier.channels import Channel, Email, Pacer, Telegram, Webhook, Zalo
+from notifier.grouping import Planned, Planner, Timing
+from notifier.outbox import Message, Outbox, TrackedRow, message_key
+from notifier.routing import Routing
+
+_LOG = logging.getLogger("notifier")
+MAX_ATTEMPTS: Final = 20
+MAX_BUTTONS: Final = 5
+POLL_TIMEOUT_S: Final = 25
+
+
+class ConfigError(ValueError):
+    """The routing file needs a channel the settings do not configure."""
+
+
+class AckUnavailable(RuntimeError):
+    """The broker is not connected: the ack cannot be published now."""
+
+
+def outbox_path(settings: Settings) -> Path:
+    return settings.notifier_outbox or settings.var_dir / "notifier" / "outbox.sqlite3"
+
+
+def routing_path(settings: Settings) -> Path:
+    return settings.notifier_routing_file or settings.var_dir / "notifier" / "routing.toml"
+
+
+def ack_secret(settings: Settings) -> str:
+    """The configured secret, or one generated once into var/notifier/ack-secret."""
+    if settings.notifier_ack_secret:
+        return settings.notifier_ack_secret
+    path = settings.var_dir / "notifier" / "ack-secret"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def public_url(settings: Settings) -> str:
+    own = f"http://{settings.notifier_http_host}:{settings.notifier_http_port}"
+    return (settings.notifier_public_url or own).rstrip("/")
+
+
+def timing(settings: Settings) -> Timing:
+    return Timing(
+        group_wait_ms=int(settings.notifier_group_wait_s * 1000),
+        group_interval_ms=int(settings.notifier_group_interval_s * 1000),
+        urgent_wait_ms=int(settings.notifier_urgent_wait_s * 1000),
+        repeat_ms=int(settings.notifier_repeat_interval_s * 1000),
+        escalate_ms=int(settings.notifier_escalation_min * 60_000),
+    )
+
+
+def build_channels(
+    settings: Settings, routing: Routing, http: httpx.AsyncClient, clock: Callable[[], float]
+) -> dict[str, Channel]:
+    """The channels the routing file uses; one it needs but cannot have is refused."""
+    used = {ch for r in routing.receivers.values() for ch, _ in r.addresses()}
+    out: dict[str, Channel] = {}
+    missing: list[str] = []
+    if "telegram" in used:
+        if settings.notifier_telegram_token:
+            out["telegram"] = Telegram(
+                http, settings.notifier_telegram_url, settings.notifier_telegram_token
+            )
+        else:
+            missing.append("telegram (DELTASENSE_NOTIFIER_TELEGRAM_TOKEN)")
+    if "zalo" in used:
+        if settings.notifier_zalo_token:
+            out["zalo"] = Zalo(http, settings.notifier_zalo_url, settings.notifier_zalo_token)
+        else:
+            missing.append("zalo (DELTASENSE_NOTIFIER_ZALO_TOKEN)")
+    if "webhook" in used:
+        if settings.notifier_webhook_secret:
+            out["webhook"] = Webhook(http, settings.notifier_webhook_secret, clock)
+        else:
+            missing.append("webhook (DELTASENSE_NOTIFIER_WEBHOOK_SECRET)")
+    if "email" in used:
+        out["email"] = Email(settings)
+    if missing:
+        raise ConfigError(
+            f"{routing_path(settings)}: receivers use channels not configured: {', '.join(missing)}"
+        )
+    return out
+
+
+class Notifier:
+    def __init__(
+        self,
+        settings: Settings,
+        routing: Routing,
+        outbox: Outbox,
+        channels: dict[str, Channel],
+        *,
+        clock: Callable[[], float] = time.time,
+        influx: InfluxClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.routing = routing
+        self.outbox = outbox
+        self.channels = channels
+        self.clock = clock
+        self.influx = influx
+        self.planner = Planner(routing, timing(settings))
+        self.latest: dict[str, AlertEvent] = {}
+        self.pacer = Pacer()
+        self.secret = ack_secret(settings)
+        self.bad_payloads = 0
+        self._client: aiomqtt.Client | None = None
+        self._wake_plan = asyncio.Event()
+        self._wake_send = asyncio.Event()
+        self._inflight: set[tuple[str, str]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._delay = backoff_delays(1.0, 300.0)
+        self.connected = asyncio.Event()
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # --- start-up ----------------------------------------------------------------------
+    def restore(self) -> None:
+        idempotent = frozenset(n for n, ch in self.channels.items() if ch.idempotent)
+        doubtful = self.outbox.recover(idempotent)
+        if doubtful:
+            _LOG.warning("resending messages cut off mid-send (possible duplicates): %s", doubtful)
+        for row in self.outbox.tracked():
+            try:
+                event = alerts.decode(row.event)
+            except msgspec.DecodeError:
+                continue
+            self.planner.restore(event, first=row.first, last=row.last, steps=row.steps)
+            self.latest[event.id] = event
+
+    async def run(self) -> None:
+        self.restore()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(run_forever(self._session, name="notifier", logger=_LOG))
+            tg.create_task(self._plan_loop())
+            tg.create_task(self._send_loop())
+            telegram = self.channels.get("telegram")
+            if isinstance(telegram, Telegram):
+                tg.create_task(self._poll_telegram(telegram))
+
+    # --- MQTT --------------------------------------------------------------------------
+    async def _session(self) -> None:
+        s = self.settings
+        async with make_client(
+            s, identifier=f"{s.notifier_client_id}-{s.site}", logger=_LOG
+        ) as client:
+            await client.subscribe(alerts.alerts_filter(s.site), qos=1)
+            await client.subscribe(silences.silences_filter(s.site), qos=1)
+            self._client = client
+            self.connected.set()
+            try:
+                async for message in client.messages:
+                    self.on_message(str(message.topic), bytes(message.payload or b""))
+            finally:
+                self._client = None
+                self.connected.clear()
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        if topic.startswith(f"{self.settings.site}/{silences.SILENCES_LEVEL}/"):
+            self._on_silence(topic, payload)
+            return
+        if not payload:
+            return  # a cleared retained topic
+        try:
+            event = alerts.decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self.bad_payloads += 1
+            _LOG.warning("ignored an alert payload on %s: %s", topic, exc)
+            return
+        self.observe(event)
+
+    def _on_silence(self, topic: str, payload: bytes) -> None:
+        silence_id = topic.rsplit("/", 1)[-1]
+        if not payload:
+            self.planner.drop_silence(silence_id)
+            return
+        try:
+            self.planner.set_silence(silences.decode(silence_id, payload))
+        except silences.SilenceError as exc:
+            self.bad_payloads += 1
+            _LOG.warning("ignored a silence on %s: %s", topic, exc)
+
+    def observe(self, event: AlertEvent) -> None:
+        known = self.latest.get(event.id)
+        if known is None or event.updated > known.updated:
+            self.latest[event.id] = event
+        self.planner.observe(event, self.now_ms())
+        self._wake_plan.set()
+
+    # --- planning → outbox -------------------------------------------------------------
+    async def _plan_loop(self) -> None:
+        while True:
+            now = self.now_ms()
+            planned = self.planner.due(now)
+            if planned:
+                self.enqueue(planned, now)
+                self._wake_send.set()
+            wake = self.planner.next_wake()
+            timeout = 60.0 if wake is None else max(0.0, (wake - self.now_ms()) / 1000)
+            self._wake_plan.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_plan.wait(), timeout)
+
+    def _body(self, p: Planned, channel: str, lang: str) -> dict[str, Any]:
+        tz = self.settings.local_tz
+        text = texts.render(
+            p.events, lang, p.reason, console_url=self.settings.notifier_console_url, tz=tz
+        )
+        open_ = [e for e in p.events if e.state == "firing" and e.ack is None][:MAX_BUTTONS]
+        body: dict[str, Any] = {"title": text.title, "text": text.body}
+        label = texts.WORDS[lang]["ack"]
+        if channel == "telegram":
+            body["buttons"] = [
+                [f"{label}: {e.message.vi if lang == 'vi' else e.message.en}"[:60], f"ack:{e.id}"]
+                for e in open_
+            ]
+        if channel == "email" and open_:
+            expires = int(self.clock()) + self.settings.notifier_ack_link_ttl_s
+            links = [
+                f"{texts.line(e, lang, tz)}\n{public_url(self.settings)}/ack/{make_token(self.secret, e.id, p.receiver, expires)}"
+                for e in open_
+            ]
+            body["ack_label"] = texts.WORDS[lang]["ack_link"]
+            body["ack_url"] = "\n\n".join(links)
+        if channel == "webhook":
+            body["webhook"] = {
+                "reason": p.reason,
+                "receiver": p.receiver,
+                "route": p.route,
+                "group": p.group,
+                "title": text.title,
+                "text": text.body,
+                "events": [msgspec.to_builtins(e) for e in p.events],
+            }
+        return body
+
+    def enqueue(self, planned: list[Planned], now_ms: int) -> int:
+        messages: list[Message] = []
+        ids: set[str] = set()
+        for p in planned:
+            receiver = self.routing.receivers[p.receiver]
+            stamps = [(e.id, e.updated) for e in p.events]
+            ids.update(e.id for e in p.events)
+            for channel, address in receiver.addresses():
+                messages.append(
+                    Message(
+                        key=message_key(p.receiver, channel, address, p.reason, stamps),
+                        receiver=p.receiver,
+                        channel=channel,
+                        address=address,
+                        reason=p.reason,
+                        alert_ids=tuple(e.id for e in p.events),
+                        body=self._body(p, channel, receiver.language),
+                    )
+                )
+        tracked: list[TrackedRow] = []
+        gone: list[str] = []
+        for alert_id in ids:
+            t = self.planner.alerts.get(alert_id)
+            if t is None or t.notified is None or t.first_notified is None:
+                gone.append(alert_id)
+                continue
+            assert t.last_notified is not None
+            tracked.append(
+                TrackedRow(
+                    alert_id,
+                    alerts.encode(t.notified),
+                    t.first_notified,
+                    t.last_notified,
+                    dict(t.steps),
+                )
+            )
+        return self.outbox.enqueue(messages, now_ms=now_ms, tracked=tracked, untracked=gone)
+
+    # --- outbox → channels -------------------------------------------------------------
+    async def _send_loop(self) -> None:
+        while True:
+            self._wake_send.clear()
+            for m in self.outbox.claim(self.now_ms(), busy=self._inflight):
+                self._inflight.add((m.channel, m.address))
+                task = asyncio.create_task(self._deliver(m))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            due = self.outbox.next_due()
+            timeout = 5.0 if due is None else min(5.0, max(0.05, (due - self.now_ms()) / 1000))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_send.wait(), timeout)
+
+    async def _deliver(self, m: Message) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+            at = self.pacer.reserve(m.channel, m.address, loop.time())
+            await asyncio.sleep(at - loop.time())
+            channel = self.channels.get(m.channel)
+            if channel is None:
+                self.outbox.failed(m.key, f"channel {m.channel} not configured")
+                return
+            outcome = await channel.send(m.address, m.body, m.key)
+            attempts = m.attempts + 1
+            if outcome.ok:
+                self.outbox.sent(m.key, self.now_ms())
+            elif outcome.permanent or attempts >= MAX_ATTEMPTS:
+                _LOG.error("gave up %s to %s: %s", m.channel, m.receiver, outcome.detail)
+                self.outbox.failed(m.key, outcome.detail)
+            else:
+                wait = outcome.retry_after_s
+                if wait is not None:
+                    # The provider's wait holds every message to that address, not just this one.
+                    self.pacer.hold(m.channel, m.address, loop.time() + wait)
+                else:
+                    wait = self._delay(attempts)
+                _LOG.warning(
+                    "%s to %s: %s; retry in %.1f s", m.channel, m.receiver, outcome.detail, wait
+                )
+                self.outbox.retry(m.key, self.now_ms() + int(wait * 1000), outcome.detail)
+        finally:
+            self._inflight.discard((m.channel, m.address))
+            self._wake_send.set()
+
+    # --- acks ----------------------------------------------------------------------------
+    async def ack(self, alert_id: str, by: str, note: str = "") -> AlertEvent | None:
+        """Acknowledge like the API's ack route: publish retained, then store.
+        None if the alert is unknown; an acked alert stays as it is."""
+        event = self.latest.get(alert_id)
+        if event is None:
+            return None
+        if event.ack is not None:
+            return event
+        client = self._client
+        if client is None:
+            raise AckUnavailable("broker not connected")
+        acked = alerts.acknowledged(event, by=by, now_ms=self.now_ms(), note=note)
+        await client.publish(
+            alerts.alert_topic(self.settings.site, acked), alerts.encode(acked), qos=1, retain=True
+        )
+        if self.influx is not None:
+            measurement, tags, fields, ts = alerts.influx_point(acked)
+            try:
+                await self.influx.write_lines([encode_point(measurement, tags, fields, ts)])
+            except InfluxError as exc:
+                _LOG.warning("ack of %s published but not stored: %s", alert_id, exc)
+        self.observe(acked)
+        return acked
+
+    async def _poll_telegram(self, telegram: Telegram) -> None:
+        chats = {c for r in self.routing.receivers.values() for c in r.telegram}
+        offset = int(self.outbox.value("telegram.offset") or 0)
+        attempt = 0
+        while True:
+            try:
+                updates = await telegram.get_updates(offset, POLL_TIMEOUT_S)
+                attempt = 0
+            except httpx.HTTPError as exc:
+                wait = self._delay(attempt)
+                attempt += 1
+                _LOG.warning("telegram getUpdates: %s; again in %.1f s", exc, wait)
+                await asyncio.sleep(wait)
+                continue
+            for update in updates:
+                if isinstance(update, dict) and isinstance(update.get("update_id"), int):
+                    offset = max(offset, update["update_id"] + 1)
+                    await self._on_update(telegram, update, chats)
+                else:
+                    self.bad_payloads += 1
+            self.outbox.set_value("telegram.offset", str(offset))
+
+    async def _on_update(self, telegram: Telegram, update: dict[str, Any], chats: set[int]) -> None:
+        cq = update.get("callback_query")
+        try:
+            assert isinstance(cq, dict)
+            callback_id = str(cq["id"])
+            data = cq["data"]
+            chat = cq["message"]["chat"]["id"]
+            user = cq["from"]
+            who = user.get("username") or str(user["id"])
+            assert isinstance(data, str) and data.startswith("ack:") and isinstance(chat, int)
+        except (AssertionError, KeyError, TypeError, AttributeError):
+            self.bad_payloads += 1
+            _LOG.warning("ignored a Telegram update %s", str(update)[:200])
+            return
+        if chat not in chats:
+            await telegram.answer(callback_id, "not allowed")
+            return
+        try:
+            acked = await self.ack(data[4:], f"telegram:{who}")
+        except AckUnavailable:
+            await telegram.answer(callback_id, "try again")
+            return
+        lang = "vi"
+        text = texts.WORDS[lang]["acked_by"] + f" {acked.ack.by}" if acked and acked.ack else "?"
+        with contextlib.suppress(httpx.HTTPError):
+            await telegram.answer(callback_id, text)
+
+
+async def serve(settings: Settings, routing: Routing) -> None:
+    from notifier.web import serve_http
+
+    outbox = Outbox(outbox_path(settings))
+    try:
+        async with (
+            httpx.AsyncClient(timeout=30) as http,
+            influx_client(settings, logger=_LOG) as db,
+        ):
+            notifier = Notifier(
+                settings,
+                routing,
+                outbox,
+                build_channels(settings, routing, http, time.time),
+                influx=db,
+            )
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(notifier.run())
+                if settings.notifier_http_port:
+                    tg.create_task(serve_http(notifier))
+    finally:
+        outbox.close()

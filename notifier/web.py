@@ -1,0 +1,145 @@
+"""The notifier's own small HTTP endpoint: email ack links, delivery state, health.
+
+Ack links are served here, not by the API, because the notifier holds what
+they need: the signing secret and the record of used links (its outbox), and
+the click carries no operator token.  ``GET /ack/{token}`` only shows a
+confirmation form: mail scanners fetch links, and a fetch must not ack.
+``POST`` acks, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import html
+from collections.abc import Generator
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from notifier.acklinks import AckLinkError, read_token
+from notifier.service import AckUnavailable, Notifier
+
+ADMIN_TOKEN_FILE = "admin-token"
+
+_PAGE = """<!doctype html><html lang="vi"><meta charset="utf-8">
+<meta name="viewport" content="width=device-width"><title>DeltaSense</title>
+<body style="font-family:sans-serif;max-width:36em;margin:2em auto">{body}</body></html>"""
+
+
+def _page(body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(_PAGE.format(body=body), status_code=status)
+
+
+def _admin_token(notifier: Notifier) -> str | None:
+    s = notifier.settings
+    if s.admin_token:
+        return s.admin_token
+    path = s.var_dir / ADMIN_TOKEN_FILE
+    with contextlib.suppress(OSError):
+        return path.read_text(encoding="utf-8").strip() or None
+    return None
+
+
+def create_app(notifier: Notifier) -> Starlette:
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"ok": True, "mqtt": notifier.connected.is_set()})
+
+    def claim(request: Request) -> Any:
+        token = request.path_params["token"]
+        try:
+            return read_token(notifier.secret, token, notifier.clock())
+        except AckLinkError as exc:
+            return str(exc)
+
+    async def ack_form(request: Request) -> Response:
+        c = claim(request)
+        if isinstance(c, str):
+            return _page(f"<p>Liên kết không hợp lệ / Invalid link: {html.escape(c)}</p>", 400)
+        event = notifier.latest.get(c.alert_id)
+        what = html.escape(f"{event.message.vi} / {event.message.en}") if event else c.alert_id
+        return _page(
+            f"<p>{what}</p><form method=post><button>Xác nhận / Acknowledge</button></form>"
+        )
+
+    async def ack_post(request: Request) -> Response:
+        c = claim(request)
+        if isinstance(c, str):
+            return _page(f"<p>Liên kết không hợp lệ / Invalid link: {html.escape(c)}</p>", 400)
+        if c.alert_id not in notifier.latest:
+            return _page("<p>Không rõ cảnh báo / Unknown alert</p>", 404)
+        if not notifier.outbox.use_link(c.nonce, notifier.now_ms()):
+            return _page("<p>Liên kết đã được dùng / This link was used already</p>", 409)
+        try:
+            acked = await notifier.ack(c.alert_id, f"email:{c.receiver}")
+        except AckUnavailable:
+            return _page("<p>Thử lại sau / Try again shortly</p>", 503)
+        by = html.escape(acked.ack.by if acked and acked.ack else "?")
+        return _page(f"<p>Đã xác nhận bởi / Acknowledged by {by}</p>")
+
+    async def deliveries(request: Request) -> Response:
+        expected = _admin_token(notifier)
+        given = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
+            return JSONResponse({"detail": "admin token required"}, status_code=401)
+        alert_id = request.query_params.get("alert_id")
+        rows = notifier.outbox.messages(alert_id, limit=500)
+        return JSONResponse(
+            {
+                "counts": notifier.outbox.counts(),
+                "messages": [
+                    {
+                        "key": m.key,
+                        "receiver": m.receiver,
+                        "channel": m.channel,
+                        "reason": m.reason,
+                        "alert_ids": list(m.alert_ids),
+                        "state": m.state,
+                        "attempts": m.attempts,
+                        "created": m.created,
+                        "sent_at": m.sent_at,
+                        "last_error": m.last_error,
+                    }
+                    for m in rows
+                ],
+            }
+        )
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/ack/{token}", ack_form, methods=["GET"]),
+            Route("/ack/{token}", ack_post, methods=["POST"]),
+            Route("/deliveries", deliveries),
+        ]
+    )
+
+
+class _Server(uvicorn.Server):
+    # The service's own signal handling stops everything; uvicorn must not take it over.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def serve_http(notifier: Notifier) -> None:
+    s = notifier.settings
+    config = uvicorn.Config(
+        create_app(notifier),
+        host=s.notifier_http_host,
+        port=s.notifier_http_port,
+        log_config=None,
+        proxy_headers=False,
+        lifespan="off",
+    )
+    server = _Server(config)
+    try:
+        await server.serve()
+    except asyncio.CancelledError:
+        server.should_exit = True
+        raise
