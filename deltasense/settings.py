@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     notifier_smtp_username: str | None = None
     notifier_smtp_password: str | None = None
     notifier_smtp_from: str = "deltasense@localhost"
+    notifier_smtp_ca_file: Path | None = Field(
+        None, description="CA bundle trusted for STARTTLS (a self-hosted mail server's CA)."
+    )
     notifier_webhook_secret: str | None = Field(None, description="HMAC-SHA256 key of webhooks.")
     notifier_client_id: str = Field("deltasense-notifier", min_length=1, max_length=64)
 

@@ -189,6 +189,7 @@ class Email:
                 start_tls=s.notifier_smtp_starttls,
                 username=s.notifier_smtp_username,
                 password=s.notifier_smtp_password,
+                cert_bundle=str(s.notifier_smtp_ca_file) if s.notifier_smtp_ca_file else None,
                 timeout=30,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:

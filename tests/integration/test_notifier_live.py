@@ -1,0 +1,304 @@
+"""The notifier against real Mosquitto and InfluxDB and real local channel servers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+
+from deltasense import alerts
+from deltasense.alerts import AlertEvent
+from deltasense.influx import InfluxClient
+from deltasense.mqtt import make_client
+from deltasense.settings import Settings
+from notifier.outbox import Outbox
+from notifier.routing import Routing, parse_routing
+from notifier.service import Notifier, build_channels, outbox_path
+from notifier.web import serve_http
+from tests.integration.notifier_support import (
+    ROUTING,
+    Fakes,
+    Inbox,
+    alert,
+    notifier_overrides,
+    running_fakes,
+    self_signed,
+)
+from tests.support import eventually
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return self_signed(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+async def fakes() -> AsyncIterator[Fakes]:
+    async with running_fakes() as f:
+        yield f
+
+
+@pytest.fixture
+async def inbox(certificate: tuple[Path, Path]) -> AsyncIterator[Inbox]:
+    with Inbox(*certificate) as box:
+        yield box
+
+
+@pytest.fixture
+def nsettings(
+    settings: Settings, fakes: Fakes, inbox: Inbox, certificate: tuple[Path, Path]
+) -> Settings:
+    return Settings(**(settings.model_dump() | notifier_overrides(fakes, inbox, certificate[0])))
+
+
+def routing(fakes: Fakes, text: str = ROUTING) -> Routing:
+    return parse_routing(text.replace("{hook}", f"{fakes.url}/hook"))
+
+
+@contextlib.asynccontextmanager
+async def running_notifier(
+    settings: Settings, r: Routing, influx: InfluxClient
+) -> AsyncIterator[Notifier]:
+    outbox = Outbox(outbox_path(settings))
+    async with httpx.AsyncClient(timeout=10) as http:
+        n = Notifier(
+            settings, r, outbox, build_channels(settings, r, http, time.time), influx=influx
+        )
+        tasks = [asyncio.create_task(n.run()), asyncio.create_task(serve_http(n))]
+        try:
+            async with asyncio.timeout(10):
+                await n.connected.wait()
+                while True:  # the ack endpoint answers
+                    with contextlib.suppress(httpx.TransportError):
+                        if (
+                            await http.get(
+                                f"http://127.0.0.1:{settings.notifier_http_port}/healthz"
+                            )
+                        ).is_success:
+                            break
+                    await asyncio.sleep(0.05)
+            yield n
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            outbox.close()
+
+
+async def publish(settings: Settings, *events: AlertEvent) -> float:
+    """Publish like analytics (retained, QoS 1); returns the time the last was sent."""
+    async with make_client(settings) as client:
+        for e in events:
+            await client.publish(
+                alerts.alert_topic(settings.site, e), alerts.encode(e), qos=1, retain=True
+            )
+    return time.time()
+
+
+async def retained(settings: Settings, event: AlertEvent) -> AlertEvent:
+    async with make_client(settings) as client:
+        await client.subscribe(alerts.alert_topic(settings.site, event), qos=1)
+        async with asyncio.timeout(5):
+            async for m in client.messages:
+                return alerts.decode(bytes(m.payload))  # type: ignore[arg-type]
+    raise AssertionError("no retained event")
+
+
+async def test_flood_alert_reaches_every_channel_within_2s(
+    nsettings: Settings, fakes: Fakes, inbox: Inbox, influx: InfluxClient
+) -> None:
+    async with running_notifier(nsettings, routing(fakes), influx):
+        sent = await publish(nsettings, alert(1))
+        await fakes.wait_for(
+            lambda a: {x.channel for x in a} >= {"telegram", "zalo", "webhook"}, within=2
+        )
+        await inbox.wait(1, within=2)
+    latest = max(max(a.at for a in fakes.arrivals), inbox.mails[0].at) - sent
+    assert latest < 2.0, f"slowest channel took {latest:.2f} s"
+    tg = fakes.of("telegram")[0].body
+    assert tg["chat_id"] == 1001 and "Phường 1" in tg["text"] and "sâu 32 cm" in tg["text"]
+    assert tg["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "ack:al-0001"
+    assert "Ngập đường" in fakes.of("zalo")[0].body["message"]["text"]
+    hook = fakes.of("webhook")[0]
+    assert hook.body["events"][0]["id"] == "al-0001" and hook.key == hook.body["idempotency_key"]
+    assert fakes.bad_signatures == 0
+    mail = inbox.mails[0]
+    assert mail.tls and mail.to == ["trucban@example.vn"]  # STARTTLS was required and used
+    assert "Nhà Mát" not in str(mail.message["Subject"]) and "Phường 1" in str(
+        mail.message["Subject"]
+    )
+    assert "/ack/" in mail.message.get_content()
+    assert len(fakes.arrivals) == 3 and len(inbox.mails) == 1  # one message per channel, no more
+
+
+async def test_429_retry_after_is_honoured_and_the_message_arrives(
+    nsettings: Settings, fakes: Fakes, inbox: Inbox, influx: InfluxClient
+) -> None:
+    fakes.throttle = {"telegram": [1], "webhook": [1]}
+    async with running_notifier(nsettings, routing(fakes), influx) as n:
+        await publish(nsettings, alert(2))
+        await fakes.wait_for(lambda a: {x.channel for x in a} >= {"telegram", "webhook"}, within=5)
+        for channel in ("telegram", "webhook"):
+            first, second = fakes.attempts[channel][:2]
+            assert second - first >= 1.0, f"{channel} retried after {second - first:.2f} s"
+
+        async def all_sent() -> bool:
+            return {m.state for m in n.outbox.messages("al-0002")} == {"sent"}
+
+        assert await eventually(all_sent, within=3)  # the outbox marks after the answer
+        rows = {m.channel: m for m in n.outbox.messages("al-0002")}
+    assert len(fakes.attempts["telegram"]) == 2 and rows["telegram"].attempts == 2
+
+
+async def test_resolve_reaches_the_receiver_within_5s(
+    nsettings: Settings, fakes: Fakes, inbox: Inbox, influx: InfluxClient
+) -> None:
+    a = alert(3)
+    async with running_notifier(nsettings, routing(fakes), influx):
+        await publish(nsettings, a)
+        await fakes.wait_for(lambda x: len(fakes.of("telegram")) == 1, within=3)
+        resolved = msgspec.structs.replace(
+            a, state="resolved", updated=a.updated + 60_000, ended=a.updated + 60_000
+        )
+        sent = await publish(nsettings, resolved)
+        await fakes.wait_for(lambda x: len(fakes.of("telegram")) == 2, within=5)
+    took = fakes.of("telegram")[1].at - sent
+    assert took < 5.0 and "đã kết thúc" in fakes.of("telegram")[1].body["text"]
+    assert "reply_markup" not in fakes.of("telegram")[1].body  # nothing left to acknowledge
+
+
+async def test_telegram_button_acks_and_stops_escalation(
+    nsettings: Settings, fakes: Fakes, inbox: Inbox, influx: InfluxClient
+) -> None:
+    s = Settings(
+        **(
+            nsettings.model_dump()
+            | {"notifier_escalation_min": 0.05, "notifier_repeat_interval_s": 2.0}
+        )
+    )
+    a = alert(4)
+    async with running_notifier(s, routing(fakes), influx) as n:
+        await publish(s, a)
+        await fakes.wait_for(lambda x: len(fakes.of("telegram")) == 1, within=3)
+        # Hostile updates first: garbage, a stranger's chat, a foreign callback.
+        for update in [
+            {"update_id": 1, "callback_query": "nonsense"},
+            {
+                "update_id": 2,
+                "callback_query": {
+                    "id": "c2",
+                    "data": "ack:al-0004",
+                    "from": {"id": 9},
+                    "message": {"chat": {"id": 666}},
+                },
+            },
+            {
+                "update_id": 3,
+                "callback_query": {
+                    "id": "c3",
+                    "data": "rm -rf",
+                    "from": {"id": 9},
+                    "message": {"chat": {"id": 1001}},
+                },
+            },
+            {"update_id": "x"},
+            {
+                "update_id": 4,
+                "callback_query": {
+                    "id": "c4",
+                    "data": "ack:al-0004",
+                    "from": {"id": 7, "username": "an"},
+                    "message": {"chat": {"id": 1001}},
+                },
+            },
+        ]:
+            fakes.updates.put_nowait(update)
+        async with asyncio.timeout(5), fakes.changed:
+            await fakes.changed.wait_for(
+                lambda: any(x["callback_query_id"] == "c4" for x in fakes.answers)
+            )
+        stored = await retained(s, a)
+        assert stored.ack is not None and stored.ack.by == "telegram:an"
+        # The ack itself is told (fast path); after it no repeat and no escalation.
+        await fakes.wait_for(lambda x: len(fakes.of("telegram")) == 2, within=3)
+        assert n.planner.next_wake() is None
+        assert n.bad_payloads >= 2
+    assert [x.address for x in fakes.of("telegram")] == ["1001", "1001"]
+    assert "Đã xác nhận bởi telegram:an" in fakes.of("telegram")[1].body["text"]
+    assert {x["callback_query_id"] for x in fakes.answers} == {"c2", "c4"}  # c2: "not allowed"
+    rows = await influx.query('SELECT last("body") FROM "alerts" GROUP BY "id"')
+    assert "telegram:an" in str(rows)
+
+
+async def test_email_link_acks_once_and_a_get_does_not(
+    nsettings: Settings, fakes: Fakes, inbox: Inbox, influx: InfluxClient
+) -> None:
+    a = alert(5)
+    async with running_notifier(nsettings, routing(fakes), influx) as n:
+        await publish(nsettings, a)
+        await inbox.wait(1, within=3)
+        link = re.search(r"http://\S+/ack/\S+", inbox.mails[0].message.get_content())
+        assert link is not None
+        async with httpx.AsyncClient(timeout=5) as http:
+            page = await http.get(link.group(0))  # a mail scanner's prefetch
+            assert page.status_code == 200 and "<form method=post>" in page.text
+            assert n.latest[a.id].ack is None
+            forged = link.group(0)[:-2] + ("AA" if not link.group(0).endswith("AA") else "BB")
+            assert (await http.post(forged)).status_code == 400
+            assert (await http.post(link.group(0))).status_code == 200
+            assert (await http.post(link.group(0))).status_code == 409  # one use
+            assert (await http.post(link.group(0).rsplit("/", 1)[0] + "/%00")).status_code == 400
+            stored = await retained(nsettings, a)
+            assert stored.ack is not None and stored.ack.by == "email:truc-ban"
+            unauth = await http.get(f"http://127.0.0.1:{nsettings.notifier_http_port}/deliveries")
+            assert unauth.status_code == 401
+            view = await http.get(
+                f"http://127.0.0.1:{nsettings.notifier_http_port}/deliveries",
+                params={"alert_id": a.id},
+                headers={"Authorization": "Bearer test-admin-token"},
+            )
+        assert view.status_code == 200
+        states: dict[str, Any] = {m["channel"]: m["state"] for m in view.json()["messages"]}
+        assert set(states) == {"telegram", "zalo", "email", "webhook"}
+        # The ack is told to the receiver's other channels; then nothing is scheduled.
+        await fakes.wait_for(lambda x: len(fakes.of("telegram")) == 2, within=3)
+        assert "email:truc-ban" in fakes.of("telegram")[1].body["text"]
+        assert n.planner.next_wake() is None  # no repeat, no escalation after the ack
+
+
+async def test_a_silence_stops_messages(
+    nsettings: Settings, fakes: Fakes, inbox: Inbox, influx: InfluxClient
+) -> None:
+    now = int(time.time() * 1000)
+    silence = {
+        "matchers": {"district": "nha-mat"},
+        "starts": now - 1000,
+        "ends": now + 3_600_000,
+        "by": "an",
+        "comment": "đã biết",
+    }
+    async with running_notifier(nsettings, routing(fakes), influx) as n:
+        async with make_client(nsettings) as client:
+            await client.publish(
+                f"{nsettings.site}/_silences/s1", msgspec.json.encode(silence), qos=1, retain=True
+            )
+            await client.publish(
+                f"{nsettings.site}/_silences/bad", b"{not json", qos=1, retain=True
+            )
+        # Silenced ward first, then an unsilenced barrier: its message proves the first was seen.
+        await publish(nsettings, alert(6, district="nha-mat"), alert(7, district="phuong-2"))
+        await fakes.wait_for(lambda x: len(fakes.of("telegram")) == 1, within=3)
+        assert n.planner.silenced == 1 and n.bad_payloads == 1
+    assert (
+        "al-0007"
+        in fakes.of("telegram")[0].body["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    )
+    assert all("Nhà Mát" not in a.body.get("text", "") for a in fakes.of("telegram"))
