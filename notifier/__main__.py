@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from deltasense.service import run_service
 from deltasense.settings import ConfigFileError, Settings, load_settings
 from notifier.routing import Routing, RoutingError, load_routing
-from notifier.service import routing_path, serve
+from notifier.service import ConfigError, check_channels, routing_path, serve
 
 
 def main() -> None:
@@ -27,7 +27,8 @@ def main() -> None:
             print(f"notifier: no routing file at {path}; nothing will be sent", file=sys.stderr)
         else:
             routing = load_routing(path)
-    except (ConfigFileError, ValidationError, RoutingError) as exc:
+        check_channels(settings, routing)
+    except (ConfigFileError, ValidationError, RoutingError, ConfigError) as exc:
         sys.exit(f"notifier: {exc}")
 
     def service(s: Settings, r: Routing = routing) -> Coroutine[Any, Any, None]:

@@ -87,36 +87,38 @@ def timing(settings: Settings) -> Timing:
     )
 
 
-def build_channels(
-    settings: Settings, routing: Routing, http: httpx.AsyncClient, clock: Callable[[], float]
-) -> dict[str, Channel]:
-    """The channels the routing file uses; one it needs but cannot have is refused."""
+def check_channels(settings: Settings, routing: Routing) -> None:
+    """Refuse a routing file that uses a channel the settings cannot reach."""
     used = {ch for r in routing.receivers.values() for ch, _ in r.addresses()}
-    out: dict[str, Channel] = {}
-    missing: list[str] = []
-    if "telegram" in used:
-        if settings.notifier_telegram_token:
-            out["telegram"] = Telegram(
-                http, settings.notifier_telegram_url, settings.notifier_telegram_token
-            )
-        else:
-            missing.append("telegram (DELTASENSE_NOTIFIER_TELEGRAM_TOKEN)")
-    if "zalo" in used:
-        if settings.notifier_zalo_token:
-            out["zalo"] = Zalo(http, settings.notifier_zalo_url, settings.notifier_zalo_token)
-        else:
-            missing.append("zalo (DELTASENSE_NOTIFIER_ZALO_TOKEN)")
-    if "webhook" in used:
-        if settings.notifier_webhook_secret:
-            out["webhook"] = Webhook(http, settings.notifier_webhook_secret, clock)
-        else:
-            missing.append("webhook (DELTASENSE_NOTIFIER_WEBHOOK_SECRET)")
-    if "email" in used:
-        out["email"] = Email(settings)
+    needs = {
+        "telegram": (settings.notifier_telegram_token, "DELTASENSE_NOTIFIER_TELEGRAM_TOKEN"),
+        "zalo": (settings.notifier_zalo_token, "DELTASENSE_NOTIFIER_ZALO_TOKEN"),
+        "webhook": (settings.notifier_webhook_secret, "DELTASENSE_NOTIFIER_WEBHOOK_SECRET"),
+    }
+    missing = [f"{ch} ({var})" for ch, (value, var) in needs.items() if ch in used and not value]
     if missing:
         raise ConfigError(
             f"{routing_path(settings)}: receivers use channels not configured: {', '.join(missing)}"
         )
+
+
+def build_channels(
+    settings: Settings, routing: Routing, http: httpx.AsyncClient, clock: Callable[[], float]
+) -> dict[str, Channel]:
+    """The channels the routing file uses (checked by :func:`check_channels`)."""
+    check_channels(settings, routing)
+    used = {ch for r in routing.receivers.values() for ch, _ in r.addresses()}
+    out: dict[str, Channel] = {}
+    if "telegram" in used and settings.notifier_telegram_token:
+        out["telegram"] = Telegram(
+            http, settings.notifier_telegram_url, settings.notifier_telegram_token
+        )
+    if "zalo" in used and settings.notifier_zalo_token:
+        out["zalo"] = Zalo(http, settings.notifier_zalo_url, settings.notifier_zalo_token)
+    if "webhook" in used and settings.notifier_webhook_secret:
+        out["webhook"] = Webhook(http, settings.notifier_webhook_secret, clock)
+    if "email" in used:
+        out["email"] = Email(settings)
     return out
 
 

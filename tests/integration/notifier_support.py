@@ -31,7 +31,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from deltasense import alerts
 from deltasense.alerts import AlertEvent, Message
+from deltasense.mqtt import make_client
+from deltasense.settings import Settings
 from notifier.channels import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from tools.devstack import free_port
 
@@ -334,3 +337,22 @@ def notifier_overrides(fakes: Fakes, inbox: Inbox | None, cert: Path | None) -> 
     if inbox is not None:
         out |= {"notifier_smtp_port": inbox.port, "notifier_smtp_ca_file": cert}
     return out
+
+
+async def publish(settings: Settings, *events: AlertEvent) -> float:
+    """Publish like analytics (retained, QoS 1); returns the time the last was sent."""
+    async with make_client(settings) as client:
+        for e in events:
+            await client.publish(
+                alerts.alert_topic(settings.site, e), alerts.encode(e), qos=1, retain=True
+            )
+    return time.time()
+
+
+async def retained(settings: Settings, event: AlertEvent) -> AlertEvent:
+    async with make_client(settings) as client:
+        await client.subscribe(alerts.alert_topic(settings.site, event), qos=1)
+        async with asyncio.timeout(5):
+            async for m in client.messages:
+                return alerts.decode(bytes(m.payload))  # type: ignore[arg-type]
+    raise AssertionError("no retained event")

@@ -14,8 +14,6 @@ import httpx
 import msgspec
 import pytest
 
-from deltasense import alerts
-from deltasense.alerts import AlertEvent
 from deltasense.influx import InfluxClient
 from deltasense.mqtt import make_client
 from deltasense.settings import Settings
@@ -29,6 +27,8 @@ from tests.integration.notifier_support import (
     Inbox,
     alert,
     notifier_overrides,
+    publish,
+    retained,
     running_fakes,
     self_signed,
 )
@@ -91,25 +91,6 @@ async def running_notifier(
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             outbox.close()
-
-
-async def publish(settings: Settings, *events: AlertEvent) -> float:
-    """Publish like analytics (retained, QoS 1); returns the time the last was sent."""
-    async with make_client(settings) as client:
-        for e in events:
-            await client.publish(
-                alerts.alert_topic(settings.site, e), alerts.encode(e), qos=1, retain=True
-            )
-    return time.time()
-
-
-async def retained(settings: Settings, event: AlertEvent) -> AlertEvent:
-    async with make_client(settings) as client:
-        await client.subscribe(alerts.alert_topic(settings.site, event), qos=1)
-        async with asyncio.timeout(5):
-            async for m in client.messages:
-                return alerts.decode(bytes(m.payload))  # type: ignore[arg-type]
-    raise AssertionError("no retained event")
 
 
 async def test_flood_alert_reaches_every_channel_within_2s(
@@ -293,10 +274,13 @@ async def test_a_silence_stops_messages(
             await client.publish(
                 f"{nsettings.site}/_silences/bad", b"{not json", qos=1, retain=True
             )
+            # Hostile alert payloads: not JSON, a wrong shape; counted, nothing breaks.
+            await client.publish(f"{nsettings.site}/_alerts/flood/x/y", b"\xff\x00", qos=1)
+            await client.publish(f"{nsettings.site}/_alerts/flood/x/z", b'{"id": 1}', qos=1)
         # Silenced ward first, then an unsilenced barrier: its message proves the first was seen.
         await publish(nsettings, alert(6, district="nha-mat"), alert(7, district="phuong-2"))
         await fakes.wait_for(lambda x: len(fakes.of("telegram")) == 1, within=3)
-        assert n.planner.silenced == 1 and n.bad_payloads == 1
+        assert n.planner.silenced == 1 and n.bad_payloads == 3
     assert (
         "al-0007"
         in fakes.of("telegram")[0].body["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
