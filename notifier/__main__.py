@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from deltasense.service import run_service
+from deltasense.runtime import run_service
 from deltasense.settings import ConfigFileError, Settings, load_settings
 from notifier.routing import Routing, RoutingError, load_routing
 from notifier.service import ConfigError, check_channels, routing_path, serve

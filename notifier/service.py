@@ -25,11 +25,11 @@ import aiomqtt
 import httpx
 import msgspec
 
-from deltasense import alerts
+from deltasense import alerts, schema
 from deltasense.alerts import AlertEvent
 from deltasense.influx import InfluxClient, InfluxError, influx_client
-from deltasense.lineprotocol import encode_point
-from deltasense.mqtt import backoff_delays, make_client, run_forever
+from deltasense.mqtt import make_client, run_forever
+from deltasense.runtime import Backoff, payload_bytes
 from deltasense.settings import Settings
 from notifier import silences, texts
 from notifier.acklinks import make_token
@@ -149,7 +149,7 @@ class Notifier:
         self._wake_send = asyncio.Event()
         self._inflight: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._delay = backoff_delays(1.0, 300.0)
+        self._backoff = Backoff(1.0, 300.0)  # per message: delay(attempts), no shared state
         self.connected = asyncio.Event()
 
     def now_ms(self) -> int:
@@ -191,7 +191,7 @@ class Notifier:
             self.connected.set()
             try:
                 async for message in client.messages:
-                    self.on_message(str(message.topic), bytes(message.payload or b""))
+                    self.on_message(str(message.topic), payload_bytes(message.payload))
             finally:
                 self._client = None
                 self.connected.clear()
@@ -349,7 +349,7 @@ class Notifier:
                     # The provider's wait holds every message to that address, not just this one.
                     self.pacer.hold(m.channel, m.address, loop.time() + wait)
                 else:
-                    wait = self._delay(attempts)
+                    wait = self._backoff.delay(attempts)
                 _LOG.warning(
                     "%s to %s: %s; retry in %.1f s", m.channel, m.receiver, outcome.detail, wait
                 )
@@ -375,9 +375,8 @@ class Notifier:
             alerts.alert_topic(self.settings.site, acked), alerts.encode(acked), qos=1, retain=True
         )
         if self.influx is not None:
-            measurement, tags, fields, ts = alerts.influx_point(acked)
             try:
-                await self.influx.write_lines([encode_point(measurement, tags, fields, ts)])
+                await self.influx.write_lines([schema.alert_line(acked)])
             except InfluxError as exc:
                 _LOG.warning("ack of %s published but not stored: %s", alert_id, exc)
         self.observe(acked)
@@ -386,14 +385,13 @@ class Notifier:
     async def _poll_telegram(self, telegram: Telegram) -> None:
         chats = {c for r in self.routing.receivers.values() for c in r.telegram}
         offset = int(self.outbox.value("telegram.offset") or 0)
-        attempt = 0
+        backoff = Backoff(1.0, 60.0)
         while True:
             try:
                 updates = await telegram.get_updates(offset, POLL_TIMEOUT_S)
-                attempt = 0
+                backoff.reset()
             except httpx.HTTPError as exc:
-                wait = self._delay(attempt)
-                attempt += 1
+                wait = backoff.next()
                 _LOG.warning("telegram getUpdates: %s; again in %.1f s", exc, wait)
                 await asyncio.sleep(wait)
                 continue
