@@ -408,6 +408,7 @@ def chaos_settings(var_dir: Path) -> Settings:
         api_port=free_port(),
         ingest_metrics_port=free_port(),
         analytics_metrics_port=free_port(),
+        notifier_http_port=free_port(),
         influx_db="chaos",
         admin_token="chaos-admin-token-not-a-secret",
         ingest_flush_interval_s=0.2,

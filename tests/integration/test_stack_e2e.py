@@ -71,6 +71,7 @@ def stack_env(var_dir: Path) -> dict[str, str]:
             "API_PORT",
             "INGEST_METRICS_PORT",
             "ANALYTICS_METRICS_PORT",
+            "NOTIFIER_HTTP_PORT",
         )
     }
     return {
