@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -33,9 +34,14 @@ from starlette.routing import Route
 
 from deltasense import alerts
 from deltasense.alerts import AlertEvent, Message
+from deltasense.influx import InfluxClient
 from deltasense.mqtt import make_client
 from deltasense.settings import Settings
 from notifier.channels import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from notifier.outbox import Outbox
+from notifier.routing import Routing, parse_routing
+from notifier.service import Notifier, build_channels, outbox_path
+from notifier.web import serve_http
 from tools.devstack import free_port
 
 TOKEN = "123456:TEST-TOKEN"
@@ -356,3 +362,37 @@ async def retained(settings: Settings, event: AlertEvent) -> AlertEvent:
             async for m in client.messages:
                 return alerts.decode(bytes(m.payload))  # type: ignore[arg-type]
     raise AssertionError("no retained event")
+
+
+def routing(fakes: Fakes, text: str = ROUTING) -> Routing:
+    return parse_routing(text.replace("{hook}", f"{fakes.url}/hook"))
+
+
+@contextlib.asynccontextmanager
+async def running_notifier(
+    settings: Settings, r: Routing, influx: InfluxClient
+) -> AsyncIterator[Notifier]:
+    outbox = Outbox(outbox_path(settings))
+    async with httpx.AsyncClient(timeout=10) as http:
+        n = Notifier(
+            settings, r, outbox, build_channels(settings, r, http, time.time), influx=influx
+        )
+        tasks = [asyncio.create_task(n.run()), asyncio.create_task(serve_http(n))]
+        try:
+            async with asyncio.timeout(10):
+                await n.connected.wait()
+                while True:  # the ack endpoint answers
+                    with contextlib.suppress(httpx.TransportError):
+                        if (
+                            await http.get(
+                                f"http://127.0.0.1:{settings.notifier_http_port}/healthz"
+                            )
+                        ).is_success:
+                            break
+                    await asyncio.sleep(0.05)
+            yield n
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            outbox.close()

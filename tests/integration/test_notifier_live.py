@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
 from collections.abc import AsyncIterator
@@ -17,19 +16,16 @@ import pytest
 from deltasense.influx import InfluxClient
 from deltasense.mqtt import make_client
 from deltasense.settings import Settings
-from notifier.outbox import Outbox
-from notifier.routing import Routing, parse_routing
-from notifier.service import Notifier, build_channels, outbox_path
-from notifier.web import serve_http
 from tests.integration.notifier_support import (
-    ROUTING,
     Fakes,
     Inbox,
     alert,
     notifier_overrides,
     publish,
     retained,
+    routing,
     running_fakes,
+    running_notifier,
     self_signed,
 )
 from tests.support import eventually
@@ -57,40 +53,6 @@ def nsettings(
     settings: Settings, fakes: Fakes, inbox: Inbox, certificate: tuple[Path, Path]
 ) -> Settings:
     return Settings(**(settings.model_dump() | notifier_overrides(fakes, inbox, certificate[0])))
-
-
-def routing(fakes: Fakes, text: str = ROUTING) -> Routing:
-    return parse_routing(text.replace("{hook}", f"{fakes.url}/hook"))
-
-
-@contextlib.asynccontextmanager
-async def running_notifier(
-    settings: Settings, r: Routing, influx: InfluxClient
-) -> AsyncIterator[Notifier]:
-    outbox = Outbox(outbox_path(settings))
-    async with httpx.AsyncClient(timeout=10) as http:
-        n = Notifier(
-            settings, r, outbox, build_channels(settings, r, http, time.time), influx=influx
-        )
-        tasks = [asyncio.create_task(n.run()), asyncio.create_task(serve_http(n))]
-        try:
-            async with asyncio.timeout(10):
-                await n.connected.wait()
-                while True:  # the ack endpoint answers
-                    with contextlib.suppress(httpx.TransportError):
-                        if (
-                            await http.get(
-                                f"http://127.0.0.1:{settings.notifier_http_port}/healthz"
-                            )
-                        ).is_success:
-                            break
-                    await asyncio.sleep(0.05)
-            yield n
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            outbox.close()
 
 
 async def test_flood_alert_reaches_every_channel_within_2s(
