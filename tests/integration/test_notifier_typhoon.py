@@ -261,7 +261,11 @@ async def test_benchmark_1000_events_in_a_minute(
         delays = [first[a] - t for a, t in published.items() if a in first]
         pending = len(mine) - len(sent)
         per = statistics.mean(len(m.alert_ids) for m in sent) if sent else 0
-        q = statistics.quantiles(delays, n=100) if len(delays) > 1 else [float("nan")] * 99
+        q = (
+            statistics.quantiles(delays, n=100, method="inclusive")
+            if len(delays) > 1
+            else [float("nan")] * 99
+        )
         told = f"{len(delays)}/{len(published)}"
         print(
             f"| {channel} | {len(sent)} | {per:.1f} | {pending} | {statistics.median(delays):.2f} s | "
