@@ -40,6 +40,7 @@ class Service(StrEnum):
     INGEST = "ingest"
     ANALYTICS = "analytics"
     API = "api"
+    NOTIFIER = "notifier"
     SIMULATOR = "simulator"
 
     @property
@@ -113,6 +114,15 @@ def service_acls(service: Service, site: str) -> list[Acl]:
             Acl(PUB, f"{devices}/{Channel.CFG}"),
             # Operator acknowledgements are republished retained on the alert's
             # topic (api/routes/alerts.py); see docs/SECURITY.md, "still open".
+            Acl(PUB, alerts),
+        ]
+    if service is Service.NOTIFIER:
+        return [
+            Acl(SUB, alerts),
+            # Console silences (notifier/silences.py); nothing else of the city.
+            Acl(SUB, f"{site}/_silences/+"),
+            # Acks from the Telegram button and email links, republished retained
+            # on the alert's topic like the API's.
             Acl(PUB, alerts),
         ]
     if service is Service.SIMULATOR:

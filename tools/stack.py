@@ -102,7 +102,7 @@ def build_stack(
             "notifier",
             "notifier",
             var,
-            env=env,
+            env=env | accounts.env(Service.NOTIFIER),
             healthy=_notifier_healthy(settings),
             ports=[(settings.notifier_http_host, settings.notifier_http_port)]
             if settings.notifier_http_port

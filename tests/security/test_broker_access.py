@@ -189,6 +189,8 @@ async def test_only_analytics_publishes_alerts_and_only_the_platform_commands(
             (Service.SIMULATOR, f"{lamp_base}/cfg"),
             (Service.ANALYTICS, f"{lamp_base}/cfg"),
             (Service.ANALYTICS, f"{base(a)}/cmd"),  # analytics commands lamps only
+            (Service.NOTIFIER, f"{lamp_base}/cmd"),  # the notifier only acks alerts
+            (Service.NOTIFIER, f"{lamp_base}/cfg"),
         ):
             with service(locked, svc, f"{tag}-{svc.value}") as p:
                 payload = forged_alert if "_alerts" in topic else reboot
@@ -242,10 +244,17 @@ async def test_a_node_subscribes_only_to_its_own_cmd_and_cfg(
         assert sim.publish(f"{base(b)}/tele", reading(0)) == 0
         assert sim.publish(f"other/{D1}/weather/{b}/tele", reading(0)) == NOT_AUTHORIZED
     # The many-device accounts cannot read the city either.
-    for svc in (Service.SIMULATOR, Service.API, Service.ANALYTICS):
+    for svc in (Service.SIMULATOR, Service.API, Service.ANALYTICS, Service.NOTIFIER):
         with service(locked, svc, f"{tag}-{svc.value}") as p:
             for topic in ("#", "$SYS/#", "tsec/#"):
                 assert p.subscribe(topic) == NOT_AUTHORIZED, (svc, topic)
+    # The notifier reads alerts and silences, and no device's readings.
+    with service(locked, Service.NOTIFIER, f"{tag}-notifier") as nt:
+        assert nt.subscribe(f"{base(a)}/tele") == NOT_AUTHORIZED
+        assert nt.subscribe("tsec/_alerts/#") == GRANTED_QOS1
+        assert nt.subscribe("tsec/_silences/+") == GRANTED_QOS1
+        assert nt.publish("tsec/_alerts/flood/street-flood/ack-probe", b"{}") == 0  # its acks
+        assert nt.publish(f"{base(a)}/cmd", b"{}") == NOT_AUTHORIZED
 
 
 # --- revocation ----------------------------------------------------------------------------
