@@ -247,6 +247,10 @@ class Outbox:
         cur = self._db.execute("INSERT OR IGNORE INTO used_links VALUES (?, ?)", (nonce, now_ms))
         return cur.rowcount == 1
 
+    def release_link(self, nonce: str) -> None:
+        """The ack could not be made after all: the link may be used again."""
+        self._db.execute("DELETE FROM used_links WHERE nonce = ?", (nonce,))
+
     def bump(self, name: str, by: int = 1) -> None:
         self._db.execute(
             "INSERT INTO kv VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET "

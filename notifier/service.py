@@ -33,7 +33,7 @@ from deltasense.runtime import Backoff, payload_bytes
 from deltasense.settings import Settings
 from notifier import silences, texts
 from notifier.acklinks import make_token
-from notifier.channels import Channel, Email, Pacer, Telegram, Webhook, Zalo
+from notifier.channels import Channel, Email, Outcome, Pacer, Telegram, Webhook, Zalo
 from notifier.grouping import Planned, Planner, Timing
 from notifier.outbox import Message, Outbox, TrackedRow, message_key
 from notifier.routing import Routing
@@ -336,7 +336,11 @@ class Notifier:
             if channel is None:
                 self.outbox.failed(m.key, f"channel {m.channel} not configured")
                 return
-            outcome = await channel.send(m.address, m.body, m.key)
+            try:
+                outcome = await channel.send(m.address, m.body, m.key)
+            except Exception as exc:  # a bug or a provider's surprise: keep the message, retry
+                _LOG.exception("%s to %s raised", m.channel, m.receiver)
+                outcome = Outcome(False, detail=f"{type(exc).__name__}: {exc}")
             attempts = m.attempts + 1
             if outcome.ok:
                 self.outbox.sent(m.key, self.now_ms())

@@ -78,6 +78,7 @@ def create_app(notifier: Notifier) -> Starlette:
         try:
             acked = await notifier.ack(c.alert_id, f"email:{c.receiver}")
         except AckUnavailable:
+            notifier.outbox.release_link(c.nonce)  # not acked: the link stays usable
             return _page("<p>Thử lại sau / Try again shortly</p>", 503)
         by = html.escape(acked.ack.by if acked and acked.ack else "?")
         return _page(f"<p>Đã xác nhận bởi / Acknowledged by {by}</p>")

@@ -72,6 +72,8 @@ def test_links_are_one_use(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "o.sqlite3")
     assert box.use_link("n1", 0) is True
     assert box.use_link("n1", 1) is False
+    box.release_link("n1")  # the ack failed (broker down): the link works again
+    assert box.use_link("n1", 2) is True
 
 
 def test_ack_tokens_refuse_forgery_expiry_and_garbage() -> None:
