@@ -1,9 +1,9 @@
 """The typhoon backtest's alert events replayed live through Mosquitto into the notifier.
 
-``tests/data/typhoon_seed1_alerts.jsonl`` holds the events ``run_scenario("typhoon",
-1, …)`` produces (regenerate with ``typhoon_events(regenerate=True)``; the run
-takes about a minute, so it is stored).  The replay compresses the storm's 26
-hours into ~20 s; grouping times are scaled with it.
+The events are what ``run_scenario("typhoon", 1, …)`` produces, made once per
+test session (no generated data in the repository; ~20 s on an idle machine).
+The replay compresses the storm's 26 hours into ~20 s; grouping times are
+scaled with it.
 
 The benchmark (``DELTASENSE_BENCH_NOTIFIER=1``) sends 1 000 events in one
 minute with the shipped timings through all four channels and prints the
@@ -39,7 +39,6 @@ from tests.integration.notifier_support import (
     self_signed,
 )
 
-DATA = Path(__file__).parents[1] / "data" / "typhoon_seed1_alerts.jsonl"
 REPLAY_S = 20.0
 GROUP_INTERVAL_S = 3.0
 WEBHOOK_ONLY = """
@@ -51,14 +50,12 @@ receivers = ["truc-ban"]
 """
 
 
-def typhoon_events(regenerate: bool = False) -> list[AlertEvent]:
-    if regenerate or not DATA.exists():
-        from analytics.thresholds import load_thresholds
-        from backtest.runner import run_scenario
+@pytest.fixture(scope="session")
+def typhoon_events() -> list[AlertEvent]:
+    from analytics.thresholds import load_thresholds
+    from backtest.runner import run_scenario
 
-        result = run_scenario("typhoon", 1, load_thresholds())
-        DATA.write_bytes(b"".join(alerts.encode(e) + b"\n" for e in result.events))
-    return [alerts.decode(line) for line in DATA.read_bytes().splitlines() if line]
+    return list(run_scenario("typhoon", 1, load_thresholds()).events)
 
 
 async def replay(settings: Settings, events: list[AlertEvent], span_s: float) -> dict[str, float]:
@@ -86,10 +83,11 @@ def is_urgent(message: dict[str, Any]) -> bool:
     )
 
 
+@pytest.mark.timeout(300)  # the session's typhoon backtest is made in this test's setup
 async def test_typhoon_replay_groups_per_interval_and_sends_criticals_within_2s(
-    settings: Settings, influx: InfluxClient
+    settings: Settings, influx: InfluxClient, typhoon_events: list[AlertEvent]
 ) -> None:
-    events = typhoon_events()
+    events = typhoon_events
     async with running_fakes() as fakes:
         s = Settings(
             **(
