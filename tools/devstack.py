@@ -215,19 +215,20 @@ class ManagedProcess:
             raise ServiceError(f"{self.name} is not running")
         self.proc.kill()
         self.proc.wait(timeout=5)
-        self.last_exit = self.proc.returncode
-        self.failures_in_a_row += 1
-        self._set(ProcState.BACKOFF)
-        self._due = time.monotonic() + hold_s
+        self._down_until(time.monotonic() + hold_s)
 
     def _crashed(self, policy: RestartPolicy, now: float, what: str) -> str:
-        code = self.proc.returncode if self.proc is not None else None
-        self.last_exit = code
-        self.failures_in_a_row += 1
-        delay = policy.delay_s(self.failures_in_a_row)
-        self._set(ProcState.BACKOFF)
-        self._due = now + delay
+        delay = policy.delay_s(self.failures_in_a_row + 1)
+        code = self._down_until(now + delay)
         return f"{self.name} {what} (code {code}); restarting in {delay:.1f} s"
+
+    def _down_until(self, due: float) -> int | None:
+        """Record a death (crash or chaos kill) and wait for ``due`` before the next start."""
+        self.last_exit = self.proc.returncode if self.proc is not None else None
+        self.failures_in_a_row += 1
+        self._set(ProcState.BACKOFF)
+        self._due = due
+        return self.last_exit
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
