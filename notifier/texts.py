@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Final
 
 from deltasense.alerts import AlertEvent
-from notifier.wards import ward_name
+from deltasense.wards import ward_name
 
 WORDS: Final[dict[str, dict[str, str]]] = {
     "vi": {

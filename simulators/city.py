@@ -12,34 +12,14 @@ from dataclasses import dataclass
 from typing import Final
 
 from deltasense.contract import Kind, is_ident
+from deltasense.wards import WARDS, WARDS_BY_ID, Ward
 
 MAX_DEVICES: Final = 10_000
 
 
-@dataclass(frozen=True)
-class District:
-    id: str  # topic level, matches the identifier grammar
-    code: str  # short form used inside device ids
-    name: str
-    lat: float
-    lon: float
-
-
-# Centres are APPROXIMATE (hand-placed from a map, ±1 km): good enough to spread
-# devices over the city, not for surveying.  Bạc Liêu city as of 2024.
-DISTRICTS: Final[tuple[District, ...]] = (
-    District("phuong-1", "p1", "Phường 1", 9.2865, 105.7245),
-    District("phuong-2", "p2", "Phường 2", 9.2920, 105.7160),
-    District("phuong-3", "p3", "Phường 3", 9.2810, 105.7330),
-    District("phuong-5", "p5", "Phường 5", 9.2720, 105.7420),
-    District("phuong-7", "p7", "Phường 7", 9.2990, 105.7290),
-    District("phuong-8", "p8", "Phường 8", 9.3050, 105.7150),
-    District("nha-mat", "nm", "Nhà Mát", 9.2520, 105.7700),
-    District("vinh-trach", "vt", "Vĩnh Trạch", 9.2760, 105.7620),
-    District("vinh-trach-dong", "vtd", "Vĩnh Trạch Đông", 9.2950, 105.7700),
-    District("hiep-thanh", "ht", "Hiệp Thành", 9.2580, 105.7450),
-)
-DISTRICTS_BY_ID: Final = {d.id: d for d in DISTRICTS}
+# The wards themselves (ids, names, centres) are site data, owned by deltasense.wards.
+DISTRICTS: Final[tuple[Ward, ...]] = WARDS
+DISTRICTS_BY_ID: Final[dict[str, Ward]] = WARDS_BY_ID
 
 # Device-id prefix per kind: ws-p1-001 is the first weather station in Phường 1.
 KIND_PREFIX: Final[dict[Kind, str]] = {
