@@ -32,6 +32,8 @@ PUB: Final = AclType.PUBLISH_SEND
 RECV: Final = AclType.PUBLISH_RECEIVE
 SUB: Final = AclType.SUBSCRIBE_PATTERN
 SUB_LITERAL: Final = AclType.SUBSCRIBE_LITERAL
+# Ingest workers share one subscription, $share/ingest/{site}/# (ingest/service.py).
+INGEST_SHARE_GROUP: Final = "ingest"
 
 
 class Service(StrEnum):
@@ -98,7 +100,11 @@ def service_acls(service: Service, site: str) -> list[Acl]:
     if service is Service.INGEST:
         # Everything under the site, except cfg: during a rotation it carries a
         # node's new secret, and ingest stores nothing from it.
-        return [Acl(SUB, f"{site}/#"), Acl(RECV, f"{devices}/{Channel.CFG}", allow=False)]
+        return [
+            Acl(SUB, f"{site}/#"),
+            Acl(SUB, f"$share/{INGEST_SHARE_GROUP}/{site}/#"),
+            Acl(RECV, f"{devices}/{Channel.CFG}", allow=False),
+        ]
     if service is Service.ANALYTICS:
         return [
             *(Acl(SUB, f"{devices}/{c}") for c in (Channel.TELE, Channel.META, Channel.STATUS)),

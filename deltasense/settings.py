@@ -16,7 +16,7 @@ from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,6 +26,7 @@ from pydantic_settings import (
 from deltasense.contract import IDENT_RE
 
 CONFIG_ENV = "DELTASENSE_CONFIG"
+INGEST_WORKERS_MAX = 32
 DEFAULT_CONFIG_FILE = "deltasense.toml"
 
 
@@ -105,8 +106,16 @@ class Settings(BaseSettings):
     ingest_max_unacked: int = Field(
         1000, ge=1, description="Flush once this many messages wait for their PUBACK."
     )
-    ingest_client_id: str = Field("deltasense-ingest", min_length=1, max_length=64)
-    ingest_metrics_port: int = Field(9101, ge=0, le=65535, description="0 turns it off.")
+    ingest_client_id: str = Field("deltasense-ingest", min_length=1, max_length=60)
+    ingest_metrics_port: int = Field(
+        9101, ge=0, le=65535, description="Worker i serves on this port + i; 0 turns it off."
+    )
+    ingest_workers: int = Field(
+        1, ge=1, le=INGEST_WORKERS_MAX, description="Ingest processes sharing one subscription."
+    )
+    ingest_worker: int = Field(
+        0, ge=0, lt=INGEST_WORKERS_MAX, description="This ingest process's index (supervisor)."
+    )
 
     metrics_host: str = Field(
         "127.0.0.1", description="Address the services' Prometheus endpoints bind to."
@@ -182,6 +191,27 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {value!r}")
         return level
+
+    @model_validator(mode="after")
+    def _worker_in_range(self) -> Settings:
+        if self.ingest_worker >= self.ingest_workers:
+            raise ValueError(
+                f"ingest_worker {self.ingest_worker} must be below ingest_workers "
+                f"{self.ingest_workers}"
+            )
+        return self
+
+    @property
+    def ingest_session_id(self) -> str:
+        """This ingest worker's MQTT client id, the name of its persistent session.
+        Worker 0 keeps the single ingest's id, so its queued messages survive an upgrade."""
+        base = self.ingest_client_id
+        return base if self.ingest_worker == 0 else f"{base}-{self.ingest_worker}"
+
+    @property
+    def ingest_worker_metrics_port(self) -> int:
+        port = self.ingest_metrics_port
+        return port + self.ingest_worker if port else 0
 
     @property
     def local_tz(self) -> timezone:

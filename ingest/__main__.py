@@ -11,7 +11,7 @@ from ingest.service import serve
 
 async def _main(settings: Settings) -> None:
     start_metrics_server(
-        settings.ingest_metrics_port, logging.getLogger("ingest"), settings.metrics_host
+        settings.ingest_worker_metrics_port, logging.getLogger("ingest"), settings.metrics_host
     )
     await serve(settings)
 

@@ -16,8 +16,10 @@ import logging
 from dataclasses import dataclass, field
 
 import aiomqtt
+from paho.mqtt.reasoncodes import ReasonCode
 
 from deltasense import schema
+from deltasense.access import INGEST_SHARE_GROUP
 from deltasense.contract import Topic
 from deltasense.influx import InfluxClient, InfluxRequestError, InfluxUnavailable, influx_client
 from deltasense.mqtt import make_client, run_forever
@@ -31,6 +33,23 @@ _LOG = logging.getLogger(__name__)
 # A device's registry point (its `last_seen`) is rewritten at most this often, so
 # the registry costs one point per device per interval, not one per reading.
 REGISTRY_INTERVAL_MS = 30_000
+
+
+class SubscriptionRefused(RuntimeError):
+    """The broker's ACL refused ingest's subscription: a configuration error."""
+
+
+def _refused(code: int | ReasonCode) -> bool:
+    """A SUBACK code of failure (0x80 and up, in MQTT 3.1.1 and 5 alike)."""
+    return (code.value if isinstance(code, ReasonCode) else code) >= 0x80
+
+
+def shared_filter(site: str) -> str:
+    """The one subscription every ingest worker shares: the broker hands each message
+    to one of them.  Each worker has its own persistent session, so what the broker
+    had sent a worker that dies stays in its session and is redelivered when the
+    supervisor restarts it (docs/RELIABILITY.md, "Scale-out")."""
+    return f"$share/{INGEST_SHARE_GROUP}/{site}/#"
 
 
 @dataclass
@@ -58,7 +77,7 @@ class Ingest:
     async def _session(self) -> None:
         client = make_client(
             self.settings,
-            identifier=self.settings.ingest_client_id,
+            identifier=self.settings.ingest_session_id,
             clean_session=False,
             logger=_LOG,
         )
@@ -67,11 +86,24 @@ class Ingest:
         client._client.manual_ack_set(True)
         self._batch = _Batch()  # a dead session's acks are void (its lines were written)
         async with client:
-            await client.subscribe(f"{self.settings.site}/#", qos=1)
+            site = self.settings.site
+            granted = await client.subscribe(shared_filter(site), qos=1)
+            if any(_refused(code) for code in granted):
+                # Without it ingest would idle, connected, while the broker queues nothing.
+                raise SubscriptionRefused(
+                    f"the broker refused {shared_filter(site)} to {self.settings.mqtt_username}"
+                    " (its ACL: deltasense/access.py)"
+                )
+            # A session made before shared subscriptions held the plain filter: with
+            # both, every message would arrive twice.
+            await client.unsubscribe(f"{site}/#")
             self.connected.set()
             _LOG.info(
-                "ingest subscribed to %s/# on %s:%d",
-                self.settings.site,
+                "ingest worker %d of %d (%s) subscribed to %s on %s:%d",
+                self.settings.ingest_worker,
+                self.settings.ingest_workers,
+                self.settings.ingest_session_id,
+                shared_filter(site),
                 self.settings.mqtt_host,
                 self.settings.mqtt_port,
             )

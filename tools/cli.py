@@ -187,7 +187,7 @@ def status() -> None:
     from rich.table import Table
 
     from tools.devstack import http_ok, tcp_open
-    from tools.stack import pid_alive, read_state
+    from tools.stack import ingest_name, pid_alive, read_state
 
     settings = _settings()
     healthy = True
@@ -213,8 +213,11 @@ def status() -> None:
         "influxdb": http_ok(f"{settings.influx_base_url}/ping"),
         "api": http_ok(f"{settings.api_base_url}/healthz"),
     }
+    ingest = [
+        settings.model_copy(update={"ingest_worker": i}) for i in range(settings.ingest_workers)
+    ]
     for name, port in (
-        ("ingest", settings.ingest_metrics_port),
+        *((ingest_name(w.ingest_worker), w.ingest_worker_metrics_port) for w in ingest),
         ("analytics", settings.analytics_metrics_port),
     ):
         if port:  # without a metrics port there is nothing to ask

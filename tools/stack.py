@@ -58,6 +58,29 @@ def _notifier_healthy(settings: Settings) -> Callable[[], bool]:
     return _metrics_or_alive(0, "notifier")
 
 
+def ingest_name(worker: int) -> str:
+    """Worker 0 is plain ``ingest`` (what a single-worker stack always called it)."""
+    return "ingest" if worker == 0 else f"ingest-{worker}"
+
+
+def ingest_workers(settings: Settings, env: dict[str, str]) -> list[ManagedProcess]:
+    """``ingest_workers`` supervised processes on one shared subscription, each with
+    its index (its client id and metrics port follow from it)."""
+    workers = []
+    for i in range(settings.ingest_workers):
+        worker = settings.model_copy(update={"ingest_worker": i})
+        workers.append(
+            python_service(
+                ingest_name(i),
+                "ingest",
+                settings.var_dir.resolve(),
+                env=env | {"DELTASENSE_INGEST_WORKER": str(i)},
+                healthy=_metrics_or_alive(worker.ingest_worker_metrics_port, ingest_name(i)),
+            )
+        )
+    return workers
+
+
 def build_stack(
     settings: Settings,
     *,
@@ -76,13 +99,7 @@ def build_stack(
     processes: list[ManagedProcess] = [
         mosquitto,
         influxdb_process(var, http_port=settings.influx_port, rpc_port=settings.influx_rpc_port),
-        python_service(
-            "ingest",
-            "ingest",
-            var,
-            env=env | accounts.env(Service.INGEST),
-            healthy=_metrics_or_alive(settings.ingest_metrics_port, "ingest"),
-        ),
+        *ingest_workers(settings, env | accounts.env(Service.INGEST)),
         python_service(
             "analytics",
             "analytics",

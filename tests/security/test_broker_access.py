@@ -257,6 +257,33 @@ async def test_a_node_subscribes_only_to_its_own_cmd_and_cfg(
         assert nt.publish(f"{base(a)}/cmd", b"{}") == NOT_AUTHORIZED
 
 
+async def test_only_ingest_joins_the_ingest_share_group(
+    locked: LockedBroker, admin: dynsec.Dynsec, tag: str
+) -> None:
+    """A member of ``$share/ingest/{site}/#`` takes its share of every reading away from
+    ingest: nobody else may join that group, or read the city through another one."""
+    a = f"{tag}-a"
+    secret_a = await provision(admin, a)
+    stolen = ("$share/ingest/tsec/#", "$share/ingest/#", "$share/x/tsec/#", "$share/x/#")
+    with node(locked, a, secret_a) as pa:
+        for topic in (*stolen, f"$share/ingest/{base(a)}/cmd"):
+            assert pa.subscribe(topic) == NOT_AUTHORIZED, topic
+    for svc in (Service.SIMULATOR, Service.API, Service.ANALYTICS, Service.NOTIFIER):
+        with service(locked, svc, f"{tag}-{svc.value}-share") as p:
+            for topic in stolen:
+                assert p.subscribe(topic) == NOT_AUTHORIZED, (svc, topic)
+    with service(locked, Service.INGEST, f"{tag}-ingest-share") as ingest:
+        assert ingest.subscribe("$share/ingest/tsec/#") == GRANTED_QOS1  # positive control
+        assert ingest.subscribe("$share/ingest/other-site/#") == NOT_AUTHORIZED
+        with node(locked, a, secret_a) as pa:
+            # Several: earlier tests' ingest sessions are members too and take turns.
+            for seq in range(6):
+                assert pa.publish(f"{base(a)}/tele", reading(seq)) == 0
+        ours = lambda: [t for t, _, _ in ingest.messages if a in t]  # noqa: E731
+        await eventually(lambda: _async(bool(ours())))
+        assert ours() and set(ours()) == {f"{base(a)}/tele"}
+
+
 # --- revocation ----------------------------------------------------------------------------
 async def test_a_revoked_node_is_cut_off_within_5_s_and_refused_until_enabled(
     locked: LockedBroker, admin: dynsec.Dynsec, tag: str

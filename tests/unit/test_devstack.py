@@ -23,7 +23,7 @@ from tools.devstack import (
     free_port,
     tcp_open,
 )
-from tools.stack import settings_env
+from tools.stack import build_stack, settings_env
 
 
 def sleeper(tmp_path: Path, name: str, healthy=lambda: True, **kw) -> ManagedProcess:
@@ -166,3 +166,14 @@ def test_a_child_unhealthy_after_a_restart_is_stopped_and_retried(tmp_path: Path
         lines = _supervise_until(stack, lambda: a.failures_in_a_row >= 2)
         assert any("was not healthy in time" in line for line in lines)
         assert a.state is ProcState.BACKOFF
+
+
+def test_the_stack_starts_one_supervised_process_per_ingest_worker(tmp_path: Path) -> None:
+    settings = Settings(var_dir=tmp_path / "var", ingest_workers=3, ingest_metrics_port=9300)
+    names = [p.name for p in build_stack(settings).processes]
+    assert names[2:5] == ["ingest", "ingest-1", "ingest-2"]
+    workers = build_stack(settings).processes[2:5]
+    envs = [p.env or {} for p in workers]
+    assert [e["DELTASENSE_INGEST_WORKER"] for e in envs] == ["0", "1", "2"]
+    assert {e["DELTASENSE_INGEST_WORKERS"] for e in envs} == {"3"}
+    assert {e["DELTASENSE_MQTT_USERNAME"] for e in envs} == {"svc.ingest"}

@@ -74,3 +74,28 @@ def test_unknown_toml_key_is_refused(tmp_path: Path) -> None:
     (tmp_path / "deltasense.toml").write_text("mqtt_prot = 1\n")
     with pytest.raises(ValidationError, match="mqtt_prot"):
         load_settings()
+
+
+def test_ingest_workers_each_have_a_session_and_a_metrics_port() -> None:
+    one = load_settings()
+    assert (one.ingest_workers, one.ingest_session_id) == (1, "deltasense-ingest")
+    third = load_settings(ingest_workers=3, ingest_worker=2, ingest_metrics_port=9200)
+    assert third.ingest_session_id == "deltasense-ingest-2"
+    assert third.ingest_worker_metrics_port == 9202
+    assert load_settings(ingest_worker=0, ingest_metrics_port=0).ingest_worker_metrics_port == 0
+
+
+@pytest.mark.parametrize(
+    ("workers", "worker", "match"),
+    [(2, 2, "must be below ingest_workers 2"), (0, 0, "ingest_workers"), (33, 0, "ingest_workers"),
+     (2, -1, "ingest_worker")],
+)  # fmt: skip
+def test_bad_ingest_worker_settings_are_refused(workers: int, worker: int, match: str) -> None:
+    with pytest.raises(ValidationError, match=match):
+        load_settings(ingest_workers=workers, ingest_worker=worker)
+
+
+def test_ingest_workers_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DELTASENSE_INGEST_WORKERS", "two")
+    with pytest.raises(ValidationError, match="ingest_workers"):
+        load_settings()
