@@ -151,10 +151,35 @@ class InfluxClient:
         raise InfluxUnavailable(f"InfluxDB at {self._http.base_url} not ready")
 
     async def create_database(self) -> None:
-        # CREATE DATABASE is idempotent in InfluxQL.
-        await self._request(
-            "POST", "/query", params={"q": f"CREATE DATABASE {quote_ident(self.database)}"}
-        )
+        """Make sure the database exists.
+
+        CREATE DATABASE is idempotent, but only an admin may run it: a service
+        with its own least-privilege user (auth enabled) gets 403, and then the
+        database must already exist (the stack creates it and grants on it), which
+        it checks among the databases it may see."""
+        try:
+            await self.execute(f"CREATE DATABASE {quote_ident(self.database)}")
+        except InfluxRequestError as exc:
+            if exc.status != 403:
+                raise
+            if self.database not in await self.databases():
+                raise InfluxRequestError(
+                    f"database {self.database!r} does not exist (or this user has no grant "
+                    "on it), and this user may not create it: an admin must",
+                    status=403,
+                ) from None
+
+    async def databases(self) -> list[str]:
+        """The databases this user may see (all, for an admin)."""
+        return [row[0] for s in await self.query("SHOW DATABASES", db=None) for row in s.values]
+
+    async def execute(self, statement: str) -> None:
+        """Run one statement that returns no rows (CREATE, GRANT, …) outside any database.
+
+        Statements that carry a password must build it with :func:`quote_string`;
+        it travels in the POST body, never in the URL (InfluxDB redacts it in its
+        own logs)."""
+        await self.query(statement, db=None)
 
     async def write_lines(self, lines: Sequence[str], *, precision: str = "ms") -> None:
         if not lines:
@@ -172,12 +197,16 @@ class InfluxClient:
         *,
         params: Mapping[str, Any] | None = None,
         epoch: str = "ms",
+        db: str | None = "",
     ) -> list[Series]:
         """Run one InfluxQL statement and return its series.
 
-        ``params`` are bound parameters, referenced as ``$name`` in ``q``.
+        ``params`` are bound parameters, referenced as ``$name`` in ``q``.  ``db``
+        defaults to the client's database; ``None`` runs outside any.
         """
-        form: dict[str, str] = {"db": self.database, "q": q, "epoch": epoch}
+        form: dict[str, str] = {"q": q, "epoch": epoch}
+        if db is not None:
+            form["db"] = db or self.database
         if params:
             form["params"] = msgspec.json.encode(dict(params)).decode()
         response = await self._request("POST", "/query", data=form)

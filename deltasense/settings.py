@@ -91,7 +91,8 @@ class Settings(BaseSettings):
     influx_rpc_port: int = Field(8088, ge=1, le=65535, description="influxd backup/RPC port.")
     influx_db: str = "deltasense"
     influx_username: str | None = None
-    influx_password: str | None = None
+    # repr=False: a logged Settings object never shows it.
+    influx_password: str | None = Field(None, repr=False)
     influx_timeout_s: float = Field(10.0, gt=0)
 
     api_host: str = "127.0.0.1"

@@ -6,6 +6,11 @@ by the same code that ``deltasense up`` uses.  Each test gets its own site
 (MQTT topic prefix) and its own InfluxDB database, so tests never see each
 other's data.
 
+The session InfluxDB runs with authentication on, as ``deltasense up`` runs
+it, its users made by the same code (tools/influxdb.py); tests log in as its
+admin, since each creates its own database.  What each service's own user may
+and may not do is tested by ``tests/security/test_influx_access.py``.
+
 That session broker is an anonymous one, on purpose and for tests only: the
 integration tests check the message path (every test plays devices and
 services on its own site).  Who may do what is tested by ``tests/security``
@@ -27,8 +32,10 @@ import pytest
 
 from analytics.thresholds import Thresholds, load_thresholds
 from deltasense.influx import InfluxClient, influx_client
+from deltasense.influx_users import DbUser
 from deltasense.settings import Settings
 from tests.support import Services
+from tools import influxdb
 from tools.devstack import Stack, free_port, influxdb_process, mosquitto_process
 
 
@@ -49,18 +56,22 @@ def thresholds() -> Thresholds:
 @pytest.fixture(scope="session")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     var_dir = tmp_path_factory.mktemp("var")
+    db_accounts = influxdb.prepare(var_dir)
     found = Services(
         mqtt_port=free_port(),
         influx_port=free_port(),
         influx_rpc_port=free_port(),
         var_dir=var_dir,
+        influx_username=DbUser.ADMIN.value,
+        influx_password=db_accounts.passwords[DbUser.ADMIN],
     )
-    stack = Stack(
-        [
-            mosquitto_process(var_dir, port=found.mqtt_port, anonymous=True),
-            influxdb_process(var_dir, http_port=found.influx_port, rpc_port=found.influx_rpc_port),
-        ]
+    database = influxdb_process(
+        var_dir, http_port=found.influx_port, rpc_port=found.influx_rpc_port
     )
+    database.healthy = influxdb.ready_check(
+        Settings(influx_port=found.influx_port, var_dir=var_dir), db_accounts
+    )
+    stack = Stack([mosquitto_process(var_dir, port=found.mqtt_port, anonymous=True), database])
     with stack:
         yield found
 
@@ -85,6 +96,8 @@ def settings(services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         influx_port=services.influx_port,
         influx_rpc_port=services.influx_rpc_port,
         influx_db=f"test_{tag}",
+        influx_username=services.influx_username,
+        influx_password=services.influx_password,
         api_port=free_port(),
         admin_token="test-admin-token",
         ingest_client_id=f"ingest-{tag}",

@@ -20,6 +20,10 @@ class Services:
     influx_port: int
     influx_rpc_port: int
     var_dir: Path
+    # The session InfluxDB runs with authentication; tests log in as its admin
+    # (they create a database each), the services' own users are tests/security's.
+    influx_username: str
+    influx_password: str
 
     @property
     def influx_url(self) -> str:

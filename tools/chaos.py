@@ -45,6 +45,7 @@ from deltasense.runtime import now_ms
 from deltasense.settings import Settings
 from tools.broker import as_service
 from tools.devstack import BROKER_AUTOSAVE_CHANGES, ProcState, Stack, free_port
+from tools.influxdb import as_user
 from tools.stack import build_stack
 
 _LOG = logging.getLogger(__name__)
@@ -315,7 +316,7 @@ async def _stored(db: InfluxClient, site: str, devices: Sequence[str]) -> dict[s
 
 def stored_counts(settings: Settings, devices: Sequence[str]) -> dict[str, Stored]:
     async def run() -> dict[str, Stored]:
-        async with influx_client(settings) as db:
+        async with influx_client(as_user(settings)) as db:
             return await _stored(db, settings.site, devices)
 
     return asyncio.run(run())

@@ -396,6 +396,7 @@ def backtest_cmd(
 ) -> None:
     """Score the analytics rules on a labelled scenario, or replay stored readings."""
     from backtest.runner import BacktestError, run_cli, scenario_list
+    from tools.influxdb import as_user
 
     if list_:
         for name, summary, hours in scenario_list():
@@ -410,7 +411,7 @@ def backtest_cmd(
             json_out=json_out,
             html_path=html,
             tolerance_min=tolerance,
-            settings=_settings(),
+            settings=as_user(_settings()),
             out=out,
             err=console,
         )

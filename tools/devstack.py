@@ -326,9 +326,13 @@ def mosquitto_process(
 
 
 def influxdb_process(
-    var_dir: Path, *, http_port: int, rpc_port: int, host: str = "127.0.0.1"
+    var_dir: Path, *, http_port: int, rpc_port: int, host: str = "127.0.0.1", auth: bool = True
 ) -> ManagedProcess:
-    """An InfluxDB 1.x server with meta, data and WAL under ``var_dir/influxdb``."""
+    """An InfluxDB 1.x server with meta, data and WAL under ``var_dir/influxdb``.
+
+    Authentication is on unless told otherwise (``auth=False``, benchmarks of the
+    bare server only): every query and write needs a user (tools/influxdb.py makes
+    them); ``/ping`` stays open for health checks, and the pprof endpoints are off."""
     base = (var_dir / "influxdb").resolve()
     base.mkdir(parents=True, exist_ok=True)
     conf = base / "influxdb.conf"
@@ -341,6 +345,8 @@ def influxdb_process(
         "  query-log-enabled = false\n"
         "[monitor]\n  store-enabled = false\n"
         f'[http]\n  bind-address = "{host}:{http_port}"\n  log-enabled = false\n'
+        f"  auth-enabled = {'true' if auth else 'false'}\n"
+        "  pprof-enabled = false\n"
         "  max-body-size = 25000000\n"
         "[continuous_queries]\n  log-enabled = false\n"
     )

@@ -17,8 +17,9 @@ from typing import Any
 
 from deltasense import supervision
 from deltasense.access import Service
+from deltasense.influx_users import DbUser
 from deltasense.settings import Settings
-from tools import broker
+from tools import broker, influxdb
 from tools.devstack import (
     ManagedProcess,
     ServiceError,
@@ -96,22 +97,32 @@ def build_stack(
         var, port=settings.mqtt_port, host=settings.mqtt_host, dynsec_file=accounts.dynsec_file
     )
     mosquitto.healthy = broker.ready_check(settings, accounts)
+    # InfluxDB with authentication: each service with its own user and grant.
+    db_accounts = influxdb.prepare(var)
+    database = influxdb_process(
+        var, http_port=settings.influx_port, rpc_port=settings.influx_rpc_port
+    )
+    database.healthy = influxdb.ready_check(settings, db_accounts)
+
+    def env_of(service: Service, user: DbUser) -> dict[str, str]:
+        return env | accounts.env(service) | db_accounts.env(user)
+
     processes: list[ManagedProcess] = [
         mosquitto,
-        influxdb_process(var, http_port=settings.influx_port, rpc_port=settings.influx_rpc_port),
-        *ingest_workers(settings, env | accounts.env(Service.INGEST)),
+        database,
+        *ingest_workers(settings, env_of(Service.INGEST, DbUser.INGEST)),
         python_service(
             "analytics",
             "analytics",
             var,
-            env=env | accounts.env(Service.ANALYTICS),
+            env=env_of(Service.ANALYTICS, DbUser.ANALYTICS),
             healthy=_metrics_or_alive(settings.analytics_metrics_port, "analytics"),
         ),
         python_service(
             "api",
             "api",
             var,
-            env=env | accounts.env(Service.API),
+            env=env_of(Service.API, DbUser.API),
             healthy=lambda: http_ok(f"{settings.api_base_url}/healthz"),
             ports=[(settings.api_host, settings.api_port)],
         ),
@@ -119,7 +130,7 @@ def build_stack(
             "notifier",
             "notifier",
             var,
-            env=env | accounts.env(Service.NOTIFIER),
+            env=env_of(Service.NOTIFIER, DbUser.NOTIFIER),
             healthy=_notifier_healthy(settings),
             ports=[(settings.notifier_http_host, settings.notifier_http_port)]
             if settings.notifier_http_port

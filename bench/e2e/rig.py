@@ -67,9 +67,12 @@ class Rig:
             [
                 # Explicitly anonymous and bench-only (docs/BENCHMARKS.md): one load
                 # connection publishes for a hundred devices, which the platform's
-                # per-device accounts would refuse.
+                # per-device accounts would refuse; InfluxDB without users likewise,
+                # to measure the bare server.
                 mosquitto_process(var, port=self.mqtt_port, anonymous=True),
-                influxdb_process(var, http_port=self.influx_port, rpc_port=self.influx_rpc_port),
+                influxdb_process(
+                    var, http_port=self.influx_port, rpc_port=self.influx_rpc_port, auth=False
+                ),
             ]
         )
         self._stack.start()

@@ -22,7 +22,7 @@ from deltasense.contract import (
     Status,
     Topic,
 )
-from deltasense.influx import InfluxClient
+from deltasense.influx import InfluxClient, influx_client
 from deltasense.settings import Settings
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
@@ -30,7 +30,7 @@ ADMIN = {"Authorization": "Bearer test-admin-token"}
 
 @contextlib.asynccontextmanager
 async def influx(settings: Settings) -> AsyncIterator[InfluxClient]:
-    async with InfluxClient(url=settings.influx_base_url, database=settings.influx_db) as db:
+    async with influx_client(settings) as db:
         await db.create_database()
         yield db
 

@@ -14,7 +14,7 @@ import pytest
 
 from deltasense import alerts, schema
 from deltasense.contract import Command
-from deltasense.influx import InfluxClient, quote_ident
+from deltasense.influx import influx_client, quote_ident
 from deltasense.mqtt import make_client
 from deltasense.settings import Settings
 
@@ -62,7 +62,7 @@ async def test_flood_orders_lamps_to_full_brightness_and_last_will_raises_offlin
         assert command.expires > now
         await lamp.publish(f"{site}/phuong-4/lamp/lp-y/status", b"", qos=1, retain=True)
 
-    async with InfluxClient(url=settings.influx_base_url, database=settings.influx_db) as db:
+    async with influx_client(settings) as db:
         async with asyncio.timeout(WAIT_S):
             while True:
                 series = await db.query(f"SELECT * FROM {quote_ident(schema.COMMANDS)}")

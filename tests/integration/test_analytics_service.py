@@ -9,7 +9,7 @@ import time
 import pytest
 
 from deltasense import alerts
-from deltasense.influx import InfluxClient
+from deltasense.influx import influx_client
 from deltasense.lineprotocol import encode_point
 from deltasense.mqtt import make_client
 from deltasense.settings import Settings
@@ -18,7 +18,7 @@ from .analytics_support import WAIT_S, Drains, Event, Watcher, running, subject_
 
 
 async def stored_alerts(settings: Settings) -> dict[str, Event]:
-    async with InfluxClient(url=settings.influx_base_url, database=settings.influx_db) as db:
+    async with influx_client(settings) as db:
         series = await db.query('SELECT last("body") AS "body" FROM "alerts" GROUP BY "id"')
     return {s.tags["id"]: alerts.decode(s.rows()[0]["body"].encode()) for s in series}
 
@@ -172,7 +172,7 @@ async def test_windows_refill_from_stored_readings(settings: Settings) -> None:
             now - 60_000,
         )
     )
-    async with InfluxClient(url=settings.influx_base_url, database=settings.influx_db) as db:
+    async with influx_client(settings) as db:
         await db.create_database()
         await db.write_lines(lines)
 

@@ -9,7 +9,7 @@ import sys
 
 import httpx
 
-from deltasense.influx import InfluxClient
+from deltasense.influx import influx_client
 from deltasense.settings import Settings
 
 
@@ -21,6 +21,8 @@ def _env(settings: Settings) -> dict[str, str]:
         DELTASENSE_MQTT_PORT=str(settings.mqtt_port),
         DELTASENSE_INFLUX_PORT=str(settings.influx_port),
         DELTASENSE_INFLUX_DB=settings.influx_db,
+        DELTASENSE_INFLUX_USERNAME=settings.influx_username or "",
+        DELTASENSE_INFLUX_PASSWORD=settings.influx_password or "",
         DELTASENSE_API_PORT=str(settings.api_port),
     )
     return env
@@ -60,6 +62,6 @@ async def test_main_serves_and_stops_on_sigterm(settings: Settings) -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-    async with InfluxClient(url=settings.influx_base_url, database=settings.influx_db) as db:
+    async with influx_client(settings) as db:
         names = [row["name"] for s in await db.query("SHOW DATABASES") for row in s.rows()]
     assert settings.influx_db in names

@@ -191,6 +191,8 @@ async def test_replay_cli_against_real_influxdb(settings: Settings, influx: Infl
         "DELTASENSE_SITE": settings.site,
         "DELTASENSE_INFLUX_PORT": str(settings.influx_port),
         "DELTASENSE_INFLUX_DB": settings.influx_db,
+        "DELTASENSE_INFLUX_USERNAME": settings.influx_username or "",
+        "DELTASENSE_INFLUX_PASSWORD": settings.influx_password or "",
         "DELTASENSE_VAR_DIR": str(settings.var_dir),
     }
     proc = await asyncio.to_thread(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from deltasense.influx import InfluxClient
+from deltasense.influx import influx_client
 from deltasense.mqtt import make_client
 from deltasense.settings import Settings
 
@@ -19,7 +19,7 @@ async def test_broker_round_trip(settings: Settings) -> None:
 
 
 async def test_influx_write_and_query(settings: Settings) -> None:
-    async with InfluxClient(url=settings.influx_base_url, database=settings.influx_db) as db:
+    async with influx_client(settings) as db:
         await db.create_database()
         await db.write_lines(["probe,device=d1 x=1.5 1700000000000"])
         series = await db.query('SELECT "x" FROM "probe" WHERE "device" = $d', params={"d": "d1"})

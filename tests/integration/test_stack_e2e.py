@@ -330,6 +330,22 @@ def test_the_broker_is_locked_down_and_devices_are_provisioned_live(stack: Stack
     assert [d["device"] for d in listed] == [device]
 
 
+def test_no_secret_of_the_stack_is_in_its_logs(stack: Stack) -> None:
+    """Issue 9: the broker's and InfluxDB's generated secrets reach the services
+    through their environment only; none is in any log the stack wrote."""
+    found = sorted((stack.root / "var" / "secrets").rglob("*"))
+    secrets = {p.relative_to(stack.root): p.read_text().strip() for p in found if p.is_file()}
+    assert {f"var/secrets/influx/{u}" for u in ("admin", "ingest", "api", "reader")} <= {
+        str(p) for p in secrets
+    }
+    logs = list((stack.root / "var" / "log").glob("*.log"))
+    assert len(logs) >= 6, logs  # supervisor, mosquitto, influxdb, ingest, analytics, api…
+    for log in logs:
+        text = log.read_text(errors="replace")
+        leaked = [str(name) for name, secret in secrets.items() if secret in text]
+        assert not leaked, f"{log.name} holds {leaked}"
+
+
 def _services(stack: Stack) -> dict[str, dict[str, Any]]:
     state = json.loads((stack.root / "var/run/stack.json").read_text())
     return {svc["name"]: svc for svc in state["services"]}
