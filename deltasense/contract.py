@@ -14,6 +14,9 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
+from deltasense import rawjson
+from deltasense.reasons import Reason
+
 IDENT_PATTERN: Final = r"[a-z0-9][a-z0-9-]{0,31}"
 IDENT_RE: Final = re.compile(IDENT_PATTERN)
 # Field names used in queries; every field defined below matches it.
@@ -22,6 +25,11 @@ FIELD_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
 MAX_PAYLOAD_BYTES: Final = 4096
 MAX_BATCH: Final = 100
 MAX_FUTURE_MS: Final = 5 * 60 * 1000
+# 2020-01-01T00:00:00Z: no DeltaSense device ran before; an earlier ts is a clock
+# that never synced (RTCs start at 1970 or 2000) or a forgery.
+MIN_TS_MS: Final = 1_577_836_800_000
+# seq and boot are device counters; the firmware's fit in a signed 32-bit int.
+MAX_COUNTER: Final = 2**31 - 1
 DEFAULT_SITE: Final = "baclieu"
 ALERTS_DISTRICT: Final = "_alerts"
 
@@ -45,12 +53,11 @@ class Channel(StrEnum):
 class ContractError(ValueError):
     """A message or identifier that breaks the contract.
 
-    ``reason`` is a stable machine-readable code (``bad_topic``, ``not_json``,
-    ``schema``, ``too_large``, ``future_ts``, ``batch_too_large``,
-    ``empty_batch``); the message says what exactly is wrong.
+    ``reason`` is a stable machine-readable code (:class:`deltasense.reasons.Reason`);
+    the message says what exactly is wrong.
     """
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: Reason, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
@@ -84,21 +91,21 @@ def parse_topic(topic: str) -> Topic:
     """Split ``{site}/{district}/{kind}/{device}/{channel}`` and check the grammar."""
     parts = topic.split("/")
     if len(parts) != 5:
-        raise ContractError("bad_topic", f"expected 5 levels, got {len(parts)}")
+        raise ContractError(Reason.BAD_TOPIC, f"expected 5 levels, got {len(parts)}")
     site, district, kind, device, channel = parts
     for name, value in (("site", site), ("district", district), ("device", device)):
         if not is_ident(value):
             raise ContractError(
-                "bad_topic", f"{name} {value[:40]!r} does not match {IDENT_PATTERN}"
+                Reason.BAD_TOPIC, f"{name} {value[:40]!r} does not match {IDENT_PATTERN}"
             )
     try:
         kind_v = Kind(kind)
     except ValueError:
-        raise ContractError("bad_topic", f"unknown kind {kind[:40]!r}") from None
+        raise ContractError(Reason.BAD_TOPIC, f"unknown kind {kind[:40]!r}") from None
     try:
         channel_v = Channel(channel)
     except ValueError:
-        raise ContractError("bad_topic", f"unknown channel {channel[:40]!r}") from None
+        raise ContractError(Reason.BAD_TOPIC, f"unknown channel {channel[:40]!r}") from None
     return Topic(site, district, kind_v, device, channel_v)
 
 
@@ -109,11 +116,13 @@ UNSET = msgspec.UNSET
 
 
 class _ReadingBase(msgspec.Struct, kw_only=True):
-    """Common fields. Absent fields stay ``UNSET``; JSON ``null`` is rejected."""
+    """Common fields. Absent fields stay ``UNSET``; JSON ``null`` is rejected.
+    ``seq``, ``boot`` and ``ts`` are range-checked after decoding, so each range
+    has its own reason code."""
 
-    seq: NonNegInt
-    boot: NonNegInt
-    ts: NonNegInt | Unset = UNSET
+    seq: int
+    boot: int
+    ts: int | Unset = UNSET
     hist: bool | Unset = UNSET
     rssi_dbm: float | Unset = UNSET
     batt_v: float | Unset = UNSET
@@ -196,13 +205,61 @@ class Reading(msgspec.Struct, kw_only=True):
 
 def _check_size(payload: bytes) -> None:
     if len(payload) > MAX_PAYLOAD_BYTES:
-        raise ContractError("too_large", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+        raise ContractError(Reason.TOO_LARGE, f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
 
 
-def _decode_error(exc: msgspec.DecodeError) -> ContractError:
+# NaN/Infinity literals (and MicroPython's nan/inf) make a payload invalid JSON;
+# they get their own reason because they mean a sensor fault, not a broken encoder.
+_NON_FINITE_RE: Final = re.compile(rb"(?i)(?:^|[\[:,\s])-?(?:nan|inf(?:inity)?)\b")
+
+
+def _decode_error(exc: msgspec.DecodeError, payload: bytes) -> ContractError:
+    detail = str(exc)
     if isinstance(exc, msgspec.ValidationError):
-        return ContractError("schema", str(exc))
-    return ContractError("not_json", str(exc))
+        if detail.startswith("Number out of range"):  # 1e999: beyond the float range
+            return ContractError(Reason.NON_FINITE, detail)
+        return ContractError(Reason.SCHEMA, detail)
+    if _NON_FINITE_RE.search(payload):
+        return ContractError(Reason.NON_FINITE, f"NaN or infinity literal ({detail})")
+    return ContractError(Reason.NOT_JSON, detail)
+
+
+def check_raw(payload: bytes, members: int, zero_float: bool) -> None:
+    """Reject duplicate keys and floats that underflowed to 0.0 (``rawjson``).
+
+    ``members`` is how many object members the typed decode used (the set fields
+    of every reading), ``zero_float`` whether any decoded float is 0.0.  Every
+    member has exactly one ``:`` outside strings, so when the payload holds
+    exactly ``members`` colons there is no duplicate and no unknown member, and
+    the exact (slow) scan runs only if a 0.0 might have been a tiny literal.
+    Payloads with unknown fields or colons in strings always take the scan.
+    """
+    if payload.count(b":") == members and not (zero_float and rawjson.may_underflow(payload)):
+        return
+    try:
+        rawjson.scan(payload)
+    except rawjson.RawJsonError as exc:
+        raise ContractError(exc.reason, exc.detail) from None
+
+
+def check_ranges(reading: Reading, ts: int | Unset, now_ms: int, where: str) -> None:
+    """The per-reading checks after decoding: counters, ``ts``, measured fields."""
+    if not 0 <= reading.seq <= MAX_COUNTER:
+        raise ContractError(Reason.BAD_SEQ, f"{where}.seq {reading.seq} outside 0..2^31-1")
+    if not 0 <= reading.boot <= MAX_COUNTER:
+        raise ContractError(Reason.BAD_BOOT, f"{where}.boot {reading.boot} outside 0..2^31-1")
+    if ts is not UNSET:
+        if ts < MIN_TS_MS:
+            raise ContractError(Reason.PAST_TS, f"{where}.ts {ts} is before 2020-01-01")
+        if ts > now_ms + MAX_FUTURE_MS:
+            raise ContractError(
+                Reason.FUTURE_TS, f"{where}.ts is {(ts - now_ms) // 1000} s in the future"
+            )
+    measured = FIELDS_BY_KIND[reading.kind]
+    if not any(name in reading.fields for name in measured):
+        raise ContractError(
+            Reason.NO_FIELDS, f"{where} has none of the {reading.kind} fields {', '.join(measured)}"
+        )
 
 
 def decode_tele(topic: Topic, payload: bytes, now_ms: int) -> list[Reading]:
@@ -210,53 +267,72 @@ def decode_tele(topic: Topic, payload: bytes, now_ms: int) -> list[Reading]:
 
     A reading without ``ts`` gets ``now_ms`` and ``ts_from_platform=True``.
     The whole message is rejected if any reading in it breaks the contract, so a
-    device never sees half a batch accepted.
+    device never sees half a batch accepted.  Checks run in the order of
+    ``Reason`` (docs/CONTRACT.md), so a message with several faults gets the
+    first one's reason.
     """
     _check_size(payload)
     try:
         decoded = _DECODERS[topic.kind].decode(payload)
     except msgspec.DecodeError as exc:
-        raise _decode_error(exc) from None
+        raise _decode_error(exc, payload) from None
     wires: list[_ReadingBase] = decoded if isinstance(decoded, list) else [decoded]
     if not wires:
-        raise ContractError("empty_batch", "batch holds no reading")
+        raise ContractError(Reason.EMPTY_BATCH, "batch holds no reading")
     if len(wires) > MAX_BATCH:
-        raise ContractError("batch_too_large", f"{len(wires)} readings > {MAX_BATCH}")
+        raise ContractError(Reason.BATCH_TOO_LARGE, f"{len(wires)} readings > {MAX_BATCH}")
     names = FIELDS_BY_KIND[topic.kind]
     out: list[Reading] = []
-    # JSON cannot carry NaN or infinity and msgspec refuses out-of-range
-    # numbers, so every float here is finite.
+    members = 0
+    zero_float = False
+    first_bad = -1  # the first reading that fails check_ranges, raised after check_raw
+    latest = now_ms + MAX_FUTURE_MS
+    # msgspec refuses numbers beyond the float range and JSON has no NaN or
+    # infinity literal, so every float here is finite.
     for i, wire in enumerate(wires):
-        where = f"$[{i}]" if isinstance(decoded, list) else "$"
         fields: dict[str, FieldValue] = {}
-        for name in (*names, *HEALTH_FIELDS):
+        for name in names:
             value = getattr(wire, name)
-            if value is UNSET:
-                continue
-            fields[name] = value
-        ts = wire.ts
-        if ts is UNSET:
-            ts_ms, stamped = now_ms, True
-        else:
-            if ts > now_ms + MAX_FUTURE_MS:
-                raise ContractError(
-                    "future_ts", f"{where}.ts is {(ts - now_ms) // 1000} s in the future"
-                )
-            ts_ms, stamped = ts, False
+            if value is not UNSET:
+                if value == 0.0 and type(value) is float:
+                    zero_float = True
+                fields[name] = value
+        measured = len(fields)
+        for name in HEALTH_FIELDS:
+            value = getattr(wire, name)
+            if value is not UNSET:
+                if value == 0.0 and type(value) is float:
+                    zero_float = True
+                fields[name] = value
+        ts, seq, boot = wire.ts, wire.seq, wire.boot
+        stamped = ts is UNSET
+        members += len(fields) + 2 + (not stamped) + (wire.hist is not UNSET)
+        if first_bad < 0 and not (
+            measured
+            and 0 <= seq <= MAX_COUNTER
+            and 0 <= boot <= MAX_COUNTER
+            and (stamped or MIN_TS_MS <= ts <= latest)  # type: ignore[operator]
+        ):
+            first_bad = i
         out.append(
             Reading(
                 site=topic.site,
                 district=topic.district,
                 kind=topic.kind,
                 device=topic.device,
-                ts_ms=ts_ms,
-                seq=wire.seq,
-                boot=wire.boot,
+                ts_ms=now_ms if ts is UNSET else ts,
+                seq=seq,
+                boot=boot,
                 ts_from_platform=stamped,
                 hist=wire.hist is True,
                 fields=fields,
             )
         )
+    check_raw(payload, members, zero_float)
+    if first_bad >= 0:
+        where = f"$[{first_bad}]" if isinstance(decoded, list) else "$"
+        check_ranges(out[first_bad], wires[first_bad].ts, now_ms, where)
+        raise AssertionError("check_ranges accepts what the fast test refused")  # pragma: no cover
     return out
 
 
@@ -293,7 +369,7 @@ def decode_status(payload: bytes) -> Status:
     try:
         return _STATUS_DECODER.decode(payload)
     except msgspec.DecodeError as exc:
-        raise _decode_error(exc) from None
+        raise _decode_error(exc, payload) from None
 
 
 def decode_meta(payload: bytes) -> Meta:
@@ -301,11 +377,11 @@ def decode_meta(payload: bytes) -> Meta:
     try:
         meta = _META_DECODER.decode(payload)
     except msgspec.DecodeError as exc:
-        raise _decode_error(exc) from None
+        raise _decode_error(exc, payload) from None
     for name in ("fw", "hw", "reset_cause", "cfg_hash"):
         value = getattr(meta, name)
         if value is not UNSET and len(value) > 64:
-            raise ContractError("schema", f"$.{name} longer than 64 characters")
+            raise ContractError(Reason.SCHEMA, f"$.{name} longer than 64 characters")
     return meta
 
 

@@ -50,6 +50,7 @@ from deltasense import alerts
 from deltasense.alerts import AlertEvent
 from deltasense.contract import Command, Kind, Meta, Reading, Status, Topic, struct_to_dict
 from deltasense.lineprotocol import FieldValue, encode_point
+from deltasense.reasons import Reason
 
 _LOG = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ def device_line(topic: Topic, last_seen_ms: int, now_ms: int) -> str:
     return encode_point(DEVICES, {DEVICE: topic.device}, fields, now_ms)
 
 
-def deadletter_line(reason: str, topic: str, payload: bytes, detail: str, now_ms: int) -> str:
+def deadletter_line(reason: Reason, topic: str, payload: bytes, detail: str, now_ms: int) -> str:
     fields: dict[str, FieldValue] = {
         TOPIC: topic[:_DEADLETTER_TOPIC_MAX],
         PAYLOAD: payload[:DEADLETTER_PAYLOAD_MAX].decode("utf-8", errors="replace"),

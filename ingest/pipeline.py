@@ -25,6 +25,7 @@ from deltasense.contract import (
 )
 from deltasense.lineprotocol import LineProtocolError
 from deltasense.qc import out_of_range
+from deltasense.reasons import Reason
 
 _LOG = logging.getLogger(__name__)
 _STORED_CHANNELS: Final = frozenset({Channel.TELE, Channel.STATUS, Channel.META})
@@ -36,7 +37,7 @@ class Outcome:
 
     lines: list[str] = field(default_factory=list)
     readings: int = 0
-    deadletter: str | None = None  # reason code when the message was rejected
+    deadletter: Reason | None = None  # why the message was rejected
     ignored: bool = False
     topic: Topic | None = None
 
@@ -80,7 +81,7 @@ class Pipeline:
         self._last_deadletter_ms = 0
 
     def _deadletter(
-        self, reason: str, topic: str, payload: bytes, detail: str, now_ms: int
+        self, reason: Reason, topic: str, payload: bytes, detail: str, now_ms: int
     ) -> Outcome:
         # Dead letters share a series per reason: keep their timestamps unique
         # so two in the same millisecond do not overwrite each other.
@@ -107,7 +108,7 @@ class Pipeline:
         except ContractError as exc:
             return self._deadletter(exc.reason, topic, payload, exc.detail, now_ms)
         except LineProtocolError as exc:  # pragma: no cover - contract checks come first
-            return self._deadletter("unstorable", topic, payload, str(exc), now_ms)
+            return self._deadletter(Reason.UNSTORABLE, topic, payload, str(exc), now_ms)
         outcome.topic = parsed
         return outcome
 

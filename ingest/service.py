@@ -23,6 +23,7 @@ from deltasense.access import INGEST_SHARE_GROUP
 from deltasense.contract import Topic
 from deltasense.influx import InfluxClient, InfluxRequestError, InfluxUnavailable, influx_client
 from deltasense.mqtt import make_client, run_forever
+from deltasense.reasons import Reason
 from deltasense.runtime import Backoff, now_ms, payload_bytes
 from deltasense.settings import Settings
 from ingest.metrics import DEADLETTERS, MESSAGES, READINGS, WRITE_RETRIES, WRITE_SECONDS
@@ -230,9 +231,9 @@ class Ingest:
             try:
                 await self.influx.write_lines([line])
             except InfluxRequestError as exc:
-                DEADLETTERS.labels("store_rejected").inc()
+                DEADLETTERS.labels(Reason.STORE_REJECTED).inc()
                 dead = schema.deadletter_line(
-                    "store_rejected", "(ingest)", line.encode(), str(exc), now_ms()
+                    Reason.STORE_REJECTED, "(ingest)", line.encode(), str(exc), now_ms()
                 )
                 with contextlib.suppress(InfluxRequestError):
                     await self.influx.write_lines([dead])

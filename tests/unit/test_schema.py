@@ -16,6 +16,7 @@ from deltasense.contract import (
     Status,
     Topic,
 )
+from deltasense.reasons import Reason
 
 TOPIC = Topic("baclieu", "phuong-1", Kind.LAMP, "l-1", Channel.STATUS)
 EVENT = AlertEvent(
@@ -66,7 +67,7 @@ def test_device_points() -> None:
 
 
 def test_deadletter_point_truncates() -> None:
-    line = schema.deadletter_line("schema", "t" * 300, b"\xff" + b"x" * 600, "d", 4)
+    line = schema.deadletter_line(Reason.SCHEMA, "t" * 300, b"\xff" + b"x" * 600, "d", 4)
     assert line.startswith(f'deadletters,reason=schema topic="{"t" * 256}",payload="\ufffd')
     assert line.endswith(f'{"x" * (schema.DEADLETTER_PAYLOAD_MAX - 1)}",detail="d" 4')
 
