@@ -3,7 +3,9 @@
 This module owns every measurement, tag and field name and builds every point:
 ingest, analytics, the API and the tests write through the builders below and
 name what they query with the constants, so the layout is written once.  Time
-precision is milliseconds throughout.
+precision is milliseconds throughout, except that ingest writes its points in
+nanoseconds (``INGEST_PRECISION``) to give readings their sub-millisecond
+offset; every query reads times back in ms (``epoch=ms``).
 
 ``weather`` / ``water`` / ``lamp`` / ``meter`` (one per kind)
     tags ``site``, ``district``, ``device``; fields: the kind's measured fields
@@ -11,8 +13,11 @@ precision is milliseconds throughout.
     and ``boot`` (integers), ``hist`` (true, only on replayed readings),
     ``ts_platform`` (true, only when the device sent no ``ts`` and ingest
     stamped the arrival time) and ``qc`` (comma-separated names of fields
-    outside the QC range, only when any).  Timestamp = the reading's ``ts``, so
-    a redelivered reading overwrites itself: stored once.
+    outside the QC range, only when any).  Timestamp = the reading's ``ts``
+    plus a sub-millisecond offset made of its ``seq`` and ``boot``
+    (:func:`reading_time_ns`; ingest writes in ns): a redelivered reading lands
+    on the same nanosecond and overwrites itself (stored once), while two
+    different readings of one device that claim the same ``ts`` are both kept.
 ``status``
     tags ``site``, ``district``, ``kind``, ``device``; fields ``state`` and
     ``device_ts`` (when sent).
@@ -104,13 +109,30 @@ NAME: Final = "name"
 ARGS: Final = "args"
 SOURCE: Final = "source"
 
+NS_PER_MS: Final = 1_000_000
+INGEST_PRECISION: Final = "ns"
 DEADLETTER_PAYLOAD_MAX: Final = 512
 _DEADLETTER_TOPIC_MAX: Final = 256
 _DEADLETTER_DETAIL_MAX: Final = 512
 
 
 # --- point builders ------------------------------------------------------------------------
-def reading_line(reading: Reading, qc_flags: Iterable[str] = ()) -> str:
+# Builders other than reading_line take the point's time in the precision of the
+# write that carries it (ms, or ns for ingest).
+def reading_time_ns(reading: Reading) -> int:
+    """The reading's point time in ns: ``ts`` ms plus ``(seq % 1000) µs + (boot % 1000) ns``.
+
+    A function of the reading's identity, so redelivery stays idempotent with no
+    state (several ingest workers, restarts); within one ms it separates every
+    pair of readings whose seq differ by less than 1000 or boots by less than 1000
+    (a clock stepped back, a batch of one timestamp).  Readers see the ms.
+    """
+    return reading.ts_ms * NS_PER_MS + (reading.seq % 1000) * 1000 + reading.boot % 1000
+
+
+def reading_line(reading: Reading, qc_flags: Iterable[str] = (), *, ns: bool = False) -> str:
+    """A reading's point; in ms at ``ts`` (fixtures), or with ``ns`` at
+    :func:`reading_time_ns` (ingest)."""
     fields: dict[str, FieldValue] = dict(reading.fields)
     fields[SEQ] = reading.seq
     fields[BOOT] = reading.boot
@@ -122,7 +144,8 @@ def reading_line(reading: Reading, qc_flags: Iterable[str] = ()) -> str:
     if flagged:
         fields[QC] = flagged
     tags = {SITE: reading.site, DISTRICT: reading.district, DEVICE: reading.device}
-    return encode_point(reading.kind.value, tags, fields, reading.ts_ms)
+    ts = reading_time_ns(reading) if ns else reading.ts_ms
+    return encode_point(reading.kind.value, tags, fields, ts)
 
 
 def _device_tags(topic: Topic) -> dict[str, str]:
@@ -134,38 +157,38 @@ def _device_tags(topic: Topic) -> dict[str, str]:
     }
 
 
-def status_line(topic: Topic, status: Status, now_ms: int) -> str:
+def status_line(topic: Topic, status: Status, ts: int) -> str:
     fields: dict[str, FieldValue] = {STATE: status.state}
     if isinstance(status.ts, int):
         fields[DEVICE_TS] = status.ts
-    return encode_point(STATUS, _device_tags(topic), fields, now_ms)
+    return encode_point(STATUS, _device_tags(topic), fields, ts)
 
 
-def meta_line(topic: Topic, meta: Meta, now_ms: int) -> str | None:
+def meta_line(topic: Topic, meta: Meta, ts: int) -> str | None:
     """``None`` for a meta message with no field (nothing to store)."""
     fields: dict[str, FieldValue] = struct_to_dict(meta)
     if not fields:
         return None
-    return encode_point(META, _device_tags(topic), fields, now_ms)
+    return encode_point(META, _device_tags(topic), fields, ts)
 
 
-def device_line(topic: Topic, last_seen_ms: int, now_ms: int) -> str:
+def device_line(topic: Topic, last_seen_ms: int, ts: int) -> str:
     fields: dict[str, FieldValue] = {
         SITE: topic.site,
         DISTRICT: topic.district,
         KIND: topic.kind.value,
         LAST_SEEN: last_seen_ms,
     }
-    return encode_point(DEVICES, {DEVICE: topic.device}, fields, now_ms)
+    return encode_point(DEVICES, {DEVICE: topic.device}, fields, ts)
 
 
-def deadletter_line(reason: Reason, topic: str, payload: bytes, detail: str, now_ms: int) -> str:
+def deadletter_line(reason: Reason, topic: str, payload: bytes, detail: str, ts: int) -> str:
     fields: dict[str, FieldValue] = {
         TOPIC: topic[:_DEADLETTER_TOPIC_MAX],
         PAYLOAD: payload[:DEADLETTER_PAYLOAD_MAX].decode("utf-8", errors="replace"),
         DETAIL: detail[:_DEADLETTER_DETAIL_MAX],
     }
-    return encode_point(DEADLETTERS, {REASON: reason}, fields, now_ms)
+    return encode_point(DEADLETTERS, {REASON: reason}, fields, ts)
 
 
 def alert_line(event: AlertEvent) -> str:

@@ -2,12 +2,14 @@
 
 No I/O here: :class:`Pipeline` turns (topic, payload, arrival time) into
 line-protocol lines and, for anything that breaks the contract, a dead-letter
-line.  It never raises on device input.
+line.  It never raises on device input.  Lines are timed in ns
+(``schema.INGEST_PRECISION``), so readings get their sub-ms identity offset.
 """
 
 from __future__ import annotations
 
 import logging
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Final
@@ -78,15 +80,17 @@ class Pipeline:
     def __init__(self, site: str, *, stamp_capacity: int = 100_000) -> None:
         self.site = site
         self._stamps = _StampCache(stamp_capacity)
-        self._last_deadletter_ms = 0
+        self._last_deadletter_ns = 0
 
     def _deadletter(
         self, reason: Reason, topic: str, payload: bytes, detail: str, now_ms: int
     ) -> Outcome:
         # Dead letters share a series per reason: keep their timestamps unique
-        # so two in the same millisecond do not overwrite each other.
-        ts = max(now_ms, self._last_deadletter_ms + 1)
-        self._last_deadletter_ms = ts
+        # so two in the same millisecond do not overwrite each other (a hash of
+        # the message separates those of parallel ingest workers too).
+        offset = zlib.crc32(payload, zlib.crc32(topic.encode())) % schema.NS_PER_MS
+        ts = max(now_ms * schema.NS_PER_MS + offset, self._last_deadletter_ns + 1)
+        self._last_deadletter_ns = ts
         _LOG.warning(
             "dead letter (%s) on %.120s: %s; payload %.80r", reason, topic, detail, payload
         )
@@ -119,11 +123,11 @@ class Pipeline:
             for reading in readings:
                 if reading.ts_from_platform:
                     reading.ts_ms = self._stamps.stamp(reading)
-                lines.append(
-                    schema.reading_line(reading, out_of_range(reading.kind, reading.fields))
-                )
+                flags = out_of_range(reading.kind, reading.fields)
+                lines.append(schema.reading_line(reading, flags, ns=True))
             return Outcome(lines=lines, readings=len(readings))
+        now_ns = now_ms * schema.NS_PER_MS
         if topic.channel is Channel.STATUS:
-            return Outcome(lines=[schema.status_line(topic, decode_status(payload), now_ms)])
-        line = schema.meta_line(topic, decode_meta(payload), now_ms)
+            return Outcome(lines=[schema.status_line(topic, decode_status(payload), now_ns)])
+        line = schema.meta_line(topic, decode_meta(payload), now_ns)
         return Outcome(lines=[line] if line else [])

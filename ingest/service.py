@@ -184,7 +184,8 @@ class Ingest:
         stamp = now_ms()
         registry = self._registry_due(batch.seen, stamp)
         lines = batch.lines + [
-            schema.device_line(topic, seen, stamp) for topic, seen in registry.values()
+            schema.device_line(topic, seen, stamp * schema.NS_PER_MS)
+            for topic, seen in registry.values()
         ]
         await self._write(lines)
         for device, (topic, _) in registry.items():
@@ -210,7 +211,7 @@ class Ingest:
         while True:
             try:
                 with WRITE_SECONDS.time():
-                    await self.influx.write_lines(lines)
+                    await self.influx.write_lines(lines, precision=schema.INGEST_PRECISION)
                 return
             except InfluxUnavailable as exc:
                 wait = backoff.next()
@@ -229,14 +230,18 @@ class Ingest:
     async def _write_each(self, lines: list[str]) -> None:
         for line in lines:
             try:
-                await self.influx.write_lines([line])
+                await self.influx.write_lines([line], precision=schema.INGEST_PRECISION)
             except InfluxRequestError as exc:
                 DEADLETTERS.labels(Reason.STORE_REJECTED).inc()
                 dead = schema.deadletter_line(
-                    Reason.STORE_REJECTED, "(ingest)", line.encode(), str(exc), now_ms()
+                    Reason.STORE_REJECTED,
+                    "(ingest)",
+                    line.encode(),
+                    str(exc),
+                    now_ms() * schema.NS_PER_MS,
                 )
                 with contextlib.suppress(InfluxRequestError):
-                    await self.influx.write_lines([dead])
+                    await self.influx.write_lines([dead], precision=schema.INGEST_PRECISION)
 
 
 async def serve(settings: Settings) -> None:
