@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from analytics import window as win
 from analytics.overrides import FloodLimits, LightingLimits, StormLimits
+from analytics.platform import PlatformView
 from analytics.registry import OFFLINE, SLEEPING, STOPPED, Registry
 from analytics.rules import energy, flood, health, rain, storm, sun
 from analytics.rules.base import RuleResult, f32, last_valid, linear_fit
@@ -301,6 +302,7 @@ class Context:
     meters: Rows
     devices: DeviceView
     n_districts: int
+    platform: PlatformView
     results: dict[str, RuleResult] = field(default_factory=dict)
 
     def result(self, rule: str) -> RuleResult:

@@ -30,6 +30,7 @@ from analytics.context import Context, DeviceView, LampView, Rows, WaterView, We
 from analytics.counters import CounterTracker
 from analytics.lifecycle import Lifecycle
 from analytics.overrides import FloodLimits, LightingLimits, RowLimits, StormLimits
+from analytics.platform import PlatformState
 from analytics.registry import OFFLINE, ONLINE, SLEEPING, STATUS_CODES, STOPPED, Registry
 from analytics.rules import energy
 from analytics.rules.base import RuleResult, f32
@@ -57,6 +58,7 @@ F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 CITY: Final = "city"  # the one city-wide subject, in no district
 _CITY: Final = ([CITY], [""])
+_PLATFORM: Final = (["platform"], [""])
 
 
 @dataclass
@@ -141,6 +143,7 @@ class Engine:
         self.lamp = self._kinds[Kind.LAMP].window
         self.meter = self._kinds[Kind.METER].window
         self.counters = CounterTracker()
+        self.platform = PlatformState()  # the broker's and ingest's health (the service feeds it)
         self._canal_ids = frozenset(thresholds.flood.canal_stations)
         self._canal: list[bool] = []  # per water row
         self._commands: list[CommandRequest] = []
@@ -435,6 +438,7 @@ class Engine:
             meters=self._view_rows(Kind.METER),
             devices=DeviceView(self.registry, t, now_ms),
             n_districts=len(self.registry.districts),
+            platform=self.platform.view(now_ms, t.platform),
         )
 
     def _view_rows(self, kind: Kind) -> Rows:
@@ -447,6 +451,8 @@ class Engine:
         reg = self.registry
         if subject is Subject.CITY:
             return _CITY
+        if subject is Subject.PLATFORM:
+            return _PLATFORM
         if subject is Subject.DISTRICT:
             return reg.districts, reg.districts
         if subject is Subject.DEVICE:
@@ -546,7 +552,7 @@ class Engine:
 
     # device health ----------------------------------------------------------------------------
     def _subject_row(self, space: Subject, subject: str, district: str) -> int:
-        if space is Subject.CITY:
+        if space in (Subject.CITY, Subject.PLATFORM):
             return 0
         if space is Subject.DISTRICT:
             return self.registry.district_row(subject)

@@ -29,3 +29,19 @@ EVAL_SECONDS: Final = _M.histogram(
 OUTBOX_DROPPED: Final = _M.counter(
     "outbox_dropped", "Alert events dropped because an outbox was full.", ["sink"]
 )
+BROKER_DROPPED: Final = _M.gauge(
+    "broker_dropped_messages",
+    "Messages the broker dropped since it started ($SYS/broker/publish/messages/dropped).",
+)
+BROKER_STORED: Final = _M.gauge(
+    "broker_stored_messages", "Messages in the broker's store ($SYS/broker/store/messages/count)."
+)
+INGEST_LAG: Final = _M.gauge(
+    "ingest_lag_seconds", "An ingest worker's reported lag (its health report).", ["worker"]
+)
+INGEST_DEADLETTERS: Final = _M.gauge(
+    "ingest_deadletters", "Dead letters an ingest worker counted since it started.", ["worker"]
+)
+PLATFORM_ALERTS: Final = _M.gauge(
+    "platform_alert_firing", "1 while a platform health rule fires.", ["rule"]
+)

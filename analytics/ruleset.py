@@ -23,7 +23,7 @@ import numpy as np
 
 from analytics.context import Context
 from analytics.lifecycle import MessageFn, RuleSpec
-from analytics.rules import energy, flood, health, rain, storm
+from analytics.rules import energy, flood, health, platform, rain, storm
 from analytics.rules.base import CRITICAL, RuleResult, f32, group_count, group_max, row_max
 from analytics.rules.messages import street_flood, titled
 from analytics.thresholds import Thresholds
@@ -41,6 +41,7 @@ class Subject(StrEnum):
     DEVICE = "device"  # any device in the registry
     DISTRICT = "district"
     CITY = "city"  # the one city-wide subject
+    PLATFORM = "platform"  # the platform itself: broker, ingest
 
 
 @dataclass(frozen=True)
@@ -315,6 +316,23 @@ def _clock_skew(c: Context) -> RuleResult:
     return health.skew_rule(d.registry.skew_s[: d.n], c.thresholds.health)
 
 
+# --- platform health (the broker, ingest) ----------------------------------------------------
+def _queue_drop(c: Context) -> RuleResult:
+    p = c.platform
+    return platform.queue_drop_rule(p.dropped, p.drop_watched, c.thresholds.platform)
+
+
+def _ingest_lag(c: Context) -> RuleResult:
+    return platform.ingest_lag_rule(c.platform.lag_s, c.thresholds.platform)
+
+
+def _deadletter_surge(c: Context) -> RuleResult:
+    p = c.platform
+    return platform.deadletter_rule(
+        p.deadletters_per_min, p.deadletters_watched, c.thresholds.platform
+    )
+
+
 # --- the declarations, in evaluation order ---------------------------------------------------
 _W, _WATER, _LAMP = Subject.WEATHER, Subject.WATER, Subject.LAMP
 _DEV, _DIST = Subject.DEVICE, Subject.DISTRICT
@@ -470,6 +488,28 @@ CLOCK_SKEW: Final = Rule(
     titled("Đồng hồ thiết bị bị lệch", "Device clock skewed"),
 )
 
+BROKER_QUEUE_DROP: Final = Rule(
+    "broker-queue-drop",
+    "health",
+    Subject.PLATFORM,
+    _queue_drop,
+    titled("Máy chủ MQTT bỏ mất bản tin", "Broker dropped queued messages"),
+)
+INGEST_LAG: Final = Rule(
+    "ingest-lag",
+    "health",
+    Subject.PLATFORM,
+    _ingest_lag,
+    titled("Lưu dữ liệu bị chậm", "Ingest falling behind"),
+)
+DEADLETTER_SURGE: Final = Rule(
+    "deadletter-surge",
+    "health",
+    Subject.PLATFORM,
+    _deadletter_surge,
+    titled("Nhiều bản tin lỗi bị loại", "Dead-letter surge"),
+)
+
 # Evaluation order: a rule reads only the results of rules before it (storm-risk of
 # the station rules, district-flood and compound-flood of street-flood and
 # canal-level, device-offline of mass-outage).
@@ -479,8 +519,10 @@ RULES: Final[tuple[Rule, ...]] = (
     STREET_FLOOD, DRAIN_RISING, LEVEL_SPIKE, CANAL_LEVEL, DISTRICT_FLOOD, COMPOUND_FLOOD,
     DAY_BURN, LAMP_OUT, POWER_DRIFT, LAMP_CYCLING, DIMMING_OPPORTUNITY, CABINET_ENERGY,
     MASS_OUTAGE, DEVICE_OFFLINE, OUT_OF_RANGE, LOW_BATTERY, WEAK_SIGNAL, CLOCK_SKEW,
+    BROKER_QUEUE_DROP, INGEST_LAG, DEADLETTER_SURGE,
 )  # fmt: skip
 BY_NAME: Final[dict[str, Rule]] = {rule.name: rule for rule in RULES}
+PLATFORM_RULES: Final = tuple(rule for rule in RULES if rule.subject is Subject.PLATFORM)
 
 
 def _check(rules: tuple[Rule, ...]) -> None:

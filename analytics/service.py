@@ -30,9 +30,10 @@ import msgspec
 
 from analytics import metrics
 from analytics.engine import CommandRequest, Engine
+from analytics.ruleset import PLATFORM_RULES
 from analytics.stored import readings_from_series
 from analytics.thresholds import Thresholds, load_thresholds
-from deltasense import alerts, schema
+from deltasense import alerts, health, schema
 from deltasense.contract import (
     UNSET,
     Channel,
@@ -290,6 +291,8 @@ class AnalyticsService:
             self._dropped_old_seen = dropped
         if events:
             self._emit(events)
+        for rule in PLATFORM_RULES:
+            metrics.PLATFORM_ALERTS.labels(rule.name).set(self.engine.firing(rule.name))
         commands = self.engine.take_commands()
         if commands:
             self._send_commands(commands)
@@ -376,6 +379,11 @@ class AnalyticsService:
             await client.subscribe(alerts.alerts_filter(site), qos=1)
             await client.subscribe(meta_filter(site), qos=1)
             await client.subscribe(status_filter(site), qos=1)
+            # Platform health: ingest's reports, the broker's counters (retained: the
+            # current values arrive at once).
+            await client.subscribe(health.health_filter(site), qos=1)
+            for topic in health.BROKER_TOPICS:
+                await client.subscribe(topic, qos=0)
             _raise_if_cancelling()
             _LOG.info(
                 "analytics subscribed to %s and %s", tele_filter(site), alerts.alerts_filter(site)
@@ -432,6 +440,9 @@ class AnalyticsService:
         if topic.startswith(f"{self.settings.site}/_alerts/"):
             self._handle_alert(topic, payload)
             return 0
+        if topic.startswith(("$SYS/", f"{self.settings.site}/{health.HEALTH_DISTRICT}/")):
+            self._handle_health(topic, payload)
+            return 0
         try:
             parsed = parse_topic(topic)
             if parsed.kind not in self.engine.kinds:
@@ -472,6 +483,26 @@ class AnalyticsService:
             metrics.QC_FLAGGED.inc(stats.qc_flagged)
         # Water readings trigger an evaluation at once (street floods are urgent).
         return stats.readings if parsed.kind is Kind.WATER else 0
+
+    def _handle_health(self, topic: str, payload: bytes) -> None:
+        """The broker's counters and ingest's reports into the platform state (and the
+        metrics that mirror them)."""
+        platform, at = self.engine.platform, now_ms()
+        try:
+            if topic == health.BROKER_DROPPED_TOPIC:
+                platform.broker_dropped(at, health.broker_counter(payload))
+                metrics.BROKER_DROPPED.set(platform.broker_dropped_total or 0)
+            elif topic == health.BROKER_STORED_TOPIC:
+                platform.broker_stored = health.broker_counter(payload)
+                metrics.BROKER_STORED.set(platform.broker_stored)
+            else:
+                report = health.decode(payload)
+                platform.ingest_report(at, report)
+                if report.lag_s is not None:
+                    metrics.INGEST_LAG.labels(str(report.worker)).set(report.lag_s)
+                metrics.INGEST_DEADLETTERS.labels(str(report.worker)).set(report.deadletters)
+        except health.HealthError as exc:
+            self._bad("bad_health", topic, payload, str(exc))
 
     def _handle_alert(self, topic: str, payload: bytes) -> None:
         try:
@@ -542,6 +573,7 @@ async def run(
         thresholds or load_thresholds(settings.thresholds_file),
         utc_offset_min=settings.utc_offset_min,
     )
+    engine.platform.workers = settings.ingest_workers
     start_metrics_server(settings.analytics_metrics_port, _LOG, settings.metrics_host)
     async with influx_client(settings, logger=_LOG) as db:
         await db.wait_ready(attempts=60, delay_s=0.5)

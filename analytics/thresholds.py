@@ -293,6 +293,26 @@ class Health(_Model):
     clock_skew_s: float = Field(default=120.0, gt=0)
 
 
+class Platform(_Model):
+    """Platform health (analytics/rules/platform.py); a site file need not name them."""
+
+    broker_drop_window_s: float = Field(default=300.0, gt=0)
+    broker_dropped_min: int = Field(default=1, ge=1)
+    ingest_lag_s: float = Field(default=60.0, gt=0)
+    ingest_lag_clear_s: float = Field(default=15.0, gt=0)
+    ingest_lag_critical_s: float = Field(default=300.0, gt=0)
+    deadletter_window_s: float = Field(default=300.0, gt=0)
+    deadletters_per_min: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if not self.ingest_lag_clear_s < self.ingest_lag_s <= self.ingest_lag_critical_s:
+            raise ValueError(
+                "platform: need ingest_lag_clear_s < ingest_lag_s <= ingest_lag_critical_s"
+            )
+        return self
+
+
 # --- alerting ------------------------------------------------------------------------
 class ForDurations(_Model):
     storm_s: float = Field(ge=0)
@@ -392,6 +412,7 @@ class Thresholds(_Model):
     lighting: Lighting
     health: Health
     alerting: Alerting
+    platform: Platform = Field(default_factory=Platform)
     overrides: list[Override] = Field(default_factory=list)
 
     @model_validator(mode="after")

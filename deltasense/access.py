@@ -22,6 +22,7 @@ from typing import Final
 
 from deltasense.contract import ALERTS_DISTRICT, Channel, Kind, is_ident
 from deltasense.dynsec import Acl, AclType, admin_acls, write_private
+from deltasense.health import BROKER_TOPICS, HEALTH_DISTRICT
 
 ADMIN_USERNAME: Final = "admin.broker"
 SECRET_BYTES: Final = 32  # secrets.token_urlsafe(32): 43 characters, 256 bits
@@ -104,12 +105,16 @@ def service_acls(service: Service, site: str) -> list[Acl]:
             Acl(SUB, f"{site}/#"),
             Acl(SUB, f"$share/{INGEST_SHARE_GROUP}/{site}/#"),
             Acl(RECV, f"{devices}/{Channel.CFG}", allow=False),
+            Acl(PUB, f"{site}/{HEALTH_DISTRICT}/ingest/+"),  # its workers' health reports
         ]
     if service is Service.ANALYTICS:
         return [
             *(Acl(SUB, f"{devices}/{c}") for c in (Channel.TELE, Channel.META, Channel.STATUS)),
             Acl(SUB, alerts),
             Acl(PUB, alerts),
+            # Platform health: ingest's reports and two broker counters, no other $SYS.
+            Acl(SUB, f"{site}/{HEALTH_DISTRICT}/#"),
+            *(Acl(SUB_LITERAL, topic) for topic in BROKER_TOPICS),
             # full-brightness leases (set_dim) go to lamps only
             Acl(PUB, f"{site}/+/{Kind.LAMP}/+/{Channel.CMD}"),
         ]

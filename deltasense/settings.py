@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     mqtt_password: str | None = None
     mqtt_keepalive_s: int = Field(30, ge=5, le=3600)
 
+    broker_max_queued_messages: int = Field(
+        100_000, ge=10, description="Per offline session; the supervisor's Mosquitto drops beyond."
+    )
+
     influx_url: str = Field("", description="Defaults to http://127.0.0.1:{influx_port}.")
     influx_port: int = Field(8086, ge=1, le=65535)
     influx_rpc_port: int = Field(8088, ge=1, le=65535, description="influxd backup/RPC port.")
@@ -113,6 +117,9 @@ class Settings(BaseSettings):
     )
     ingest_workers: int = Field(
         1, ge=1, le=INGEST_WORKERS_MAX, description="Ingest processes sharing one subscription."
+    )
+    ingest_health_interval_s: float = Field(
+        5.0, ge=0.1, le=300, description="Each ingest worker's health report on {site}/_health."
     )
     ingest_worker: int = Field(
         0, ge=0, lt=INGEST_WORKERS_MAX, description="This ingest process's index (supervisor)."

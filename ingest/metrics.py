@@ -13,3 +13,6 @@ READINGS: Final = _M.counter("readings", "Readings stored")
 DEADLETTERS: Final = _M.counter("deadletters", "Rejected messages", ["reason"])
 WRITE_SECONDS: Final = _M.histogram("write_seconds", "InfluxDB batch write time")
 WRITE_RETRIES: Final = _M.counter("write_retries", "Batch writes retried")
+LAG_SECONDS: Final = _M.gauge(
+    "lag_seconds", "Last batch written: median of (written - the reading's own ts), live readings."
+)

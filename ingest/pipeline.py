@@ -42,6 +42,8 @@ class Outcome:
     deadletter: Reason | None = None  # why the message was rejected
     ignored: bool = False
     topic: Topic | None = None
+    # Newest device-stamped ts of its live readings (not hist): ingest's lag is measured on it.
+    newest_ms: int | None = None
 
 
 class _StampCache:
@@ -125,7 +127,8 @@ class Pipeline:
                     reading.ts_ms = self._stamps.stamp(reading)
                 flags = out_of_range(reading.kind, reading.fields)
                 lines.append(schema.reading_line(reading, flags, ns=True))
-            return Outcome(lines=lines, readings=len(readings))
+            live = [r.ts_ms for r in readings if not (r.ts_from_platform or r.hist)]
+            return Outcome(lines=lines, readings=len(readings), newest_ms=max(live, default=None))
         now_ns = now_ms * schema.NS_PER_MS
         if topic.channel is Channel.STATUS:
             return Outcome(lines=[schema.status_line(topic, decode_status(payload), now_ns)])

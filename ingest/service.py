@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import statistics
 from dataclasses import dataclass, field
 
 import aiomqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from deltasense import schema
+from deltasense import health, schema
 from deltasense.access import INGEST_SHARE_GROUP
 from deltasense.contract import Topic
 from deltasense.influx import InfluxClient, InfluxRequestError, InfluxUnavailable, influx_client
@@ -26,7 +27,14 @@ from deltasense.mqtt import make_client, run_forever
 from deltasense.reasons import Reason
 from deltasense.runtime import Backoff, now_ms, payload_bytes
 from deltasense.settings import Settings
-from ingest.metrics import DEADLETTERS, MESSAGES, READINGS, WRITE_RETRIES, WRITE_SECONDS
+from ingest.metrics import (
+    DEADLETTERS,
+    LAG_SECONDS,
+    MESSAGES,
+    READINGS,
+    WRITE_RETRIES,
+    WRITE_SECONDS,
+)
 from ingest.pipeline import Pipeline
 
 _LOG = logging.getLogger(__name__)
@@ -58,6 +66,7 @@ class _Batch:
     lines: list[str] = field(default_factory=list)
     acks: list[tuple[int, int]] = field(default_factory=list)  # (mid, qos) awaiting PUBACK
     seen: dict[str, tuple[Topic, int]] = field(default_factory=dict)  # device → (topic, ms)
+    stamps: list[int] = field(default_factory=list)  # newest live device ts of each message
 
 
 class Ingest:
@@ -71,6 +80,12 @@ class Ingest:
         self._lock = asyncio.Lock()
         self._registered: dict[str, tuple[Topic, int]] = {}  # device → (topic, written at)
         self.connected = asyncio.Event()
+        # What the health reports say (deltasense/health.py): counters since start, and
+        # the worst batch lag since the last report.
+        self._started = now_ms()
+        self._messages = 0
+        self._deadletters = 0
+        self._lag_s: float | None = None
 
     async def run(self) -> None:
         await run_forever(self._session, name="ingest", logger=_LOG)
@@ -109,6 +124,7 @@ class Ingest:
                 self.settings.mqtt_port,
             )
             flusher = asyncio.create_task(self._flush_periodically(client))
+            reporter = asyncio.create_task(self._report_periodically(client))
             try:
                 async for message in client.messages:
                     self._accept(message)
@@ -127,18 +143,23 @@ class Ingest:
                 raise
             finally:
                 self.connected.clear()
-                flusher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await flusher
+                for task in (flusher, reporter):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     def _accept(self, message: aiomqtt.Message) -> None:
         arrived = now_ms()
         outcome = self.pipeline.handle(message.topic.value, payload_bytes(message.payload), arrived)
         batch = self._batch
         batch.lines.extend(outcome.lines)
+        self._messages += 1
         if message.qos > 0:
             batch.acks.append((message.mid, message.qos))
+        if outcome.newest_ms is not None:
+            batch.stamps.append(outcome.newest_ms)
         if outcome.deadletter:
+            self._deadletters += 1
             MESSAGES.labels("deadletter").inc()
             DEADLETTERS.labels(outcome.deadletter).inc()
         elif outcome.ignored:
@@ -153,6 +174,38 @@ class Ingest:
         while True:
             await asyncio.sleep(self.settings.ingest_flush_interval_s)
             await self.flush(client)
+
+    async def _report_periodically(self, client: aiomqtt.Client) -> None:
+        topic = health.ingest_topic(self.settings.site, self.settings.ingest_worker)
+        while True:
+            await asyncio.sleep(self.settings.ingest_health_interval_s)
+            report = self.report()
+            try:
+                await client.publish(topic, health.encode(report), qos=1)
+            except aiomqtt.MqttError as exc:  # the session is going; the next one reports
+                _LOG.debug("health report not sent: %s", exc)
+                return
+            if report.lag_s == self._lag_s:
+                self._lag_s = None  # reported: the next report covers the batches after it
+
+    def report(self) -> health.IngestReport:
+        return health.IngestReport(
+            worker=self.settings.ingest_worker,
+            started=self._started,
+            ts=now_ms(),
+            messages=self._messages,
+            deadletters=self._deadletters,
+            lag_s=self._lag_s,
+        )
+
+    def _note_lag(self, stamps: list[int], written_ms: int) -> None:
+        """A written batch's lag: the median over its messages, so a few devices with a
+        wrong clock do not make it (a backlog makes every message late)."""
+        if not stamps:
+            return
+        lag = (written_ms - statistics.median(stamps)) / 1000.0
+        LAG_SECONDS.set(lag)
+        self._lag_s = lag if self._lag_s is None else max(self._lag_s, lag)
 
     async def flush(self, client: aiomqtt.Client) -> None:
         async with self._lock:
@@ -188,6 +241,7 @@ class Ingest:
             for topic, seen in registry.values()
         ]
         await self._write(lines)
+        self._note_lag(batch.stamps, now_ms())
         for device, (topic, _) in registry.items():
             self._registered[device] = (topic, stamp)
 

@@ -30,10 +30,14 @@ from enum import StrEnum
 from pathlib import Path
 
 from deltasense.runtime import Backoff
+from deltasense.settings import Settings
 
 _LOG = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 BROKER_AUTOSAVE_CHANGES = 100  # the broker-crash loss window, in queued messages
+# Messages queued per offline persistent session: the setting's default is the one fact.
+BROKER_MAX_QUEUED: int = Settings.model_fields["broker_max_queued_messages"].default
+BROKER_SYS_INTERVAL_S = 5  # how often Mosquitto publishes its $SYS counters
 
 
 class ServiceError(RuntimeError):
@@ -276,6 +280,8 @@ def mosquitto_process(
     host: str = "127.0.0.1",
     dynsec_file: Path | None = None,
     anonymous: bool = False,
+    max_queued: int = BROKER_MAX_QUEUED,
+    sys_interval_s: int = BROKER_SYS_INTERVAL_S,
 ) -> ManagedProcess:
     """A Mosquitto broker with persistence under ``var_dir/mosquitto``.
 
@@ -307,7 +313,10 @@ def mosquitto_process(
         # Mosquitto 2.0 rewrites its whole store on each save, so 1 would stall it.
         "autosave_on_changes true\n"
         f"autosave_interval {BROKER_AUTOSAVE_CHANGES}\n"
-        "max_queued_messages 100000\n"
+        # Beyond this a persistent session's queue drops; $SYS counts it and analytics
+        # raises broker-queue-drop (docs/RELIABILITY.md, "Platform health").
+        f"max_queued_messages {max_queued}\n"
+        f"sys_interval {sys_interval_s}\n"
         "max_inflight_messages 100\n"
         "message_size_limit 1048576\n"
         "log_dest stdout\n"

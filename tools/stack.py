@@ -94,7 +94,11 @@ def build_stack(
     # Locked down: each service connects with its own identity (tools/broker.py).
     accounts = broker.prepare(var)
     mosquitto = mosquitto_process(
-        var, port=settings.mqtt_port, host=settings.mqtt_host, dynsec_file=accounts.dynsec_file
+        var,
+        port=settings.mqtt_port,
+        host=settings.mqtt_host,
+        dynsec_file=accounts.dynsec_file,
+        max_queued=settings.broker_max_queued_messages,
     )
     mosquitto.healthy = broker.ready_check(settings, accounts)
     # InfluxDB with authentication: each service with its own user and grant.

@@ -284,6 +284,42 @@ async def test_only_ingest_joins_the_ingest_share_group(
         assert ours() and set(ours()) == {f"{base(a)}/tele"}
 
 
+async def test_only_analytics_reads_the_broker_counters_and_only_ingest_reports_health(
+    locked: LockedBroker, admin: dynsec.Dynsec, tag: str
+) -> None:
+    """Analytics may read exactly the two ``$SYS`` counters of the platform health
+    rules; a node may neither read them nor forge ingest's health reports (which
+    could hide a dead-letter surge or raise a false lag alert)."""
+    a = f"{tag}-a"
+    secret_a = await provision(admin, a)
+    counters = ("$SYS/broker/publish/messages/dropped", "$SYS/broker/store/messages/count")
+    report = b'{"worker":0,"started":1,"ts":1,"messages":0,"deadletters":0,"lag_s":null}'
+    with node(locked, a, secret_a) as pa:
+        for topic in counters:
+            assert pa.subscribe(topic) == NOT_AUTHORIZED, topic
+        assert pa.subscribe("tsec/_health/#") == NOT_AUTHORIZED
+        assert pa.publish("tsec/_health/ingest/0", report) == NOT_AUTHORIZED
+    for svc in (Service.SIMULATOR, Service.API, Service.NOTIFIER):
+        with service(locked, svc, f"{tag}-{svc.value}-sys") as p:
+            assert p.subscribe(counters[0]) == NOT_AUTHORIZED, svc
+            assert p.publish("tsec/_health/ingest/0", report) == NOT_AUTHORIZED, svc
+    with service(locked, Service.ANALYTICS, f"{tag}-analytics-sys") as an:
+        for topic in ("$SYS/#", "$SYS/broker/clients/connected", "$SYS/broker/+/+"):
+            assert an.subscribe(topic) == NOT_AUTHORIZED, topic
+        assert an.publish("tsec/_health/ingest/0", report) == NOT_AUTHORIZED
+        for topic in counters:  # positive control: granted, and the value arrives
+            assert an.subscribe(topic) == GRANTED_QOS1, topic
+        assert an.subscribe("tsec/_health/#") == GRANTED_QOS1
+        await eventually(lambda: _async(len({t for t, _, _ in an.messages}) == 2), within=12)
+        assert {t for t, _, _ in an.messages} == set(counters)
+        assert all(body.isdigit() for _, body, _ in an.messages)
+        with service(locked, Service.INGEST, f"{tag}-ingest-health") as ingest:
+            assert ingest.publish("tsec/_health/ingest/0", report) == 0
+            assert ingest.publish("tsec/_alerts/health/x/y", b"{}") == NOT_AUTHORIZED
+        await eventually(lambda: _async(any("_health" in t for t, _, _ in an.messages)))
+        assert [b for t, b, _ in an.messages if "_health" in t] == [report]
+
+
 # --- revocation ----------------------------------------------------------------------------
 async def test_a_revoked_node_is_cut_off_within_5_s_and_refused_until_enabled(
     locked: LockedBroker, admin: dynsec.Dynsec, tag: str
