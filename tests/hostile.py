@@ -49,11 +49,14 @@ def _float(rng: random.Random) -> float:
     return round(rng.uniform(-1000.0, 100_000.0), rng.randint(0, 4))
 
 
-def valid_reading(rng: random.Random, kind: Kind, now_ms: int, seq: int) -> dict[str, Any]:
-    """A reading the contract accepts (values may be out of the QC range)."""
+def valid_reading(
+    rng: random.Random, kind: Kind, now_ms: int, seq: int, oldest_ms: int = MIN_TS_MS
+) -> dict[str, Any]:
+    """A reading the contract accepts (values may be out of the QC range), with a
+    ``ts`` from ``oldest_ms`` to the future limit, or none."""
     out: dict[str, Any] = {"seq": seq, "boot": rng.randint(0, MAX_COUNTER)}
     if rng.random() < 0.8:
-        out["ts"] = rng.randint(MIN_TS_MS, now_ms + MAX_FUTURE_MS)
+        out["ts"] = rng.randint(oldest_ms, now_ms + MAX_FUTURE_MS)
     if rng.random() < 0.2:
         out["hist"] = rng.random() < 0.5
     names = FIELDS_BY_KIND[kind]
@@ -185,12 +188,14 @@ FAULTS: Final[dict[str, tuple[Reason, Fault]]] = {
 CATEGORIES: Final = ("valid", *FAULTS)
 
 
-def message(category: str, rng: random.Random, now_ms: int, *, seq0: int = 0) -> Message:
+def message(
+    category: str, rng: random.Random, now_ms: int, *, oldest_ms: int = MIN_TS_MS
+) -> Message:
     """One message of ``category``: a single reading or a batch of 2–5 with the
-    fault in one of them.  Valid readings get seqs from ``seq0`` up."""
+    fault in one of them (seqs 0 up, so a batch's readings are distinct)."""
     kind = rng.choice(list(Kind))
     n = 1 if rng.random() < 0.6 else rng.randint(2, 5)
-    readings = [valid_reading(rng, kind, now_ms, seq0 + i) for i in range(n)]
+    readings = [valid_reading(rng, kind, now_ms, i, oldest_ms) for i in range(n)]
     texts = [_encode(r, rng) for r in readings]
     reason: Reason | None = None
     if category != "valid":

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import cast
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analytics.engine import Engine
+from analytics.service import AnalyticsService
 from deltasense.contract import ContractError, decode_tele, parse_topic
+from deltasense.influx import InfluxClient
 from deltasense.reasons import Reason
+from deltasense.settings import Settings
 from ingest.pipeline import Pipeline
 from tests.hostile import CATEGORIES, FAULTS, message
 
@@ -73,3 +80,25 @@ def test_every_category_is_generated_and_every_device_reason_covered() -> None:
     }
     assert {reason for reason, _ in FAULTS.values()} == content
     assert CATEGORIES[0] == "valid"
+
+
+def test_analytics_skips_the_same_messages_for_the_same_reasons(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_engine: Callable[..., Engine]
+) -> None:
+    """Analytics decodes with the same decode_tele: it evaluates nothing ingest
+    dead-letters, and counts it under the same reason."""
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(site="baclieu", analytics_metrics_port=0)
+    service = AnalyticsService(settings, make_engine(), cast(InfluxClient, None))
+    seen: list[str] = []
+    monkeypatch.setattr(service, "_bad", lambda reason, *_: seen.append(reason))
+    rng = random.Random(4)
+    sent: list[Reason] = []
+    for category in FAULTS:
+        for _ in range(25):
+            msg = message(category, rng, NOW)
+            assert msg.reason is not None
+            monkeypatch.setattr("analytics.service.now_ms", lambda: NOW)
+            assert service.handle(_topic(msg.kind), msg.payload) == 0
+            sent.append(msg.reason)
+    assert seen == sent
