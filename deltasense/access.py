@@ -20,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
-from deltasense.contract import ALERTS_DISTRICT, Channel, Kind, is_ident
+from deltasense.contract import ALERTS_DISTRICT, Channel, Kind, edge_status_topic, is_ident
 from deltasense.dynsec import Acl, AclType, admin_acls, write_private
 from deltasense.health import BROKER_TOPICS, HEALTH_DISTRICT
 
@@ -86,11 +86,12 @@ def gateway_username(district: str) -> str:
 
 
 def gateway_acls(site: str, district: str) -> list[Acl]:
-    """An edge gateway relays the devices of its district, and no other."""
+    """An edge gateway relays the devices of its district, and no other, and
+    reports its own health on ``{site}/_edge/{district}/status``."""
     for name, value in (("site", site), ("district", district)):
         if not is_ident(value):
             raise ValueError(f"{name} {value!r} must match [a-z0-9][a-z0-9-]{{0,31}}")
-    return _device_side(f"{site}/{district}")
+    return [*_device_side(f"{site}/{district}"), Acl(PUB, edge_status_topic(site, district))]
 
 
 def service_acls(service: Service, site: str) -> list[Acl]:

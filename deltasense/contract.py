@@ -32,6 +32,7 @@ MIN_TS_MS: Final = 1_577_836_800_000
 MAX_COUNTER: Final = 2**31 - 1
 DEFAULT_SITE: Final = "baclieu"
 ALERTS_DISTRICT: Final = "_alerts"
+EDGE_DISTRICT: Final = "_edge"  # {site}/_edge/{district}/status: a ward gateway's health
 
 
 class Kind(StrEnum):
@@ -85,6 +86,16 @@ def device_topic(
     topic = f"{site}/{district}/{kind}/{device}/{channel}"
     parse_topic(topic)
     return topic
+
+
+def edge_status_topic(site: str, district: str) -> str:
+    """Where a district's edge gateway reports its health (retained; edge/)."""
+    for name, value in (("site", site), ("district", district)):
+        if not is_ident(value):
+            raise ContractError(
+                "bad_topic", f"{name} {value[:40]!r} does not match {IDENT_PATTERN}"
+            )
+    return f"{site}/{EDGE_DISTRICT}/{district}/status"
 
 
 def parse_topic(topic: str) -> Topic:

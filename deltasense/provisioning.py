@@ -126,6 +126,58 @@ async def sync_platform(ds: Dynsec, *, site: str, passwords: dict[Service, str])
     await ds.set_role_acls(rolename="admin", acls=access.admin_role_acls())
 
 
+# --- edge gateways ------------------------------------------------------------------------
+async def add_gateway(ds: Dynsec, *, site: str, district: str) -> str:
+    """Create a district gateway's account ``gw.<district>`` (its district's device
+    topics and its own health topic, access.gateway_acls) bound to that client id; its
+    secret, once.  An existing gateway account is refused, as a device is."""
+    try:
+        acls = access.gateway_acls(site, district)
+    except ValueError as exc:
+        raise ProvisioningError(str(exc)) from None
+    username = access.gateway_username(district)
+    try:
+        await ds.get_client(username=username)
+    except NotFoundError:
+        pass
+    else:
+        raise ProvisioningError(f"gateway {username!r} exists already")
+    secret = access.new_secret()
+    await ds.set_role_acls(rolename=username, acls=acls)
+    try:
+        await ds.create_client(
+            username=username,
+            password=secret,
+            clientid=username,
+            textname=f"edge gateway of {district}",
+            roles=[username],
+        )
+    except AlreadyExistsError:
+        raise ProvisioningError(f"gateway {username!r} exists already") from None
+    return secret
+
+
+async def sync_gateway(ds: Dynsec, *, site: str, district: str, password: str) -> None:
+    """Make a gateway's account match the policy with this password (idempotent):
+    for a stack that keeps the secret itself (``deltasense simulate --edge``)."""
+    try:
+        acls = access.gateway_acls(site, district)
+    except ValueError as exc:
+        raise ProvisioningError(str(exc)) from None
+    username = access.gateway_username(district)
+    await ds.set_role_acls(rolename=username, acls=acls)
+    try:
+        await ds.create_client(
+            username=username,
+            password=password,
+            clientid=username,
+            textname=f"edge gateway of {district}",
+            roles=[username],
+        )
+    except AlreadyExistsError:
+        await ds.set_client_password(username=username, password=password)
+
+
 # --- devices ------------------------------------------------------------------------------
 async def add_device(ds: Dynsec, *, site: str, district: str, kind: Kind, device: str) -> str:
     """Create the device's identity (bound to its client id) and role; its secret."""

@@ -34,17 +34,25 @@ class ConfigFileError(ValueError):
     """The TOML configuration file is missing, unreadable or malformed."""
 
 
-class _TomlSource(PydanticBaseSettingsSource):
-    """Reads the optional TOML file; a file named explicitly must exist."""
+class TomlSource(PydanticBaseSettingsSource):
+    """Reads the optional TOML file; a file named explicitly must exist.
 
-    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+    The platform's file by default; the edge gateway names its own."""
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        *,
+        env_var: str = CONFIG_ENV,
+        default_file: str = DEFAULT_CONFIG_FILE,
+    ) -> None:
         super().__init__(settings_cls)
-        explicit = os.environ.get(CONFIG_ENV)
-        path = Path(explicit) if explicit else Path(DEFAULT_CONFIG_FILE)
+        explicit = os.environ.get(env_var)
+        path = Path(explicit) if explicit else Path(default_file)
         self._data: dict[str, Any] = {}
         if not path.exists():
             if explicit:
-                raise ConfigFileError(f"{CONFIG_ENV}={explicit}: no such file")
+                raise ConfigFileError(f"{env_var}={explicit}: no such file")
             return
         try:
             with path.open("rb") as fh:
@@ -243,7 +251,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _TomlSource(settings_cls))
+        return (init_settings, env_settings, TomlSource(settings_cls))
 
 
 def load_settings(**overrides: Any) -> Settings:

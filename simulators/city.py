@@ -8,6 +8,7 @@ whether the city holds 10 devices or 10,000.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -82,17 +83,25 @@ def _jitter(rng: random.Random) -> float:
     return max(-_JITTER_MAX_DEG, min(_JITTER_MAX_DEG, rng.gauss(0.0, _JITTER_SD_DEG)))
 
 
-def place_devices(n: int, seed: int = 1) -> list[DeviceSpec]:
+def place_devices(
+    n: int, seed: int = 1, districts: Sequence[str] | None = None
+) -> list[DeviceSpec]:
     """``n`` devices spread over the districts, deterministic per ``(n, seed)``.
 
     Each kind is dealt round-robin over the districts in a seeded order, so every
-    kind covers as many districts as its count allows.
+    kind covers as many districts as its count allows.  ``districts`` keeps the
+    city to those wards (a ward behind an edge gateway, say).
     """
     if n > MAX_DEVICES:
         raise ValueError(f"device count must be <= {MAX_DEVICES}, got {n}")
     counts = kind_counts(n)
     order = list(DISTRICTS)
     random.Random(f"districts:{seed}").shuffle(order)
+    if districts is not None:
+        unknown = sorted(set(districts) - set(DISTRICTS_BY_ID))
+        if unknown or not districts:
+            raise ValueError(f"unknown districts {unknown}; known: {sorted(DISTRICTS_BY_ID)}")
+        order = [d for d in order if d.id in set(districts)]
     specs: list[DeviceSpec] = []
     for kind in Kind:
         per_district: dict[str, int] = {}

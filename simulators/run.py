@@ -14,7 +14,7 @@ import math
 import random
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -188,17 +188,23 @@ async def simulate(
     duration: float | None,
     seed: int = 1,
     on_progress: Callable[[SimStats], None] | None = None,
+    districts: Sequence[str] | None = None,
+    edge: Mapping[str, tuple[str, int]] | None = None,
 ) -> SimStats:
     """Run ``devices`` virtual devices, each publishing ``rate`` readings/s.
 
     Runs for ``duration`` seconds, or until cancelled when ``duration`` is None
     (cancellation still stops every device cleanly, then propagates).
     ``on_progress(stats)`` is called about once a second and once at the end
-    with the same, live :class:`SimStats` object.  Raises ``ValueError`` for
+    with the same, live :class:`SimStats` object.  ``districts`` keeps the city to
+    those wards; ``edge`` puts wards behind their gateway: ward → (host, port) of
+    the ward's own broker, where its devices publish (without the platform's
+    credentials: the ward broker is the gateway's, docs/EDGE.md).  Raises ``ValueError`` for
     out-of-range arguments before touching the network.
     """
     validate_args(devices, rate, duration)
-    specs = place_devices(devices, seed)
+    specs = place_devices(devices, seed, districts)
+    edge = dict(edge or {})
     stats = SimStats(devices=devices)
     stop = asyncio.Event()
     period = 1.0 / rate
@@ -217,11 +223,11 @@ async def simulate(
                 boot_ts=now,
                 interval_s=period,
                 site=settings.site,
-                host=settings.mqtt_host,
-                port=settings.mqtt_port,
+                host=edge[spec.district][0] if spec.district in edge else settings.mqtt_host,
+                port=edge[spec.district][1] if spec.district in edge else settings.mqtt_port,
                 live=True,
-                user=settings.mqtt_username,
-                password=settings.mqtt_password,
+                user=None if spec.district in edge else settings.mqtt_username,
+                password=None if spec.district in edge else settings.mqtt_password,
                 keepalive_s=settings.mqtt_keepalive_s,
                 backoff_cap_s=_BACKOFF_CAP_S,
             ),

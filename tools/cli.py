@@ -308,6 +308,19 @@ def simulate_cmd(
         float | None, typer.Option(min=0.1, help="Seconds to run; default: until Ctrl-C.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for placement and values.")] = 1,
+    edge: Annotated[
+        str | None,
+        typer.Option(
+            help="Put this ward behind an edge gateway: its own Mosquitto and `deltasense "
+            "edge` start here, and the ward's devices publish to them (docs/EDGE.md)."
+        ),
+    ] = None,
+    edge_port: Annotated[
+        int, typer.Option(min=1, max=65535, help="The ward broker's port (with --edge).")
+    ] = 1884,
+    edge_metrics_port: Annotated[
+        int, typer.Option(min=1, max=65535, help="The gateway's metrics port (with --edge).")
+    ] = 9103,
 ) -> None:
     """Publish contract-conformant telemetry from a simulated Bạc Liêu city."""
     import asyncio
@@ -316,6 +329,11 @@ def simulate_cmd(
     from simulators.run import simulate
 
     settings = _settings()
+    if edge is not None:
+        _simulate_behind_edge(
+            settings, edge, edge_port, edge_metrics_port, devices, rate, duration, seed
+        )
+        return
     if settings.mqtt_username is None:
         # Against the local stack: the simulator's own account (docs/SECURITY.md).
         secret = read_secret(settings.var_dir, Service.SIMULATOR.username)
@@ -335,6 +353,77 @@ def simulate_cmd(
         out.print("stopped")
         return
     out.print(f"done: {stats}")
+
+
+def _simulate_behind_edge(
+    settings: Settings,
+    ward: str,
+    port: int,
+    metrics_port: int,
+    devices: int,
+    rate: float,
+    duration: float | None,
+    seed: int,
+) -> None:
+    """The ward's devices → its own broker → ``python -m edge`` → the platform; the
+    other wards' devices publish to the platform directly, as usual."""
+    import asyncio
+
+    from deltasense import dynsec, provisioning
+    from deltasense.access import Service, read_secret
+    from deltasense.wards import WARDS_BY_ID
+    from edge.settings import EdgeSettings
+    from simulators.run import simulate
+    from tools.devstack import Stack
+    from tools.edgestack import ensure_gateway_account, gateway_process, ward_broker
+
+    if ward not in WARDS_BY_ID:
+        _fail(f"--edge {ward!r}: not a ward of the site; known: {', '.join(sorted(WARDS_BY_ID))}")
+    try:
+        password = asyncio.run(ensure_gateway_account(settings, ward))
+    except (provisioning.ProvisioningError, dynsec.DynsecError) as exc:
+        _fail(f"the gateway's account gw.{ward}: {exc} (is the stack running? `deltasense up`)")
+    var = settings.var_dir.resolve() / "edge" / ward
+    edge_settings = EdgeSettings(
+        site=settings.site,
+        district=ward,
+        var_dir=var,
+        local_port=port,
+        uplink_host=settings.mqtt_host,
+        uplink_port=settings.mqtt_port,
+        uplink_password=password,
+        metrics_port=metrics_port,
+    )
+    secret = read_secret(settings.var_dir, Service.SIMULATOR.username)
+    if settings.mqtt_username is None and secret is not None:
+        settings = settings.model_copy(
+            update={"mqtt_username": Service.SIMULATOR.username, "mqtt_password": secret}
+        )
+    stack = Stack([ward_broker(var, port=port), gateway_process(edge_settings)])
+    try:
+        stack.start(on_started=lambda p: console.print(f"  [green]✓[/] {p.name}"))
+    except ServiceError as exc:
+        _fail(str(exc), code=1)
+    out.print(
+        f"ward {ward} behind its gateway: ward broker mqtt://127.0.0.1:{port}, gateway "
+        f"metrics http://127.0.0.1:{metrics_port}/metrics, spool {edge_settings.spool_file}"
+    )
+    try:
+        stats = asyncio.run(
+            simulate(
+                settings,
+                devices=devices,
+                rate=rate,
+                duration=duration,
+                seed=seed,
+                edge={ward: ("127.0.0.1", port)},
+            )
+        )
+        out.print(f"done: {stats}")
+    except KeyboardInterrupt:
+        out.print("stopped")
+    finally:
+        stack.stop()
 
 
 @token_app.command("add")
@@ -516,6 +605,23 @@ def notifier_cmd() -> None:
     from notifier.__main__ import main
 
     main()
+
+
+@app.command("edge")
+def edge_cmd(
+    show_status: Annotated[
+        bool,
+        typer.Option("--status", help="Print the spool's state (records, oldest, drops) and exit."),
+    ] = False,
+) -> None:
+    """Run the district edge gateway (DELTASENSE_EDGE_* settings; edge/README.md)."""
+    from edge.__main__ import main, spool_status
+
+    if show_status:
+        code, text = spool_status()
+        (out if code == 0 else console).print(text, highlight=False)
+        raise typer.Exit(code)
+    raise typer.Exit(main())
 
 
 @app.command("api")

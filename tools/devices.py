@@ -120,6 +120,36 @@ def add(
     _hand_over(settings, record, secret, secret_file)
 
 
+@devices_app.command("add-gateway")
+def add_gateway(
+    district: Annotated[str, typer.Option(help="The ward the gateway serves.")],
+    secret_file: SecretFile = None,
+) -> None:
+    """Create a district edge gateway's identity gw.<district> (edge/README.md)."""
+    settings = _settings()
+
+    async def action(ds: dynsec.Dynsec, _: provisioning.BrokerLogin) -> str:
+        return await provisioning.add_gateway(ds, site=settings.site, district=district)
+
+    secret = _run(settings, action)
+    username = f"gw.{district}"
+    out.print(f"gateway {username} added (site {settings.site})")
+    if secret_file is not None:
+        write_private(secret_file, (secret + "\n").encode())
+        out.print(f"secret written to {secret_file} (mode 0600): DELTASENSE_EDGE_UPLINK_PASSWORD")
+        return
+    out.print("gateway settings (shown once; the broker keeps only a hash):")
+    out.print_json(
+        data={
+            "DELTASENSE_EDGE_SITE": settings.site,
+            "DELTASENSE_EDGE_DISTRICT": district,
+            "DELTASENSE_EDGE_UPLINK_HOST": settings.mqtt_host,
+            "DELTASENSE_EDGE_UPLINK_PORT": settings.mqtt_port,
+            "DELTASENSE_EDGE_UPLINK_PASSWORD": secret,
+        }
+    )
+
+
 @devices_app.command("list")
 def list_(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Every provisioned device and whether it may connect."""

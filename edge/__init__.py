@@ -1,0 +1,1 @@
+"""The district edge gateway: the ward's broker → a durable spool → the platform (edge/README.md)."""
