@@ -93,7 +93,7 @@ def edge_status_topic(site: str, district: str) -> str:
     for name, value in (("site", site), ("district", district)):
         if not is_ident(value):
             raise ContractError(
-                "bad_topic", f"{name} {value[:40]!r} does not match {IDENT_PATTERN}"
+                Reason.BAD_TOPIC, f"{name} {value[:40]!r} does not match {IDENT_PATTERN}"
             )
     return f"{site}/{EDGE_DISTRICT}/{district}/status"
 

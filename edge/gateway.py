@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
 import aiomqtt
+import paho.mqtt.client as mqtt
 
 from deltasense.contract import Channel, edge_status_topic
 from deltasense.mqtt import run_forever
@@ -398,7 +399,7 @@ class _Pump:
         self.inflight = {"live": 0, "backlog": 0}
         self.live: deque[Record] = deque()
         self.backlog: deque[Record] = deque()
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.pending: dict[int, tuple[int, str, float]] = {}  # mid → (record id, flow, sent)
         self.failed: BaseException | None = None
         self.started = time.monotonic()
         self.replayed = 0
@@ -407,7 +408,9 @@ class _Pump:
     async def run(self) -> None:
         gw = self.gw
         gw.spooled.set()  # read live once at the start
+        self.hook()
         while True:
+            self.check_overdue()
             if self.failed is not None:
                 raise self.failed
             if gw.spooled.is_set():
@@ -461,38 +464,61 @@ class _Pump:
             )
 
     def _send(self, record: Record, *, backlog: bool) -> None:
+        """Hand one record to paho and remember it by message id until its PUBACK.
+
+        paho directly, not ``await client.publish()``: aiomqtt's call costs two
+        tasks, an event and a timer per message, which at a backlog's rate is most of
+        the gateway's CPU on a Pi.  ``inflight_max`` is paho's window too, so paho
+        never queues beyond it."""
         flow = "backlog" if backlog else "live"
         if backlog:
             payload = as_replayed(record.topic, record.payload, record.received_ms)
         else:
             payload = record.payload
+        info = self.client._client.publish(record.topic, payload, 1, record.retain)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            self.failed = aiomqtt.MqttCodeError(info.rc, "could not publish a spooled record")
+            return
         self.inflight[flow] += 1
-        task = asyncio.create_task(self._publish(record, payload, flow))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.pending[info.mid] = (record.id, flow, time.monotonic())
 
-    async def _publish(self, record: Record, payload: bytes, flow: str) -> None:
-        try:
-            await self.client.publish(
-                record.topic, payload, qos=1, retain=record.retain, timeout=PUBLISH_TIMEOUT_S
-            )
-        except aiomqtt.MqttError as exc:
-            # The record stays spooled; the next session sends it again.
-            if self.failed is None:
-                self.failed = exc
-        else:
-            self.gw.acked(record.id)
-            metrics.FORWARDED.labels(flow).inc()
-            if flow == "backlog":
-                self.replayed += 1
-        finally:
-            self.inflight[flow] -= 1
-            self.gw.wake.set()
+    def on_puback(self, mid: int) -> bool:
+        """A PUBACK for one of ours (paho's callback, on the event loop's thread)."""
+        entry = self.pending.pop(mid, None)
+        if entry is None:
+            return False
+        record_id, flow, _ = entry
+        self.inflight[flow] -= 1
+        self.gw.acked(record_id)
+        metrics.FORWARDED.labels(flow).inc()
+        if flow == "backlog":
+            self.replayed += 1
+        self.gw.wake.set()
+        return True
+
+    def check_overdue(self) -> None:
+        """A PUBACK later than PUBLISH_TIMEOUT_S: the link is dead though TCP says not."""
+        if self.pending:
+            oldest = min(sent for _, _, sent in self.pending.values())
+            if time.monotonic() - oldest > PUBLISH_TIMEOUT_S:
+                self.failed = aiomqtt.MqttError(
+                    f"no PUBACK for {len(self.pending)} records in {PUBLISH_TIMEOUT_S:.0f} s"
+                )
+
+    def hook(self) -> None:
+        """Route paho's on_publish: ours to :meth:`on_puback`, the rest (status
+        messages published through aiomqtt) to aiomqtt's own handler."""
+        paho_client = self.client._client
+        theirs: Any = paho_client.on_publish
+
+        def on_publish(c: Any, userdata: Any, mid: int, rc: Any, props: Any) -> None:
+            if not self.on_puback(mid) and theirs is not None:
+                theirs(c, userdata, mid, rc, props)
+
+        paho_client.on_publish = on_publish
 
     async def cancel(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.pending.clear()  # their records stay spooled; the next session re-sends them
 
 
 async def _first_failure(*coros: Coroutine[Any, Any, None] | Awaitable[None]) -> None:

@@ -12,7 +12,6 @@ from deltasense.contract import edge_status_topic
 from tests.security.conftest import LockedBroker
 from tests.security.probe import GRANTED_QOS1, NOT_AUTHORIZED, Probe, Refused
 
-
 ACCEPTED = (0, 16)  # success, or success with no subscriber (MQTT v5 reason codes)
 
 
