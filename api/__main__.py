@@ -12,7 +12,7 @@ import uvicorn
 from api.app import create_app
 from deltasense.influx import InfluxUnavailable, influx_client
 from deltasense.runtime import setup_logging
-from deltasense.settings import Settings, load_settings
+from deltasense.settings import Settings, load_settings_or_exit
 
 _LOG = logging.getLogger("api")
 SHUTDOWN_GRACE_S = 3
@@ -29,6 +29,8 @@ async def serve(settings: Settings) -> None:
             host=settings.api_host,
             port=settings.api_port,
             log_config=None,  # keep the service's logging setup
+            # uvicorn's access log writes raw query strings; api/accesslog.py does not.
+            access_log=False,
             proxy_headers=False,
             # Alert streams never finish by themselves: after this grace period at
             # shutdown uvicorn cancels them (and any other request still running).
@@ -46,7 +48,7 @@ def _note_signal(signum: int, _frame: FrameType | None) -> None:
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = load_settings_or_exit("api")
     setup_logging(settings)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per InfluxDB query is noise
     _LOG.info("api starting on %s (site %s)", settings.api_base_url, settings.site)

@@ -13,13 +13,17 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
 import deltasense
+from api.accesslog import AccessLogMiddleware
 from api.auth import AuthError, TokenStore, ensure_admin_token
 from api.deps import ApiContext
+from api.headers import SecurityHeadersMiddleware
 from api.hub import AlertHub, MqttUnavailable
 from api.metrics import MetricsMiddleware, RequestMetrics
+from api.ratelimit import AuthFailureLimiter
 from api.routes import api_router, console, health
 from api.routes.console import STATIC_DIR
 from api.store import Database
+from api.tickets import StreamTickets
 from deltasense.influx import InfluxError, InfluxUnavailable, influx_client
 from deltasense.settings import Settings
 
@@ -29,7 +33,9 @@ _LOG = logging.getLogger(__name__)
 def _install_error_handlers(app: FastAPI) -> None:
     async def auth_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AuthError)
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(exc.retry_after)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
 
     async def influx_error(request: Request, exc: Exception) -> JSONResponse:
@@ -62,6 +68,10 @@ def create_app(settings: Settings, *, influx: Database | None = None) -> FastAPI
         ),
         hub=AlertHub(settings, registry=registry),
         registry=registry,
+        limiter=AuthFailureLimiter(
+            limit=settings.api_auth_fail_limit, window_s=settings.api_auth_fail_window_s
+        ),
+        tickets=StreamTickets(),
         db=influx,
     )
 
@@ -86,10 +96,17 @@ def create_app(settings: Settings, *, influx: Database | None = None) -> FastAPI
         version=deltasense.__version__,
         description="Devices, readings, alerts and commands of a DeltaSense site.",
         lifespan=lifespan,
+        # Swagger UI and ReDoc load from a CDN and start with an inline script: broken
+        # under the CSP and on a closed network. /docs says where the schema is.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.ctx = ctx
     _install_error_handlers(app)
+    # The last added is the outermost: headers and the access log see every response.
     app.add_middleware(MetricsMiddleware, metrics=RequestMetrics(registry))
+    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(health.router)
     app.include_router(api_router)
     app.include_router(console.router)

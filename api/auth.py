@@ -22,14 +22,17 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
+from deltasense.access import admin_token_file
+
 _LOG = logging.getLogger(__name__)
 
-ADMIN_TOKEN_FILE: Final = "admin-token"
+LEGACY_ADMIN_TOKEN_FILE: Final = "admin-token"  # before var/secrets/
 TOKENS_FILE: Final = "tokens.json"
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}")
 
 
 class Role(StrEnum):
+    METRICS = "metrics"  # scrape /metrics, nothing else
     VIEWER = "viewer"
     OPERATOR = "operator"
     ADMIN = "admin"
@@ -42,7 +45,8 @@ class Role(StrEnum):
         return self.rank >= required.rank
 
 
-_RANK: Final = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
+_RANK: Final = {Role.METRICS: -1, Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
+METRICS_ROLES: Final = frozenset({Role.METRICS, Role.ADMIN})
 
 
 @dataclass(frozen=True)
@@ -52,12 +56,14 @@ class Principal:
 
 
 class AuthError(Exception):
-    """Authentication (401) or authorisation (403) failed; mapped to HTTP by the app."""
+    """Authentication failed (401), was refused for now (429, after ``retry_after``
+    seconds) or the role does not suffice (403); mapped to HTTP by the app."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, *, retry_after: int | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.retry_after = retry_after
 
 
 def hash_token(token: str) -> str:
@@ -82,10 +88,16 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def ensure_admin_token(var_dir: Path, configured: str | None) -> str:
-    """The bootstrap admin token: configured, else read from or generated into the file."""
+    """The bootstrap admin token: configured, else read from or generated into
+    ``var/secrets/admin-token`` (a token generated before into ``var/admin-token``
+    moves there)."""
     if configured:
         return configured
-    path = var_dir / ADMIN_TOKEN_FILE
+    path = admin_token_file(var_dir, create_dir=True)
+    legacy = var_dir / LEGACY_ADMIN_TOKEN_FILE
+    if legacy.exists() and not path.exists():
+        os.replace(legacy, path)
+        os.chmod(path, 0o600)
     if path.exists():
         token = path.read_text(encoding="utf-8").strip()
         if token:
@@ -171,8 +183,12 @@ class TokenStore:
             self._stamp = stamp
 
     def authenticate(self, token: str) -> Principal | None:
+        return self.lookup(hash_token(token))
+
+    def lookup(self, digest: str) -> Principal | None:
+        """The principal of a token by its SHA-256, as of now (a removed token gives
+        None: open streams re-check this to close when their token is revoked)."""
         self._refresh()
-        digest = hash_token(token)
         found: Principal | None = None
         # Compare against every entry so timing does not depend on which one matches.
         if hmac.compare_digest(digest, self._admin_hash):
@@ -189,8 +205,15 @@ class TokenStore:
         principal = self.authenticate(token)
         if principal is None:
             raise AuthError(401, "invalid bearer token")
-        if not principal.role.allows(required):
-            raise AuthError(
-                403, f"requires role {required.value} (token has {principal.role.value})"
-            )
+        require_role(principal, required)
         return principal
+
+
+def require_role(principal: Principal, required: Role) -> None:
+    if required is Role.METRICS:
+        if principal.role not in METRICS_ROLES:
+            raise AuthError(
+                403, f"requires role metrics or admin (token has {principal.role.value})"
+            )
+    elif not principal.role.allows(required):
+        raise AuthError(403, f"requires role {required.value} (token has {principal.role.value})")

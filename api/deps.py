@@ -10,9 +10,11 @@ from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry
 
-from api.auth import Principal, Role, TokenStore
+from api.auth import AuthError, Principal, Role, TokenStore, hash_token
 from api.hub import AlertHub
+from api.ratelimit import AuthFailureLimiter, client_key
 from api.store import Database
+from api.tickets import StreamTickets
 from deltasense.contract import IDENT_PATTERN
 from deltasense.influx import InfluxUnavailable
 from deltasense.settings import Settings
@@ -26,6 +28,8 @@ class ApiContext:
     tokens: TokenStore
     hub: AlertHub
     registry: CollectorRegistry
+    limiter: AuthFailureLimiter
+    tickets: StreamTickets
     db: Database | None = None
 
 
@@ -51,40 +55,111 @@ def get_hub(ctx: CtxDep) -> AlertHub:
     return ctx.hub
 
 
+def get_tokens(ctx: CtxDep) -> TokenStore:
+    return ctx.tokens
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DbDep = Annotated[Database, Depends(get_db)]
 HubDep = Annotated[AlertHub, Depends(get_hub)]
+TokensDep = Annotated[TokenStore, Depends(get_tokens)]
 
-_bearer = HTTPBearer(auto_error=False, description="API token (see var/admin-token).")
+_bearer = HTTPBearer(auto_error=False, description="API token (see var/secrets/admin-token).")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+# Query parameters that would put a credential into a URL (and so into logs).
+URL_CREDENTIALS = ("access_token", "token")
 
 
-def _require(role: Role) -> Callable[[CtxDep, BearerDep], Principal]:
-    def dependency(ctx: CtxDep, credentials: BearerDep) -> Principal:
-        return ctx.tokens.authorize(credentials.credentials if credentials else None, role)
+@dataclass(frozen=True)
+class Access:
+    """Who made a request, and the SHA-256 of the token it came with (streams
+    re-check it, so they close when the token is revoked)."""
+
+    principal: Principal
+    token_digest: str
+
+
+def _client(request: Request) -> str:
+    return client_key(request.client.host if request.client else None)
+
+
+def _refuse_url_credentials(request: Request) -> None:
+    for name in URL_CREDENTIALS:
+        if name in request.query_params:
+            raise AuthError(
+                400,
+                f"credentials are not accepted in the URL ({name}); send "
+                "'Authorization: Bearer …', or for the alert stream POST /api/v1/stream/ticket",
+            )
+
+
+def check_limit(ctx: ApiContext, request: Request) -> str:
+    """The client's limiter key; :class:`AuthError` 429 while it is locked out."""
+    key = _client(request)
+    wait = ctx.limiter.retry_after(key)
+    if wait is not None:
+        raise AuthError(429, "too many failed authentications", retry_after=wait)
+    return key
+
+
+def authorize(
+    ctx: ApiContext, request: Request, credentials: HTTPAuthorizationCredentials | None, role: Role
+) -> Access:
+    """Bearer authentication under the failed-authentication limit."""
+    _refuse_url_credentials(request)
+    key = check_limit(ctx, request)
+    token = credentials.credentials if credentials else None
+    try:
+        principal = ctx.tokens.authorize(token, role)
+    except AuthError as exc:
+        if exc.status == 401 and token:
+            ctx.limiter.failed(key)  # a wrong token, not a missing one or a too-low role
+        raise
+    return Access(principal, hash_token(token or ""))
+
+
+def _require(role: Role) -> Callable[[CtxDep, Request, BearerDep], Principal]:
+    def dependency(ctx: CtxDep, request: Request, credentials: BearerDep) -> Principal:
+        return authorize(ctx, request, credentials, role).principal
 
     return dependency
 
 
-def _stream_viewer(
+def _viewer_access(ctx: CtxDep, request: Request, credentials: BearerDep) -> Access:
+    return authorize(ctx, request, credentials, Role.VIEWER)
+
+
+def _stream_access(
     ctx: CtxDep,
+    request: Request,
     credentials: BearerDep,
-    access_token: Annotated[
+    ticket: Annotated[
         str | None,
         Query(
-            max_length=512,
-            description="Token for clients that cannot send headers (browser EventSource).",
+            max_length=128,
+            description="A ticket from POST /api/v1/stream/ticket, for clients that cannot "
+            "send headers (a browser's EventSource). Single use, valid 30 s.",
         ),
     ] = None,
-) -> Principal:
-    token = credentials.credentials if credentials else access_token
-    return ctx.tokens.authorize(token, Role.VIEWER)
+) -> Access:
+    if ticket is None or credentials is not None:
+        return authorize(ctx, request, credentials, Role.VIEWER)
+    _refuse_url_credentials(request)
+    key = check_limit(ctx, request)
+    grant = ctx.tickets.redeem(ticket)
+    # The ticket's token must still be valid: revoking a token voids its tickets.
+    if grant is None or ctx.tokens.lookup(grant.token_digest) is None:
+        ctx.limiter.failed(key)
+        raise AuthError(401, "invalid or expired stream ticket")
+    return Access(grant.principal, grant.token_digest)
 
 
 ViewerDep = Annotated[Principal, Depends(_require(Role.VIEWER))]
 OperatorDep = Annotated[Principal, Depends(_require(Role.OPERATOR))]
 AdminDep = Annotated[Principal, Depends(_require(Role.ADMIN))]
-StreamViewerDep = Annotated[Principal, Depends(_stream_viewer)]
+MetricsDep = Annotated[Principal, Depends(_require(Role.METRICS))]
+ViewerAccessDep = Annotated[Access, Depends(_viewer_access)]
+StreamAccessDep = Annotated[Access, Depends(_stream_access)]
 
 IDENT_REGEX = f"^{IDENT_PATTERN}$"
 DevicePath = Annotated[str, Path(pattern=IDENT_REGEX, description=f"Device id, {IDENT_PATTERN}.")]

@@ -138,3 +138,8 @@ class SystemOut(BaseModel):
     state: str | None = Field(None, description="The supervisor's state (up, stopping…).")
     services: list[ServiceOut] = []
     degraded: list[str] = Field([], description="Services that are not up while the stack is.")
+
+
+class StreamTicketOut(BaseModel):
+    ticket: str = Field(description="Opaque; pass as `?ticket=` to GET /api/v1/alerts/stream.")
+    expires_in_s: int = Field(description="Seconds it stays valid; it is good for one stream.")

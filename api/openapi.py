@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -14,7 +15,7 @@ def build() -> dict[str, object]:
     # Throwaway settings: the schema does not depend on them, and no token file
     # may be written into the real var/ just to render a document.
     with tempfile.TemporaryDirectory() as tmp:
-        app = create_app(Settings(var_dir=Path(tmp), admin_token="unused"))
+        app = create_app(Settings(var_dir=Path(tmp), admin_token=secrets.token_urlsafe(32)))
         return app.openapi()
 
 

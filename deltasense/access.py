@@ -163,6 +163,16 @@ def secrets_dir(var_dir: Path) -> Path:
     return path
 
 
+def admin_token_file(var_dir: Path, *, create_dir: bool = False) -> Path:
+    """The API's generated admin token, ``var/secrets/admin-token`` (0600 in a 0700
+    directory); never printed into a log, only its path."""
+    path = var_dir.resolve() / "secrets" / "admin-token"
+    if create_dir:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o700)
+    return path
+
+
 def read_secret(var_dir: Path, username: str) -> str | None:
     path = var_dir.resolve() / "secrets" / "mqtt" / username
     try:

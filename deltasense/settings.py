@@ -16,7 +16,7 @@ from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -28,6 +28,47 @@ from deltasense.contract import IDENT_RE
 CONFIG_ENV = "DELTASENSE_CONFIG"
 INGEST_WORKERS_MAX = 32
 DEFAULT_CONFIG_FILE = "deltasense.toml"
+
+
+# Secret settings and the length each must have (0: any length, placeholders refused).
+# Our own secrets and the long bearer tokens of Telegram and Zalo need 32 characters;
+# passwords of a broker, a database or a mail account someone else chose need not.
+SECRET_SETTINGS: dict[str, int] = {
+    "admin_token": 32,
+    "notifier_ack_secret": 32,
+    "notifier_webhook_secret": 32,
+    "notifier_telegram_token": 32,
+    "notifier_zalo_token": 32,
+    "mqtt_password": 0,
+    "influx_password": 0,
+    "notifier_smtp_password": 0,
+}
+PLACEHOLDERS = frozenset(
+    {
+        "admin", "changeme", "change-me", "change_me", "default", "dev", "example",
+        "password", "passw0rd", "secret", "test", "token", "xxx", "todo", "none",
+        "null", "123456", "12345678", "letmein", "qwerty",
+    }
+)  # fmt: skip
+_PLACEHOLDER_PARTS = ("changeme", "replaceme", "placeholder", "yoursecret", "yourtoken")
+_MIN_DISTINCT_CHARS = 10
+
+
+def weak_secret(name: str, value: str | None, min_length: int) -> str | None:
+    """Why the secret setting ``name`` is not a real secret, or None if it may be.
+
+    Never says the value itself (it may be a real secret someone mistyped)."""
+    if value is None:
+        return None
+    env = f"DELTASENSE_{name.upper()}"
+    squashed = "".join(ch for ch in value.lower() if ch.isalnum())
+    if value.strip().lower() in PLACEHOLDERS or any(p in squashed for p in _PLACEHOLDER_PARTS):
+        return f"{env} ({name}) is a placeholder"
+    if len(value) < min_length:
+        return f"{env} ({name}) is {len(value)} characters; it must have at least {min_length}"
+    if min_length and len(set(value)) < _MIN_DISTINCT_CHARS:
+        return f"{env} ({name}) has fewer than {_MIN_DISTINCT_CHARS} distinct characters"
+    return None
 
 
 class ConfigFileError(ValueError):
@@ -76,6 +117,7 @@ class Settings(BaseSettings):
         env_prefix="DELTASENSE_",
         extra="forbid",
         validate_default=True,
+        hide_input_in_errors=True,  # an error message must never repeat a secret
     )
 
     site: str = Field("baclieu", description="Site id, first MQTT topic level.")
@@ -91,7 +133,7 @@ class Settings(BaseSettings):
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = Field(1883, ge=1, le=65535)
     mqtt_username: str | None = None
-    mqtt_password: str | None = None
+    mqtt_password: str | None = Field(None, repr=False)
     mqtt_keepalive_s: int = Field(30, ge=5, le=3600)
 
     broker_max_queued_messages: int = Field(
@@ -110,7 +152,19 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
     admin_token: str | None = Field(
-        None, description="Bootstrap admin bearer token; generated into var/admin-token if unset."
+        None,
+        repr=False,
+        description="Bootstrap admin bearer token; generated into var/secrets/admin-token if unset.",
+    )
+    api_auth_fail_limit: int = Field(
+        10, ge=1, le=10_000, description="Failed authentications per client address per window."
+    )
+    api_auth_fail_window_s: float = Field(
+        60.0, gt=0, le=86_400, description="The window of api_auth_fail_limit, seconds."
+    )
+    dev_insecure: bool = Field(
+        False,
+        description="Accept placeholder or short secrets (a throwaway dev or test stack only).",
     )
 
     ingest_batch_size: int = Field(5000, ge=1, le=100_000)
@@ -161,7 +215,9 @@ class Settings(BaseSettings):
         "", description="Public base URL of the ack links; defaults to the notifier's own address."
     )
     notifier_ack_secret: str | None = Field(
-        None, description="Signs ack links; generated into var/notifier/ack-secret if unset."
+        None,
+        repr=False,
+        description="Signs ack links; generated into var/notifier/ack-secret if unset.",
     )
     notifier_ack_link_ttl_s: int = Field(86_400, ge=60, description="Ack links expire after this.")
     notifier_group_wait_s: float = Field(
@@ -178,19 +234,21 @@ class Settings(BaseSettings):
         15.0, gt=0, description="Unacked critical goes to the route's next receiver after this."
     )
     notifier_telegram_url: str = "https://api.telegram.org"
-    notifier_telegram_token: str | None = None
+    notifier_telegram_token: str | None = Field(None, repr=False)
     notifier_zalo_url: str = "https://openapi.zalo.me"
-    notifier_zalo_token: str | None = None
+    notifier_zalo_token: str | None = Field(None, repr=False)
     notifier_smtp_host: str = "127.0.0.1"
     notifier_smtp_port: int = Field(587, ge=1, le=65535)
     notifier_smtp_starttls: bool = True
     notifier_smtp_username: str | None = None
-    notifier_smtp_password: str | None = None
+    notifier_smtp_password: str | None = Field(None, repr=False)
     notifier_smtp_from: str = "deltasense@localhost"
     notifier_smtp_ca_file: Path | None = Field(
         None, description="CA bundle trusted for STARTTLS (a self-hosted mail server's CA)."
     )
-    notifier_webhook_secret: str | None = Field(None, description="HMAC-SHA256 key of webhooks.")
+    notifier_webhook_secret: str | None = Field(
+        None, repr=False, description="HMAC-SHA256 key of webhooks."
+    )
     notifier_client_id: str = Field("deltasense-notifier", min_length=1, max_length=64)
 
     @field_validator("site")
@@ -229,6 +287,23 @@ class Settings(BaseSettings):
         port = self.ingest_metrics_port
         return port + self.ingest_worker if port else 0
 
+    @model_validator(mode="after")
+    def _secrets_are_real(self) -> Settings:
+        if self.dev_insecure:
+            return self
+        problems = [
+            problem
+            for name, min_length in SECRET_SETTINGS.items()
+            if (problem := weak_secret(name, getattr(self, name), min_length)) is not None
+        ]
+        if problems:
+            raise ValueError(
+                "; ".join(problems) + " (make one: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'; or DELTASENSE_DEV_INSECURE=1 for a "
+                "throwaway dev stack)"
+            )
+        return self
+
     @property
     def local_tz(self) -> timezone:
         """The site's local time zone (rain days, dim schedules, naive times)."""
@@ -252,6 +327,26 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlSource(settings_cls))
+
+
+def describe(exc: ValidationError) -> str:
+    """A pydantic error as one line naming each bad key."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: "
+        + str(err["msg"]).removeprefix("Value error, ")
+        for err in exc.errors()
+    )
+
+
+def load_settings_or_exit(program: str, **overrides: Any) -> Settings:
+    """:func:`load_settings` for a service's start-up: a bad setting exits with a line
+    naming it (status 1), not a traceback."""
+    try:
+        return load_settings(**overrides)
+    except ConfigFileError as exc:
+        raise SystemExit(f"{program}: configuration file: {exc}") from None
+    except ValidationError as exc:
+        raise SystemExit(f"{program}: invalid settings: {describe(exc)}") from None
 
 
 def load_settings(**overrides: Any) -> Settings:

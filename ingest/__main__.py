@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from deltasense.runtime import run_service, start_metrics_server
-from deltasense.settings import Settings, load_settings
+from deltasense.settings import Settings, load_settings_or_exit
 from ingest.service import serve
 
 
@@ -17,7 +17,7 @@ async def _main(settings: Settings) -> None:
 
 
 def main() -> None:
-    run_service("ingest", _main, load_settings())
+    run_service("ingest", _main, load_settings_or_exit("ingest"))
 
 
 if __name__ == "__main__":

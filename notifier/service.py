@@ -27,6 +27,7 @@ import msgspec
 
 from deltasense import alerts, schema
 from deltasense.alerts import AlertEvent
+from deltasense.dynsec import write_private
 from deltasense.influx import InfluxClient, InfluxError, influx_client
 from deltasense.mqtt import make_client, run_forever
 from deltasense.runtime import Backoff, payload_bytes
@@ -65,10 +66,8 @@ def ack_secret(settings: Settings) -> str:
     if settings.notifier_ack_secret:
         return settings.notifier_ack_secret
     path = settings.var_dir / "notifier" / "ack-secret"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+    if not path.exists():  # created 0600 from the start, never readable by others
+        write_private(path, secrets.token_urlsafe(32).encode())
     return path.read_text().strip()
 
 

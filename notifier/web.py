@@ -22,10 +22,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from deltasense.access import admin_token_file
 from notifier.acklinks import AckLinkError, read_token
 from notifier.service import AckUnavailable, Notifier
-
-ADMIN_TOKEN_FILE = "admin-token"
 
 _PAGE = """<!doctype html><html lang="vi"><meta charset="utf-8">
 <meta name="viewport" content="width=device-width"><title>DeltaSense</title>
@@ -40,7 +39,7 @@ def _admin_token(notifier: Notifier) -> str | None:
     s = notifier.settings
     if s.admin_token:
         return s.admin_token
-    path = s.var_dir / ADMIN_TOKEN_FILE
+    path = admin_token_file(s.var_dir)
     with contextlib.suppress(OSError):
         return path.read_text(encoding="utf-8").strip() or None
     return None
@@ -135,6 +134,7 @@ async def serve_http(notifier: Notifier) -> None:
         host=s.notifier_http_host,
         port=s.notifier_http_port,
         log_config=None,
+        access_log=False,  # its paths are one-use ack links: capabilities, kept out of logs
         proxy_headers=False,
         lifespan="off",
     )

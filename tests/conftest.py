@@ -34,7 +34,7 @@ from analytics.thresholds import Thresholds, load_thresholds
 from deltasense.influx import InfluxClient, influx_client
 from deltasense.influx_users import DbUser
 from deltasense.settings import Settings
-from tests.support import Services
+from tests.support import ADMIN_TOKEN, Services
 from tools import influxdb
 from tools.devstack import Stack, free_port, influxdb_process, mosquitto_process
 
@@ -99,7 +99,7 @@ def settings(services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         influx_username=services.influx_username,
         influx_password=services.influx_password,
         api_port=free_port(),
-        admin_token="test-admin-token",
+        admin_token=ADMIN_TOKEN,
         ingest_client_id=f"ingest-{tag}",
         ingest_flush_interval_s=0.1,
         ingest_metrics_port=0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -10,8 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from deltasense.runtime import now_ms
+from tools.devstack import free_port
 
-__all__ = ["Services", "eventually", "now_ms"]
+__all__ = ["ADMIN_TOKEN", "Services", "eventually", "now_ms", "stack_env"]
+
+# The tests' bootstrap admin token: long and random-looking, as start-up demands
+# (deltasense/settings.py refuses short or placeholder secrets).
+ADMIN_TOKEN = "tests-admin-7Qf2xK9pLm4Zr8Vb1Nc6Hd3Jw5Ty0Ge"
 
 
 @dataclass(frozen=True)
@@ -39,3 +45,26 @@ async def eventually(check: Callable[[], Awaitable[Any]], within: float = 5.0) -
         if result or time.monotonic() > deadline:
             return result
         await asyncio.sleep(0.1)
+
+
+def stack_env(var_dir: Path) -> dict[str, str]:
+    """Environment for a stack of its own: free ports, its own var dir, no TOML file,
+    and no ``DELTASENSE_*`` variable of the caller's (a stray dev flag, say)."""
+    ports = {
+        name: str(free_port())
+        for name in (
+            "MQTT_PORT",
+            "INFLUX_PORT",
+            "INFLUX_RPC_PORT",
+            "API_PORT",
+            "INGEST_METRICS_PORT",
+            "ANALYTICS_METRICS_PORT",
+            "NOTIFIER_HTTP_PORT",
+        )
+    }
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DELTASENSE_")},
+        "DELTASENSE_CONFIG": os.devnull,
+        "DELTASENSE_VAR_DIR": str(var_dir),
+        **{f"DELTASENSE_{name}": port for name, port in ports.items()},
+    }

@@ -26,6 +26,7 @@ import asyncio
 import itertools
 import json
 import logging
+import secrets
 import tempfile
 import threading
 import time
@@ -411,7 +412,7 @@ def chaos_settings(var_dir: Path) -> Settings:
         analytics_metrics_port=free_port(),
         notifier_http_port=free_port(),
         influx_db="chaos",
-        admin_token="chaos-admin-token-not-a-secret",
+        admin_token=secrets.token_urlsafe(32),
         ingest_flush_interval_s=0.2,
     )
 

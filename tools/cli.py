@@ -62,7 +62,9 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 
 
 def _print_urls(settings: Settings) -> None:
-    token_file = settings.var_dir.resolve() / "admin-token"
+    from deltasense.access import admin_token_file
+
+    token_file = admin_token_file(settings.var_dir)
     out.print(f"[bold green]DeltaSense is up[/] (site {settings.site})")
     out.print(f"  console   {settings.api_base_url}/")
     out.print(f"  API docs  {settings.api_base_url}/docs")
@@ -70,8 +72,13 @@ def _print_urls(settings: Settings) -> None:
     out.print(f"  InfluxDB  {settings.influx_base_url} (database {settings.influx_db})")
     if settings.admin_token:
         out.print("  admin token: from DELTASENSE_ADMIN_TOKEN")
-    elif token_file.exists():
+    elif token_file.exists() and sys.stdout.isatty():
+        # Only to a person at a terminal (not rich's is_terminal: FORCE_COLOR fakes one),
+        # never into a log: `up --detach` writes this to var/log/supervisor.log, and a
+        # pipe may be a log too.
         out.print(f"  admin token: {token_file.read_text().strip()}  ({token_file})")
+    elif token_file.exists():
+        out.print(f"  admin token: in {token_file} (readable by you only)", soft_wrap=True)
     logs = settings.var_dir.resolve() / "log"
     out.print(f"  logs      {logs}/")
 
@@ -134,16 +141,16 @@ def up(
 
 
 def _start_detached(settings: Settings, simulate: int, rate: float, seed: int) -> None:
+    from tools.devstack import open_log
     from tools.stack import pid_alive, read_state, run_dir
 
     log_path = settings.var_dir.resolve() / "log" / "supervisor.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     # No live stack (checked by the caller): forget any stale state file, so the
     # background supervisor starts clean and we wait for its own "up".
     (run_dir(settings) / "stack.json").unlink(missing_ok=True)
     argv = [sys.executable, "-m", "tools.cli", "up", "--simulate", str(simulate)]
     argv += ["--rate", str(rate), "--seed", str(seed)]
-    with log_path.open("ab") as log:
+    with open_log(log_path) as log:
         proc = subprocess.Popen(
             argv,
             stdout=log,
@@ -429,7 +436,9 @@ def _simulate_behind_edge(
 @token_app.command("add")
 def token_add(
     name: Annotated[str, typer.Option(help="Who or what the token is for.")],
-    role: Annotated[Role, typer.Option(help="viewer < operator < admin.")] = Role.VIEWER,
+    role: Annotated[
+        Role, typer.Option(help="viewer < operator < admin; metrics: scrape /metrics only.")
+    ] = Role.VIEWER,
 ) -> None:
     """Create an API token; it is printed once and stored only as a hash."""
     from api.auth import add_token

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import BinaryIO
 
 from deltasense.runtime import Backoff
 from deltasense.settings import Settings
@@ -72,6 +73,16 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
         libc = ctypes.CDLL(libc_name, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     os.setpgrp()
+
+
+def open_log(path: Path) -> BinaryIO:
+    """Append to a log file only its owner can read (0600, in a 0700 directory): a log
+    should never hold a secret, and if one ever slips in, it is not world-readable."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)  # an older file from before keeps no wider mode
+    return os.fdopen(fd, "ab")
 
 
 def require_binary(name: str) -> str:
@@ -144,8 +155,7 @@ class ManagedProcess:
                     "running? a system service?); stop it or choose another port with "
                     "the DELTASENSE_*_PORT settings"
                 )
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
+        log = open_log(self.log_path)
         try:
             self.proc = subprocess.Popen(
                 list(self.argv),

@@ -2,11 +2,12 @@
 
 from fastapi import APIRouter
 
-from api.routes import alerts, commands, deadletters, devices, system
+from api.routes import alerts, commands, deadletters, devices, stream, system
 
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(devices.router)
 api_router.include_router(commands.router)
 api_router.include_router(alerts.router)
+api_router.include_router(stream.router)
 api_router.include_router(deadletters.router)
 api_router.include_router(system.router)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
@@ -15,18 +17,21 @@ from api.deps import (
     HubDep,
     OperatorDep,
     SettingsDep,
-    StreamViewerDep,
+    StreamAccessDep,
+    TokensDep,
     ViewerDep,
 )
 from api.models import AckIn, Alert
 from deltasense import alerts as alerts_mod
-from deltasense.alerts import AlertKind, Severity
+from deltasense.alerts import AlertEvent, AlertKind, Severity
 from deltasense.runtime import now_ms
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
 ACTIVE_STATES = frozenset({"pending", "firing"})
 RETRY_MS = 5000
+STREAM_RECHECK_S = 1.0  # how often an open stream checks that its token still stands
+_LOG = logging.getLogger(__name__)
 
 
 @router.get("", response_model=list[Alert])
@@ -54,21 +59,41 @@ async def list_alerts(
     return out
 
 
-@router.get("/stream", response_class=EventSourceResponse)
-async def stream(_: StreamViewerDep, hub: HubDep) -> AsyncIterator[ServerSentEvent]:
+@router.get(
+    "/stream",
+    response_class=EventSourceResponse,
+    responses={
+        400: {"description": "A credential in the URL (`access_token`): never accepted."},
+        429: {"description": "Too many failed authentications from this address."},
+    },
+)
+async def stream(
+    access: StreamAccessDep, hub: HubDep, tokens: TokensDep
+) -> AsyncIterator[ServerSentEvent]:
     """One `alert` event (data: the alert JSON, id: its id) per alert change.
 
-    Accepts the token as `?access_token=` too, since browsers' EventSource cannot
-    send headers. A comment line arrives first (the client is then listening) and
-    keep-alive comments every 15 s.
+    Authenticated by `Authorization: Bearer …`, or by `?ticket=` from
+    `POST /api/v1/stream/ticket` (browsers' EventSource cannot send headers; a token
+    is never accepted in the URL). A comment line arrives first (the client is then
+    listening) and keep-alive comments every 15 s. The stream ends within
+    `STREAM_RECHECK_S` (1 s) of its token being revoked.
     """
     with hub.listen() as queue:
         yield ServerSentEvent(comment="listening", retry=RETRY_MS)
         while True:
-            event = await queue.get()
-            yield ServerSentEvent(
-                event="alert", id=event.id, raw_data=alerts_mod.encode(event).decode()
-            )
+            try:
+                event: AlertEvent | None = await asyncio.wait_for(queue.get(), STREAM_RECHECK_S)
+            except TimeoutError:
+                event = None
+            if tokens.lookup(access.token_digest) is None:
+                _LOG.info(
+                    "closing an alert stream of %s: its token was revoked", access.principal.name
+                )
+                return
+            if event is not None:
+                yield ServerSentEvent(
+                    event="alert", id=event.id, raw_data=alerts_mod.encode(event).decode()
+                )
 
 
 @router.get("/{alert_id}", response_model=Alert, responses={404: {"description": "Unknown"}})

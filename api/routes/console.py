@@ -26,3 +26,10 @@ def index_html(utc_offset_min: int) -> str:
 @router.get("/")
 async def index(settings: SettingsDep) -> HTMLResponse:
     return HTMLResponse(index_html(settings.utc_offset_min), headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/docs")
+async def docs() -> HTMLResponse:
+    """Where the API is described.  FastAPI's Swagger UI and ReDoc load scripts from a
+    CDN and start them with an inline script: both broken under the CSP and offline."""
+    return HTMLResponse((STATIC_DIR / "docs.html").read_text(encoding="utf-8"))

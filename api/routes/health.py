@@ -1,4 +1,6 @@
-"""Liveness and readiness probes (no auth)."""
+"""Liveness and readiness probes (no auth), and the Prometheus metrics (a token with
+the metrics or admin role: request counts by route and the stream's numbers are not
+for everyone)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.deps import CtxDep
+from api.deps import CtxDep, MetricsDep
 from api.models import Health, Readiness
 
 router = APIRouter(tags=["health"])
@@ -37,5 +39,5 @@ async def readyz(ctx: CtxDep) -> JSONResponse:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(ctx: CtxDep) -> Response:
+async def metrics(ctx: CtxDep, _: MetricsDep) -> Response:
     return Response(generate_latest(ctx.registry), media_type=CONTENT_TYPE_LATEST)

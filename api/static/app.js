@@ -43,10 +43,12 @@ const state = {
   latest: new Map(),
   alerts: new Map(),
   source: null,
+  streamRetry: null,
   timer: null,
   servicesTimer: null,
 };
 
+const STREAM_RETRY_MS = 5000;
 const $ = (id) => document.getElementById(id);
 const t = (key) => (I18N[state.lang][key] ?? key);
 
@@ -197,18 +199,40 @@ async function loadAlerts() {
   }
 }
 
-function openStream() {
-  if (state.source) state.source.close();
-  // EventSource cannot send headers: the stream endpoint takes the token in the query.
-  const source = new EventSource(`/api/v1/alerts/stream?access_token=${encodeURIComponent(state.token)}`);
+// EventSource cannot send headers, and a token must never be in a URL: each connection
+// uses a fresh single-use ticket from POST /api/v1/stream/ticket. On any error the
+// source is closed (a ticket cannot be reused) and a new one is fetched after a pause.
+async function openStream() {
+  closeStream();
+  let ticket;
+  try {
+    ({ ticket } = await api("/api/v1/stream/ticket", { method: "POST" }));
+  } catch (err) {
+    setLive(false);
+    if (err.status === 401) { handleError(err); return; }
+    state.streamRetry = setTimeout(openStream, STREAM_RETRY_MS);
+    return;
+  }
+  if (!state.token) return; // signed out meanwhile
+  const source = new EventSource(`/api/v1/alerts/stream?ticket=${encodeURIComponent(ticket)}`);
   state.source = source;
   source.onopen = () => { setLive(true); loadAlerts(); }; // catch up on changes missed while away
-  source.onerror = () => setLive(false);
+  source.onerror = () => {
+    setLive(false);
+    if (state.source !== source) return;
+    closeStream();
+    state.streamRetry = setTimeout(openStream, STREAM_RETRY_MS);
+  };
   source.addEventListener("alert", (e) => {
     const a = JSON.parse(e.data);
     state.alerts.set(a.id, a);
     renderAlerts();
   });
+}
+
+function closeStream() {
+  clearTimeout(state.streamRetry);
+  if (state.source) { state.source.close(); state.source = null; }
 }
 
 // --- session -------------------------------------------------------------------
@@ -263,7 +287,7 @@ function start() {
 function signOut(message = "") {
   localStorage.removeItem("ds.token");
   state.token = "";
-  if (state.source) { state.source.close(); state.source = null; }
+  closeStream();
   clearInterval(state.timer);
   clearInterval(state.servicesTimer);
   setLive(false);

@@ -24,8 +24,9 @@ from deltasense.contract import (
 )
 from deltasense.influx import InfluxClient, influx_client
 from deltasense.settings import Settings
+from tests.support import ADMIN_TOKEN
 
-ADMIN = {"Authorization": "Bearer test-admin-token"}
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @contextlib.asynccontextmanager
@@ -44,6 +45,7 @@ async def running_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         host="127.0.0.1",
         port=settings.api_port,
         log_config=None,
+        access_log=False,  # as python -m api: api/accesslog.py logs, without query values
         lifespan="on",
         timeout_graceful_shutdown=2,
     )

@@ -44,9 +44,9 @@ from notifier.service import Notifier, build_channels, outbox_path
 from notifier.web import serve_http
 from tools.devstack import free_port
 
-TOKEN = "123456:TEST-TOKEN"
-ZALO_TOKEN = "zalo-test-token"
-WEBHOOK_SECRET = "webhook-test-secret"
+TOKEN = "123456:TEST-TOKEN-aB3dE5fG7hJ9kL1mN3pQ5rS7t"
+ZALO_TOKEN = "zalo-test-token-Xy4Wv6Ut8Sr0Qp2On4Ml6Kj8I"
+WEBHOOK_SECRET = "webhook-test-secret-Fh3Gj5Kl7Zx9Cv1Bn3Mq5W"
 
 
 @dataclass
@@ -338,7 +338,7 @@ def notifier_overrides(fakes: Fakes, inbox: Inbox | None, cert: Path | None) -> 
         "notifier_group_wait_s": 1.0,
         "notifier_group_interval_s": 5.0,
         "notifier_urgent_wait_s": 0.2,
-        "notifier_ack_secret": "ack-test-secret",
+        "notifier_ack_secret": "ack-test-secret-Rt6Yu8Io0Pa2Sd4Fg6Hj8Kl",
     }
     if inbox is not None:
         out |= {"notifier_smtp_port": inbox.port, "notifier_smtp_ca_file": cert}

@@ -154,10 +154,16 @@ async def test_stream_delivers_alert_changes(settings: Settings) -> None:
         running_api(settings) as api,
         make_client(settings, identifier=f"{settings.site}-sse-probe") as mqtt,
     ):
-        unauthorised = await api.get("/api/v1/alerts/stream", params={"access_token": "bad"})
+        unauthorised = await api.get("/api/v1/alerts/stream", params={"ticket": "bad"})
         assert unauthorised.status_code == 401
+        in_url = await api.get("/api/v1/alerts/stream", params={"access_token": viewer})
+        assert in_url.status_code == 400  # a token in the URL is refused, even a good one
+        ticket = await api.post(
+            "/api/v1/stream/ticket", headers={"Authorization": f"Bearer {viewer}"}
+        )
+        assert ticket.status_code == 200, ticket.text
         async with api.stream(
-            "GET", "/api/v1/alerts/stream", params={"access_token": viewer}
+            "GET", "/api/v1/alerts/stream", params={"ticket": ticket.json()["ticket"]}
         ) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
@@ -177,5 +183,5 @@ async def test_stream_delivers_alert_changes(settings: Settings) -> None:
             then = await asyncio.wait_for(_next_event(lines), 5)
             assert alerts.decode(then["data"].encode()) == second
             await mqtt.publish(topic, b"", qos=1, retain=True)  # clear the retained message
-        metrics = await api.get("/metrics")
+        metrics = await api.get("/metrics", headers=ADMIN)
         assert 'deltasense_api_alert_events_total{outcome="bad"} 1.0' in metrics.text

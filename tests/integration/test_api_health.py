@@ -20,7 +20,8 @@ async def test_ready_metrics_console(settings: Settings) -> None:
         assert index.status_code == 200 and "<html" in index.text
         assert (await api.get("/static/app.js")).status_code == 200
         assert (await api.get("/api/v1/devices/w1", headers=ADMIN)).status_code == 404
-        metrics = await api.get("/metrics")
+        assert (await api.get("/metrics")).status_code == 401
+        metrics = await api.get("/metrics", headers=ADMIN)
         assert 'route="/readyz",status="200"' in metrics.text
         # the route template with its outer prefix, never the raw path
         assert 'route="/api/v1/devices/{device}",status="404"' in metrics.text

@@ -9,6 +9,7 @@ import sys
 
 import httpx
 
+from deltasense.access import admin_token_file
 from deltasense.influx import influx_client
 from deltasense.settings import Settings
 
@@ -45,15 +46,19 @@ async def test_main_serves_and_stops_on_sigterm(settings: Settings) -> None:
                     except httpx.TransportError:
                         pass
                     await asyncio.sleep(0.1)
-            token = (settings.var_dir / "admin-token").read_text().strip()
+            token = admin_token_file(settings.var_dir).read_text().strip()
             response = await client.get(
                 "/api/v1/devices", headers={"Authorization": f"Bearer {token}"}
             )
             assert response.status_code == 200
             assert response.json() == []  # the database exists: created at start-up
             # an open alert stream must not keep the process from stopping
+            issued = await client.post(
+                "/api/v1/stream/ticket", headers={"Authorization": f"Bearer {token}"}
+            )
+            ticket = issued.json()["ticket"]
             async with client.stream(
-                "GET", "/api/v1/alerts/stream", params={"access_token": token}
+                "GET", "/api/v1/alerts/stream", params={"ticket": ticket}
             ) as stream:
                 assert await anext(stream.aiter_lines()) == ": listening"
                 proc.send_signal(signal.SIGTERM)
@@ -65,3 +70,8 @@ async def test_main_serves_and_stops_on_sigterm(settings: Settings) -> None:
     async with influx_client(settings) as db:
         names = [row["name"] for s in await db.query("SHOW DATABASES") for row in s.rows()]
     assert settings.influx_db in names
+    # The service's log has its access lines, without the token or the ticket.
+    log = log_path.read_text()
+    assert '"GET /api/v1/alerts/stream?ticket=*" 200' in log, log
+    assert '"POST /api/v1/stream/ticket" 200' in log
+    assert token not in log and ticket not in log

@@ -21,7 +21,7 @@ from tests.integration.notifier_support import (
     publish,
     running_fakes,
 )
-from tests.support import eventually
+from tests.support import ADMIN_TOKEN, eventually
 from tools.stack import settings_env
 
 ROUTING = """
@@ -111,7 +111,7 @@ async def test_kill_9_mid_send_loses_nothing_and_counts_duplicates(
                     # Every row sent: the resend of the cut-off message has arrived too.
                     view = await http.get(
                         f"http://127.0.0.1:{s.notifier_http_port}/deliveries",
-                        headers={"Authorization": "Bearer test-admin-token"},
+                        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
                     )
                     counts: dict[str, Any] = view.json()["counts"]
                     done = counts.get("telegram") == {"sent": ALERTS} and counts.get("webhook") == {

@@ -28,7 +28,7 @@ from tests.integration.notifier_support import (
     running_notifier,
     self_signed,
 )
-from tests.support import eventually
+from tests.support import ADMIN_TOKEN, eventually
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +206,7 @@ async def test_email_link_acks_once_and_a_get_does_not(
             view = await http.get(
                 f"http://127.0.0.1:{nsettings.notifier_http_port}/deliveries",
                 params={"alert_id": a.id},
-                headers={"Authorization": "Bearer test-admin-token"},
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
             )
         assert view.status_code == 200
         states: dict[str, Any] = {m["channel"]: m["state"] for m in view.json()["messages"]}

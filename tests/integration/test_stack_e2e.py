@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -30,9 +31,9 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tools.devstack import free_port
+from tests.support import stack_env
 
-ADMIN = "e2e-admin-token"
+ADMIN = secrets.token_urlsafe(32)  # start-up refuses short or placeholder secrets
 
 
 def _children(pid: int) -> set[int]:
@@ -58,28 +59,6 @@ def _alive(pid: int) -> bool:
     except (OSError, ProcessLookupError):
         return False
     return stat.split()[2] != "Z"
-
-
-def stack_env(var_dir: Path) -> dict[str, str]:
-    """Environment for a stack of its own: free ports, its own var dir, no TOML file."""
-    ports = {
-        name: str(free_port())
-        for name in (
-            "MQTT_PORT",
-            "INFLUX_PORT",
-            "INFLUX_RPC_PORT",
-            "API_PORT",
-            "INGEST_METRICS_PORT",
-            "ANALYTICS_METRICS_PORT",
-            "NOTIFIER_HTTP_PORT",
-        )
-    }
-    return {
-        **os.environ,
-        "DELTASENSE_CONFIG": os.devnull,
-        "DELTASENSE_VAR_DIR": str(var_dir),
-        **{f"DELTASENSE_{name}": port for name, port in ports.items()},
-    }
 
 
 class Stack:
@@ -210,12 +189,13 @@ def test_street_flood_alert_fires_once_streams_and_resolves(stack: Stack) -> Non
     events: list[dict[str, Any]] = []
     listening = threading.Event()
 
+    # As the console does: a single-use ticket for the stream, never the token in the URL.
+    ticket = stack.http.post("/api/v1/stream/ticket").json()["ticket"]
+
     def listen() -> None:
         with (
             httpx.Client(base_url=stack.api, timeout=httpx.Timeout(10, read=30)) as client,
-            client.stream(
-                "GET", "/api/v1/alerts/stream", params={"access_token": ADMIN}
-            ) as response,
+            client.stream("GET", "/api/v1/alerts/stream", params={"ticket": ticket}) as response,
         ):
             for line in response.iter_lines():
                 if line == ": listening":  # the API has subscribed this stream
@@ -424,8 +404,10 @@ def test_demo_in_the_foreground_stops_everything_on_ctrl_c(tmp_path: Path) -> No
         output = "".join(lines)
         assert "DeltaSense is up" in output, output
         assert "console" in output and "/docs" in output
-        token = (tmp_path / "var" / "admin-token").read_text().strip()
-        assert token and token in output
+        token_file = tmp_path / "var" / "secrets" / "admin-token"
+        token = token_file.read_text().strip()
+        # Not a terminal here (a pipe could be a log): where the token is, never the token.
+        assert token and token not in output and str(token_file) in output
         children = _children(proc.pid)
         assert len(children) >= 6  # broker, database, ingest, analytics, api, simulator
         os.killpg(proc.pid, signal.SIGINT)

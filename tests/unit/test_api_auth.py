@@ -12,7 +12,7 @@ import pytest
 
 from api.app import create_app
 from api.auth import (
-    ADMIN_TOKEN_FILE,
+    LEGACY_ADMIN_TOKEN_FILE,
     TOKENS_FILE,
     Role,
     TokenStore,
@@ -22,24 +22,35 @@ from api.auth import (
     load_tokens,
     remove_tokens,
 )
+from deltasense.access import admin_token_file
 from deltasense.settings import Settings
+from tests.support import ADMIN_TOKEN
 
 from .api_fakes import FakeDb
 
 
 def test_configured_admin_token_wins_and_writes_nothing(tmp_path: Path) -> None:
     assert ensure_admin_token(tmp_path, "from-env") == "from-env"
-    assert not (tmp_path / ADMIN_TOKEN_FILE).exists()
+    assert not admin_token_file(tmp_path).exists()
 
 
 def test_generated_admin_token_is_private_and_reused(tmp_path: Path) -> None:
     var = tmp_path / "var"
     token = ensure_admin_token(var, None)
-    path = var / ADMIN_TOKEN_FILE
+    path = admin_token_file(var)
+    assert path == var.resolve() / "secrets" / "admin-token"
     assert len(token) >= 40
     assert path.read_text().strip() == token
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert ensure_admin_token(var, None) == token
+
+
+def test_a_token_generated_into_the_old_place_moves_into_secrets(tmp_path: Path) -> None:
+    (tmp_path / LEGACY_ADMIN_TOKEN_FILE).write_text("old-generated-token\n")
+    assert ensure_admin_token(tmp_path, None) == "old-generated-token"
+    assert not (tmp_path / LEGACY_ADMIN_TOKEN_FILE).exists()
+    assert stat.S_IMODE(admin_token_file(tmp_path).stat().st_mode) == 0o600
 
 
 def test_add_token_stores_only_the_hash(tmp_path: Path) -> None:
@@ -84,11 +95,12 @@ async def client(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
     monkeypatch.chdir(tmp_path)  # no stray deltasense.toml
-    settings = Settings(var_dir=tmp_path, admin_token="admin-secret")
+    settings = Settings(var_dir=tmp_path, admin_token=ADMIN_TOKEN)
     tokens = {
+        "metrics": add_token(tmp_path, "prometheus", "metrics"),
         "viewer": add_token(tmp_path, "v", "viewer"),
         "operator": add_token(tmp_path, "o", "operator"),
-        "admin": "admin-secret",
+        "admin": ADMIN_TOKEN,
     }
     app = create_app(settings, influx=FakeDb())
     transport = httpx.ASGITransport(app=app)
@@ -141,27 +153,37 @@ async def test_roles(client: tuple[httpx.AsyncClient, dict[str, str]]) -> None:
     assert (await c.get("/api/v1/deadletters", headers=_bearer(tokens["admin"]))).status_code == 200
 
 
-async def test_stream_token_in_query_only_on_stream(
+@pytest.mark.parametrize("name", ["access_token", "token"])
+@pytest.mark.parametrize("path", ["/api/v1/devices", "/api/v1/alerts/stream"])
+async def test_a_token_in_the_url_is_refused_even_a_good_one(
+    client: tuple[httpx.AsyncClient, dict[str, str]], name: str, path: str
+) -> None:
+    c, tokens = client
+    response = await c.get(path, params={name: tokens["admin"]})
+    assert response.status_code == 400
+    assert "not accepted in the URL" in response.json()["detail"]
+    assert tokens["admin"] not in response.text
+
+
+async def test_health_needs_no_token_metrics_needs_the_metrics_or_admin_role(
     client: tuple[httpx.AsyncClient, dict[str, str]],
 ) -> None:
     c, tokens = client
-    response = await c.get("/api/v1/devices", params={"access_token": tokens["admin"]})
-    assert response.status_code == 401
-    response = await c.get("/api/v1/alerts/stream", params={"access_token": "nope"})
-    assert response.status_code == 401
-
-
-async def test_health_and_metrics_need_no_token(
-    client: tuple[httpx.AsyncClient, dict[str, str]],
-) -> None:
-    c, _ = client
     assert (await c.get("/healthz")).json() == {"status": "ok"}
     ready = await c.get("/readyz")  # no lifespan here: MQTT link not running
     assert ready.status_code == 503
     assert ready.json()["checks"] == {"influxdb": True, "mqtt": False}
     assert "mqtt" in ready.json()["detail"]
-    metrics = await c.get("/metrics")
-    assert metrics.status_code == 200
+    assert (await c.get("/metrics")).status_code == 401
+    for refused in ("viewer", "operator"):
+        denied = await c.get("/metrics", headers=_bearer(tokens[refused]))
+        assert denied.status_code == 403, refused
+        assert "metrics or admin" in denied.json()["detail"]
+    for allowed in ("metrics", "admin"):
+        metrics = await c.get("/metrics", headers=_bearer(tokens[allowed]))
+        assert metrics.status_code == 200, allowed
     assert 'deltasense_api_requests_total{method="GET",route="/readyz",status="503"} 1.0' in (
         metrics.text
     )
+    # The scrape-only role reads nothing else.
+    assert (await c.get("/api/v1/devices", headers=_bearer(tokens["metrics"]))).status_code == 403

@@ -9,6 +9,7 @@ import pytest
 
 from api.app import create_app
 from deltasense.settings import Settings
+from tests.support import ADMIN_TOKEN
 
 from .api_fakes import FakeDb
 
@@ -19,7 +20,7 @@ async def test_index_carries_the_offset(
 ) -> None:
     monkeypatch.chdir(tmp_path)  # no stray deltasense.toml
     extra = {} if offset is None else {"utc_offset_min": offset}
-    settings = Settings(var_dir=tmp_path, admin_token="admin-secret", **extra)
+    settings = Settings(var_dir=tmp_path, admin_token=ADMIN_TOKEN, **extra)
     transport = httpx.ASGITransport(app=create_app(settings, influx=FakeDb()))
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
         page = await client.get("/")

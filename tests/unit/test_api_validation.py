@@ -10,14 +10,15 @@ import pytest
 
 from api.app import create_app
 from deltasense.settings import Settings
+from tests.support import ADMIN_TOKEN
 
 from .api_fakes import FakeDb, UntouchableDb
 
-AUTH = {"Authorization": "Bearer adm"}
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def _client(db: FakeDb, tmp_path: Path) -> httpx.AsyncClient:
-    settings = Settings(var_dir=tmp_path, admin_token="adm", site="s1")
+    settings = Settings(var_dir=tmp_path, admin_token=ADMIN_TOKEN, site="s1")
     app = create_app(settings, influx=db)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
 
@@ -117,7 +118,7 @@ async def test_influx_down_is_503_not_500(tmp_path: Path, monkeypatch: pytest.Mo
     from deltasense.influx import InfluxClient
 
     db = InfluxClient(url="http://127.0.0.1:9", database="x", timeout_s=1)
-    settings = Settings(var_dir=tmp_path, admin_token="adm")
+    settings = Settings(var_dir=tmp_path, admin_token=ADMIN_TOKEN)
     app = create_app(settings, influx=db)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://a") as c:
         response = await c.get("/api/v1/devices", headers=AUTH)

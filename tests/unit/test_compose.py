@@ -40,7 +40,8 @@ def _command(service: str) -> list[str]:
 def _substitute(value: str) -> str:
     """Resolve compose's ${VAR:-default} / ${VAR:?error} the way an .env would."""
     value = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
-    return re.sub(r"\$\{([A-Z_]+):\?[^}]*\}", r"placeholder-for-\1", value)
+    # A required value is filled in as a real one would be: long, not a placeholder.
+    return re.sub(r"\$\{([A-Z_]+):\?[^}]*\}", r"\1-from-env-k3J9xQ2mV7pLw5", value)
 
 
 def _dockerfile_stages() -> set[str]:

@@ -11,6 +11,7 @@ from api.app import create_app
 from deltasense import supervision
 from deltasense.settings import Settings
 from deltasense.supervision import ServiceState, StackState
+from tests.support import ADMIN_TOKEN
 
 from .api_fakes import FakeDb
 
@@ -49,12 +50,12 @@ def test_a_missing_or_broken_report_reads_as_none(tmp_path: Path) -> None:
 
 
 async def test_api_reports_degraded_services_behind_a_token(tmp_path: Path) -> None:
-    settings = Settings(var_dir=tmp_path, admin_token="admin-secret-token-for-tests")
+    settings = Settings(var_dir=tmp_path, admin_token=ADMIN_TOKEN)
     app = create_app(settings, influx=FakeDb())
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as c:
         assert (await c.get("/api/v1/system/services")).status_code == 401
-        auth = {"Authorization": "Bearer admin-secret-token-for-tests"}
+        auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         none = (await c.get("/api/v1/system/services", headers=auth)).json()
         assert none == {"supervised": False, "state": None, "services": [], "degraded": []}
         supervision.write_state(tmp_path, _state(ingest="restarting"))

@@ -1,0 +1,74 @@
+"""Security headers on every response: routes, errors, static files, even a 500.
+
+A pure-ASGI middleware (SSE-safe: it only touches ``http.response.start``).  It
+sits inside Starlette's outermost error middleware, so for an exception that
+escapes the app it sends the 500 itself, with the headers, and re-raises for the
+server to log.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# The console is static files of our own: no inline script or style, no third party.
+CONTENT_SECURITY_POLICY: Final = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self'"
+)
+HSTS: Final = "max-age=31536000; includeSubDomains"
+
+SECURITY_HEADERS: Final[tuple[tuple[bytes, bytes], ...]] = (
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+)
+_NAMES: Final = frozenset(name for name, _ in SECURITY_HEADERS) | {b"strict-transport-security"}
+
+
+def security_headers(https: bool) -> list[tuple[bytes, bytes]]:
+    """The headers every response carries; HSTS only when served over HTTPS (a
+    browser ignores it over plain HTTP, and it must never pin a plain-HTTP dev host)."""
+    out = list(SECURITY_HEADERS)
+    if https:
+        out.append((b"strict-transport-security", HSTS.encode()))
+    return out
+
+
+class SecurityHeadersMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = security_headers(scope.get("scheme") == "https")
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _NAMES]
+                message = {**message, "headers": headers + extra}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            if not started:
+                await send_wrapper(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+                    }
+                )
+                await send_wrapper({"type": "http.response.body", "body": b"Internal Server Error"})
+            raise
