@@ -155,7 +155,7 @@ class Gateway:
                 batch.clear()
                 acks.clear()
                 started = time.monotonic()
-                result = await self.db(self.spool.append, taken)
+                result = await self.db(self.spool.append, taken, self._take_acked())
                 metrics.COMMIT_SECONDS.observe(time.monotonic() - started)
                 for mid, qos in their_acks:
                     client._client.ack(mid, qos)
@@ -258,6 +258,10 @@ class Gateway:
                 self.uplink_up.clear()
                 metrics.UPLINK_UP.set(0)
                 await pump.cancel()
+                # What was acknowledged leaves the spool now, not at the next session:
+                # the spool may fill (and count drops) long before that.
+                with contextlib.suppress(Exception):
+                    await self.db(self.spool.delete, self._take_acked())
 
     def _take_acked(self) -> list[int]:
         ids, self._acked = self._acked, []

@@ -126,13 +126,17 @@ class Spool:
         self._db.close()
 
     # --- writing ---------------------------------------------------------------------------
-    def append(self, messages: Sequence[Incoming]) -> AppendResult:
-        """Store ``messages`` in one durable transaction, within the bounds."""
+    def append(self, messages: Sequence[Incoming], delivered: Sequence[int] = ()) -> AppendResult:
+        """Store ``messages`` in one durable transaction, within the bounds.
+
+        ``delivered``: ids the platform has acknowledged since the last delete; they
+        go first, so a full spool never counts a delivered record as dropped."""
         dropped = dict.fromkeys(DropReason, 0)
         superseded = 0
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
+            self._delete(delivered)
             dropped[DropReason.AGE] += self._expire()
             for message in messages:
                 if self.policy is FullPolicy.DROP_NEWEST and (
@@ -251,19 +255,23 @@ class Spool:
             return 0
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            gone = []
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                gone += self._db.execute(
-                    f"DELETE FROM spool WHERE id IN ({marks}) RETURNING size",  # noqa: S608 - placeholders only
-                    tuple(chunk),
-                ).fetchall()
+            n = self._delete(ids)
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             self._reload()
             raise
+        return n
+
+    def _delete(self, ids: Sequence[int]) -> int:
+        gone = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            gone += self._db.execute(
+                f"DELETE FROM spool WHERE id IN ({marks}) RETURNING size",  # noqa: S608 - placeholders only
+                tuple(chunk),
+            ).fetchall()
         self._forget(gone)
         return len(gone)
 

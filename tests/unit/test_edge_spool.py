@@ -175,3 +175,14 @@ def test_a_killed_writer_loses_no_committed_record(tmp_path: Path) -> None:
     assert committed == 50
     s = Spool(path, max_bytes=10**9, max_age_ms=10**9, clock=lambda: 0)
     assert s.stats().records == committed * 20
+
+
+def test_delivered_records_leave_before_the_bound_counts_drops(tmp_path: Path) -> None:
+    clock = Clock()
+    one = tele(0, 0).size
+    s = spool(tmp_path, clock, max_bytes=one * 10)
+    s.append([tele(i, clock.ms) for i in range(10)])
+    # ids 1-4 were PUBACKed but not deleted yet: the next append removes them first
+    result = s.append([tele(i, clock.ms) for i in range(10, 14)], [1, 2, 3, 4])
+    assert result.dropped[DropReason.FULL] == 0
+    assert [r.id for r in s.after(0, 100)] == list(range(5, 15))
