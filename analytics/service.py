@@ -5,7 +5,10 @@ open (so a restart raises nothing twice) and refill the windows from the
 window span of stored readings (every kind; hourly counters over 48 h).  Then
 one persistent MQTT session (stable client id, QoS 1) receives
 ``{site}/+/+/+/tele``, every device's retained ``meta`` and ``status``, and
-``{site}/_alerts/#`` (operators' acks, published by the API); rules run every
+``{site}/_alerts/#`` (its own events, retained: the latest state of each) and
+``{site}/_acks/+`` (operators' acks from the API and the notifier, applied to
+the event it knows and republished on ``_alerts``, where it is the only
+publisher); rules run every
 ``analytics_tick_s`` and right after each batch of water readings.  Lamps the
 engine orders to full brightness (storm or flood) get a contract ``cmd``
 ``set_dim`` 100, recorded in the schema's ``commands`` measurement.  Every alert change goes through
@@ -257,6 +260,9 @@ class AnalyticsService:
         self._influx_wake = asyncio.Event()
         self._dropped_old_seen = 0
         self._open_ids = {event.id for event in engine.open_alerts()}  # tells raised from updated
+        # The latest event seen on each alert topic (ours, retained ones included):
+        # what an ack is applied to.  Bounded by the (rule, subject) pairs.
+        self._latest: dict[str, alerts.AlertEvent] = {}
         self.bad_messages = 0
 
     async def run(self) -> None:
@@ -352,6 +358,8 @@ class AnalyticsService:
             else:
                 self._push(self._influx_outbox, line, "influx")
             self._push(self._mqtt_outbox, event, "mqtt")
+            with contextlib.suppress(ValueError):  # no valid topic: logged when published
+                self._latest[alerts.alert_topic(self.settings.site, event)] = event
         metrics.ALERTS_OPEN.set(len(self.engine.open_alerts()))
         self._mqtt_wake.set()
         self._influx_wake.set()
@@ -377,6 +385,7 @@ class AnalyticsService:
         ) as client:
             await client.subscribe(tele_filter(site), qos=1)
             await client.subscribe(alerts.alerts_filter(site), qos=1)
+            await client.subscribe(alerts.acks_filter(site), qos=1)
             await client.subscribe(meta_filter(site), qos=1)
             await client.subscribe(status_filter(site), qos=1)
             # Platform health: ingest's reports, the broker's counters (retained: the
@@ -439,6 +448,9 @@ class AnalyticsService:
         for bad input: bad messages are counted, logged at debug level and skipped."""
         if topic.startswith(f"{self.settings.site}/_alerts/"):
             self._handle_alert(topic, payload)
+            return 0
+        if alerts.is_ack_topic(self.settings.site, topic):
+            self._handle_ack(topic, payload)
             return 0
         if topic.startswith(("$SYS/", f"{self.settings.site}/{health.HEALTH_DISTRICT}/")):
             self._handle_health(topic, payload)
@@ -505,14 +517,56 @@ class AnalyticsService:
             self._bad("bad_health", topic, payload, str(exc))
 
     def _handle_alert(self, topic: str, payload: bytes) -> None:
+        if not payload:
+            return  # a cleared retained topic
         try:
             event = alerts.decode(payload)
         except msgspec.DecodeError as exc:
             self._bad("bad_alert", topic, payload, str(exc))
             return
+        known = self._latest.get(topic)
+        if known is None or event.updated >= known.updated:
+            self._latest[topic] = event
+        # Only analytics publishes here now; an ack on a retained event is one
+        # acknowledged before acks had their own topic (the old path), kept.
         if self.engine.apply_ack(event):
             metrics.ACKS.inc()
             _LOG.info("alert %s acknowledged by %s", event.id, event.ack.by if event.ack else "?")
+
+    def _handle_ack(self, topic: str, payload: bytes) -> None:
+        """An operator's ack: only its ``ack`` is taken, applied to the event this
+        service knows under the same id, and that event is republished (retained)
+        and stored, so the acker cannot change what the alert says."""
+        try:
+            claimed = alerts.decode_ack(self.settings.site, topic, payload)
+            alert_topic = alerts.alert_topic(self.settings.site, claimed)
+        except ValueError as exc:  # AckError, msgspec.DecodeError, a bad topic level
+            self._bad("bad_ack", topic, payload, str(exc))
+            return
+        # The engine's open event is the newest; a resolved one is the latest seen.
+        current = next((e for e in self.engine.open_alerts() if e.id == claimed.id), None)
+        if current is None:
+            seen = self._latest.get(alert_topic)
+            current = seen if seen is not None and seen.id == claimed.id else None
+        if current is None:
+            self._bad("unknown_alert", topic, payload, f"no alert {claimed.id} known")
+            return
+        if current.ack is not None:
+            return  # acknowledged already: the first ack stands
+        acked = msgspec.structs.replace(
+            current, ack=claimed.ack, updated=max(current.updated + 1, claimed.updated)
+        )
+        self.engine.apply_ack(acked)
+        self._latest[alert_topic] = acked
+        metrics.ACKS.inc()
+        _LOG.info("alert %s acknowledged by %s", acked.id, claimed.ack.by if claimed.ack else "?")
+        try:
+            self._push(self._influx_outbox, schema.alert_line(acked), "influx")
+        except LineProtocolError as exc:  # pragma: no cover - ids and tags are ours
+            _LOG.error("alert %s cannot be stored: %s", acked.id, exc)
+        self._push(self._mqtt_outbox, acked, "mqtt")
+        self._mqtt_wake.set()
+        self._influx_wake.set()
 
     def _bad(self, reason: str, topic: str, payload: bytes, detail: str) -> None:
         self.bad_messages += 1

@@ -20,7 +20,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
-from deltasense.contract import ALERTS_DISTRICT, Channel, Kind, edge_status_topic, is_ident
+from deltasense.contract import (
+    ACKS_DISTRICT,
+    ALERTS_DISTRICT,
+    Channel,
+    Kind,
+    edge_status_topic,
+    is_ident,
+)
 from deltasense.dynsec import Acl, AclType, admin_acls, write_private
 from deltasense.health import BROKER_TOPICS, HEALTH_DISTRICT
 
@@ -98,6 +105,7 @@ def service_acls(service: Service, site: str) -> list[Acl]:
     if not is_ident(site):
         raise ValueError(f"site {site!r} must match [a-z0-9][a-z0-9-]{{0,31}}")
     alerts = f"{site}/{ALERTS_DISTRICT}/#"
+    acks = f"{site}/{ACKS_DISTRICT}/+"
     devices = f"{site}/+/+/+"
     if service is Service.INGEST:
         # Everything under the site, except cfg: during a rotation it carries a
@@ -112,7 +120,8 @@ def service_acls(service: Service, site: str) -> list[Acl]:
         return [
             *(Acl(SUB, f"{devices}/{c}") for c in (Channel.TELE, Channel.META, Channel.STATUS)),
             Acl(SUB, alerts),
-            Acl(PUB, alerts),
+            Acl(PUB, alerts),  # the only publisher of alert events
+            Acl(SUB, acks),  # operators' acks, applied and republished on alerts
             # Platform health: ingest's reports and two broker counters, no other $SYS.
             Acl(SUB, f"{site}/{HEALTH_DISTRICT}/#"),
             *(Acl(SUB_LITERAL, topic) for topic in BROKER_TOPICS),
@@ -124,18 +133,19 @@ def service_acls(service: Service, site: str) -> list[Acl]:
             Acl(SUB, alerts),
             Acl(PUB, f"{devices}/{Channel.CMD}"),
             Acl(PUB, f"{devices}/{Channel.CFG}"),
-            # Operator acknowledgements are republished retained on the alert's
-            # topic (api/routes/alerts.py); see docs/SECURITY.md, "still open".
-            Acl(PUB, alerts),
+            # Operator acknowledgements (api/routes/alerts.py); never on alerts.
+            Acl(PUB, acks),
         ]
     if service is Service.NOTIFIER:
         return [
             Acl(SUB, alerts),
             # Console silences (notifier/silences.py); nothing else of the city.
             Acl(SUB, f"{site}/_silences/+"),
-            # Acks from the Telegram button and email links, republished retained
-            # on the alert's topic like the API's.
-            Acl(PUB, alerts),
+            # Acks from the Telegram button and email links, like the API's; it
+            # reads the API's too, so an ack stops reminders even while analytics
+            # is down.
+            Acl(PUB, acks),
+            Acl(SUB, acks),
         ]
     if service is Service.SIMULATOR:
         return _device_side(f"{site}/+")

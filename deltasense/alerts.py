@@ -4,7 +4,13 @@ Analytics owns the lifecycle and publishes every change of an alert as one
 event; the API serves them.  Topic: ``{site}/_alerts/{kind}/{rule}/{subject}``,
 retained, so the retained message under a topic is always the latest state of
 the newest episode for that (rule, subject).  Subscribers that want only
-changes skip messages delivered with the retain flag.
+changes skip messages delivered with the retain flag.  Only analytics may
+publish there (the broker's ACLs, ``deltasense/access.py``).
+
+Operators' acknowledgements (the API, the notifier's Telegram button and email
+links) go to ``{site}/_acks/{alert id}`` instead: the acknowledged event
+(:func:`acknowledged`), QoS 1, not retained.  Analytics takes only the ``ack``
+from it, applies it to the event it knows, and republishes that on ``_alerts``.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from typing import Final, Literal
 
 import msgspec
 
-from deltasense.contract import ALERTS_DISTRICT, is_ident
+from deltasense.contract import ACKS_DISTRICT, ALERTS_DISTRICT, is_ident
 
 AlertKind = Literal["storm", "flood", "energy", "health"]
 AlertState = Literal["pending", "firing", "resolved"]
@@ -88,3 +94,36 @@ def encode(event: AlertEvent) -> bytes:
 
 def decode(payload: bytes) -> AlertEvent:
     return DECODER.decode(payload)
+
+
+# --- acknowledgements: {site}/_acks/{alert id} ----------------------------------
+def ack_topic(site: str, alert_id: str) -> str:
+    """Where an acknowledgement of ``alert_id`` is published."""
+    if not is_ident(site) or not is_ident(alert_id):
+        raise ValueError(f"{site!r}/{alert_id!r} is not a valid ack topic")
+    return f"{site}/{ACKS_DISTRICT}/{alert_id}"
+
+
+def acks_filter(site: str) -> str:
+    return f"{site}/{ACKS_DISTRICT}/+"
+
+
+def is_ack_topic(site: str, topic: str) -> bool:
+    return topic.startswith(f"{site}/{ACKS_DISTRICT}/")
+
+
+class AckError(ValueError):
+    """An ack message that is not one: undecodable, unacknowledged, or for another id."""
+
+
+def decode_ack(site: str, topic: str, payload: bytes) -> AlertEvent:
+    """The acknowledged event on ``{site}/_acks/{id}``; its id must be the topic's."""
+    try:
+        event = DECODER.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise AckError(str(exc)) from None
+    if topic != f"{site}/{ACKS_DISTRICT}/{event.id}":
+        raise AckError(f"event {event.id[:40]!r} published on {topic[:120]!r}")
+    if event.ack is None:
+        raise AckError(f"event {event.id} on the ack topic carries no ack")
+    return event

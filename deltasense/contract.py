@@ -33,6 +33,7 @@ MAX_COUNTER: Final = 2**31 - 1
 DEFAULT_SITE: Final = "baclieu"
 ALERTS_DISTRICT: Final = "_alerts"
 EDGE_DISTRICT: Final = "_edge"  # {site}/_edge/{district}/status: a ward gateway's health
+ACKS_DISTRICT: Final = "_acks"  # operators' acknowledgements: {site}/_acks/{alert id}
 
 
 class Kind(StrEnum):

@@ -7,7 +7,10 @@ the console's silences (``{site}/_silences/{id}``).  The planner decides what
 goes out; each planned message is written to the outbox before a sender task
 takes it; senders pace each channel and retry with backoff, honouring the
 provider's ``retry_after``.  Acks (Telegram button, email link) are published
-retained exactly like the API's ack route, and written to InfluxDB.
+on the alert's ack topic (``{site}/_acks/{id}``) exactly like the API's ack
+route, and written to InfluxDB; the API's acks are read from there too, so an
+ack stops reminders even while analytics (which republishes it on ``_alerts``)
+is down.
 """
 
 from __future__ import annotations
@@ -185,6 +188,7 @@ class Notifier:
             s, identifier=f"{s.notifier_client_id}-{s.site}", logger=_LOG
         ) as client:
             await client.subscribe(alerts.alerts_filter(s.site), qos=1)
+            await client.subscribe(alerts.acks_filter(s.site), qos=1)
             await client.subscribe(silences.silences_filter(s.site), qos=1)
             self._client = client
             self.connected.set()
@@ -202,8 +206,11 @@ class Notifier:
         if not payload:
             return  # a cleared retained topic
         try:
-            event = alerts.decode(payload)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            if alerts.is_ack_topic(self.settings.site, topic):
+                event = alerts.decode_ack(self.settings.site, topic, payload)
+            else:
+                event = alerts.decode(payload)
+        except ValueError as exc:  # msgspec.DecodeError, alerts.AckError
             self.bad_payloads += 1
             _LOG.warning("ignored an alert payload on %s: %s", topic, exc)
             return
@@ -363,7 +370,7 @@ class Notifier:
 
     # --- acks ----------------------------------------------------------------------------
     async def ack(self, alert_id: str, by: str, note: str = "") -> AlertEvent | None:
-        """Acknowledge like the API's ack route: publish retained, then store.
+        """Acknowledge like the API's ack route: publish on the ack topic, then store.
         None if the alert is unknown; an acked alert stays as it is."""
         event = self.latest.get(alert_id)
         if event is None:
@@ -375,7 +382,7 @@ class Notifier:
             raise AckUnavailable("broker not connected")
         acked = alerts.acknowledged(event, by=by, now_ms=self.now_ms(), note=note)
         await client.publish(
-            alerts.alert_topic(self.settings.site, acked), alerts.encode(acked), qos=1, retain=True
+            alerts.ack_topic(self.settings.site, acked.id), alerts.encode(acked), qos=1
         )
         if self.influx is not None:
             try:

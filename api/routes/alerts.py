@@ -119,8 +119,10 @@ async def ack_alert(
 ) -> Alert:
     """Acknowledge an alert (idempotent; resolved alerts may be acknowledged too).
 
-    The updated event is published retained on the alert's topic first (analytics,
-    which owns the lifecycle, and the stream see it), then stored.
+    The acknowledged event is published on the alert's ack topic
+    (`{site}/_acks/{id}`) first; analytics, which owns the lifecycle and alone
+    publishes alert events, applies the ack and republishes the event retained
+    (the stream and the notifier see it); then it is stored.
     """
     event = await store.get_alert(db, alert_id)
     if event is None:
@@ -132,9 +134,9 @@ async def ack_alert(
         event, by=principal.name, now_ms=now, note=(body.note or "") if body else ""
     )
     try:
-        topic = alerts_mod.alert_topic(settings.site, acked)
+        topic = alerts_mod.ack_topic(settings.site, acked.id)
     except ValueError as exc:
-        raise HTTPException(409, f"alert cannot be published: {exc}") from None
-    await hub.publish(topic, alerts_mod.encode(acked), retain=True)
+        raise HTTPException(409, f"ack cannot be published: {exc}") from None
+    await hub.publish(topic, alerts_mod.encode(acked))
     await store.write_alert(db, acked)
     return Alert.of(acked)

@@ -355,13 +355,22 @@ async def publish(settings: Settings, *events: AlertEvent) -> float:
     return time.time()
 
 
-async def retained(settings: Settings, event: AlertEvent) -> AlertEvent:
-    async with make_client(settings) as client:
-        await client.subscribe(alerts.alert_topic(settings.site, event), qos=1)
-        async with asyncio.timeout(5):
+async def watch_ack(settings: Settings, event: AlertEvent) -> asyncio.Task[AlertEvent]:
+    """Listen on ``event``'s ack topic (acks are not retained: start before acking);
+    the task returns the first ack published there."""
+    subscribed = asyncio.Event()
+
+    async def first() -> AlertEvent:
+        async with make_client(settings) as client:
+            await client.subscribe(alerts.ack_topic(settings.site, event.id), qos=1)
+            subscribed.set()
             async for m in client.messages:
                 return alerts.decode(bytes(m.payload))  # type: ignore[arg-type]
-    raise AssertionError("no retained event")
+        raise AssertionError("no ack")
+
+    task = asyncio.create_task(first())
+    await asyncio.wait_for(subscribed.wait(), timeout=5)
+    return task
 
 
 def routing(fakes: Fakes, text: str = ROUTING) -> Routing:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 
+import msgspec
 import pytest
 
 from deltasense import alerts
@@ -62,14 +63,31 @@ async def test_street_flood_fires_updates_resolves_and_survives_restart(
             await drains.level("drain-y", 20, district="phuong-2")
             _, other, _ = await watcher.until(subject_is("drain-y"))
 
-            # 2. an operator acks (as the API does: same id, ack set, retained)
+            # 2. an operator acks as the API does: the acknowledged event on
+            # {site}/_acks/{id}, not retained.  This one also claims another
+            # severity and text: analytics takes only the ack from it.
+            now = int(time.time() * 1000)
             acked = alerts.AlertEvent(
                 **{
                     **{name: getattr(fired, name) for name in fired.__struct_fields__},
-                    "ack": alerts.Ack(by="operator-1", ts=int(time.time() * 1000)),
+                    "ack": alerts.Ack(by="operator-1", ts=now),
+                    "updated": now,
+                    "severity": "critical",
+                    "message": alerts.Message(vi="Sơ tán ngay", en="Evacuate now"),
                 }
             )
-            await probe.publish(topic, alerts.encode(acked), qos=1, retain=True)
+            ack_topic = alerts.ack_topic(site, fired.id)
+            # Refused first: an id that is not the topic's, an alert nobody raised.
+            other_id = msgspec.structs.replace(acked, id="al-0000000000000000")
+            await probe.publish(ack_topic, alerts.encode(other_id), qos=1)
+            await probe.publish(alerts.ack_topic(site, other_id.id), alerts.encode(other_id), qos=1)
+            await probe.publish(ack_topic, alerts.encode(acked), qos=1)
+            _, republished, _ = await watcher.until(
+                lambda _t, e: e.id == fired.id and e.ack is not None
+            )
+            assert republished.ack == acked.ack and republished.updated >= now
+            assert (republished.severity, republished.message) == (fired.severity, fired.message)
+            assert {e.id for _, e in watcher.seen} == {fired.id, other.id}
 
             # 3. more readings over the limit: no second alert; a rise to critical updates it
             for level_cm in (16, 17, 9):  # 9 cm lies inside the deadband: still firing

@@ -92,7 +92,8 @@ async def test_list_filters_and_get(settings: Settings) -> None:
 async def test_ack_publishes_and_stores(settings: Settings) -> None:
     await _seed(settings)
     target = EVENTS[1]
-    topic = alerts.alert_topic(settings.site, target)
+    # Published on the ack topic: only analytics publishes alert events.
+    topic = alerts.ack_topic(settings.site, target.id)
     operator = add_token(settings.var_dir, "ca-truc", "operator")
     viewer = add_token(settings.var_dir, "wall", "viewer")
     async with (
@@ -115,6 +116,7 @@ async def test_ack_publishes_and_stores(settings: Settings) -> None:
         message = await asyncio.wait_for(anext(aiter(mqtt.messages)), timeout=5)
         published = alerts.decode(message.payload)
         assert msgspec.to_builtins(published) == acked
+        assert str(message.topic) == topic and not message.retain
 
         stored = await api.get(f"/api/v1/alerts/{target.id}", headers=ADMIN)
         assert stored.json() == acked

@@ -166,6 +166,8 @@ async def test_only_analytics_publishes_alerts_and_only_the_platform_commands(
          "updated": now_ms(), "message": {"vi": "Ngập sâu - sơ tán ngay", "en": "Deep flood - evacuate now"}}
     ).encode()  # fmt: skip
     alert_topic = "tsec/_alerts/flood/street-flood/x"
+    ack_topic = "tsec/_acks/al-0123456789abcdef"
+    forged_ack = forged_alert.replace(b'"message"', b'"ack":{"by":"x","ts":1},"message"')
     reboot = b'{"id":"c1","name":"reboot","args":{}}'
     cfg = b'{"ntp_host":"198.51.100.66"}'
     with (
@@ -177,6 +179,7 @@ async def test_only_analytics_publishes_alerts_and_only_the_platform_commands(
         assert operators.subscribe("tsec/_alerts/#") == GRANTED_QOS1
         with node(locked, a, secret_a) as pa:
             assert pa.publish(alert_topic, forged_alert, retain=True) == NOT_AUTHORIZED
+            assert pa.publish(ack_topic, forged_ack) == NOT_AUTHORIZED  # nor acknowledge
             assert pa.publish(f"{lamp_base}/cmd", reboot) == NOT_AUTHORIZED
             assert pa.publish(f"{lamp_base}/cfg", cfg, retain=True) == NOT_AUTHORIZED
             assert pa.publish(f"{base(a)}/cmd", reboot) == NOT_AUTHORIZED  # not even its own
@@ -191,9 +194,15 @@ async def test_only_analytics_publishes_alerts_and_only_the_platform_commands(
             (Service.ANALYTICS, f"{base(a)}/cmd"),  # analytics commands lamps only
             (Service.NOTIFIER, f"{lamp_base}/cmd"),  # the notifier only acks alerts
             (Service.NOTIFIER, f"{lamp_base}/cfg"),
+            # Acks have their own topic: the ackers can no longer speak on _alerts.
+            (Service.API, alert_topic),
+            (Service.NOTIFIER, alert_topic),
+            (Service.INGEST, ack_topic),
+            (Service.SIMULATOR, ack_topic),
+            (Service.ANALYTICS, ack_topic),  # it applies acks, it does not make them
         ):
             with service(locked, svc, f"{tag}-{svc.value}") as p:
-                payload = forged_alert if "_alerts" in topic else reboot
+                payload = forged_alert if "/_a" in topic else reboot
                 assert p.publish(topic, payload) == NOT_AUTHORIZED, (svc, topic)
         await asyncio.sleep(0.3)
         assert victim.messages == [] and operators.messages == []
@@ -205,6 +214,7 @@ async def test_only_analytics_publishes_alerts_and_only_the_platform_commands(
         with service(locked, Service.API, f"{tag}-api-ok") as api:
             assert api.publish(f"{lamp_base}/cmd", b'{"id":"c3","name":"ping"}') == 0
             assert api.publish(f"{lamp_base}/cfg", b'{"interval_s":60}') == 0
+            assert api.publish(ack_topic, forged_ack) == 0  # an operator's ack
         await eventually(lambda: _async(len(victim.messages) == 3 and operators.messages))
         assert [t.rsplit("/", 1)[1] for t, _, _ in victim.messages] == ["cmd", "cmd", "cfg"]
         assert [t for t, _, _ in operators.messages] == [alert_topic]
@@ -226,6 +236,7 @@ async def test_a_node_subscribes_only_to_its_own_cmd_and_cfg(
             "$CONTROL/dynamic-security/#",
             "tsec/#",
             "tsec/_alerts/#",
+            "tsec/_acks/+",
             f"{base(b)}/cmd",
             f"{base(b)}/cfg",
             f"{base(b)}/tele",
@@ -253,8 +264,16 @@ async def test_a_node_subscribes_only_to_its_own_cmd_and_cfg(
         assert nt.subscribe(f"{base(a)}/tele") == NOT_AUTHORIZED
         assert nt.subscribe("tsec/_alerts/#") == GRANTED_QOS1
         assert nt.subscribe("tsec/_silences/+") == GRANTED_QOS1
-        assert nt.publish("tsec/_alerts/flood/street-flood/ack-probe", b"{}") == 0  # its acks
+        assert nt.publish("tsec/_alerts/flood/street-flood/x", b"{}") == NOT_AUTHORIZED
+        assert nt.publish("tsec/_acks/al-0123456789abcdef", b"{}") == 0  # its acks
+        assert nt.subscribe("tsec/_acks/+") == GRANTED_QOS1  # the API's acks too
         assert nt.publish(f"{base(a)}/cmd", b"{}") == NOT_AUTHORIZED
+    # Acks are read by those who act on them: analytics and the notifier.
+    with service(locked, Service.ANALYTICS, f"{tag}-analytics-acks") as an:
+        assert an.subscribe("tsec/_acks/+") == GRANTED_QOS1
+    for svc in (Service.API, Service.SIMULATOR):  # (ingest reads all of {site}/#)
+        with service(locked, svc, f"{tag}-{svc.value}-acks") as p:
+            assert p.subscribe("tsec/_acks/+") == NOT_AUTHORIZED, svc
 
 
 async def test_only_ingest_joins_the_ingest_share_group(

@@ -45,8 +45,9 @@ RETAIN = {
     "ack": False,
     "cfg": True,
     "alerts": True,
+    "acks": False,
 }
-RECEIVED = {"tele", "status", "meta", "ack"}  # device → platform
+RECEIVED = {"tele", "status", "meta", "ack", "acks"}  # devices, operators' tools → platform
 CONSTRAINTS = ("minimum", "maximum", "exclusiveMinimum", "minLength", "maxLength", "pattern")
 
 
@@ -295,6 +296,19 @@ def test_alert_event_properties_are_struct_fields() -> None:
 
 def test_alert_message_is_bound_to_the_alerts_channel() -> None:
     assert _channel_messages("alerts") == [MESSAGES["AlertEvent"]]
+
+
+def test_acks_channel_matches_ack_topic() -> None:
+    ch = _channel("acks")
+    assert ch["address"] == f"{{site}}/{contract.ACKS_DISTRICT}/{{alertId}}"
+    assert _channel_messages("acks") == [MESSAGES["AlertAck"]]
+    pattern = DOC["components"]["parameters"]["alertId"]["x-pattern"]
+    assert re.fullmatch(pattern, alerts.alert_id("r", "s", 1))
+    for payload in _examples(MESSAGES["AlertAck"]):
+        topic = ch["address"].format(site="baclieu", alertId=payload["id"])
+        event = alerts.decode_ack("baclieu", topic, json.dumps(payload).encode())
+        assert alerts.ack_topic("baclieu", event.id) == topic
+        assert event.ack is not None
 
 
 # --- dead letters -----------------------------------------------------------------
