@@ -24,6 +24,7 @@ from api.routes import api_router, console, health
 from api.routes.console import STATIC_DIR
 from api.store import Database
 from api.tickets import StreamTickets
+from deltasense.audit import AuditLog
 from deltasense.influx import InfluxError, InfluxUnavailable, influx_client
 from deltasense.settings import Settings
 
@@ -72,6 +73,7 @@ def create_app(settings: Settings, *, influx: Database | None = None) -> FastAPI
             limit=settings.api_auth_fail_limit, window_s=settings.api_auth_fail_window_s
         ),
         tickets=StreamTickets(),
+        audit=AuditLog(settings.audit_path),
         db=influx,
     )
 

@@ -15,6 +15,7 @@ from api.hub import AlertHub
 from api.ratelimit import AuthFailureLimiter, client_key
 from api.store import Database
 from api.tickets import StreamTickets
+from deltasense.audit import AuditLog
 from deltasense.contract import IDENT_PATTERN
 from deltasense.influx import InfluxUnavailable
 from deltasense.settings import Settings
@@ -30,6 +31,7 @@ class ApiContext:
     registry: CollectorRegistry
     limiter: AuthFailureLimiter
     tickets: StreamTickets
+    audit: AuditLog
     db: Database | None = None
 
 
@@ -59,7 +61,12 @@ def get_tokens(ctx: CtxDep) -> TokenStore:
     return ctx.tokens
 
 
+def get_audit(ctx: CtxDep) -> AuditLog:
+    return ctx.audit
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+AuditDep = Annotated[AuditLog, Depends(get_audit)]
 DbDep = Annotated[Database, Depends(get_db)]
 HubDep = Annotated[AlertHub, Depends(get_hub)]
 TokensDep = Annotated[TokenStore, Depends(get_tokens)]

@@ -8,6 +8,7 @@ import msgspec
 from pydantic import BaseModel, Field
 
 from deltasense.alerts import AlertEvent
+from deltasense.contract import IDENT_PATTERN, Kind
 
 DeviceStatus = Literal["online", "offline", "sleeping", "unknown"]
 
@@ -143,3 +144,49 @@ class SystemOut(BaseModel):
 class StreamTicketOut(BaseModel):
     ticket: str = Field(description="Opaque; pass as `?ticket=` to GET /api/v1/alerts/stream.")
     expires_in_s: int = Field(description="Seconds it stays valid; it is good for one stream.")
+
+
+class AuditEntry(BaseModel):
+    """One audit-log entry (deltasense/audit.py); never holds a secret."""
+
+    id: int = Field(description="Position in the log (1, 2, …); page back with before_id.")
+    ts: int = Field(description="When, ms since the Unix epoch (UTC).")
+    actor: str = Field(description="Who: the API token's name, or the OS user of the CLI.")
+    origin: str = Field(description="From where: the client's address, or `cli`.")
+    action: str = Field(description="What: device.add, token.remove, alert.ack, command.send, …")
+    target: str = Field(description="On what: a device id, a token name, an alert id.")
+    result: str = Field(description="ok, not_found, invalid, unconfirmed or error.")
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeviceIdentityIn(BaseModel):
+    """A new device identity (as `deltasense devices add`)."""
+
+    model_config = {"extra": "forbid"}
+
+    device: Annotated[str, Field(pattern=f"^{IDENT_PATTERN}$", description="Its MQTT username.")]
+    kind: Kind
+    district: Annotated[str, Field(pattern=f"^{IDENT_PATTERN}$")]
+
+
+class DeviceIdentity(BaseModel):
+    """A device's broker identity; never its secret."""
+
+    device: str
+    site: str
+    district: str
+    kind: str
+    enabled: bool = Field(description="False once revoked: refused on connect.")
+    clientid: str | None = Field(description="The only client id it may connect with.")
+    username: str
+    publish: list[str] = Field(description="Topics it may publish on.")
+    subscribe: list[str] = Field(description="Topics it may subscribe to.")
+
+
+class DeviceSecret(BaseModel):
+    """A new secret, returned once: the broker keeps only a hash of it."""
+
+    identity: DeviceIdentity
+    config: dict[str, str | int] = Field(
+        description="The node's config: site, district, kind, device, broker, mqtt_user, mqtt_pass."
+    )

@@ -32,6 +32,9 @@ from deltasense.dynsec import Acl, AclType, admin_acls, write_private
 from deltasense.health import BROKER_TOPICS, HEALTH_DISTRICT
 
 ADMIN_USERNAME: Final = "admin.broker"
+# The API's own admin identity for its device routes (only when configured), so
+# it can be disabled or rotated without touching the CLI's.
+API_ADMIN_USERNAME: Final = "admin.api"
 SECRET_BYTES: Final = 32  # secrets.token_urlsafe(32): 43 characters, 256 bits
 DEVICE_SENDS: Final = (Channel.TELE, Channel.STATUS, Channel.META, Channel.ACK)
 DEVICE_RECEIVES: Final = (Channel.CMD, Channel.CFG)

@@ -35,6 +35,7 @@ RESPONSE_TOPIC: Final = f"{CONTROL_TOPIC}/response"
 # What Mosquitto 2.0 itself uses; the secrets are 256-bit random tokens, so the
 # iteration count is not what protects them.
 PBKDF2_ITERATIONS: Final = 101
+ADMIN_ROLE: Final = "admin"  # the role allowed on the plugin's control topic
 
 
 class DynsecError(Exception):
@@ -134,11 +135,11 @@ def initial_config(path: Path, *, admin_username: str, admin_password: str) -> N
                 "username": admin_username,
                 "textName": "DeltaSense broker administration",
                 **hash_password(admin_password),
-                "roles": [{"rolename": "admin"}],
+                "roles": [{"rolename": ADMIN_ROLE}],
             }
         ],
         "groups": [],
-        "roles": [{"rolename": "admin", "acls": [a.as_json() for a in admin_acls()]}],
+        "roles": [{"rolename": ADMIN_ROLE, "acls": [a.as_json() for a in admin_acls()]}],
         "defaultACLAccess": {
             "publishClientSend": False,
             "publishClientReceive": True,

@@ -21,8 +21,10 @@ import aiomqtt
 
 from deltasense import access
 from deltasense.access import Service
+from deltasense.audit import Result
 from deltasense.contract import Channel, Kind, is_ident
 from deltasense.dynsec import (
+    ADMIN_ROLE,
     AlreadyExistsError,
     ClientInfo,
     Dynsec,
@@ -39,6 +41,21 @@ class ProvisioningError(Exception):
 
 class RotationNotConfirmed(ProvisioningError):
     """The node did not confirm its new secret in time; the old one stays valid."""
+
+
+class DeviceNotFound(ProvisioningError):
+    """No device of that id is provisioned."""
+
+
+def audit_result(exc: BaseException) -> Result:
+    """How a failed provisioning request ends up in the audit log."""
+    if isinstance(exc, DeviceNotFound):
+        return Result.NOT_FOUND
+    if isinstance(exc, RotationNotConfirmed):
+        return Result.UNCONFIRMED
+    if isinstance(exc, ProvisioningError):
+        return Result.INVALID
+    return Result.ERROR
 
 
 @dataclass(frozen=True)
@@ -72,6 +89,20 @@ class DeviceRecord:
             "clientid": self.clientid,
             "username": self.device,
         }
+
+
+def node_config(record: DeviceRecord, secret: str, *, host: str, port: int) -> dict[str, str | int]:
+    """What a node needs to connect as ``record`` (printed or returned once)."""
+    return {
+        "site": record.site,
+        "district": record.district,
+        "kind": record.kind,
+        "device": record.device,
+        "broker_host": host,
+        "broker_port": port,
+        "mqtt_user": record.device,
+        "mqtt_pass": secret,
+    }
 
 
 def _record(info: ClientInfo) -> DeviceRecord | None:
@@ -123,7 +154,31 @@ async def sync_platform(ds: Dynsec, *, site: str, passwords: dict[Service, str])
                 await ds.enable_client(username=service.username)
     # The admin's own role, not a role added to the admin: changing a client's
     # roles disconnects it, and this runs over the admin's connection.
-    await ds.set_role_acls(rolename="admin", acls=access.admin_role_acls())
+    await ds.set_role_acls(rolename=ADMIN_ROLE, acls=access.admin_role_acls())
+
+
+async def sync_api_admin(ds: Dynsec, *, password: str | None) -> None:
+    """The API's own broker admin (``admin.api``): made to match ``password``, or
+    disabled when the API is not to administer devices (``None``)."""
+    username = access.API_ADMIN_USERNAME
+    if password is None:
+        with contextlib.suppress(NotFoundError):
+            await ds.disable_client(username=username)
+        return
+    try:
+        await ds.create_client(
+            username=username,
+            password=password,
+            textname="DeltaSense API: device administration",
+            roles=[ADMIN_ROLE],
+        )
+    except AlreadyExistsError:
+        await ds.set_client_password(username=username, password=password)
+        info = await ds.get_client(username=username)
+        if ADMIN_ROLE not in info.roles:
+            await ds.add_client_role(username=username, rolename=ADMIN_ROLE)
+        if info.disabled:
+            await ds.enable_client(username=username)
 
 
 # --- edge gateways ------------------------------------------------------------------------
@@ -221,7 +276,7 @@ async def get_device(ds: Dynsec, device: str) -> DeviceRecord:
     except NotFoundError:
         record = None
     if record is None:
-        raise ProvisioningError(f"no device {device!r} is provisioned")
+        raise DeviceNotFound(f"no device {device!r} is provisioned")
     return record
 
 

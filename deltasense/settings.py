@@ -135,6 +135,15 @@ class Settings(BaseSettings):
     mqtt_username: str | None = None
     mqtt_password: str | None = Field(None, repr=False)
     mqtt_keepalive_s: int = Field(30, ge=5, le=3600)
+    # The API's device routes (/api/v1/admin/devices) drive the broker's dynamic
+    # security plugin; only an API given this identity may (docs/SECURITY.md).
+    mqtt_admin_username: str | None = Field(
+        None, description="Broker admin identity for the API's device routes; unset: 503."
+    )
+    mqtt_admin_password: str | None = Field(None, repr=False)
+    api_device_admin: bool = Field(
+        True, description="`deltasense up` gives the API a broker admin identity (admin.api)."
+    )
 
     broker_max_queued_messages: int = Field(
         100_000, ge=10, description="Per offline session; the supervisor's Mosquitto drops beyond."
@@ -148,6 +157,10 @@ class Settings(BaseSettings):
     # repr=False: a logged Settings object never shows it.
     influx_password: str | None = Field(None, repr=False)
     influx_timeout_s: float = Field(10.0, gt=0)
+
+    audit_file: Path | None = Field(
+        None, description="Audit log (SQLite, WAL); defaults to var/audit/audit.sqlite3."
+    )
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
@@ -312,6 +325,10 @@ class Settings(BaseSettings):
     @property
     def influx_base_url(self) -> str:
         return (self.influx_url or f"http://127.0.0.1:{self.influx_port}").rstrip("/")
+
+    @property
+    def audit_path(self) -> Path:
+        return self.audit_file or self.var_dir.resolve() / "audit" / "audit.sqlite3"
 
     @property
     def api_base_url(self) -> str:

@@ -7,6 +7,8 @@ with that one admin.  Each platform service has its secret in
 answers, the service accounts and roles are made to match
 :mod:`deltasense.access` over the plugin's API, and each service is started
 with only its own credentials (``DELTASENSE_MQTT_USERNAME``/``_PASSWORD``).
+With ``api_device_admin`` (the default) the API also gets ``admin.api``, a broker
+admin of its own for ``/api/v1/admin/devices``; without, that account is disabled.
 """
 
 from __future__ import annotations
@@ -28,20 +30,27 @@ class BrokerAccounts:
     dynsec_file: Path
     admin_password: str
     passwords: dict[Service, str]
+    # The API's broker admin for its device routes; None: the API gets none.
+    api_admin_password: str | None = None
 
     def env(self, service: Service) -> dict[str, str]:
-        return {
+        env = {
             "DELTASENSE_MQTT_USERNAME": service.username,
             "DELTASENSE_MQTT_PASSWORD": self.passwords[service],
         }
+        if service is Service.API and self.api_admin_password is not None:
+            env["DELTASENSE_MQTT_ADMIN_USERNAME"] = access.API_ADMIN_USERNAME
+            env["DELTASENSE_MQTT_ADMIN_PASSWORD"] = self.api_admin_password
+        return env
 
 
 def dynsec_file(var_dir: Path) -> Path:
     return var_dir.resolve() / "mosquitto" / "dynsec.json"
 
 
-def prepare(var_dir: Path) -> BrokerAccounts:
-    """Secrets and the plugin's file, made if missing (no broker needed)."""
+def prepare(var_dir: Path, *, api_device_admin: bool = False) -> BrokerAccounts:
+    """Secrets and the plugin's file, made if missing (no broker needed); with
+    ``api_device_admin``, an admin identity of its own for the API's device routes."""
     path = dynsec_file(var_dir)
     admin = access.read_secret(var_dir, access.ADMIN_USERNAME)
     if not path.exists():
@@ -56,7 +65,12 @@ def prepare(var_dir: Path) -> BrokerAccounts:
         )
     path.parent.chmod(0o700)  # the plugin rewrites the file with its password hashes
     passwords = {s: access.ensure_secret(var_dir, s.username) for s in Service}
-    return BrokerAccounts(dynsec_file=path, admin_password=admin, passwords=passwords)
+    api_admin = (
+        access.ensure_secret(var_dir, access.API_ADMIN_USERNAME) if api_device_admin else None
+    )
+    return BrokerAccounts(
+        dynsec_file=path, admin_password=admin, passwords=passwords, api_admin_password=api_admin
+    )
 
 
 def admin_login(settings: Settings) -> provisioning.BrokerLogin:
@@ -80,6 +94,7 @@ async def sync(settings: Settings, accounts: BrokerAccounts) -> None:
         password=accounts.admin_password,
     ) as ds:
         await provisioning.sync_platform(ds, site=settings.site, passwords=accounts.passwords)
+        await provisioning.sync_api_admin(ds, password=accounts.api_admin_password)
 
 
 def ready_check(settings: Settings, accounts: BrokerAccounts) -> Callable[[], bool]:

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from api.auth import Role
+from deltasense.audit import Action, Result
 from deltasense.settings import ConfigFileError, Settings, load_settings
 from tools.devstack import ServiceError
 
@@ -28,7 +29,7 @@ app.add_typer(token_app, name="token")
 from tools.firmware_flash import firmware_app  # noqa: E402 - kept next to its registration
 
 app.add_typer(firmware_app, name="firmware")
-from tools.devices import devices_app  # noqa: E402
+from tools.devices import audit_or_fail, devices_app  # noqa: E402
 
 app.add_typer(devices_app, name="devices")
 console = Console(stderr=True)
@@ -447,7 +448,9 @@ def token_add(
     try:
         token = add_token(settings.var_dir, name, role)
     except ValueError as exc:
+        audit_or_fail(settings, Action.TOKEN_ADD, name[:64], Result.INVALID, {"error": str(exc)})
         _fail(str(exc))
+    audit_or_fail(settings, Action.TOKEN_ADD, name, Result.OK, {"role": str(role)})
     out.print(token)
 
 
@@ -458,9 +461,12 @@ def token_remove(
     """Revoke API tokens by name (the API notices without a restart)."""
     from api.auth import remove_tokens
 
-    removed = remove_tokens(_settings().var_dir, name)
+    settings = _settings()
+    removed = remove_tokens(settings.var_dir, name)
     if not removed:
+        audit_or_fail(settings, Action.TOKEN_REMOVE, name[:64], Result.NOT_FOUND, {})
         _fail(f"no token named {name!r}", code=1)
+    audit_or_fail(settings, Action.TOKEN_REMOVE, name, Result.OK, {"removed": removed})
     out.print(f"revoked {removed} token(s) named {name!r}")
 
 

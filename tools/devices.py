@@ -1,7 +1,8 @@
 """``deltasense devices``: per-device broker identities (docs/SECURITY.md).
 
 Every command talks to the running broker's dynamic security plugin as the
-stack's admin (``var/secrets/mqtt/admin.broker``), so changes apply at once.
+stack's admin (``var/secrets/mqtt/admin.broker``), so changes apply at once,
+and is recorded in the audit log (the OS user, ``cli``, the outcome).
 A new secret is shown once, in the node config it belongs to, or written to a
 0600 file with ``--secret-file`` for ``deltasense firmware flash``.
 """
@@ -17,7 +18,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from deltasense import dynsec, provisioning
+from deltasense import audit, dynsec, provisioning
+from deltasense.audit import Action, Result
 from deltasense.contract import Kind
 from deltasense.dynsec import write_private
 from deltasense.provisioning import DeviceRecord
@@ -40,10 +42,26 @@ def _settings() -> Settings:
     return load()
 
 
+def audit_or_fail(
+    settings: Settings, what: Action, target: str, result: Result, detail: dict[str, object]
+) -> None:
+    """One audit entry for a CLI command: the OS user, origin ``cli`` (deltasense/audit.py);
+    the command fails if it cannot be recorded."""
+    try:
+        audit.record_cli(settings.audit_path, what, target, result, detail)
+    except audit.AuditError as exc:
+        _fail(f"done ({result}), but not recorded in the audit log: {exc}", code=1)
+
+
 def _run(
     settings: Settings,
     action: Callable[[dynsec.Dynsec, provisioning.BrokerLogin], Awaitable[_T]],
+    *,
+    what: Action,
+    target: str,
+    detail: dict[str, object] | None = None,
 ) -> _T:
+    """Run ``action`` as the stack's broker admin; audited, whatever the outcome."""
     from tools.broker import admin_login
 
     async def main() -> _T:
@@ -53,27 +71,22 @@ def _run(
         ) as ds:
             return await action(ds, login)
 
+    info = dict(detail or {})
     try:
-        return asyncio.run(main())
+        value = asyncio.run(main())
     except provisioning.ProvisioningError as exc:
+        audit_or_fail(
+            settings, what, target, provisioning.audit_result(exc), info | {"error": str(exc)}
+        )
         _fail(str(exc), code=1)
     except dynsec.DynsecUnavailable as exc:
+        audit_or_fail(settings, what, target, Result.ERROR, info | {"error": str(exc)})
         _fail(f"{exc} (is the stack running? `deltasense up`)", code=1)
     except dynsec.DynsecError as exc:
+        audit_or_fail(settings, what, target, Result.ERROR, info | {"error": str(exc)})
         _fail(f"the broker refused: {exc}", code=1)
-
-
-def _node_config(settings: Settings, record: DeviceRecord, secret: str) -> dict[str, str | int]:
-    return {
-        "site": record.site,
-        "district": record.district,
-        "kind": record.kind,
-        "device": record.device,
-        "broker_host": settings.mqtt_host,
-        "broker_port": settings.mqtt_port,
-        "mqtt_user": record.device,
-        "mqtt_pass": secret,
-    }
+    audit_or_fail(settings, what, target, Result.OK, info)
+    return value
 
 
 def _hand_over(
@@ -89,7 +102,11 @@ def _hand_over(
         )
         return
     out.print("node config (shown once; the broker keeps only a hash):")
-    out.print_json(data=_node_config(settings, record, secret))
+    out.print_json(
+        data=provisioning.node_config(
+            record, secret, host=settings.mqtt_host, port=settings.mqtt_port
+        )
+    )
 
 
 SecretFile = Annotated[
@@ -115,7 +132,13 @@ def add(
         )
         return await provisioning.get_device(ds, device), secret
 
-    record, secret = _run(settings, action)
+    record, secret = _run(
+        settings,
+        action,
+        what=Action.DEVICE_ADD,
+        target=device,
+        detail={"site": settings.site, "district": district, "kind": str(kind)},
+    )
     out.print(f"device {record.device} added ({record.kind} in {record.district})")
     _hand_over(settings, record, secret, secret_file)
 
@@ -131,8 +154,10 @@ def add_gateway(
     async def action(ds: dynsec.Dynsec, _: provisioning.BrokerLogin) -> str:
         return await provisioning.add_gateway(ds, site=settings.site, district=district)
 
-    secret = _run(settings, action)
     username = f"gw.{district}"
+    secret = _run(
+        settings, action, what=Action.GATEWAY_ADD, target=username, detail={"site": settings.site}
+    )
     out.print(f"gateway {username} added (site {settings.site})")
     if secret_file is not None:
         write_private(secret_file, (secret + "\n").encode())
@@ -153,7 +178,9 @@ def add_gateway(
 @devices_app.command("list")
 def list_(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Every provisioned device and whether it may connect."""
-    records = _run(_settings(), lambda ds, _: provisioning.list_devices(ds))
+    records = _run(
+        _settings(), lambda ds, _: provisioning.list_devices(ds), what=Action.DEVICE_LIST, target=""
+    )
     if json_out:
         out.print_json(data=[r.as_dict() for r in records])
         return
@@ -167,7 +194,12 @@ def list_(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 @devices_app.command("show")
 def show(device: DeviceArg) -> None:
     """One device's identity and the topics it may use."""
-    record = _run(_settings(), lambda ds, _: provisioning.get_device(ds, device))
+    record = _run(
+        _settings(),
+        lambda ds, _: provisioning.get_device(ds, device),
+        what=Action.DEVICE_SHOW,
+        target=device,
+    )
     out.print_json(
         data={
             **record.as_dict(),
@@ -198,7 +230,13 @@ def rotate(
         secret = await provisioning.rotate_device(ds, login, device, wait_s=wait, force=force)
         return await provisioning.get_device(ds, device), secret
 
-    record, secret = _run(settings, action)
+    record, secret = _run(
+        settings,
+        action,
+        what=Action.DEVICE_ROTATE,
+        target=device,
+        detail={"force": force, "wait_s": wait},
+    )
     out.print(f"device {device}: new secret in force; the node has it" if not force else
               f"device {device}: new secret in force (forced)")  # fmt: skip
     if force or secret_file is not None:
@@ -208,12 +246,22 @@ def rotate(
 @devices_app.command("revoke")
 def revoke(device: DeviceArg) -> None:
     """Disable a device: disconnected now if connected, refused from then on."""
-    _run(_settings(), lambda ds, _: provisioning.revoke_device(ds, device))
+    _run(
+        _settings(),
+        lambda ds, _: provisioning.revoke_device(ds, device),
+        what=Action.DEVICE_REVOKE,
+        target=device,
+    )
     out.print(f"device {device} revoked (disconnected and refused; `devices enable` undoes)")
 
 
 @devices_app.command("enable")
 def enable(device: DeviceArg) -> None:
     """Let a revoked device connect again (with its existing secret)."""
-    _run(_settings(), lambda ds, _: provisioning.enable_device(ds, device))
+    _run(
+        _settings(),
+        lambda ds, _: provisioning.enable_device(ds, device),
+        what=Action.DEVICE_ENABLE,
+        target=device,
+    )
     out.print(f"device {device} enabled")

@@ -30,12 +30,15 @@ from tools.devstack import (
     python_service,
 )
 
+_ONE_SERVICE_ONLY = frozenset({"mqtt_admin_username", "mqtt_admin_password"})
+
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The settings as ``DELTASENSE_*`` variables for a child process."""
     env: dict[str, str] = {}
     for name, value in settings.model_dump().items():
-        if value is None:
+        # The broker admin goes to the API only (BrokerAccounts.env), never to all.
+        if value is None or name in _ONE_SERVICE_ONLY:
             continue
         if isinstance(value, Path):
             value = value.resolve()
@@ -92,7 +95,7 @@ def build_stack(
     var = settings.var_dir.resolve()
     env = settings_env(settings)
     # Locked down: each service connects with its own identity (tools/broker.py).
-    accounts = broker.prepare(var)
+    accounts = broker.prepare(var, api_device_admin=settings.api_device_admin)
     mosquitto = mosquitto_process(
         var,
         port=settings.mqtt_port,

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from api.routes import alerts, commands, deadletters, devices, stream, system
+from api.routes import alerts, audit, commands, deadletters, devices, identities, stream, system
 
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(devices.router)
@@ -11,3 +11,5 @@ api_router.include_router(alerts.router)
 api_router.include_router(stream.router)
 api_router.include_router(deadletters.router)
 api_router.include_router(system.router)
+api_router.include_router(audit.router)
+api_router.include_router(identities.router)

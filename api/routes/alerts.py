@@ -7,12 +7,13 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from api import store
+from api import auditing, store
 from api.deps import (
     AlertIdPath,
+    AuditDep,
     DbDep,
     HubDep,
     OperatorDep,
@@ -21,9 +22,11 @@ from api.deps import (
     TokensDep,
     ViewerDep,
 )
+from api.hub import MqttUnavailable
 from api.models import AckIn, Alert
 from deltasense import alerts as alerts_mod
 from deltasense.alerts import AlertEvent, AlertKind, Severity
+from deltasense.audit import Action, Result
 from deltasense.runtime import now_ms
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
@@ -115,6 +118,8 @@ async def ack_alert(
     hub: HubDep,
     settings: SettingsDep,
     principal: OperatorDep,
+    audit: AuditDep,
+    request: Request,
     body: AckIn | None = None,
 ) -> Alert:
     """Acknowledge an alert (idempotent; resolved alerts may be acknowledged too).
@@ -122,21 +127,34 @@ async def ack_alert(
     The acknowledged event is published on the alert's ack topic
     (`{site}/_acks/{id}`) first; analytics, which owns the lifecycle and alone
     publishes alert events, applies the ack and republishes the event retained
-    (the stream and the notifier see it); then it is stored.
+    (the stream and the notifier see it); then it is stored.  Every attempt is
+    recorded in the audit log.
     """
+
+    async def audited(result: Result, **detail: object) -> None:
+        await auditing.record(audit, request, principal, Action.ALERT_ACK, alert_id, result, detail)
+
+    note = (body.note or "") if body else ""
     event = await store.get_alert(db, alert_id)
     if event is None:
+        await audited(Result.NOT_FOUND)
         raise HTTPException(404, f"unknown alert {alert_id!r}")
     if event.ack is not None:
+        await audited(Result.OK, already_by=event.ack.by)
         return Alert.of(event)
     now = now_ms()
-    acked = alerts_mod.acknowledged(
-        event, by=principal.name, now_ms=now, note=(body.note or "") if body else ""
-    )
+    acked = alerts_mod.acknowledged(event, by=principal.name, now_ms=now, note=note)
+    what = {"rule": event.rule, "severity": str(event.severity), "note": note}
     try:
         topic = alerts_mod.ack_topic(settings.site, acked.id)
     except ValueError as exc:
+        await audited(Result.INVALID, **what, error=str(exc))
         raise HTTPException(409, f"ack cannot be published: {exc}") from None
-    await hub.publish(topic, alerts_mod.encode(acked))
+    try:
+        await hub.publish(topic, alerts_mod.encode(acked))
+    except MqttUnavailable:
+        await audited(Result.ERROR, **what, error="broker unavailable")
+        raise
     await store.write_alert(db, acked)
+    await audited(Result.OK, **what)
     return Alert.of(acked)

@@ -6,11 +6,13 @@ import logging
 import uuid
 
 import msgspec
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 
-from api import store
-from api.deps import DbDep, DevicePath, HubDep, OperatorDep, SettingsDep
+from api import auditing, store
+from api.deps import AuditDep, DbDep, DevicePath, HubDep, OperatorDep, SettingsDep
+from api.hub import MqttUnavailable
 from api.models import CommandIn, CommandOut
+from deltasense.audit import Action, Result
 from deltasense.contract import MAX_PAYLOAD_BYTES, Channel, Command, device_topic
 from deltasense.runtime import now_ms
 
@@ -31,9 +33,20 @@ async def send_command(
     hub: HubDep,
     settings: SettingsDep,
     principal: OperatorDep,
+    audit: AuditDep,
+    request: Request,
 ) -> CommandOut:
+    """Send a command; recorded in the audit log (who, from where, what, outcome)."""
+    asked = {"name": body.name, "args": body.args, "ttl_s": body.ttl_s}
+
+    async def audited(result: Result, **detail: object) -> None:
+        await auditing.record(
+            audit, request, principal, Action.COMMAND_SEND, device, result, asked | detail
+        )
+
     info = await store.get_device(db, settings.site, device)
     if info is None:
+        await audited(Result.NOT_FOUND)
         raise HTTPException(404, f"unknown device {device!r}")
     command = Command(
         id=uuid.uuid4().hex,
@@ -43,10 +56,15 @@ async def send_command(
     )
     payload = msgspec.json.encode(command)
     if len(payload) > MAX_PAYLOAD_BYTES:
+        await audited(Result.INVALID, error="too large")
         raise HTTPException(422, f"command is {len(payload)} bytes; at most {MAX_PAYLOAD_BYTES}")
     topic = device_topic(info.site, info.district, info.kind, device, Channel.CMD)
-    await hub.publish(topic, payload)
-    # Audit trail: the broker keeps no history of commands.
+    try:
+        await hub.publish(topic, payload)
+    except MqttUnavailable:
+        await audited(Result.ERROR, id=command.id, topic=topic, error="broker unavailable")
+        raise
+    await audited(Result.OK, id=command.id, topic=topic)
     _LOG.info("command %s %s sent to %s by %s", command.id, command.name, topic, principal.name)
     return CommandOut(
         id=command.id, name=command.name, args=command.args, expires=command.expires, topic=topic

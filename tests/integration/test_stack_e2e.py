@@ -12,6 +12,7 @@ or as a device provisioned with `deltasense devices add`; anonymous is refused.
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import re
@@ -308,6 +309,22 @@ def test_the_broker_is_locked_down_and_devices_are_provisioned_live(stack: Stack
         assert "Traceback" not in result.stdout + result.stderr, args
     listed = json.loads(stack.cli("devices", "list", "--json").stdout)
     assert [d["device"] for d in listed] == [device]
+    # Every command is in the audit log, as the OS user from the CLI; admins read it.
+    trail = stack.http.get("/api/v1/audit", params={"action": "device", "target": device})
+    assert trail.status_code == 200, trail.text
+    assert [(e["action"], e["result"]) for e in reversed(trail.json())] == [
+        ("device.add", "ok"),
+        ("device.revoke", "ok"),
+        ("device.enable", "ok"),
+        ("device.add", "invalid"),  # the second add of the same id
+    ]
+    assert {(e["actor"], e["origin"]) for e in trail.json()} == {(getpass.getuser(), "cli")}
+    refused = stack.http.get("/api/v1/audit", params={"target": "no-such-node"}).json()
+    assert [(e["action"], e["result"]) for e in refused] == [("device.revoke", "not_found")]
+    assert secret not in stack.http.get("/api/v1/audit", params={"limit": 1000}).text
+    # `deltasense up` gives the API its own broker admin (admin.api) for the same work.
+    over_http = stack.http.get(f"/api/v1/admin/devices/{device}")
+    assert over_http.status_code == 200 and over_http.json()["enabled"] is True, over_http.text
 
 
 def test_no_secret_of_the_stack_is_in_its_logs(stack: Stack) -> None:

@@ -52,7 +52,7 @@ class LockedBroker:
 def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LockedBroker]:
     var: Path = tmp_path_factory.mktemp("locked")
     port = free_port()
-    accounts = broker.prepare(var)
+    accounts = broker.prepare(var, api_device_admin=True)  # admin.api, for the API routes
     proc = mosquitto_process(var, port=port, dynsec_file=accounts.dynsec_file)
     proc.healthy = broker.ready_check(Settings(site=SITE, mqtt_port=port, var_dir=var), accounts)
     with Stack([proc]):
