@@ -212,7 +212,9 @@ class Gateway:
             keepalive=s.uplink_keepalive_s,
             protocol=aiomqtt.ProtocolVersion.V311,
             will=aiomqtt.Will(self.status_topic, offline, qos=1, retain=True),
-            max_inflight_messages=s.inflight_max,
+            # 0: paho's own window off.  The pump keeps its own (inflight_max); paho's
+            # rescans every queued message at each PUBACK, O(window) per message.
+            max_inflight_messages=0,
             tls_params=(
                 aiomqtt.TLSParameters(ca_certs=str(s.uplink_tls_ca_file))
                 if s.uplink_tls_ca_file
@@ -404,6 +406,7 @@ class _Pump:
         self.live: deque[Record] = deque()
         self.backlog: deque[Record] = deque()
         self.pending: dict[int, tuple[int, str, float]] = {}  # mid → (record id, flow, sent)
+        self._checked = time.monotonic()
         self.failed: BaseException | None = None
         self.started = time.monotonic()
         self.replayed = 0
@@ -472,8 +475,8 @@ class _Pump:
 
         paho directly, not ``await client.publish()``: aiomqtt's call costs two
         tasks, an event and a timer per message, which at a backlog's rate is most of
-        the gateway's CPU on a Pi.  ``inflight_max`` is paho's window too, so paho
-        never queues beyond it."""
+        the gateway's CPU on a Pi.  paho's own window is off (the pump keeps one), so it
+        never queues anything."""
         flow = "backlog" if backlog else "live"
         if backlog:
             payload = as_replayed(record.topic, record.payload, record.received_ms)
@@ -501,7 +504,12 @@ class _Pump:
         return True
 
     def check_overdue(self) -> None:
-        """A PUBACK later than PUBLISH_TIMEOUT_S: the link is dead though TCP says not."""
+        """A PUBACK later than PUBLISH_TIMEOUT_S: the link is dead though TCP says not.
+        Looked at once a second: the scan is over the whole window."""
+        now = time.monotonic()
+        if now - self._checked < 1.0:
+            return
+        self._checked = now
         if self.pending:
             oldest = min(sent for _, _, sent in self.pending.values())
             if time.monotonic() - oldest > PUBLISH_TIMEOUT_S:

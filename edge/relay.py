@@ -40,31 +40,74 @@ def retained(topic: str) -> bool:
     return channel_of(topic) in RETAINED_CHANNELS
 
 
-def _mark(reading: Any, stamp_ms: int) -> bool:
-    if not isinstance(reading, dict):
-        return False
-    reading.setdefault(HIST, True)
-    reading.setdefault(TS, stamp_ms)
-    return True
+_DECODER: Final = json.JSONDecoder()
+_WS: Final = " \t\n\r"
+
+
+def _members(reading: Any, stamp_ms: int) -> str | None:
+    """The members to add to one reading, or None when it is not a reading object."""
+    if not isinstance(reading, dict) or not reading:
+        return None
+    add = "" if HIST in reading else f'"{HIST}":true,'
+    if TS not in reading:
+        add += f'"{TS}":{stamp_ms},'
+    return add
+
+
+def _object_starts(text: str) -> list[int] | None:
+    """Where each element of a top-level JSON array starts (its ``{``)."""
+    i = text.index("[") + 1
+    starts: list[int] = []
+    while True:
+        while i < len(text) and text[i] in _WS:
+            i += 1
+        if i < len(text) and text[i] == "]":
+            return starts
+        if i >= len(text) or text[i] != "{":
+            return None
+        starts.append(i)
+        _, i = _DECODER.raw_decode(text, i)
+        while i < len(text) and text[i] in _WS:
+            i += 1
+        if i < len(text) and text[i] == ",":
+            i += 1
 
 
 def as_replayed(topic: str, payload: bytes, received_ms: int) -> bytes:
-    """The payload to send for a record replayed from the backlog."""
+    """The payload to send for a record replayed from the backlog.
+
+    The members are inserted into the text, never by re-encoding: what the node
+    wrote (number spellings, a duplicate key, a NaN) reaches the platform as it
+    was, so the platform's verdict on the reading is the same as without a
+    gateway."""
     if channel_of(topic) != Channel.TELE:
         return payload
     try:
-        doc = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        return payload
-    if isinstance(doc, list):
-        # Readings of a batch without ts get distinct stamps, as the platform's own.
-        marked = [_mark(r, received_ms + i) for i, r in enumerate(doc)]
-        if not doc or not all(marked):
+        text = payload.decode()
+        doc = json.loads(text)
+        if isinstance(doc, dict):
+            add = _members(doc, received_ms)
+            if add is None:
+                return payload
+            at = text.index("{") + 1
+            out = text[:at] + add + text[at:]
+        elif isinstance(doc, list) and doc:
+            # Readings of a batch without ts get distinct stamps, as the platform's own.
+            adds = [_members(r, received_ms + i) for i, r in enumerate(doc)]
+            starts = _object_starts(text)
+            if starts is None or len(starts) != len(doc) or any(a is None for a in adds):
+                return payload
+            parts, last = [], 0
+            for at, add in zip(starts, adds, strict=True):
+                parts += [text[last : at + 1], add or ""]
+                last = at + 1
+            out = "".join([*parts, text[last:]])
+        else:
             return payload
-    elif not _mark(doc, received_ms):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return payload
-    out = json.dumps(doc, separators=(",", ":")).encode()  # ASCII escapes: any text encodes
-    return out if len(out) <= MAX_PAYLOAD_BYTES else payload
+    encoded = out.encode()
+    return encoded if len(encoded) <= MAX_PAYLOAD_BYTES else payload
 
 
 @dataclass(frozen=True)

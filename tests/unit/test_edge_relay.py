@@ -88,3 +88,26 @@ def test_an_unexpired_or_unreadable_command_is_relayed() -> None:
     for payload in hostile:
         verdict = triage_command(payload, NOW)
         assert verdict.relay and verdict.ack is None, payload  # the node answers those
+
+
+def test_the_text_is_kept_as_the_node_wrote_it() -> None:
+    """Members are inserted, nothing re-encoded: spellings, duplicates and NaN reach
+    the platform unchanged, so its verdict (a dead letter) is the same."""
+    for payload in (
+        b'{"ts":1,"seq":1,"boot":1,"t_c":3.10,"lux":1e-400}',
+        b'{"ts":1,"seq":1,"seq":2,"boot":1,"t_c":3}',
+        b'{"ts":1,"seq":1,"boot":1,"t_c":NaN}',
+        '{"ts":1,"seq":1,"boot":1,"note":"Phường 1"}'.encode(),
+    ):
+        out = as_replayed(TELE, payload, NOW)
+        assert out == b'{"hist":true,' + payload[1:]
+    batch = b'[ {"seq":1,"boot":1,"t_c":3} ,{"ts":5,"hist":true,"seq":2,"boot":1,"t_c":4}]'
+    assert as_replayed(TELE, batch, NOW) == (
+        b'[ {"hist":true,"ts":%d,"seq":1,"boot":1,"t_c":3} ,'
+        b'{"ts":5,"hist":true,"seq":2,"boot":1,"t_c":4}]' % NOW
+    )
+
+
+def test_a_node_that_marked_hist_itself_is_not_marked_twice() -> None:
+    payload = b'{"hist":true,"ts":1,"seq":1,"boot":1,"t_c":3}'
+    assert as_replayed(TELE, payload, NOW) == payload
