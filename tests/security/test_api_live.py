@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import stat
 import subprocess
@@ -31,6 +32,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from api.headers import CONTENT_SECURITY_POLICY
 from tests.security.leaks import leaks, secrets_under
 from tests.support import stack_env
+from tools.devstack import free_port
 
 SITE = "baclieu"
 
@@ -104,15 +106,46 @@ class LiveStack:
             client.disconnect()
 
 
+# The notifier's channel secrets, in its environment as a deployment has them; its
+# providers are a closed local port, so every attempt fails and is logged.
+CHANNEL_SECRETS = {
+    "DELTASENSE_NOTIFIER_TELEGRAM_TOKEN": "7012345678:" + secrets.token_urlsafe(26),
+    "DELTASENSE_NOTIFIER_ZALO_TOKEN": secrets.token_urlsafe(40),
+    "DELTASENSE_NOTIFIER_WEBHOOK_SECRET": secrets.token_urlsafe(32),
+}
+
+
+def _routing(dead: str) -> str:
+    return f"""
+[receivers.truc-ban]
+name = "Trực ban"
+language = "vi"
+telegram = [-1001234567890]
+zalo = ["8243125690123456789"]
+webhook = ["{dead}/hook"]
+
+[[routes]]
+name = "all"
+receivers = ["truc-ban"]
+"""
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     assert shutil.which("mosquitto"), "mosquitto missing: run make bootstrap"
     root = tmp_path_factory.mktemp("apilive")
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     env = stack_env(root / "var") | {
         "DELTASENSE_SITE": SITE,
         "DELTASENSE_INGEST_FLUSH_INTERVAL_S": "0.2",
+        "DELTASENSE_NOTIFIER_TELEGRAM_URL": dead,
+        "DELTASENSE_NOTIFIER_ZALO_URL": dead,
+        "DELTASENSE_NOTIFIER_GROUP_WAIT_S": "0.5",
+        **CHANNEL_SECRETS,
     }
     assert not any(k in env for k in ("DELTASENSE_ADMIN_TOKEN", "DELTASENSE_DEV_INSECURE"))
+    (root / "var" / "notifier").mkdir(parents=True)
+    (root / "var" / "notifier" / "routing.toml").write_text(_routing(dead), encoding="utf-8")
     s = LiveStack(root, env)
     started = s.cli("up", "--detach", "--simulate", "4", "--rate", "1")
     assert started.returncode == 0, started.stdout + started.stderr
@@ -280,20 +313,21 @@ def test_no_secret_in_any_log_of_the_run(live: LiveStack) -> None:
     """Last: stop the stack, then search everything it wrote."""
     stopped = live.cli("down")
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
-    secrets = {f"var/secrets/{k}": v for k, v in secrets_under(live.var / "secrets").items()}
-    secrets |= {"notifier ack secret": (live.var / "notifier" / "ack-secret").read_text().strip()}
-    secrets |= live.issued
-    assert "var/secrets/admin-token" in secrets
-    assert {f"var/secrets/mqtt/svc.{s}" for s in ("api", "ingest", "simulator")} <= set(secrets)
-    assert sum(k.startswith("ticket") for k in secrets) >= 3
+    stored = {f"var/secrets/{k}": v for k, v in secrets_under(live.var / "secrets").items()}
+    stored |= {"notifier ack secret": (live.var / "notifier" / "ack-secret").read_text().strip()}
+    stored |= CHANNEL_SECRETS | live.issued
+    assert "var/secrets/admin-token" in stored
+    assert {f"var/secrets/mqtt/svc.{s}" for s in ("api", "ingest", "simulator")} <= set(stored)
+    assert sum(k.startswith("ticket") for k in stored) >= 3
     logs = sorted(p for p in (live.var / "log").rglob("*") if p.is_file())
     names = {p.name for p in logs}
     assert {"supervisor.log", "api.log", "ingest.log", "analytics.log", "notifier.log"} <= names
     api_log = (live.var / "log" / "api.log").read_text()
     assert "/api/v1/alerts/stream?ticket=*" in api_log  # the access log is there, redacted
     assert "/api/v1/devices?access_token=*" in api_log
-    found = leaks(secrets, logs, live.outputs)
+    # The notifier did try its channels with those secrets (and failed: dead port).
+    notifier_log = (live.var / "log" / "notifier.log").read_text()
+    assert "telegram getUpdates" in notifier_log, notifier_log[-2000:]
+    found = leaks(stored, logs, live.outputs)
     assert found == [], found
-    print(
-        f"searched {len(logs)} log files and {len(live.outputs)} CLI outputs for {len(secrets)} secrets"
-    )
+    print(f"searched {len(logs)} logs, {len(live.outputs)} CLI outputs for {len(stored)} secrets")
