@@ -184,7 +184,11 @@ class Settings(BaseSettings):
     ingest_flush_interval_s: float = Field(0.5, gt=0, le=60)
     ingest_queue_max: int = Field(100_000, ge=100)
     ingest_max_unacked: int = Field(
-        1000, ge=1, description="Flush once this many messages wait for their PUBACK."
+        10_000,
+        ge=2,
+        le=65_535,
+        description="Messages ingest holds unacknowledged (the broker's max_inflight_messages"
+        " must allow as many); a batch is written at half of it, so the next fills meanwhile.",
     )
     ingest_client_id: str = Field("deltasense-ingest", min_length=1, max_length=60)
     ingest_metrics_port: int = Field(

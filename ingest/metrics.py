@@ -16,3 +16,9 @@ WRITE_RETRIES: Final = _M.counter("write_retries", "Batch writes retried")
 LAG_SECONDS: Final = _M.gauge(
     "lag_seconds", "Last batch written: median of (written - the reading's own ts), live readings."
 )
+FLUSHES: Final = _M.counter("flushes", "Batch flushes by what triggered them", ["trigger"])
+FLUSH_MESSAGES: Final = _M.histogram(
+    "flush_messages",
+    "Messages acknowledged per flush",
+    buckets=(1, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000),
+)

@@ -102,6 +102,7 @@ def build_stack(
         host=settings.mqtt_host,
         dynsec_file=accounts.dynsec_file,
         max_queued=settings.broker_max_queued_messages,
+        max_inflight=settings.ingest_max_unacked,
     )
     mosquitto.healthy = broker.ready_check(settings, accounts)
     # InfluxDB with authentication: each service with its own user and grant.

@@ -18,6 +18,7 @@ from deltasense.influx import InfluxClient
 from deltasense.lineprotocol import encode_point
 from deltasense.mqtt import make_client
 from deltasense.settings import Settings
+from ingest.metrics import FLUSHES
 from ingest.service import Ingest
 from tests.support import eventually, now_ms
 
@@ -209,6 +210,46 @@ async def test_nothing_lost_while_ingest_is_down(settings: Settings, influx: Inf
     try:
         stored = await eventually(lambda: _at_least(rows(influx, 'SELECT "seq" FROM "meter"'), 50))
         assert sorted(r["seq"] for r in stored) == list(range(50))
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_a_backlog_is_written_in_full_batches_not_on_the_timer(
+    settings: Settings, influx: InfluxClient
+) -> None:
+    """The broker lets ingest hold its window unacknowledged, so a backlog goes out in
+    batches of (at least) half the window as fast as they fill, and the flush timer
+    (60 s here) never has to fire.  With the broker's old inflight limit of 100, a
+    batch of 200 could not fill and nothing was stored before the timer."""
+    settings = settings.model_copy(
+        update={"ingest_max_unacked": 400, "ingest_flush_interval_s": 60.0}
+    )
+    first = Ingest(settings, influx)
+    task = asyncio.create_task(first.run())
+    await asyncio.wait_for(first.connected.wait(), timeout=5)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    ts = now_ms() - 10_000
+    topic = f"{settings.site}/p5/water/dr-5/tele"
+    n = 1200
+    await publish(
+        settings,
+        [(topic, b'{"seq":%d,"boot":1,"ts":%d,"level_cm":3}' % (i, ts + i)) for i in range(n)],
+    )
+    timer_flushes = FLUSHES.labels("timer")._value.get()
+    second = Ingest(settings, influx)
+    task = asyncio.create_task(second.run())
+    try:
+        # All but the last, not yet full batch (< 200 messages).
+        stored = await eventually(
+            lambda: _at_least(rows(influx, 'SELECT "seq" FROM "water"'), n - 200), within=20
+        )
+        seqs = sorted(r["seq"] for r in stored)
+        assert seqs == list(range(len(seqs))) and len(seqs) >= n - 200
+        assert FLUSHES.labels("timer")._value.get() == timer_flushes
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

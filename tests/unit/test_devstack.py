@@ -177,3 +177,19 @@ def test_the_stack_starts_one_supervised_process_per_ingest_worker(tmp_path: Pat
     assert [e["DELTASENSE_INGEST_WORKER"] for e in envs] == ["0", "1", "2"]
     assert {e["DELTASENSE_INGEST_WORKERS"] for e in envs} == {"3"}
     assert {e["DELTASENSE_MQTT_USERNAME"] for e in envs} == {"svc.ingest"}
+
+
+def _broker_conf(var_dir: Path) -> dict[str, str]:
+    lines = (var_dir / "mosquitto" / "mosquitto.conf").read_text().splitlines()
+    return dict(line.split(" ", 1) for line in lines if line and not line.startswith("#"))
+
+
+@pytest.mark.parametrize("window", [Settings().ingest_max_unacked, 30_000])
+def test_the_stack_broker_lets_ingest_hold_its_window_unacknowledged(
+    tmp_path: Path, window: int
+) -> None:
+    # Ingest acknowledges a batch only after writing it: a broker inflight limit
+    # below its window keeps its batches from filling (they go out on the timer).
+    settings = Settings(var_dir=tmp_path / "v", ingest_max_unacked=window)
+    build_stack(settings)
+    assert int(_broker_conf(settings.var_dir)["max_inflight_messages"]) >= window
