@@ -10,6 +10,7 @@ from types import FrameType
 import uvicorn
 
 from api.app import create_app
+from api.auth import WeakTokenError, ensure_admin_token
 from deltasense.influx import InfluxUnavailable, influx_client
 from deltasense.runtime import setup_logging
 from deltasense.settings import Settings, load_settings_or_exit
@@ -49,6 +50,10 @@ def _note_signal(signum: int, _frame: FrameType | None) -> None:
 
 def main() -> None:
     settings = load_settings_or_exit("api")
+    try:  # before waiting for anything: a weak token in the file stops start-up at once
+        ensure_admin_token(settings.var_dir, settings.admin_token, allow_weak=settings.dev_insecure)
+    except WeakTokenError as exc:
+        raise SystemExit(f"api: {exc}") from None
     setup_logging(settings)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per InfluxDB query is noise
     _LOG.info("api starting on %s (site %s)", settings.api_base_url, settings.site)

@@ -65,7 +65,10 @@ def create_app(settings: Settings, *, influx: Database | None = None) -> FastAPI
     ctx = ApiContext(
         settings=settings,
         tokens=TokenStore(
-            settings.var_dir, ensure_admin_token(settings.var_dir, settings.admin_token)
+            settings.var_dir,
+            ensure_admin_token(
+                settings.var_dir, settings.admin_token, allow_weak=settings.dev_insecure
+            ),
         ),
         hub=AlertHub(settings, registry=registry),
         registry=registry,

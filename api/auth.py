@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Final
 
 from deltasense.access import admin_token_file
+from deltasense.settings import SECRET_SETTINGS, weak_secret
 
 _LOG = logging.getLogger(__name__)
 
@@ -87,10 +88,15 @@ def _write_private(path: Path, text: str) -> None:
         raise
 
 
-def ensure_admin_token(var_dir: Path, configured: str | None) -> str:
-    """The bootstrap admin token: configured, else read from or generated into
-    ``var/secrets/admin-token`` (a token generated before into ``var/admin-token``
-    moves there)."""
+class WeakTokenError(ValueError):
+    """The admin token file holds a placeholder or short token."""
+
+
+def ensure_admin_token(var_dir: Path, configured: str | None, *, allow_weak: bool = False) -> str:
+    """The bootstrap admin token: configured (checked by the settings), else read
+    from or generated into ``var/secrets/admin-token`` (a token generated before into
+    ``var/admin-token`` moves there).  A weak token in the file is refused unless
+    ``allow_weak`` (the dev flag), as a configured one would be."""
     if configured:
         return configured
     path = admin_token_file(var_dir, create_dir=True)
@@ -100,6 +106,13 @@ def ensure_admin_token(var_dir: Path, configured: str | None) -> str:
         os.chmod(path, 0o600)
     if path.exists():
         token = path.read_text(encoding="utf-8").strip()
+        problem = weak_secret("admin_token", token, SECRET_SETTINGS["admin_token"])
+        if token and problem and not allow_weak:
+            raise WeakTokenError(
+                f"{path} holds a weak admin token: it {problem.split(') ', 1)[-1]}; "
+                "delete the file to have a "
+                "new one generated, or set DELTASENSE_DEV_INSECURE=1 for a throwaway dev stack"
+            )
         if token:
             return token
         _LOG.warning("%s is empty; generating a new admin token", path)

@@ -16,6 +16,7 @@ from api.auth import (
     TOKENS_FILE,
     Role,
     TokenStore,
+    WeakTokenError,
     add_token,
     ensure_admin_token,
     hash_token,
@@ -47,10 +48,21 @@ def test_generated_admin_token_is_private_and_reused(tmp_path: Path) -> None:
 
 
 def test_a_token_generated_into_the_old_place_moves_into_secrets(tmp_path: Path) -> None:
-    (tmp_path / LEGACY_ADMIN_TOKEN_FILE).write_text("old-generated-token\n")
-    assert ensure_admin_token(tmp_path, None) == "old-generated-token"
+    (tmp_path / LEGACY_ADMIN_TOKEN_FILE).write_text(ADMIN_TOKEN + "\n")
+    assert ensure_admin_token(tmp_path, None) == ADMIN_TOKEN
     assert not (tmp_path / LEGACY_ADMIN_TOKEN_FILE).exists()
     assert stat.S_IMODE(admin_token_file(tmp_path).stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("weak", ["admin", "short-token", "a" * 40])
+def test_a_weak_token_in_the_file_is_refused_unless_dev(tmp_path: Path, weak: str) -> None:
+    path = admin_token_file(tmp_path, create_dir=True)
+    path.write_text(weak + "\n")
+    with pytest.raises(WeakTokenError, match="weak admin token") as caught:
+        ensure_admin_token(tmp_path, None)
+    assert str(path) in str(caught.value)
+    assert len(weak) < 10 or weak not in str(caught.value)
+    assert ensure_admin_token(tmp_path, None, allow_weak=True) == weak
 
 
 def test_add_token_stores_only_the_hash(tmp_path: Path) -> None:

@@ -120,3 +120,27 @@ def test_the_cli_refuses_too(tmp_path: Path) -> None:
 def test_secrets_stay_out_of_repr() -> None:
     s = load_settings(**dict.fromkeys(SECRET_SETTINGS, STRONG))
     assert STRONG not in repr(s) and STRONG not in str(s)
+
+
+def test_the_api_refuses_a_weak_token_in_its_file_without_a_traceback(tmp_path: Path) -> None:
+    token_file = tmp_path / "var" / "secrets" / "admin-token"
+    token_file.parent.mkdir(parents=True)
+    token_file.write_text("changeme\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DELTASENSE_")}
+    env |= {
+        "DELTASENSE_CONFIG": os.devnull,
+        "DELTASENSE_VAR_DIR": str(tmp_path / "var"),
+        "DELTASENSE_INFLUX_PORT": "1",  # refused before waiting for anything
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "api"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"api: {token_file.resolve()} holds a weak admin token" in result.stderr
