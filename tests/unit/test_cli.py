@@ -73,3 +73,30 @@ def test_bad_token_name_is_refused() -> None:
 def test_down_without_a_stack() -> None:
     result = runner.invoke(app, ["down"])
     assert result.exit_code == 0 and "no stack was running" in result.output
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_up_prints_the_admin_token_only_to_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, terminal: bool
+) -> None:
+    import io
+    import sys
+
+    from rich.console import Console
+
+    from deltasense.access import admin_token_file
+    from deltasense.settings import Settings
+    from tools import cli
+
+    var = tmp_path / "var"
+    token = "Qm3" + "x7Lp9Zr2Vb5Nc8Hd1Jw4Ty6Ge0Kq" * 2
+    path = admin_token_file(var, create_dir=True)
+    path.write_text(token + "\n")
+    printed = io.StringIO()
+    # FORCE_COLOR makes rich call anything a terminal: the decision must not follow it.
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setattr(cli, "out", Console(file=printed, width=300, color_system=None))
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: terminal)
+    cli._print_urls(Settings(var_dir=var))
+    assert (token in printed.getvalue()) is terminal
+    assert str(path) in printed.getvalue()
