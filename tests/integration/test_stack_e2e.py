@@ -221,6 +221,10 @@ def test_street_flood_alert_fires_once_streams_and_resolves(stack: Stack) -> Non
     mine = [a for a in active.json() if a["subject"] == device]
     assert len(mine) == 1 and mine[0]["kind"] == "flood" and mine[0]["state"] == "firing"
     alert_id = mine[0]["id"]
+    # An operator acks: the API publishes on {site}/_acks/{id} (its account may no
+    # longer publish on _alerts); analytics applies it and republishes the alert.
+    acked = stack.http.post(f"/api/v1/alerts/{alert_id}/ack", json={"note": "e2e"})
+    assert acked.status_code == 200 and acked.json()["ack"]["note"] == "e2e", acked.text
 
     # Still high, then inside the deadband (76 - 20 < 60 mm < 76): the same alert stays open.
     stack.pub(topic, json.dumps({"ts": now + 1000, "seq": 11, "boot": 1, "level_cm": 14.0}))
@@ -255,6 +259,9 @@ def test_street_flood_alert_fires_once_streams_and_resolves(stack: Stack) -> Non
     streamed = [e for e in events if e["subject"] == device]
     assert {e["id"] for e in streamed} == {alert_id}, events
     assert streamed[0]["state"] == "firing" and streamed[-1]["state"] == "resolved"
+    # The ack reached the stream from analytics, and stays on the alert to the end.
+    assert any(e["state"] == "firing" and e["ack"] for e in streamed), streamed
+    assert streamed[-1]["ack"]["note"] == "e2e" and resolved.json()["ack"]["note"] == "e2e"
 
 
 def test_auth_and_parameter_validation(stack: Stack) -> None:
