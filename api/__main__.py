@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
@@ -17,6 +18,25 @@ from deltasense.settings import Settings, load_settings_or_exit
 
 _LOG = logging.getLogger("api")
 SHUTDOWN_GRACE_S = 3
+
+
+class TlsFilesMissing(RuntimeError):
+    """api_tls is on but the certificate or key is not there."""
+
+
+def tls_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's HTTPS options (TLS 1.2 or later, Python's server default) when
+    ``api_tls`` is on: the dev stack's var/tls/server.pem and .key unless told."""
+    if not settings.api_tls:
+        return {}
+    cert, key = settings.api_tls_paths
+    for path in (cert, key):
+        if not path.is_file():
+            raise TlsFilesMissing(
+                f"api_tls is on but {path} does not exist: start the stack once "
+                "(`deltasense up` makes var/tls/) or set DELTASENSE_API_TLS_CERT/_KEY"
+            )
+    return {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
 
 
 async def serve(settings: Settings) -> None:
@@ -36,6 +56,7 @@ async def serve(settings: Settings) -> None:
             # Alert streams never finish by themselves: after this grace period at
             # shutdown uvicorn cancels them (and any other request still running).
             timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+            **tls_options(settings),
         )
         # uvicorn handles SIGTERM/SIGINT with a graceful shutdown, then restores the
         # previous handlers and re-raises the signal; ours make that a clean exit 0.
@@ -58,7 +79,11 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per InfluxDB query is noise
     _LOG.info("api starting on %s (site %s)", settings.api_base_url, settings.site)
     try:
+        tls_options(settings)  # refuse at once, before waiting for InfluxDB
         asyncio.run(serve(settings))
+    except TlsFilesMissing as exc:
+        _LOG.error("giving up: %s", exc)
+        raise SystemExit(1) from None
     except InfluxUnavailable as exc:
         _LOG.error("giving up: %s", exc)
         raise SystemExit(1) from None

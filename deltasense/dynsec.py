@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import secrets
+import ssl
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -329,14 +330,21 @@ def _client_info(data: dict[str, Any]) -> ClientInfo:
 
 @contextlib.asynccontextmanager
 async def connect(
-    *, host: str, port: int, username: str, password: str, timeout_s: float = 5.0
+    *,
+    host: str,
+    port: int,
+    username: str,
+    password: str,
+    tls: ssl.SSLContext | None = None,
+    timeout_s: float = 5.0,
 ) -> AsyncIterator[Dynsec]:
-    """An admin connection subscribed to the plugin's responses."""
+    """An admin connection subscribed to the plugin's responses (over TLS with ``tls``)."""
     client = aiomqtt.Client(
         host,
         port,
         username=username,
         password=password,
+        tls_context=tls,
         identifier=f"deltasense-admin-{secrets.token_hex(4)}",
         protocol=aiomqtt.ProtocolVersion.V5,
         timeout=timeout_s,

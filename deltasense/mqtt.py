@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -19,6 +21,57 @@ from deltasense.runtime import Backoff
 from deltasense.settings import Settings
 
 _LOG = logging.getLogger(__name__)
+
+
+class MqttTlsError(RuntimeError):
+    """TLS is on but the CA to pin cannot be used (the message names the file)."""
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The client side of MQTT over TLS: only ``mqtt_ca_file`` (the dev stack's
+    ``var/tls/ca.pem`` by default) is trusted, the broker's name is checked
+    against ``mqtt_host``, TLS 1.2 or later; ``None`` when ``mqtt_tls`` is off."""
+    if not settings.mqtt_tls:
+        return None
+    ca = settings.mqtt_ca_path
+    try:
+        ctx = ssl.create_default_context(cafile=str(ca))
+    except (OSError, ssl.SSLError) as exc:
+        raise MqttTlsError(
+            f"mqtt_tls is on but the CA file {ca} cannot be used ({exc}); start the stack "
+            "once (`deltasense up` makes var/tls/), set DELTASENSE_MQTT_CA_FILE, or turn "
+            "TLS off with DELTASENSE_MQTT_TLS=false"
+        ) from None
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def ca_der(settings: Settings) -> bytes | None:
+    """The pinned CA in DER, as a node keeps it (``/ca.der``); ``None`` without TLS."""
+    if not settings.mqtt_tls:
+        return None
+    return pem_ca_to_der(settings.mqtt_ca_path)
+
+
+def pem_ca_to_der(ca: Path) -> bytes:
+    """The one CA certificate in the PEM file ``ca``, in DER; MqttTlsError if not."""
+    try:
+        pem = ca.read_text("ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MqttTlsError(f"mqtt_tls is on but the CA file {ca} cannot be read ({exc})") from None
+    if pem.count("-----BEGIN CERTIFICATE-----") != 1:
+        raise MqttTlsError(f"{ca}: a node pins exactly one CA certificate (PEM)")
+    try:
+        return ssl.PEM_cert_to_DER_cert(pem.strip())
+    except ValueError as exc:
+        raise MqttTlsError(f"{ca}: not a PEM certificate ({exc})") from None
+
+
+def paho_tls(client: Any, settings: Settings) -> None:
+    """Put a paho client (tools that speak paho directly) on TLS when it is on."""
+    ctx = tls_context(settings)
+    if ctx is not None:
+        client.tls_set_context(ctx)
 
 
 def make_client(
@@ -42,6 +95,7 @@ def make_client(
         keepalive=settings.mqtt_keepalive_s,
         logger=logger,
         protocol=aiomqtt.ProtocolVersion.V311,
+        tls_context=tls_context(settings),
         **kwargs,
     )
 

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import secrets
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Final
@@ -64,6 +65,7 @@ class BrokerLogin:
     port: int
     username: str
     password: str
+    tls: ssl.SSLContext | None = None  # the broker's CA pinned (deltasense.mqtt.tls_context)
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,11 @@ class DeviceRecord:
         }
 
 
-def node_config(record: DeviceRecord, secret: str, *, host: str, port: int) -> dict[str, str | int]:
-    """What a node needs to connect as ``record`` (printed or returned once)."""
+def node_config(
+    record: DeviceRecord, secret: str, *, host: str, port: int, tls: bool = True
+) -> dict[str, str | int | bool]:
+    """What a node needs to connect as ``record`` (printed or returned once); with
+    ``tls`` it pins the broker's CA, which ``deltasense firmware flash`` copies to it."""
     return {
         "site": record.site,
         "district": record.district,
@@ -100,6 +105,7 @@ def node_config(record: DeviceRecord, secret: str, *, host: str, port: int) -> d
         "device": record.device,
         "broker_host": host,
         "broker_port": port,
+        "broker_tls": tls,
         "mqtt_user": record.device,
         "mqtt_pass": secret,
     }
@@ -309,6 +315,7 @@ async def _watch(login: BrokerLogin, base: str) -> AsyncIterator[aiomqtt.Client]
         login.port,
         username=login.username,
         password=login.password,
+        tls_context=login.tls,
         identifier=f"deltasense-rotate-{secrets.token_hex(4)}",
         protocol=aiomqtt.ProtocolVersion.V5,
     )

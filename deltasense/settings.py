@@ -131,7 +131,31 @@ class Settings(BaseSettings):
     )
 
     mqtt_host: str = "127.0.0.1"
-    mqtt_port: int = Field(1883, ge=1, le=65535)
+    mqtt_port: int = Field(
+        8883,
+        ge=1,
+        le=65535,
+        description="The port clients connect to; unset: 8883 with mqtt_tls, 1883 without.",
+    )
+    mqtt_tls: bool = Field(
+        True,
+        description="MQTT over TLS (1.2+) with mqtt_ca_file pinned; the dev stack's broker "
+        "then listens with TLS on mqtt_port.",
+    )
+    mqtt_ca_file: Path | None = Field(
+        None, description="CA certificate (PEM) clients trust; defaults to var/tls/ca.pem."
+    )
+    mqtt_plain_listener: bool = Field(
+        False,
+        description="With mqtt_tls, the dev stack's broker also opens a plain listener on "
+        "mqtt_plain_port (off by default, and in the deployment config).",
+    )
+    mqtt_plain_port: int = Field(1883, ge=1, le=65535)
+    tls_hosts: list[str] = Field(
+        default_factory=list,
+        description="More names/addresses in the dev server certificate (besides localhost, "
+        "127.0.0.1 and ::1), e.g. the LAN address nodes use.",
+    )
     mqtt_username: str | None = None
     mqtt_password: str | None = Field(None, repr=False)
     mqtt_keepalive_s: int = Field(30, ge=5, le=3600)
@@ -164,6 +188,13 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
+    api_tls: bool = Field(False, description="Serve the API over HTTPS (api_tls_cert/_key).")
+    api_tls_cert: Path | None = Field(
+        None, description="Server certificate chain (PEM); defaults to var/tls/server.pem."
+    )
+    api_tls_key: Path | None = Field(
+        None, description="Its private key (PEM); defaults to var/tls/server.key."
+    )
     admin_token: str | None = Field(
         None,
         repr=False,
@@ -321,6 +352,24 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _port_follows_tls(self) -> Settings:
+        # An unset port follows the transport, so `mqtt_tls = false` alone means 1883.
+        if "mqtt_port" not in self.model_fields_set and not self.mqtt_tls:
+            self.mqtt_port = 1883
+        return self
+
+    @property
+    def mqtt_ca_path(self) -> Path:
+        """The CA the MQTT clients pin (the dev stack's own unless told otherwise)."""
+        return self.mqtt_ca_file or self.var_dir / "tls" / "ca.pem"
+
+    @property
+    def api_tls_paths(self) -> tuple[Path, Path]:
+        """The API's HTTPS certificate chain and key."""
+        tls = self.var_dir / "tls"
+        return self.api_tls_cert or tls / "server.pem", self.api_tls_key or tls / "server.key"
+
     @property
     def local_tz(self) -> timezone:
         """The site's local time zone (rain days, dim schedules, naive times)."""
@@ -336,7 +385,8 @@ class Settings(BaseSettings):
 
     @property
     def api_base_url(self) -> str:
-        return f"http://{self.api_host}:{self.api_port}"
+        scheme = "https" if self.api_tls else "http"
+        return f"{scheme}://{self.api_host}:{self.api_port}"
 
     @classmethod
     def settings_customise_sources(

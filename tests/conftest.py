@@ -93,6 +93,7 @@ def settings(services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         site=f"t{tag}",
         var_dir=tmp_path / "var",
         mqtt_port=services.mqtt_port,
+        mqtt_tls=False,  # the session broker is plain (TLS: tests/security/test_tls.py)
         influx_port=services.influx_port,
         influx_rpc_port=services.influx_rpc_port,
         influx_db=f"test_{tag}",

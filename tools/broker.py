@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from deltasense import access, dynsec, provisioning
+from deltasense import access, dynsec, mqtt, provisioning
 from deltasense.access import Service
 from deltasense.settings import Settings
 from tools.devstack import ServiceError, tcp_open
@@ -82,7 +82,11 @@ def admin_login(settings: Settings) -> provisioning.BrokerLogin:
             "start the stack once (`deltasense up`) to create the broker's identities"
         )
     return provisioning.BrokerLogin(
-        settings.mqtt_host, settings.mqtt_port, access.ADMIN_USERNAME, secret
+        settings.mqtt_host,
+        settings.mqtt_port,
+        access.ADMIN_USERNAME,
+        secret,
+        tls=mqtt.tls_context(settings),
     )
 
 
@@ -92,6 +96,7 @@ async def sync(settings: Settings, accounts: BrokerAccounts) -> None:
         port=settings.mqtt_port,
         username=access.ADMIN_USERNAME,
         password=accounts.admin_password,
+        tls=mqtt.tls_context(settings),
     ) as ds:
         await provisioning.sync_platform(ds, site=settings.site, passwords=accounts.passwords)
         await provisioning.sync_api_admin(ds, password=accounts.api_admin_password)

@@ -42,6 +42,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from deltasense import schema
 from deltasense.access import Service
 from deltasense.influx import InfluxClient, influx_client, quote_ident
+from deltasense.mqtt import paho_tls
 from deltasense.runtime import now_ms
 from deltasense.settings import Settings
 from tools.broker import as_service
@@ -133,6 +134,7 @@ class Publisher:
         )
         if settings.mqtt_username:
             self.client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
+        paho_tls(self.client, settings)
         self.client.max_inflight_messages_set(100)
         self.client.max_queued_messages_set(0)  # hold everything while disconnected
         self.client.reconnect_delay_set(1, 2)
@@ -231,6 +233,7 @@ class AlertWatch:
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="chaos-alert-watch")
         if settings.mqtt_username:
             self.client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
+        paho_tls(self.client, settings)
         self.client.on_connect = lambda c, *_: c.subscribe(f"{settings.site}/_alerts/#", qos=1)
         self.client.on_subscribe = lambda *_: self._subscribed.set()
         self.client.on_message = self._on_message
@@ -259,6 +262,7 @@ class AlertWatch:
         drain = paho.Client(CallbackAPIVersion.VERSION2, client_id="chaos-flood-drain")
         if self.device.mqtt_username:
             drain.username_pw_set(self.device.mqtt_username, self.device.mqtt_password)
+        paho_tls(drain, self.device)
         drain.connect(self.device.mqtt_host, self.device.mqtt_port, keepalive=10)
         drain.loop_start()
         try:

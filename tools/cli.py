@@ -69,7 +69,8 @@ def _print_urls(settings: Settings) -> None:
     out.print(f"[bold green]DeltaSense is up[/] (site {settings.site})")
     out.print(f"  console   {settings.api_base_url}/")
     out.print(f"  API docs  {settings.api_base_url}/docs")
-    out.print(f"  MQTT      mqtt://{settings.mqtt_host}:{settings.mqtt_port}")
+    mqtt_scheme = "mqtts" if settings.mqtt_tls else "mqtt"  # mqtts: TLS, var/tls/ca.pem
+    out.print(f"  MQTT      {mqtt_scheme}://{settings.mqtt_host}:{settings.mqtt_port}")
     out.print(f"  InfluxDB  {settings.influx_base_url} (database {settings.influx_db})")
     if settings.admin_token:
         out.print("  admin token: from DELTASENSE_ADMIN_TOKEN")
@@ -195,7 +196,7 @@ def status() -> None:
     from rich.table import Table
 
     from tools.devstack import http_ok, tcp_open
-    from tools.stack import ingest_name, pid_alive, read_state
+    from tools.stack import api_ca, ingest_name, pid_alive, read_state
 
     settings = _settings()
     healthy = True
@@ -219,7 +220,7 @@ def status() -> None:
     checks = {
         "mosquitto": tcp_open(settings.mqtt_host, settings.mqtt_port),
         "influxdb": http_ok(f"{settings.influx_base_url}/ping"),
-        "api": http_ok(f"{settings.api_base_url}/healthz"),
+        "api": http_ok(f"{settings.api_base_url}/healthz", cafile=api_ca(settings)),
     }
     ingest = [
         settings.model_copy(update={"ingest_worker": i}) for i in range(settings.ingest_workers)

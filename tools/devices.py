@@ -67,7 +67,11 @@ def _run(
     async def main() -> _T:
         login = admin_login(settings)
         async with dynsec.connect(
-            host=login.host, port=login.port, username=login.username, password=login.password
+            host=login.host,
+            port=login.port,
+            username=login.username,
+            password=login.password,
+            tls=login.tls,
         ) as ds:
             return await action(ds, login)
 
@@ -104,7 +108,7 @@ def _hand_over(
     out.print("node config (shown once; the broker keeps only a hash):")
     out.print_json(
         data=provisioning.node_config(
-            record, secret, host=settings.mqtt_host, port=settings.mqtt_port
+            record, secret, host=settings.mqtt_host, port=settings.mqtt_port, tls=settings.mqtt_tls
         )
     )
 

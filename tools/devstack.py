@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -64,9 +65,11 @@ def tcp_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def http_ok(url: str, timeout: float = 1.0) -> bool:
+def http_ok(url: str, timeout: float = 1.0, cafile: Path | None = None) -> bool:
+    """``url`` answers 2xx; an ``https`` URL verified against ``cafile`` if given."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        ctx = ssl.create_default_context(cafile=str(cafile)) if cafile is not None else None
+        with urllib.request.urlopen(url, timeout=timeout, context=ctx) as resp:
             return 200 <= int(resp.status) < 300
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -288,6 +291,15 @@ def dynsec_plugin() -> str:
     return path
 
 
+@dataclass(frozen=True)
+class BrokerTls:
+    """A TLS listener's files: the CA, the server certificate and its key (PEM)."""
+
+    cafile: Path
+    certfile: Path
+    keyfile: Path
+
+
 def mosquitto_process(
     var_dir: Path,
     *,
@@ -298,6 +310,8 @@ def mosquitto_process(
     max_queued: int = BROKER_MAX_QUEUED,
     sys_interval_s: int = BROKER_SYS_INTERVAL_S,
     max_inflight: int = BROKER_MAX_INFLIGHT,
+    tls: BrokerTls | None = None,
+    plain_port: int | None = None,
 ) -> ManagedProcess:
     """A Mosquitto broker with persistence under ``var_dir/mosquitto``.
 
@@ -305,6 +319,11 @@ def mosquitto_process(
     identities and ACLs are the dynamic security plugin's ``dynsec_file``
     (without one, nobody gets in).  ``anonymous=True`` is for tests of the
     message path only (tests/conftest.py says which): anyone may do anything.
+
+    With ``tls`` the listener on ``port`` speaks TLS 1.2 or later only, and
+    ``plain_port``, if given, is a second, plain listener.  The plugin and
+    ``allow_anonymous`` are global (``per_listener_settings false``), so both
+    listeners enforce the same identities and ACLs.
     """
     if anonymous and dynsec_file is not None:
         raise ValueError("an anonymous test broker has no dynamic security file")
@@ -317,9 +336,22 @@ def mosquitto_process(
         access = "allow_anonymous false\n"
         if dynsec_file is not None:
             access += f"plugin {dynsec_plugin()}\nplugin_opt_config_file {dynsec_file.resolve()}\n"
+    listeners = f"listener {port} {host}\n"
+    if tls is not None:
+        listeners += (
+            f"cafile {tls.cafile.resolve()}\n"
+            f"certfile {tls.certfile.resolve()}\n"
+            f"keyfile {tls.keyfile.resolve()}\n"
+            "tls_version tlsv1.2\n"  # Mosquitto 2: the lowest version accepted
+        )
+        if plain_port is not None:
+            listeners += f"listener {plain_port} {host}\n"
+    elif plain_port is not None:
+        raise ValueError("plain_port is the second listener of a TLS broker")
     conf.write_text(
         "# written by deltasense; edits are overwritten on start\n"
-        f"listener {port} {host}\n"
+        "per_listener_settings false\n"
+        f"{listeners}"
         f"{access}"
         "persistence true\n"
         f"persistence_location {base / 'data'}/\n"
@@ -348,7 +380,7 @@ def mosquitto_process(
         argv=[require_binary("mosquitto"), "-c", str(conf)],
         log_path=var_dir / "log" / "mosquitto.log",
         healthy=lambda: tcp_open(host, port),
-        ports=[(host, port)],
+        ports=[(host, port)] + ([(host, plain_port)] if plain_port is not None else []),
     )
 
 

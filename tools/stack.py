@@ -8,6 +8,7 @@ reaches every child.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -19,8 +20,9 @@ from deltasense import supervision
 from deltasense.access import Service
 from deltasense.influx_users import DbUser
 from deltasense.settings import Settings
-from tools import broker, influxdb
+from tools import broker, influxdb, tls
 from tools.devstack import (
+    BrokerTls,
     ManagedProcess,
     ServiceError,
     Stack,
@@ -42,7 +44,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
             continue
         if isinstance(value, Path):
             value = value.resolve()
-        env[f"DELTASENSE_{name.upper()}"] = str(value)
+        # Lists go as JSON, which is how pydantic-settings reads them back.
+        text = json.dumps(value) if isinstance(value, list) else str(value)
+        env[f"DELTASENSE_{name.upper()}"] = text
     # The children must not read a TOML file again: the variables say it all.
     env["DELTASENSE_CONFIG"] = os.devnull
     return env
@@ -85,6 +89,35 @@ def ingest_workers(settings: Settings, env: dict[str, str]) -> list[ManagedProce
     return workers
 
 
+def api_ca(settings: Settings) -> Path | None:
+    """The CA that checks the API's HTTPS certificate (the MQTT one: one CA)."""
+    return settings.mqtt_ca_path if settings.api_tls else None
+
+
+def broker_listeners(settings: Settings) -> dict[str, Any]:
+    """The broker's TLS listener and its optional plain one, from the settings; makes
+    or renews the dev CA and server certificate (tools/tls.py) when TLS is on."""
+    if not (settings.mqtt_tls or settings.api_tls):
+        return {}
+    pki = tls.ensure_dev_pki(settings.var_dir, settings.tls_hosts)
+    if not settings.mqtt_tls:
+        return {}
+    # A CA of one's own (mqtt_ca_file) signs a server certificate of one's own: the
+    # dev PKI serves only when the clients pin the dev CA.
+    if settings.mqtt_ca_path.resolve() != pki.ca_cert:
+        raise ServiceError(
+            f"mqtt_ca_file {settings.mqtt_ca_path} is not the dev stack's CA ({pki.ca_cert}); "
+            "the dev stack serves only its own certificate: unset mqtt_ca_file, or run "
+            "your own broker (docker/mosquitto.conf)"
+        )
+    listeners: dict[str, Any] = {
+        "tls": BrokerTls(cafile=pki.ca_cert, certfile=pki.server_cert, keyfile=pki.server_key)
+    }
+    if settings.mqtt_plain_listener:
+        listeners["plain_port"] = settings.mqtt_plain_port
+    return listeners
+
+
 def build_stack(
     settings: Settings,
     *,
@@ -103,6 +136,7 @@ def build_stack(
         dynsec_file=accounts.dynsec_file,
         max_queued=settings.broker_max_queued_messages,
         max_inflight=settings.ingest_max_unacked,
+        **broker_listeners(settings),
     )
     mosquitto.healthy = broker.ready_check(settings, accounts)
     # InfluxDB with authentication: each service with its own user and grant.
@@ -131,7 +165,7 @@ def build_stack(
             "api",
             var,
             env=env_of(Service.API, DbUser.API),
-            healthy=lambda: http_ok(f"{settings.api_base_url}/healthz"),
+            healthy=lambda: http_ok(f"{settings.api_base_url}/healthz", cafile=api_ca(settings)),
             ports=[(settings.api_host, settings.api_port)],
         ),
         python_service(

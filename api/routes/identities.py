@@ -42,9 +42,9 @@ def _identity(record: DeviceRecord) -> DeviceIdentity:
     )
 
 
-def _config(settings: Settings, record: DeviceRecord, secret: str) -> dict[str, str | int]:
+def _config(settings: Settings, record: DeviceRecord, secret: str) -> dict[str, str | int | bool]:
     return provisioning.node_config(
-        record, secret, host=settings.mqtt_host, port=settings.mqtt_port
+        record, secret, host=settings.mqtt_host, port=settings.mqtt_port, tls=settings.mqtt_tls
     )
 
 

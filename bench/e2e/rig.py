@@ -136,6 +136,7 @@ class Rig:
                 site=target.site,
                 var_dir=run_dir / f"var-{target.site}",
                 mqtt_port=self.mqtt_port,
+                mqtt_tls=False,  # the bench's broker is plain (anonymous, bench only)
                 mqtt_username=self.mqtt_user,
                 mqtt_password=self.mqtt_password,
                 influx_port=self.influx_port,

@@ -69,6 +69,7 @@ class Stack:
         self.site = env["DELTASENSE_SITE"]
         self.api = f"http://127.0.0.1:{env['DELTASENSE_API_PORT']}"
         self.mqtt_port = env["DELTASENSE_MQTT_PORT"]
+        self.ca = Path(env["DELTASENSE_VAR_DIR"]) / "tls" / "ca.pem"
         self.http = httpx.Client(
             base_url=self.api, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10
         )
@@ -106,6 +107,8 @@ class Stack:
                 "127.0.0.1",
                 "-p",
                 self.mqtt_port,
+                "--cafile",  # the stack's broker speaks TLS only (mqtt_tls, the default)
+                str(self.ca),
                 *creds,
                 "-q",
                 "1",
@@ -468,6 +471,7 @@ def test_down_with_a_simulated_city_raises_no_alert(tmp_path: Path) -> None:
         ).json()
         assert sum(d["status"] == "online" for d in online) >= 8, online
         client.username_pw_set("svc.api", s.secret("svc.api"))
+        client.tls_set(ca_certs=str(s.ca))
         client.on_connect = lambda c, *_: c.subscribe(f"{s.site}/_alerts/#", qos=1)
         client.on_subscribe = lambda *_: subscribed.set()
         client.on_message = lambda _c, _u, m: raised.append(json.loads(m.payload))

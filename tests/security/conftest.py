@@ -20,17 +20,19 @@ from deltasense import access, dynsec
 from deltasense.access import Service
 from deltasense.provisioning import BrokerLogin
 from deltasense.settings import Settings
-from tools import broker
-from tools.devstack import Stack, free_port, mosquitto_process
+from tools import broker, tls
+from tools.devstack import BrokerTls, Stack, free_port, mosquitto_process
 
 SITE = "tsec"
 
 
 @dataclass(frozen=True)
 class LockedBroker:
-    port: int
+    port: int  # the plain listener (most tests: who may do what)
     site: str
     accounts: broker.BrokerAccounts
+    tls_port: int  # the TLS listener, the same identities and ACLs
+    pki: tls.DevPki
 
     @property
     def admin(self) -> BrokerLogin:
@@ -47,16 +49,32 @@ class LockedBroker:
         )
         return base.model_copy(update={"site": self.site, "mqtt_port": self.port, **creds})
 
+    def tls_settings(self, base: Settings, service: Service | None = None) -> Settings:
+        """:meth:`settings` on the TLS listener, the dev CA pinned."""
+        plain = self.settings(base, service)
+        update = {"mqtt_port": self.tls_port, "mqtt_tls": True, "mqtt_ca_file": self.pki.ca_cert}
+        return plain.model_copy(update=update)
+
 
 @pytest.fixture(scope="session")
 def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LockedBroker]:
     var: Path = tmp_path_factory.mktemp("locked")
-    port = free_port()
+    port, tls_port = free_port(), free_port()
     accounts = broker.prepare(var, api_device_admin=True)  # admin.api, for the API routes
-    proc = mosquitto_process(var, port=port, dynsec_file=accounts.dynsec_file)
-    proc.healthy = broker.ready_check(Settings(site=SITE, mqtt_port=port, var_dir=var), accounts)
+    pki = tls.ensure_dev_pki(var)
+    # Both listeners, as `deltasense up` with mqtt_plain_listener on; the identities
+    # are set up over TLS (tests/security/test_tls.py tests a TLS-only broker too).
+    proc = mosquitto_process(
+        var,
+        port=tls_port,
+        dynsec_file=accounts.dynsec_file,
+        tls=BrokerTls(cafile=pki.ca_cert, certfile=pki.server_cert, keyfile=pki.server_key),
+        plain_port=port,
+    )
+    ready = Settings(site=SITE, mqtt_port=tls_port, var_dir=var)  # TLS, the dev CA: defaults
+    proc.healthy = broker.ready_check(ready, accounts)
     with Stack([proc]):
-        yield LockedBroker(port=port, site=SITE, accounts=accounts)
+        yield LockedBroker(port=port, site=SITE, accounts=accounts, tls_port=tls_port, pki=pki)
 
 
 @pytest.fixture

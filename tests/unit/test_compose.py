@@ -127,23 +127,71 @@ def test_python_services_wait_for_healthy_dependencies(service: str) -> None:
         assert SERVICES[dep].get("healthcheck", {}).get("test"), f"{dep} has no healthcheck"
 
 
+def _broker_conf() -> list[tuple[str, str]]:
+    conf = (ROOT / "docker" / "mosquitto.conf").read_text("utf-8")
+    return [
+        (parts[0], parts[1] if len(parts) > 1 else "")
+        for ln in conf.splitlines()
+        if ln.strip() and not ln.lstrip().startswith("#")
+        for parts in [ln.split(None, 1)]
+    ]
+
+
 def test_mosquitto_service_and_config() -> None:
     mqtt = SERVICES["mosquitto"]
     assert mqtt["image"] == "eclipse-mosquitto:2"
     mounts = {v.split(":")[0]: v.split(":")[1] for v in mqtt["volumes"]}
     assert mounts["./docker/mosquitto.conf"] == "/mosquitto/config/mosquitto.conf"
-    conf = (ROOT / "docker" / "mosquitto.conf").read_text("utf-8")
-    options = dict(
-        ln.split(None, 1) for ln in conf.splitlines() if ln.strip() and not ln.startswith("#")
-    )
+    options = dict(_broker_conf())
     assert options["persistence"] == "true"
     assert mounts["mosquitto-data"] == options["persistence_location"].rstrip("/")
-    assert options["listener"] == "1883"
-    assert options["allow_anonymous"] == "true"
-    # Anonymous access must stay loudly flagged until device auth lands.
-    assert "INSECURE" in conf
     # The broker never refuses a message the contract allows.
     assert int(options["max_packet_size"]) > 4096
+
+
+def test_broker_is_locked_down_tls_only() -> None:
+    """Issue 9: the deployment broker has no anonymous access, every identity in the
+    dynamic security plugin for every listener, and one listener: TLS 1.2+ on 8883."""
+    conf = _broker_conf()
+    options = dict(conf)
+    assert options["allow_anonymous"] == "false"
+    assert options["per_listener_settings"] == "false"  # the plugin covers every listener
+    assert options["plugin"].endswith("/mosquitto_dynamic_security.so")
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in SERVICES["mosquitto"]["volumes"]}
+    assert options["plugin_opt_config_file"].startswith(mounts["mosquitto-data"] + "/")
+    assert [v for k, v in conf if k == "listener"] == ["8883"]  # no plain 1883 listener
+    assert [k for k, _ in conf].index("listener") < [k for k, _ in conf].index("certfile")
+    for key in ("cafile", "certfile", "keyfile"):
+        assert options[key].startswith(mounts["./docker/tls"] + "/"), key
+    assert options["tls_version"] in {"tlsv1.2", "tlsv1.3"}  # the lowest version accepted
+    assert not any(k in {"password_file", "acl_file", "psk_hint"} for k, _ in conf)
+    assert [str(p) for p in SERVICES["mosquitto"]["ports"]] == ["8883:8883"]
+    assert (ROOT / "docker" / "tls" / "README.md").is_file()
+    health = " ".join(SERVICES["mosquitto"]["healthcheck"]["test"])
+    assert "-p 8883" in health and "--cafile" in health and "1883" not in health
+
+
+@pytest.mark.parametrize("service", PYTHON_SERVICES)
+def test_python_service_connects_over_tls_with_its_own_identity(
+    service: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env = _env(service)
+    assert env["DELTASENSE_MQTT_TLS"] == "true" and env["DELTASENSE_MQTT_PORT"] == "8883"
+    assert env["DELTASENSE_MQTT_USERNAME"] == f"svc.{service}"
+    # The secret comes from .env, never a literal in the compose file.
+    assert re.fullmatch(
+        r"\$\{DELTASENSE_MQTT_PASSWORD_[A-Z]+:\?[^}]*\}", env["DELTASENSE_MQTT_PASSWORD"]
+    )
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in SERVICES[service]["volumes"]}
+    assert mounts[env["DELTASENSE_MQTT_CA_FILE"]] == "./docker/tls/ca.pem"
+    monkeypatch.chdir(tmp_path)
+    for name in [n for n in os.environ if n.startswith("DELTASENSE_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, _substitute(value))
+    settings = Settings()
+    assert settings.mqtt_tls and settings.mqtt_port == 8883
+    assert str(settings.mqtt_ca_path) == "/run/deltasense/tls/ca.pem"
 
 
 def test_influxdb_service() -> None:
@@ -166,7 +214,9 @@ def test_named_volumes_are_declared_and_used() -> None:
     for service in SERVICES.values():
         for volume in service.get("volumes", []):
             if volume.startswith("."):
-                assert (ROOT / volume.split(":")[0]).exists(), volume
+                path = ROOT / volume.split(":")[0]
+                # The deployment's TLS files are the operator's, never committed.
+                assert path.exists() or path.parent == ROOT / "docker" / "tls", volume
 
 
 def test_dockerfile_installs_the_project_without_dev_deps() -> None:

@@ -20,8 +20,37 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def test_defaults() -> None:
     s = load_settings()
-    assert (s.site, s.mqtt_port, s.influx_port, s.api_port) == ("baclieu", 1883, 8086, 8000)
+    assert (s.site, s.mqtt_port, s.influx_port, s.api_port) == ("baclieu", 8883, 8086, 8000)
     assert s.influx_base_url == "http://127.0.0.1:8086"
+    # Secure by default: MQTT over TLS with the dev CA pinned, no plain listener.
+    assert s.mqtt_tls and not s.mqtt_plain_listener and s.mqtt_plain_port == 1883
+    assert s.mqtt_ca_path == Path("var/tls/ca.pem")
+    assert not s.api_tls and s.api_base_url == "http://127.0.0.1:8000"
+    assert s.api_tls_paths == (Path("var/tls/server.pem"), Path("var/tls/server.key"))
+
+
+def test_mqtt_port_follows_tls_unless_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(mqtt_tls=False).mqtt_port == 1883
+    assert load_settings(mqtt_tls=False, mqtt_port=8883).mqtt_port == 8883
+    monkeypatch.setenv("DELTASENSE_MQTT_TLS", "false")
+    assert load_settings().mqtt_port == 1883
+    monkeypatch.setenv("DELTASENSE_MQTT_PORT", "2883")
+    assert load_settings().mqtt_port == 2883
+    assert load_settings(api_tls=True).api_base_url == "https://127.0.0.1:8000"
+    monkeypatch.setenv("DELTASENSE_TLS_HOSTS", '["192.168.1.10", "broker.lan"]')
+    assert load_settings().tls_hosts == ["192.168.1.10", "broker.lan"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("DELTASENSE_MQTT_TLS", "perhaps"), ("DELTASENSE_TLS_HOSTS", "not json")],
+)
+def test_bad_tls_settings_are_named(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(
+        (ValidationError, ValueError), match=name.removeprefix("DELTASENSE_").lower()
+    ):
+        load_settings()
 
 
 def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
