@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import ds
-from ds import clock, config, encode, node, spool
+from ds import clock, config, encode, node, spool, tls
 
 from deltasense.contract import Channel, Kind, device_topic
 from simulators import models
@@ -290,6 +290,7 @@ class VirtualDevice:
         live: bool = False,
         user: str | None = None,
         password: str | None = None,
+        ca_der: bytes | None = None,
         **node_kwargs: Any,
     ) -> None:
         if boot < 0:
@@ -303,6 +304,10 @@ class VirtualDevice:
         self.flash = flash_dir or Path(self._tmp.name)  # type: ignore[union-attr]
         self.flash.mkdir(parents=True, exist_ok=True)
         local = node_config(spec, site=site, host=host, port=port, user=user, password=password)
+        local["broker_tls"] = ca_der is not None
+        if ca_der is not None:  # pinned as a board pins it: DER in the node's own flash
+            (self.flash / "ca.der").write_bytes(ca_der)
+            local["ca_file"] = str(self.flash / "ca.der")
         (self.flash / "config.json").write_text(json.dumps(local))
         # Counters as a node that has booted ``boot`` times before.
         (self.flash / "counters.json").write_text(json.dumps({"boot": boot - 1, "seq": 0}))
@@ -324,13 +329,16 @@ class VirtualDevice:
         # config.SCHEMA): an accelerated node, set past validation on purpose.
         for key in ("interval_s", "idle_interval_s", "event_interval_s"):
             cfg.cfg[key] = self.interval_s
+        kwargs = dict(self._node_kwargs)
+        if cfg["broker_tls"] and "opener" not in kwargs:
+            kwargs["opener"] = tls.opener(tls.load(cfg["ca_file"]))  # the firmware's TLS
         n = node.Node(
             cfg,
             self.sensors,
             spool.Spool(str(self.flash / "spool"), capacity=4096, rec_size=400),
             spool.Counters(str(self.flash / "counters.json")),
             self.system,
-            **self._node_kwargs,
+            **kwargs,
         )
         n.wall.sync(self.system.ntp_unix_ms(""))  # a stepped device is synced from the start
         return n

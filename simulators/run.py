@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from deltasense.contract import Kind
+from deltasense.mqtt import ca_der
 from deltasense.settings import Settings
 from simulators.city import MAX_DEVICES, place_devices
 from simulators.device import VirtualDevice
@@ -215,6 +216,7 @@ async def simulate(
     # Connect in a shuffled order so every kind is on line early in a large city.
     slots = list(range(devices))
     rng.shuffle(slots)
+    ca = ca_der(settings)  # each device pins the broker's CA, as a board does
     runners = [
         _DeviceRunner(
             VirtualDevice(
@@ -228,6 +230,9 @@ async def simulate(
                 live=True,
                 user=None if spec.district in edge else settings.mqtt_username,
                 password=None if spec.district in edge else settings.mqtt_password,
+                # The ward's gateway broker is local and plain (docs/EDGE.md); the
+                # platform's is TLS with its CA pinned, as a board pins it.
+                ca_der=None if spec.district in edge else ca,
                 keepalive_s=settings.mqtt_keepalive_s,
                 backoff_cap_s=_BACKOFF_CAP_S,
             ),

@@ -43,6 +43,7 @@ BOARDS_DIR: Final = FIRMWARE_DIR / "boards"
 BUILD_DIR: Final = ROOT / "build" / "firmware"
 BUNDLE_FILES: Final = ("boot.py", "main.py", "board.json")
 REMOTE_CFG: Final = "cfg_remote.json"  # ds.config.REMOTE_PATH
+CA_FILE: Final = "ca.der"  # ds.config DEFAULTS["ca_file"], the CA the node pins
 _HOST_RE: Final = re.compile(
     r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 )
@@ -91,11 +92,11 @@ def _ds_config() -> ModuleType:
     return module
 
 
-def parse_broker(value: str) -> tuple[str, int]:
-    """``host[:port]`` (hostname or IPv4; port 1883 if left out)."""
+def parse_broker(value: str, default_port: int = 8883) -> tuple[str, int]:
+    """``host[:port]`` (hostname or IPv4; ``default_port`` if left out)."""
     host, sep, port_s = value.rpartition(":")
     if not sep:
-        host, port_s = value, "1883"
+        host, port_s = value, str(default_port)
     if not port_s.isdigit() or not 1 <= int(port_s) <= 65535:
         raise FlashError(f"--broker {value!r}: the port must be a number 1..65535")
     try:
@@ -129,8 +130,11 @@ def node_config(
     water_sensor: WaterSensor | None = None,
     lat: float | None = None,
     lon: float | None = None,
+    tls: bool = True,
 ) -> dict[str, Any]:
-    """The node's ``/config.json`` as a dict; FlashError on any bad value."""
+    """The node's ``/config.json`` as a dict; FlashError on any bad value. With
+    ``tls`` (the default) the node speaks MQTT over TLS (port 8883 unless given)
+    with the CA flashed as ``/ca.der`` pinned."""
     for name, value in (("device", device), ("district", district), ("site", site)):
         if not is_ident(value):
             raise FlashError(
@@ -150,7 +154,7 @@ def node_config(
         raise FlashError("--station, --mount-mm and --water-sensor are for water nodes only")
     if (lat is None) != (lon is None):
         raise FlashError("give both --lat and --lon, or neither")
-    host, port = parse_broker(broker)
+    host, port = parse_broker(broker, 8883 if tls else 1883)
     if mqtt_password and mqtt_user is None:
         mqtt_user = device  # CONTRACT: the broker user of a node is its device id
     cfg: dict[str, Any] = {
@@ -165,6 +169,7 @@ def node_config(
         "broker_port": port,
         "mqtt_user": mqtt_user or "",
         "mqtt_pass": mqtt_password or "",
+        "broker_tls": tls,
     }
     if lat is not None:
         cfg["lat"], cfg["lon"] = lat, lon
@@ -210,9 +215,12 @@ def ensure_bundle(board: str, bundle: Path | None, rebuild: bool) -> Path:
     return bundle
 
 
-def mpremote_steps(mpremote: str, port: str, bundle: Path, config_file: Path) -> list[list[str]]:
-    """The exact mpremote command lines, in order."""
+def mpremote_steps(
+    mpremote: str, port: str, bundle: Path, config_file: Path, ca_file: Path | None = None
+) -> list[list[str]]:
+    """The exact mpremote command lines, in order (``ca_file``: the CA in DER)."""
     conn = [mpremote, "connect", port]
+    ca = ["+", "fs", "cp", str(ca_file), f":{CA_FILE}"] if ca_file is not None else []
     return [
         [*conn, "fs", "touch", ":maint", "+", "reset"],
         [
@@ -224,6 +232,7 @@ def mpremote_steps(mpremote: str, port: str, bundle: Path, config_file: Path) ->
             # broker secret among it) must not override it; the retained cfg
             # brings the remote settings back at the first connect.
             "+", "fs", "cp", str(config_file.with_name(REMOTE_CFG)), f":{REMOTE_CFG}",
+            *ca,
             "+", "fs", "rm", ":maint",
             "+", "reset",
         ],
@@ -251,9 +260,10 @@ def flash(
     port: str,
     bundle: Path,
     *,
+    ca_der: bytes | None = None,
     wait: Callable[[str], None] = wait_for_port,
 ) -> list[list[str]]:
-    """Deploy ``bundle`` and ``cfg`` to the board on ``port``; the commands run."""
+    """Deploy ``bundle``, ``cfg`` and the CA (DER) to the board on ``port``; the commands run."""
     exe = find_mpremote()
     if exe is None:
         raise FlashError("mpremote not found: install the dev tools (`make bootstrap`)")
@@ -261,7 +271,11 @@ def flash(
         config_file = Path(tmp) / "config.json"
         config_file.write_bytes(encode_config(cfg))
         config_file.with_name(REMOTE_CFG).write_bytes(b"{}")
-        steps = mpremote_steps(exe, port, bundle, config_file)
+        ca_file = None
+        if ca_der is not None:
+            ca_file = config_file.with_name(CA_FILE)
+            ca_file.write_bytes(ca_der)
+        steps = mpremote_steps(exe, port, bundle, config_file, ca_file)
         for i, cmd in enumerate(steps):
             _say("$ " + " ".join(cmd))
             proc = subprocess.run(cmd, check=False, text=True, capture_output=True, timeout=300)
@@ -273,6 +287,18 @@ def flash(
             if i + 1 < len(steps):
                 wait(port)
     return steps
+
+
+def _flash_ca(path: Path) -> bytes:
+    """The CA a node will pin, in DER; FlashError if it is not one PEM certificate."""
+    from deltasense.mqtt import MqttTlsError, pem_ca_to_der
+
+    try:
+        return pem_ca_to_der(path)
+    except MqttTlsError as exc:
+        raise FlashError(
+            f"--ca: {exc} (the stack makes var/tls/ca.pem at `deltasense up`)"
+        ) from None
 
 
 @firmware_app.command("flash")
@@ -314,6 +340,13 @@ def flash_cmd(
     rebuild: Annotated[
         bool, typer.Option(help="Rebuild the bundle first (make firmware).")
     ] = False,
+    ca: Annotated[
+        Path | None,
+        typer.Option(help="CA (PEM) the node pins for MQTT over TLS; default: the stack's."),
+    ] = None,
+    no_tls: Annotated[
+        bool, typer.Option("--no-tls", help="Plain MQTT (secret and data in the clear).")
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option(help="Validate, print the config and the commands; touch nothing.")
     ] = False,
@@ -329,15 +362,22 @@ def flash_cmd(
                 raise FlashError(f"--mqtt-password-file: {exc}") from None
             if not mqtt_password:
                 raise FlashError(f"--mqtt-password-file {mqtt_password_file} is empty")
-        if site is None:
-            from deltasense.settings import load_settings
+        from deltasense.settings import load_settings
 
+        if site is None:
             site = load_settings().site
+        ca_der = None
+        if no_tls:
+            if ca is not None:
+                raise FlashError("give --ca or --no-tls, not both")
+        else:
+            ca_der = _flash_ca(ca or load_settings().mqtt_ca_path)
         cfg = node_config(
             kind=kind, device=device, board=board, district=district, site=site,
             wifi_ssid=wifi_ssid, wifi_password=wifi_password, broker=broker,
             mqtt_user=mqtt_user, mqtt_password=mqtt_password, station=station,
             mount_mm=mount_mm, water_sensor=water_sensor, lat=lat, lon=lon,
+            tls=not no_tls,
         )  # fmt: skip
         if not dry_run and not Path(port).exists():
             raise FlashError(
@@ -347,10 +387,11 @@ def flash_cmd(
         shown = {k: ("***" if k in ("wifi_pass", "mqtt_pass") and v else v) for k, v in cfg.items()}
         _say(f"config.json: {json.dumps(shown, sort_keys=True)}")
         if dry_run:
-            for cmd in mpremote_steps("mpremote", port, where, Path("config.json")):
+            ca_shown = Path(CA_FILE) if ca_der is not None else None
+            for cmd in mpremote_steps("mpremote", port, where, Path("config.json"), ca_shown):
                 _say("$ " + " ".join(cmd))
             return
-        flash(cfg, port, where)
+        flash(cfg, port, where, ca_der=ca_der)
     except FlashError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None

@@ -16,7 +16,7 @@ import gc
 import json
 
 import ds
-from ds import clock, config, hal, net, node, sensors, spool
+from ds import clock, config, hal, mqtt, net, node, sensors, spool
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -97,6 +97,19 @@ class BoardSystem:
         return self.wifi.rssi()  # type: ignore[no-any-return]
 
 
+def transport(cfg: "Any", open_stream: "Any" = mqtt.open_stream) -> "Any":
+    """How the node reaches the broker: TLS with the CA in ``ca_file`` pinned
+    (``ds.tls``), unless ``broker_tls`` is off in ``/config.json``. A missing or
+    bad CA stops the boot (OSError/ValueError): the node never falls back to
+    plain MQTT by itself. ``open_stream`` is the TCP opener (a fake in tests)."""
+    if not cfg["broker_tls"]:
+        print("ds: WARNING: broker_tls is off; MQTT (and the secret) in the clear")
+        return open_stream
+    from ds import tls
+
+    return tls.opener(tls.load(cfg["ca_file"]), open_stream)
+
+
 async def status_led(led: "Any", n: "Any") -> None:
     """On while the broker session is up; a short blink every 2 s while not."""
     while True:
@@ -133,7 +146,7 @@ def main() -> None:
     sp = spool.Spool(SPOOL_PATH, capacity=cfg["spool_capacity"], rec_size=REC_SIZE)
     wifi = net.WiFi(cfg["wifi_ssid"], cfg["wifi_pass"])
     system = BoardSystem(profile, wifi, wdt_timeout_ms(cfg["wdt_timeout_s"], profile))
-    n = node.Node(cfg, s, sp, counters, system, opener=net.opener(wifi))
+    n = node.Node(cfg, s, sp, counters, system, opener=net.opener(wifi, transport(cfg)))
     led = hal.make_pin(profile["status_led"], "out")
     gc.collect()
     asyncio.run(_run(n, led))

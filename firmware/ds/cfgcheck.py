@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 # name: (type, min, max); type "num" accepts int or float, "profile" a dim profile.
+# broker_tls and ca_file are local only (not in config.REMOTE_KEYS): no cfg over MQTT
+# can turn TLS off or swap the pinned CA.
 SCHEMA = {
     "site": ("ident", None, None),
     "district": ("ident", None, None),
@@ -23,6 +25,8 @@ SCHEMA = {
     "wifi_pass": ("str", 0, 64),
     "broker_host": ("str", 1, 253),
     "broker_port": ("int", 1, 65535),
+    "broker_tls": ("bool", None, None),
+    "ca_file": ("str", 1, 64),
     "mqtt_user": ("str", 0, 64),
     "mqtt_pass": ("str", 0, 128),
     "lat": ("num?", -90, 90),
@@ -97,6 +101,9 @@ def check_value(name: str, v: "Any") -> None:
     elif kind == "str":
         if not isinstance(v, str) or not lo <= len(v) <= hi:  # type: ignore[operator]
             raise ConfigError("%s: string of %s..%s characters" % (name, lo, hi))
+    elif kind == "bool":
+        if not isinstance(v, bool):
+            raise ConfigError("%s: true or false" % name)
     elif kind == "profile":
         _check_profile(v)
     else:

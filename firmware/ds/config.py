@@ -31,7 +31,9 @@ DEFAULTS = {
     "wifi_ssid": "",
     "wifi_pass": "",
     "broker_host": "192.0.2.1",
-    "broker_port": 1883,
+    "broker_port": 8883,
+    "broker_tls": True,  # MQTT over TLS with the CA in ca_file pinned (ds.tls)
+    "ca_file": "/ca.der",
     "mqtt_user": "",
     "mqtt_pass": "",
     "lat": None,

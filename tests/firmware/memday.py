@@ -25,7 +25,7 @@ import asyncio
 import gc
 import json
 
-from ds import clock, config, mqtt, node, sensors, spool
+from ds import app, clock, config, mqtt, node, sensors, spool
 from ds.hal_cpython import FakeBoard, SimClock, VirtualTime
 
 TYPE_CHECKING = False
@@ -83,6 +83,7 @@ class Net:
         self.gate = asyncio.Event()
         self.links: list[AckAll] = []
         self.connects = 0
+        self.tls_connects = 0
         self.readings = 0
         self.hist = 0
         self.acks = 0  # command acks the broker got
@@ -114,10 +115,17 @@ class Net:
             else:
                 j += 1
 
-    async def open(self, host: str, port: int) -> "AckAll":
+    async def open(self, host: str, port: int, tls: "Any" = None) -> "AckAll":
+        """The TCP opener under the firmware's TLS opener (``ds.tls``): the node
+        must come with its context, verifying (the day fails otherwise)."""
+        import ssl
+
+        if tls is None or tls.verify_mode != ssl.CERT_REQUIRED:
+            raise RuntimeError("memday: the node connected without a verifying TLS context")
         if not self.up:
             raise OSError("network down")
         self.connects += 1
+        self.tls_connects += 1
         link = AckAll(self)
         self.links = [link]
         return link
@@ -219,8 +227,21 @@ class System:
         return -71
 
 
+# The broker's CA in DER, as flashing writes it to /ca.der (the test puts a real
+# one here: /lib/ca.der on MicroPython; set by the CPython test).
+CA_SOURCE = "/lib/ca.der"
+
+
 def _local_config(kind: str, d: str) -> config.Config:
-    local = {"site": "baclieu", "district": "phuong-1", "kind": kind, "device": kind + "-mem"}
+    with open(CA_SOURCE, "rb") as src, open(d + "/ca.der", "wb") as dst:
+        dst.write(src.read())
+    local = {
+        "site": "baclieu",
+        "district": "phuong-1",
+        "kind": kind,
+        "device": kind + "-mem",
+        "ca_file": d + "/ca.der",  # broker_tls: on by default
+    }
     if kind == "water":
         local["water_sensor"] = "a02yyuw"
         local["mount_mm"] = 2000
@@ -251,7 +272,10 @@ class Day:
         self.board = FakeBoard(dist_mm=1900, log=False)  # the fakes' logs are not the node's
         s = sensors.build(cfg, PROFILE, self.board, self.counters, hw)
         self.spool = spool.Spool(d + "/spool", capacity=cfg["spool_capacity"], rec_size=256)
-        self.node = node.Node(cfg, s, self.spool, self.counters, self.system, opener=self.net.open)
+        # The firmware's own transport choice (ds.app.transport: TLS, the CA pinned)
+        # over the fake network.
+        opener = app.transport(cfg, self.net.open)
+        self.node = node.Node(cfg, s, self.spool, self.counters, self.system, opener=opener)
         self.net.base = self.node.base
         self.task = asyncio.create_task(self.node.run())
         self.peak = 0
@@ -351,6 +375,7 @@ class Day:
             "spooled": len(self.spool),
             "dropped": self.spool.dropped,
             "connects": self.net.connects,
+            "tls_connects": self.net.tls_connects,
             "acks": self.net.acks,
             "wdt_fed": self.system.fed,
             "resets": self.system.resets,

@@ -56,9 +56,12 @@ try {
   // Separate calls: the heap is collected after each, so the difference is
   // exactly the harness's code (fake board, fake network, this driver).
   // gc.collect() only asks for a collection; it runs when the call returns.
-  mp.runPython("import gc\nimport asyncio, json\ngc.collect()\n");
+  // ssl (a stand-in: this port has none, tests/firmware/wasm_ssl.py) before the
+  // baseline: on a board it is frozen into the firmware image, its code in flash.
+  mp.runPython("import gc\nimport asyncio, json, ssl\ngc.collect()\n");
   mp.runPython("_base = gc.mem_alloc()\n");
-  mp.runPython(`from ds import app, clock, config, node, sensors, spool\n${DRIVERS[kind] || ""}\ngc.collect()\n`);
+  // ds.tls too: with broker_tls on (the default) ds.app loads it at boot.
+  mp.runPython(`from ds import app, clock, config, node, sensors, spool, tls\n${DRIVERS[kind] || ""}\ngc.collect()\n`);
   mp.runPython("_before = gc.mem_alloc()\n");
   mp.runPython("from ds import hal_cpython\nimport memday\ngc.collect()\n");
   mp.runPython("memday.HARNESS_B = gc.mem_alloc() - _before\nmemday.CODE_B = _before - _base\n");

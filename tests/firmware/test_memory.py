@@ -50,6 +50,18 @@ HOURS = 24
 WAKES_PER_TICK = 5  # wake-ups per measured tick: fewer is a tighter bound, and slower
 
 
+def _dev_ca_der() -> bytes:
+    """A CA certificate as the dev stack makes it (tools/tls.py), in DER."""
+    import datetime as dt
+
+    from cryptography.hazmat.primitives import serialization
+
+    from tools import tls
+
+    cert, _ = tls.make_ca("DeltaSense dev CA", dt.datetime.now(dt.UTC))
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
 @pytest.fixture(scope="module")
 def day_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     node = shutil.which("node")
@@ -62,6 +74,8 @@ def day_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str,
     shutil.copytree(bundle / "ds", lib / "ds")
     fwbuild.compile_one(FIRMWARE / "ds" / "hal_cpython.py", lib / "ds" / "hal_cpython.mpy")
     fwbuild.compile_one(HERE / "memday.py", lib / "memday.mpy")
+    fwbuild.compile_one(HERE / "wasm_ssl.py", lib / "ssl.mpy")  # this port has no ssl
+    (lib / "ca.der").write_bytes(_dev_ca_der())
     runner = [node, "--expose-gc", str(HERE / "run_mpy_day.mjs"), str(lib)]
     procs = {
         kind: subprocess.Popen(
@@ -113,6 +127,13 @@ def test_each_kind_runs_a_day_within_96_kib(
         assert 0 < r["code_b"] < r["node_peak"], (kind, r)
 
 
+def test_the_day_ran_over_the_firmware_tls_path(day_results: dict[str, dict[str, Any]]) -> None:
+    """Every connection went through ``ds.app.transport`` -> ``ds.tls`` with a
+    verifying context (memday's network refuses any other)."""
+    for kind, r in day_results.items():
+        assert r["tls_connects"] == r["connects"] >= 4, (kind, r)
+
+
 def test_every_reading_of_the_day_arrives_and_outages_were_replayed(
     day_results: dict[str, dict[str, Any]],
 ) -> None:
@@ -133,9 +154,13 @@ def test_every_reading_of_the_day_arrives_and_outages_were_replayed(
         assert r["wdt_fed"] >= HOURS * 3600 * 0.9, (kind, r)  # fed about every second
 
 
-def test_the_harness_runs_under_cpython_too() -> None:
+def test_the_harness_runs_under_cpython_too(tmp_path: Path) -> None:
     sys.path.insert(0, str(HERE))
     import memday
+
+    ca = tmp_path / "ca.der"
+    ca.write_bytes(_dev_ca_der())
+    memday.CA_SOURCE = str(ca)  # CPython's real ssl (OpenSSL) parses and pins it
 
     async def main() -> dict[str, Any]:
         day = memday.Day("lamp", hours=7)
@@ -151,3 +176,4 @@ def test_the_harness_runs_under_cpython_too() -> None:
         clock.use(*saved)
     assert r["taken"] >= 7 * 60 and r["delivered"] <= r["taken"] <= r["delivered"] + r["spooled"]
     assert r["hist"] >= 40 and r["connects"] >= 2 and r["acks"] >= 6  # 7 pings, 1 in the outage
+    assert r["tls_connects"] == r["connects"]

@@ -8,6 +8,14 @@ so the 60 s broker outage is 60 s for the node and for Mosquitto alike. Network
 timeouts inside the MQTT client (``asyncio.wait_for``) and Mosquitto's own
 timers stay in real time; the node's keepalive and backoff run in node time.
 
+The short tests (every kind's birth, commands and cfg on a lamp) run the way a
+deployed node does: over TLS to the broker's TLS listener with the dev CA pinned
+(``ds.tls``: ``ssl.SSLContext`` + ``cadata``, CERT_REQUIRED, the broker's name
+checked), each node with its own provisioned identity on a locked-down broker
+(dynamic security plugin, anonymous refused, the :func:`secure` fixture); the
+platform side (recorder, operator) uses the services' accounts over TLS. Under
+CPython ``ssl`` is OpenSSL; on a board it is mbedTLS (docs/SECURITY.md "TLS").
+
 Two outages, in order:
 
 1. A network cut through a TCP proxy the test can break: the broker stays up,
@@ -33,11 +41,15 @@ from typing import Any
 import aiomqtt
 import pytest
 
+from deltasense import dynsec, provisioning
+from deltasense.access import Service
 from deltasense.contract import Channel, Kind, decode_status, decode_tele, parse_topic
+from deltasense.mqtt import make_client
 from deltasense.settings import Settings
 from simulators.city import DeviceSpec, place_devices
 from simulators.device import CLOCK, WILL_PAYLOAD, VirtualDevice
-from tools.devstack import free_port, mosquitto_process
+from tools import broker, tls
+from tools.devstack import BrokerTls, Stack, free_port, mosquitto_process
 
 INTERVAL_S = 0.2  # real seconds, for the short tests
 RATE = 10.0  # node time per wall time while the broker is up (outage test)
@@ -90,20 +102,96 @@ class Proxy:
             self._server.close()
 
 
-class Recorder:
-    """Everything under ``{site}/#``, reconnecting with a persistent session."""
+class SecureBroker:
+    """A locked-down broker on TLS only, as deployed: the nodes' and services' identities."""
 
-    def __init__(self, port: int, site: str) -> None:
-        self.port, self.site = port, site
+    def __init__(self, var: Path) -> None:
+        self.port = free_port()
+        self.accounts = broker.prepare(var)
+        self.pki = tls.ensure_dev_pki(var)
+        self.ca_der = self.pki.ca_der()
+        self.var = var
+
+    def settings(self, base: Settings, service: Service) -> Settings:
+        """``base`` as ``service`` on this broker, over TLS with the dev CA pinned."""
+        return base.model_copy(
+            update={
+                "mqtt_port": self.port,
+                "mqtt_tls": True,
+                "mqtt_ca_file": self.pki.ca_cert,
+                "mqtt_username": service.username,
+                "mqtt_password": self.accounts.passwords[service],
+            }
+        )
+
+    async def provision(self, site: str, spec: DeviceSpec) -> str:
+        """A node identity of its own (bound to its client id, kind and district)."""
+        async with dynsec.connect(
+            host="127.0.0.1",
+            port=self.port,
+            username=broker.access.ADMIN_USERNAME,
+            password=self.accounts.admin_password,
+            tls=self.admin_tls,
+        ) as ds:
+            # The services' roles follow the test's own site; the device ids repeat
+            # between tests (the same seeded city), so an earlier identity goes first.
+            await provisioning.sync_platform(ds, site=site, passwords=self.accounts.passwords)
+            with contextlib.suppress(provisioning.ProvisioningError):  # none yet
+                await provisioning.remove_device(ds, spec.id)
+            return await provisioning.add_device(
+                ds, site=site, district=spec.district, kind=spec.kind, device=spec.id
+            )
+
+    @property
+    def admin_tls(self) -> Any:
+        import ssl
+
+        return ssl.create_default_context(cafile=str(self.pki.ca_cert))
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
+    var = tmp_path_factory.mktemp("fw-secure")
+    sb = SecureBroker(var)
+    pki = sb.pki
+    proc = mosquitto_process(
+        var,
+        port=sb.port,
+        dynsec_file=sb.accounts.dynsec_file,
+        tls=BrokerTls(cafile=pki.ca_cert, certfile=pki.server_cert, keyfile=pki.server_key),
+    )
+    proc.healthy = broker.ready_check(Settings(mqtt_port=sb.port, var_dir=var), sb.accounts)
+    with Stack([proc]):
+        yield sb
+
+
+def secure_node(
+    sb: SecureBroker, spec: DeviceSpec, site: str, secret: str, **over: Any
+) -> VirtualDevice:
+    """The firmware node over TLS (its CA pinned in its flash) with its own identity."""
+    return node_device(spec, site, sb.port, user=spec.id, password=secret, ca_der=sb.ca_der, **over)
+
+
+class Recorder:
+    """Everything under ``{site}/#``, reconnecting with a persistent session;
+    as ``login`` (an account over TLS) when given, else anonymous and plain."""
+
+    def __init__(self, port: int, site: str, login: Settings | None = None) -> None:
+        self.port, self.site, self.login = port, site, login
         self.messages: list[tuple[str, bytes, bool]] = []
         self.subscribed = asyncio.Event()
+
+    def client(self) -> aiomqtt.Client:
+        if self.login is not None:
+            return make_client(self.login, identifier=f"rec-{self.site}", clean_session=False)
+        return aiomqtt.Client(
+            "127.0.0.1", self.port, identifier=f"rec-{self.site}", clean_session=False
+        )
 
     async def run(self) -> None:
         while True:
             try:
-                async with aiomqtt.Client(
-                    "127.0.0.1", self.port, identifier=f"rec-{self.site}", clean_session=False
-                ) as c:
+                async with self.client() as c:
                     await c.subscribe(f"{self.site}/#", qos=1)
                     self.subscribed.set()
                     async for m in c.messages:
@@ -346,7 +434,7 @@ async def test_broker_outage_of_60_s_loses_no_reading(settings: Settings, tmp_pa
 
 
 async def test_commands_and_cfg_on_a_lamp(
-    settings: Settings, capsys: pytest.CaptureFixture[str]
+    settings: Settings, secure: SecureBroker, capsys: pytest.CaptureFixture[str]
 ) -> None:
     printed: list[str] = []  # the node's console (it prints why it refuses a cfg)
 
@@ -354,16 +442,17 @@ async def test_commands_and_cfg_on_a_lamp(
         printed.append(capsys.readouterr().out)
         return "".join(printed)
 
-    rec = Recorder(settings.mqtt_port, settings.site)
+    spec = spec_of(Kind.LAMP)
+    secret = await secure.provision(settings.site, spec)
+    rec = Recorder(secure.port, settings.site, secure.settings(settings, Service.INGEST))
     rec_task = asyncio.create_task(rec.run())
-    device = node_device(spec_of(Kind.LAMP), settings.site, settings.mqtt_port)
+    device = secure_node(secure, spec, settings.site, secret)
     base = device.topic(settings.site, Channel.CMD).rsplit("/", 1)[0]
+    ops_login = secure.settings(settings, Service.API)  # commands and cfg: the API's account
     try:
         async with (
             running(device) as dev,
-            aiomqtt.Client(
-                "127.0.0.1", settings.mqtt_port, identifier=f"ops-{settings.site}"
-            ) as ops,
+            make_client(ops_login, identifier=f"ops-{settings.site}") as ops,
         ):
             await until(lambda: "online" in states(rec) and dev.node.client.connected)
             now = int(time.time() * 1000)
@@ -433,12 +522,16 @@ async def test_commands_and_cfg_on_a_lamp(
 
 
 @pytest.mark.parametrize("kind", list(Kind))
-async def test_every_kind_births_with_meta(settings: Settings, kind: Kind) -> None:
-    rec = Recorder(settings.mqtt_port, settings.site)
-    rec_task = asyncio.create_task(rec.run())
+async def test_every_kind_births_with_meta(
+    settings: Settings, secure: SecureBroker, kind: Kind
+) -> None:
     spec = spec_of(kind)
+    secret = await secure.provision(settings.site, spec)
+    rec = Recorder(secure.port, settings.site, secure.settings(settings, Service.INGEST))
+    rec_task = asyncio.create_task(rec.run())
     try:
-        async with running(node_device(spec, settings.site, settings.mqtt_port)):
+        async with running(secure_node(secure, spec, settings.site, secret)) as dev:
+            assert dev.node.config.cfg["broker_tls"] is True
             await until(lambda: len(rec.readings()) >= 3 and rec.channel("meta"))
         # The clean goodbye is published as the device stops; give the recorder
         # time to receive it (cancelling at once made this test flaky under load).

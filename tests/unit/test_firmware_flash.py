@@ -4,6 +4,7 @@ CLI, the config file the firmware reads, and the exact mpremote command lines
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -11,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from typer.testing import CliRunner
 
 from tools import firmware_flash as ff
 from tools.cli import app
+from tools.tls import make_ca
 
 sys.path.insert(0, str(ff.FIRMWARE_DIR))
 from ds import config as ds_config
@@ -59,17 +62,30 @@ def bundle(tmp_path: Path) -> Path:
     return b
 
 
+@pytest.fixture(autouse=True)
+def stack_ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bytes:
+    """The CA flashing pins by default (the stack's, DELTASENSE_MQTT_CA_FILE here); its DER."""
+    cert, _ = make_ca("DeltaSense dev CA", dt.datetime.now(dt.UTC))
+    pem = tmp_path / "stack-ca.pem"
+    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    monkeypatch.setenv("DELTASENSE_MQTT_CA_FILE", str(pem))
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
 class Recorder:
     def __init__(self, rc: int = 0) -> None:
         self.calls: list[list[str]] = []
         self.configs: list[dict[str, Any]] = []
+        self.cas: list[bytes] = []
         self.rc = rc
 
     def __call__(self, cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
         self.calls.append(list(cmd))
-        for i, a in enumerate(cmd):  # read the config file while it exists
+        for i, a in enumerate(cmd):  # read the config file and the CA while they exist
             if i + 1 < len(cmd) and cmd[i + 1] == ":config.json":
                 self.configs.append(json.loads(Path(a).read_text()))
+            if i + 1 < len(cmd) and cmd[i + 1] == ":ca.der":
+                self.cas.append(Path(a).read_bytes())
         return subprocess.CompletedProcess(
             cmd, self.rc, "", "could not enter raw repl" if self.rc else ""
         )
@@ -136,7 +152,7 @@ def test_config_is_what_the_firmware_reads(tmp_path: Path) -> None:
         "site": "baclieu", "district": "phuong-1", "kind": "water", "device": "wl-p1-001",
         "board": "pico-w", "wifi_ssid": "street-ap", "wifi_pass": "correct-horse",
         "broker_host": "mqtt.baclieu.example", "broker_port": 8883,
-        "mqtt_user": "wl-p1-001", "mqtt_pass": "s3cret", "station": "canal",
+        "mqtt_user": "wl-p1-001", "mqtt_pass": "s3cret", "station": "canal", "broker_tls": True,
         "water_sensor": "jsn-sr04t", "mount_mm": 3200, "lat": 9.2941, "lon": 105.7278,
     }  # fmt: skip
     assert json.loads(path.read_text()) == want
@@ -146,11 +162,17 @@ def test_config_is_what_the_firmware_reads(tmp_path: Path) -> None:
         kind=ff.NodeKind.METER, device="cab-7", board="esp32-devkit", district="center",
         site="baclieu", wifi_ssid="ap", wifi_password="", broker="10.0.0.2",
     )  # fmt: skip
-    assert meter["broker_port"] == 1883 and meter["mqtt_user"] == "" and "station" not in meter
+    assert meter["broker_port"] == 8883 and meter["mqtt_user"] == "" and "station" not in meter
+    assert meter["broker_tls"] is True  # TLS unless told: the port follows
+    plain = ff.node_config(
+        kind=ff.NodeKind.METER, device="cab-7", board="esp32-devkit", district="center",
+        site="baclieu", wifi_ssid="ap", wifi_password="", broker="10.0.0.2", tls=False,
+    )  # fmt: skip
+    assert plain["broker_port"] == 1883 and plain["broker_tls"] is False
 
 
 def test_flash_runs_these_mpremote_commands(
-    port: str, bundle: Path, monkeypatch: pytest.MonkeyPatch
+    port: str, bundle: Path, monkeypatch: pytest.MonkeyPatch, stack_ca: bytes
 ) -> None:
     rec = Recorder()
     monkeypatch.setattr(subprocess, "run", rec)
@@ -167,11 +189,13 @@ def test_flash_runs_these_mpremote_commands(
         "+", "fs", "cp", f"{b}/boot.py", f"{b}/main.py", f"{b}/board.json", ":",
         "+", "fs", "cp", cfg_file, ":config.json",
         "+", "fs", "cp", str(Path(cfg_file).with_name("cfg_remote.json")), ":cfg_remote.json",
+        "+", "fs", "cp", str(Path(cfg_file).with_name("ca.der")), ":ca.der",
         "+", "fs", "rm", ":maint",
         "+", "reset",
     ]  # fmt: skip
     assert len(rec.calls) == 2 and not Path(cfg_file).exists()  # the temp config is gone
     assert rec.configs[0]["device"] == "wl-p1-001" and rec.configs[0]["station"] == "drain"
+    assert rec.cas == [stack_ca] and rec.configs[0]["broker_tls"] is True  # the CA pinned
     assert "correct-horse" not in result.output  # secrets are not echoed
     assert "/api/v1/devices/wl-p1-001" in " ".join(result.output.split())
 
@@ -222,3 +246,28 @@ def test_the_broker_secret_can_come_from_a_file(
         app, [*args, "--bundle", str(bundle), "--mqtt-password-file", str(tmp_path / "nope")]
     )
     assert missing.exit_code == 2 and "--mqtt-password-file" in missing.output
+
+
+def test_the_pinned_ca_is_chosen_or_tls_turned_off_explicitly(
+    port: str, bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rec = Recorder()
+    monkeypatch.setattr(subprocess, "run", rec)
+    own, _ = make_ca("City CA", dt.datetime.now(dt.UTC))
+    pem = tmp_path / "city-ca.pem"
+    pem.write_bytes(own.public_bytes(serialization.Encoding.PEM))
+    ok = runner.invoke(app, [*_args(port), "--bundle", str(bundle), "--ca", str(pem)])
+    assert ok.exit_code == 0, ok.output
+    assert rec.cas == [own.public_bytes(serialization.Encoding.DER)]
+    plain = runner.invoke(app, [*_args(port), "--bundle", str(bundle), "--no-tls"])
+    assert plain.exit_code == 0, plain.output
+    assert rec.configs[-1]["broker_tls"] is False and len(rec.cas) == 1  # no CA copied
+    for bad, message in [
+        (["--ca", str(tmp_path / "missing.pem")], "cannot be read"),
+        (["--ca", str(bundle / "main.py")], "exactly one CA"),
+        (["--ca", str(pem), "--no-tls"], "not both"),
+    ]:
+        calls = len(rec.calls)
+        result = runner.invoke(app, [*_args(port), "--bundle", str(bundle), *bad])
+        assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
+        assert len(rec.calls) == calls  # refused before touching the board
