@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from deltasense import access, dynsec, mqtt, provisioning
@@ -28,10 +28,11 @@ from tools.devstack import ServiceError, tcp_open
 @dataclass(frozen=True)
 class BrokerAccounts:
     dynsec_file: Path
-    admin_password: str
-    passwords: dict[Service, str]
+    # Kept out of the repr: a traceback (a failing test's) must not print secrets.
+    admin_password: str = field(repr=False)
+    passwords: dict[Service, str] = field(repr=False)
     # The API's broker admin for its device routes; None: the API gets none.
-    api_admin_password: str | None = None
+    api_admin_password: str | None = field(default=None, repr=False)
 
     def env(self, service: Service) -> dict[str, str]:
         env = {

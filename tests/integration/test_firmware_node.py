@@ -8,12 +8,12 @@ so the 60 s broker outage is 60 s for the node and for Mosquitto alike. Network
 timeouts inside the MQTT client (``asyncio.wait_for``) and Mosquitto's own
 timers stay in real time; the node's keepalive and backoff run in node time.
 
-The short tests (every kind's birth, commands and cfg on a lamp) run the way a
-deployed node does: over TLS to the broker's TLS listener with the dev CA pinned
-(``ds.tls``: ``ssl.SSLContext`` + ``cadata``, CERT_REQUIRED, the broker's name
-checked), each node with its own provisioned identity on a locked-down broker
-(dynamic security plugin, anonymous refused, the :func:`secure` fixture); the
-platform side (recorder, operator) uses the services' accounts over TLS. Under
+Every test here runs the node the way it is deployed: over TLS to a TLS-only
+broker with the dev CA pinned (``ds.tls``: ``ssl.SSLContext`` + ``cadata``,
+CERT_REQUIRED, the broker's name checked), with its own provisioned identity on
+a locked-down broker (dynamic security plugin, anonymous refused:
+:class:`SecureBroker`, the module's :func:`secure` one or the outage test's
+own); the platform side (recorder, operator) uses the services' accounts over TLS. Under
 CPython ``ssl`` is OpenSSL; on a board it is mbedTLS (docs/SECURITY.md "TLS").
 
 Two outages, in order:
@@ -49,7 +49,7 @@ from deltasense.settings import Settings
 from simulators.city import DeviceSpec, place_devices
 from simulators.device import CLOCK, WILL_PAYLOAD, VirtualDevice
 from tools import broker, tls
-from tools.devstack import BrokerTls, Stack, free_port, mosquitto_process
+from tools.devstack import BrokerTls, ManagedProcess, Stack, free_port, mosquitto_process
 
 INTERVAL_S = 0.2  # real seconds, for the short tests
 RATE = 10.0  # node time per wall time while the broker is up (outage test)
@@ -148,28 +148,40 @@ class SecureBroker:
 
         return ssl.create_default_context(cafile=str(self.pki.ca_cert))
 
+    def process(self) -> ManagedProcess:
+        """Mosquitto with persistence, TLS only on ``port``, the plugin's identities."""
+        pki = self.pki
+        proc = mosquitto_process(
+            self.var,
+            port=self.port,
+            dynsec_file=self.accounts.dynsec_file,
+            tls=BrokerTls(cafile=pki.ca_cert, certfile=pki.server_cert, keyfile=pki.server_key),
+        )
+        ready = Settings(mqtt_port=self.port, var_dir=self.var)  # over TLS, the dev CA
+        proc.healthy = broker.ready_check(ready, self.accounts)
+        return proc
+
 
 @pytest.fixture(scope="module")
 def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
-    var = tmp_path_factory.mktemp("fw-secure")
-    sb = SecureBroker(var)
-    pki = sb.pki
-    proc = mosquitto_process(
-        var,
-        port=sb.port,
-        dynsec_file=sb.accounts.dynsec_file,
-        tls=BrokerTls(cafile=pki.ca_cert, certfile=pki.server_cert, keyfile=pki.server_key),
-    )
-    proc.healthy = broker.ready_check(Settings(mqtt_port=sb.port, var_dir=var), sb.accounts)
-    with Stack([proc]):
+    sb = SecureBroker(tmp_path_factory.mktemp("fw-secure"))
+    with Stack([sb.process()]):
         yield sb
 
 
 def secure_node(
-    sb: SecureBroker, spec: DeviceSpec, site: str, secret: str, **over: Any
+    sb: SecureBroker,
+    spec: DeviceSpec,
+    site: str,
+    secret: str,
+    port: int | None = None,
+    **over: Any,
 ) -> VirtualDevice:
-    """The firmware node over TLS (its CA pinned in its flash) with its own identity."""
-    return node_device(spec, site, sb.port, user=spec.id, password=secret, ca_der=sb.ca_der, **over)
+    """The firmware node over TLS (its CA pinned in its flash) with its own identity,
+    to the broker or (``port``) a proxy in front of it."""
+    return node_device(
+        spec, site, port or sb.port, user=spec.id, password=secret, ca_der=sb.ca_der, **over
+    )
 
 
 class Recorder:
@@ -283,9 +295,9 @@ async def node_seconds(seconds: float) -> None:
     await ScaledSleep().sleep_ms(int(seconds * 1000))
 
 
-async def retained(port: int, topic: str) -> tuple[bytes, bool]:
-    """The retained message on ``topic`` as a fresh subscriber gets it."""
-    async with aiomqtt.Client("127.0.0.1", port, identifier=f"probe-{time.monotonic_ns()}") as c:
+async def retained(login: Settings, topic: str) -> tuple[bytes, bool]:
+    """The retained message on ``topic`` as a fresh subscriber (``login``) gets it."""
+    async with make_client(login, identifier=f"probe-{time.monotonic_ns()}") as c:
         await c.subscribe(topic, qos=1)
         async with asyncio.timeout(5):
             async for m in c.messages:
@@ -321,21 +333,29 @@ async def test_broker_outage_of_60_s_loses_no_reading(settings: Settings, tmp_pa
     once; ``(device, boot, seq)`` identifies a reading): every copy of a ``seq``
     must carry the same ``ts`` and fields, and a duplicate never fills a gap.
     """
-    port = free_port()
-    broker = mosquitto_process(tmp_path / "own-broker", port=port, anonymous=True)  # persistence on
-    broker.start()
+    # The node over TLS with its own identity, as deployed, on a broker of its own
+    # (persistence on, TLS only, the plugin's identities kept across the restart).
+    sb = SecureBroker(tmp_path / "own-broker")
+    port = sb.port
+    broker = sb.process()
+    await asyncio.to_thread(broker.start)  # its health check syncs the accounts (own loop)
+    spec = spec_of(Kind.WATER)
+    secret = await sb.provision(settings.site, spec)
+    watcher = sb.settings(settings, Service.INGEST)
     proxy = Proxy(port)
     await proxy.start()
-    rec = Recorder(port, settings.site)
+    rec = Recorder(port, settings.site, watcher)
     rec_task = asyncio.create_task(rec.run())
     interval_ms = int(NODE_INTERVAL_S * 1000)
     wall0 = time.monotonic()
     try:
         await asyncio.wait_for(rec.subscribed.wait(), 10)
         with accelerated(RATE):
-            device = node_device(
-                spec_of(Kind.WATER),
+            device = secure_node(
+                sb,
+                spec,
                 settings.site,
+                secret,
                 proxy.port,
                 interval_s=NODE_INTERVAL_S,
                 keepalive_s=60,  # node seconds: pings every 3 s of wall time at rate 10
@@ -366,7 +386,7 @@ async def test_broker_outage_of_60_s_loses_no_reading(settings: Settings, tmp_pa
                 restart_ms = CLOCK.unix_ms()
                 outage_s = time.monotonic() - stopped
                 await asyncio.to_thread(broker.start)
-                status_at_restart = await retained(port, status_topic)
+                status_at_restart = await retained(watcher, status_topic)
                 proxy.up = True
                 CLOCK.set_rate(RATE)
                 await until(lambda: live_statuses(rec)[-1:] == ["online"], within=15)
@@ -375,7 +395,7 @@ async def test_broker_outage_of_60_s_loses_no_reading(settings: Settings, tmp_pa
                 taken = dev.node.counters["seq"]  # readings taken so far
                 await until(lambda: len(dev.node.spool) == 0, within=15)
                 await until(lambda: len({r.seq for r in rec.readings()}) >= taken, within=15)
-                status_at_end = await retained(port, status_topic)
+                status_at_end = await retained(watcher, status_topic)
                 connects, errors = dev.node.connects, dev.node.errors
             await until(lambda: live_statuses(rec)[-1:] == ["offline"], within=10)
     finally:

@@ -94,6 +94,8 @@ async def test_firmware_tls_session_on_micropython(
         f"after close {t['after_close']} B; wrong CA: {refused['error']}"
     )
     assert t["session_live"] > p["session_live"]  # the TLS buffers are in this heap
-    # A closed session gives its heap back (MicroPython's Stream.close() alone would
-    # not: ds.mqtt closes the socket itself).
-    assert t["after_close"] < 1024 and p["after_close"] < 1024, result
+    # A closed TLS session gives its heap back (MicroPython's Stream.close() alone
+    # would not: ds.mqtt closes the socket itself). The plain session runs first and
+    # keeps what the first connection allocates once (socket, poller), so it is not
+    # the measure here.
+    assert t["after_close"] < 1024, result
