@@ -97,6 +97,7 @@ class LiveStack:
         secret = (self.var / "secrets" / "mqtt" / "svc.simulator").read_text().strip()
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id="sec-live-pub")
         client.username_pw_set("svc.simulator", secret)
+        client.tls_set(ca_certs=str(self.var / "tls" / "ca.pem"))  # the stack: TLS only
         client.connect("127.0.0.1", int(self.env["DELTASENSE_MQTT_PORT"]))
         client.loop_start()
         try:
