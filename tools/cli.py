@@ -401,6 +401,8 @@ def _simulate_behind_edge(
         uplink_host=settings.mqtt_host,
         uplink_port=settings.mqtt_port,
         uplink_password=password,
+        # The platform's broker speaks TLS (mqtt_tls): the gateway pins the same CA.
+        uplink_tls_ca_file=settings.mqtt_ca_path if settings.mqtt_tls else None,
         metrics_port=metrics_port,
     )
     secret = read_secret(settings.var_dir, Service.SIMULATOR.username)

@@ -61,7 +61,11 @@ async def ensure_gateway_account(settings: Settings, district: str) -> str:
     password = access.ensure_secret(settings.var_dir, access.gateway_username(district))
     login = admin_login(settings)
     async with dynsec.connect(
-        host=login.host, port=login.port, username=login.username, password=login.password
+        host=login.host,
+        port=login.port,
+        username=login.username,
+        password=login.password,
+        tls=login.tls,
     ) as ds:
         await provisioning.sync_gateway(
             ds, site=settings.site, district=district, password=password

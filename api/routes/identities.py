@@ -21,6 +21,7 @@ from api.deps import AdminDep, AuditDep, DevicePath, SettingsDep
 from api.models import DeviceIdentity, DeviceIdentityIn, DeviceSecret
 from deltasense import access, dynsec, provisioning
 from deltasense.audit import Action, AuditLog, Result
+from deltasense.mqtt import tls_context
 from deltasense.provisioning import BrokerLogin, DeviceRecord
 from deltasense.settings import Settings
 
@@ -85,10 +86,20 @@ class _Call:
                 "device administration is not configured on this API "
                 "(DELTASENSE_MQTT_ADMIN_USERNAME / _PASSWORD); use `deltasense devices`",
             )
-        login = BrokerLogin(s.mqtt_host, s.mqtt_port, s.mqtt_admin_username, s.mqtt_admin_password)
+        login = BrokerLogin(
+            s.mqtt_host,
+            s.mqtt_port,
+            s.mqtt_admin_username,
+            s.mqtt_admin_password,
+            tls=tls_context(s),  # the broker's CA pinned, as every service does
+        )
         try:
             async with dynsec.connect(
-                host=login.host, port=login.port, username=login.username, password=login.password
+                host=login.host,
+                port=login.port,
+                username=login.username,
+                password=login.password,
+                tls=login.tls,
             ) as ds:
                 value = await op(ds, login)
         except provisioning.ProvisioningError as exc:
