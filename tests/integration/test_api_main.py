@@ -20,6 +20,7 @@ def _env(settings: Settings) -> dict[str, str]:
         DELTASENSE_SITE=settings.site,
         DELTASENSE_VAR_DIR=str(settings.var_dir),
         DELTASENSE_MQTT_PORT=str(settings.mqtt_port),
+        DELTASENSE_MQTT_TLS="false",  # the session broker is plain
         DELTASENSE_INFLUX_PORT=str(settings.influx_port),
         DELTASENSE_INFLUX_DB=settings.influx_db,
         DELTASENSE_INFLUX_USERNAME=settings.influx_username or "",

@@ -202,6 +202,7 @@ def _simulator_process(settings: Settings, *args: str) -> subprocess.Popen[bytes
         "DELTASENSE_SITE": settings.site,
         "DELTASENSE_MQTT_HOST": settings.mqtt_host,
         "DELTASENSE_MQTT_PORT": str(settings.mqtt_port),
+        "DELTASENSE_MQTT_TLS": "false",  # the session broker is plain
         "DELTASENSE_MQTT_KEEPALIVE_S": "5",
     }
     return subprocess.Popen(

@@ -123,6 +123,7 @@ def test_wheel_runs_the_simulator(wheel_venv: Path, tmp_path: Path, services: Se
             extra_env={
                 "DELTASENSE_SITE": site,
                 "DELTASENSE_MQTT_PORT": str(services.mqtt_port),
+                "DELTASENSE_MQTT_TLS": "false",  # the session broker is plain
                 "DELTASENSE_VAR_DIR": str(tmp_path / "var"),
             },
         )
