@@ -43,6 +43,7 @@ from deltasense.contract import (
     Command,
     ContractError,
     Kind,
+    Reading,
     decode_meta,
     decode_status,
     decode_tele,
@@ -59,7 +60,7 @@ from deltasense.influx import (
     quote_string,
 )
 from deltasense.lineprotocol import LineProtocolError
-from deltasense.mqtt import make_client, run_forever
+from deltasense.mqtt import make_client, received, run_forever
 from deltasense.runtime import Backoff, now_ms, payload_bytes, retry, start_metrics_server
 from deltasense.settings import Settings
 
@@ -264,6 +265,9 @@ class AnalyticsService:
         # what an ack is applied to.  Bounded by the (rule, subject) pairs.
         self._latest: dict[str, alerts.AlertEvent] = {}
         self.bad_messages = 0
+        # The platform's own subtrees ({site}/_alerts, _acks, _health: no device
+        # district starts with "_") and the broker's: never telemetry.
+        self._platform_prefixes = (f"{settings.site}/_", "$SYS/")
 
     async def run(self) -> None:
         # An evaluation before the first message: alerts that should resolve or fire
@@ -409,13 +413,18 @@ class AnalyticsService:
 
     async def _consume(self, client: aiomqtt.Client) -> None:
         pending_water = 0
-        async for message in client.messages:
-            pending_water += self.handle(str(message.topic), payload_bytes(message.payload))
-            if pending_water and (
-                len(client.messages) == 0 or pending_water >= EVAL_EVERY_MESSAGES
-            ):
-                self.evaluate()
-                pending_water = 0
+        async for first in client.messages:
+            # Everything already received goes in as one batch (one NumPy insert per
+            # kind and metric, not per message), then one evaluation if it held water.
+            batch = [first, *received(client)]
+            for start in range(0, len(batch), EVAL_EVERY_MESSAGES):
+                chunk = batch[start : start + EVAL_EVERY_MESSAGES]
+                pending_water += self.handle_many(
+                    (str(m.topic), payload_bytes(m.payload)) for m in chunk
+                )
+                if pending_water:
+                    self.evaluate()
+                    pending_water = 0
 
     async def _publisher(self, client: aiomqtt.Client) -> None:
         site = self.settings.site
@@ -446,19 +455,71 @@ class AnalyticsService:
     def handle(self, topic: str, payload: bytes) -> int:
         """One MQTT message; returns how many water readings it carried. Never raises
         for bad input: bad messages are counted, logged at debug level and skipped."""
-        if topic.startswith(f"{self.settings.site}/_alerts/"):
-            self._handle_alert(topic, payload)
-            return 0
-        if alerts.is_ack_topic(self.settings.site, topic):
-            self._handle_ack(topic, payload)
-            return 0
-        if topic.startswith(("$SYS/", f"{self.settings.site}/{health.HEALTH_DISTRICT}/")):
-            self._handle_health(topic, payload)
-            return 0
+        return self.handle_many([(topic, payload)])
+
+    def handle_many(self, messages: Iterable[tuple[str, bytes]]) -> int:
+        """MQTT messages in arrival order; returns how many water readings they carried.
+
+        Telemetry is decoded message by message (each is validated on its own) but
+        goes into the windows in one engine call per kind for a run of telemetry:
+        the windows' NumPy work then costs per batch, not per reading.  Any other
+        message (status, meta, alerts, health) first lets the run before it in, so
+        the order of state changes is kept.
+        """
+        arrival = now_ms()
+        run: dict[Kind, list[Reading]] = {}
+        water = 0
+        for topic, payload in messages:
+            readings = self._telemetry(topic, payload, arrival)
+            if readings is None:
+                water += self._ingest_run(run, arrival)
+                self._handle_other(topic, payload)
+            elif readings:
+                run.setdefault(readings[0].kind, []).extend(readings)
+        return water + self._ingest_run(run, arrival)
+
+    def _telemetry(self, topic: str, payload: bytes, arrival: int) -> list[Reading] | None:
+        """A ``tele`` message's readings ([] if bad or of a kind analytics does not
+        watch); None for any other message."""
+        if not topic.endswith("/tele") or topic.startswith(self._platform_prefixes):
+            return None
         try:
             parsed = parse_topic(topic)
             if parsed.kind not in self.engine.kinds:
-                return 0
+                return []
+            return decode_tele(parsed, payload, arrival)
+        except ContractError as exc:
+            self._bad(exc.reason, topic, payload, exc.detail)
+            return []
+
+    def _ingest_run(self, run: dict[Kind, list[Reading]], arrival: int) -> int:
+        """A run of decoded telemetry into the windows; emptied. Water readings count
+        (they trigger an evaluation at once: street floods are urgent)."""
+        water = 0
+        for kind, readings in run.items():
+            stats = self.engine.ingest(readings, arrival_ms=arrival)
+            metrics.READINGS.labels(kind.value).inc(stats.readings)
+            if stats.qc_flagged:
+                metrics.QC_FLAGGED.inc(stats.qc_flagged)
+            if kind is Kind.WATER:
+                water += stats.readings
+        run.clear()
+        return water
+
+    def _handle_other(self, topic: str, payload: bytes) -> None:
+        if topic.startswith(f"{self.settings.site}/_alerts/"):
+            self._handle_alert(topic, payload)
+            return
+        if alerts.is_ack_topic(self.settings.site, topic):
+            self._handle_ack(topic, payload)
+            return
+        if topic.startswith(("$SYS/", f"{self.settings.site}/{health.HEALTH_DISTRICT}/")):
+            self._handle_health(topic, payload)
+            return
+        try:
+            parsed = parse_topic(topic)
+            if parsed.kind not in self.engine.kinds:
+                return
             if parsed.channel is Channel.META:
                 meta = decode_meta(payload)
                 self.engine.set_meta(
@@ -470,7 +531,7 @@ class AnalyticsService:
                     interval_s=None if meta.interval_s is UNSET else meta.interval_s,
                     station=None if meta.station is UNSET else meta.station,
                 )
-                return 0
+                return
             if parsed.channel is Channel.STATUS:
                 status = decode_status(payload)
                 # A goodbye the device sent itself carries its ts; the Last Will does not.
@@ -481,20 +542,9 @@ class AnalyticsService:
                     status.state,
                     planned=status.ts is not UNSET,
                 )
-                return 0
-            if parsed.channel is not Channel.TELE:
-                return 0
-            arrival = now_ms()
-            readings = decode_tele(parsed, payload, arrival)
+                return
         except ContractError as exc:
             self._bad(exc.reason, topic, payload, exc.detail)
-            return 0
-        stats = self.engine.ingest(readings, arrival_ms=arrival)
-        metrics.READINGS.labels(parsed.kind.value).inc(stats.readings)
-        if stats.qc_flagged:
-            metrics.QC_FLAGGED.inc(stats.qc_flagged)
-        # Water readings trigger an evaluation at once (street floods are urgent).
-        return stats.readings if parsed.kind is Kind.WATER else 0
 
     def _handle_health(self, topic: str, payload: bytes) -> None:
         """The broker's counters and ingest's reports into the platform state (and the

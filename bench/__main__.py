@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import sys
 
-from bench import analytics_tick, ingest_decode, ingest_e2e
+from bench import analytics_consume, analytics_tick, ingest_decode, ingest_e2e
 
 
 def main() -> None:
@@ -15,6 +15,7 @@ def main() -> None:
     )
     ingest_decode.main()
     analytics_tick.main()
+    analytics_consume.main()
     print()
     ingest_e2e.main([], command="python -m bench")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,22 @@ def make_client(
         tls_context=tls_context(settings),
         **kwargs,
     )
+
+
+def received(client: aiomqtt.Client) -> Iterator[aiomqtt.Message]:
+    """The messages ``client`` has already received, without waiting.
+
+    ``async for message in client.messages`` costs a task and an ``asyncio.wait``
+    per message; a consumer takes one message that way (which also notices a lost
+    connection) and then the rest of what has arrived from here, in order, as one
+    batch.  Bounded: nothing arrives while the loop runs this synchronously.
+    """
+    queue = client._queue  # aiomqtt has no public non-blocking get
+    while True:
+        try:
+            yield queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return
 
 
 async def run_forever(

@@ -32,7 +32,7 @@ from deltasense import health, schema
 from deltasense.access import INGEST_SHARE_GROUP
 from deltasense.contract import Topic
 from deltasense.influx import InfluxClient, InfluxRequestError, InfluxUnavailable, influx_client
-from deltasense.mqtt import make_client, run_forever
+from deltasense.mqtt import make_client, received, run_forever
 from deltasense.reasons import Reason
 from deltasense.runtime import Backoff, now_ms, payload_bytes
 from deltasense.settings import Settings
@@ -140,8 +140,10 @@ class Ingest:
             flusher = asyncio.create_task(self._flusher(client))
             reporter = asyncio.create_task(self._report_periodically(client))
             try:
-                async for message in client.messages:
-                    self._accept(message)
+                async for first in client.messages:
+                    self._accept(first)
+                    for message in received(client):  # the rest that arrived, as one batch
+                        self._accept(message)
                     if (
                         len(self._batch.lines) >= self.settings.ingest_batch_size
                         or len(self._batch.acks) >= self._flush_at

@@ -7,14 +7,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
+import numpy as np
 import pytest
 
 from analytics.engine import Engine
+from analytics.registry import ONLINE
 from analytics.service import AnalyticsService, open_alerts_from_rows
 from analytics.thresholds import default_document, from_document
 from deltasense import alerts
 from deltasense.contract import decode_tele, parse_topic
 from deltasense.influx import InfluxClient
+from deltasense.runtime import now_ms
 from deltasense.settings import Settings
 
 EngineFactory = Callable[..., Engine]  # the make_engine fixture (conftest.py)
@@ -168,6 +171,42 @@ def test_good_messages_are_counted_as_readings(service: AnalyticsService) -> Non
     assert service.handle("s/p/water/drain-x/tele", batch) == 3
     assert service.handle("s/p/weather/ws-1/tele", b'{"seq":1,"boot":1,"t_c":30}') == 0
     assert service.bad_messages == 0
+
+
+def test_a_batch_of_messages_is_taken_as_one_at_a_time_would_be(
+    make_engine: EngineFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """handle_many puts a run of telemetry into the windows in one go, but a status
+    message between readings still lands between them: the same state as message by
+    message, whatever the mix (bad messages, kinds, a goodbye, a return)."""
+    monkeypatch.chdir(tmp_path)
+    now = now_ms()
+    water = "s/p/water/drain-1/tele"
+    messages = [
+        (water, b'{"seq":1,"boot":1,"ts":%d,"level_cm":2}' % (now - 3000)),
+        ("s/p/weather/ws-1/tele", b'{"seq":1,"boot":1,"ts":%d,"t_c":30}' % (now - 3000)),
+        (water, b"not json"),
+        ("s/p/water/drain-1/status", b'{"state":"offline","ts":%d}' % (now - 2000)),
+        ("s/p/water/drain-2/tele", b'{"seq":4,"boot":1,"ts":%d,"level_cm":1}' % (now - 2000)),
+        ("s/p/water/drain-3/status", b'{"state":"offline","ts":%d}' % (now - 1500)),
+        ("s/p/water/drain-3/tele", b'{"seq":5,"boot":1,"ts":%d,"level_cm":7}' % (now - 1000)),
+    ]
+    settings = Settings(site="s", analytics_metrics_port=0)
+    one = AnalyticsService(settings, make_engine(), cast(InfluxClient, None))
+    many = AnalyticsService(settings, make_engine(), cast(InfluxClient, None))
+    assert sum(one.handle(t, p) for t, p in messages) == many.handle_many(messages) == 3
+    assert one.bad_messages == many.bad_messages == 1
+    for service in (one, many):
+        reg = service.engine.registry
+        status = {
+            device: int(reg.status[reg.row(device, "p", "water")])
+            for device in ("drain-1", "drain-2", "drain-3")
+        }
+        # drain-1 said goodbye after its reading; drain-3 came back after its goodbye.
+        assert status["drain-1"] != ONLINE and status["drain-2"] == status["drain-3"] == ONLINE
+    assert np.array_equal(
+        one.engine.water.series("level_cm"), many.engine.water.series("level_cm"), equal_nan=True
+    )
 
 
 def test_canal_from_meta_without_levels_falls_back_to_the_site_default(
