@@ -111,7 +111,7 @@ def create_app(settings: Settings, *, influx: Database | None = None) -> FastAPI
     # The last added is the outermost: headers and the access log see every response.
     app.add_middleware(MetricsMiddleware, metrics=RequestMetrics(registry))
     app.add_middleware(AccessLogMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, tile_url=settings.console_tile_url)
     app.include_router(health.router)
     app.include_router(api_router)
     app.include_router(console.router)

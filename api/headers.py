@@ -9,15 +9,25 @@ server to log.
 from __future__ import annotations
 
 from typing import Final
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# The console is static files of our own: no inline script or style, no third party.
-CONTENT_SECURITY_POLICY: Final = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
-    "form-action 'self'"
-)
+# The console is static files of our own: no inline script or style, no third party;
+# only map tile images may come from the one host of a configured `console_tile_url`.
+def content_security_policy(tile_url: str | None = None) -> str:
+    images = "'self' data:"
+    if tile_url:
+        parts = urlsplit(tile_url)
+        images += f" {parts.scheme}://{parts.netloc}"
+    return (
+        f"default-src 'self'; script-src 'self'; style-src 'self'; img-src {images}; "
+        "connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
+        "form-action 'self'"
+    )
+
+
+CONTENT_SECURITY_POLICY: Final = content_security_policy()
 HSTS: Final = "max-age=31536000; includeSubDomains"
 
 SECURITY_HEADERS: Final[tuple[tuple[bytes, bytes], ...]] = (
@@ -31,24 +41,26 @@ SECURITY_HEADERS: Final[tuple[tuple[bytes, bytes], ...]] = (
 _NAMES: Final = frozenset(name for name, _ in SECURITY_HEADERS) | {b"strict-transport-security"}
 
 
-def security_headers(https: bool) -> list[tuple[bytes, bytes]]:
+def security_headers(https: bool, csp: str = CONTENT_SECURITY_POLICY) -> list[tuple[bytes, bytes]]:
     """The headers every response carries; HSTS only when served over HTTPS (a
     browser ignores it over plain HTTP, and it must never pin a plain-HTTP dev host)."""
-    out = list(SECURITY_HEADERS)
+    out = [(b"content-security-policy", csp.encode())]
+    out += [h for h in SECURITY_HEADERS if h[0] != b"content-security-policy"]
     if https:
         out.append((b"strict-transport-security", HSTS.encode()))
     return out
 
 
 class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, tile_url: str | None = None) -> None:
         self.app = app
+        self.csp = content_security_policy(tile_url)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = security_headers(scope.get("scheme") == "https")
+        extra = security_headers(scope.get("scheme") == "https", self.csp)
         started = False
 
         async def send_wrapper(message: Message) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from pydantic import BaseModel, Field
 
-from deltasense.alerts import AlertEvent
+from deltasense.alerts import AlertEvent, Severity
 from deltasense.contract import IDENT_PATTERN, Kind
 
 DeviceStatus = Literal["online", "offline", "sleeping", "unknown"]
@@ -190,3 +190,97 @@ class DeviceSecret(BaseModel):
     config: dict[str, str | int] = Field(
         description="The node's config: site, district, kind, device, broker, mqtt_user, mqtt_pass."
     )
+
+
+# --- city view ------------------------------------------------------------------------
+class MapAlert(BaseModel):
+    id: str
+    severity: Severity
+    kind: str
+
+
+class MapDevice(BaseModel):
+    device: str
+    kind: str
+    district: str
+    lat: float | None = Field(None, description="From the device's latest meta; null if none.")
+    lon: float | None = None
+    status: DeviceStatus
+    last_seen: int | None = None
+    alert: MapAlert | None = Field(None, description="The device's most severe active alert.")
+
+
+class WardAlerts(BaseModel):
+    info: int = 0
+    warning: int = 0
+    critical: int = 0
+
+
+class WardTile(BaseModel):
+    district: str
+    name: str = Field(description="Display name from the site's ward list (deltasense/wards.toml).")
+    lat: float | None = None
+    lon: float | None = None
+    devices: int
+    online: int
+    offline: int
+    alerts: WardAlerts = Field(description="Active alerts in the ward by severity.")
+    deepest_water_cm: float | None = Field(None, description="Highest latest water level (24 h).")
+    deepest_water_device: str | None = None
+    rain_mm_today: float | None = Field(None, description="Wettest station since 07:00 local.")
+    lamps: int
+    lamps_on: int
+    meter_kwh_today: float | None = Field(None, description="Meters' energy since local midnight.")
+    lamp_kwh_today: float | None = Field(None, description="Lamps' energy since local midnight.")
+
+
+class CityRisk(BaseModel):
+    risk_level: int = Field(
+        ge=0, le=5, description="Highest active storm alert's level 1–5 (Decision 18/2021); 0 none."
+    )
+    alert_id: str | None = None
+    message: AlertMessage | None = None
+    max_wind_ms: float | None = Field(None, description="Strongest latest wind (last hour).")
+    wind_cap: int | None = Field(None, description="Its cấp on the Vietnamese wind scale.")
+
+
+class WardsOut(BaseModel):
+    ts: int
+    rain_since: int = Field(description="Start of the rain day (07:00 local), ms.")
+    energy_since: int = Field(description="Local midnight, ms.")
+    city: CityRisk
+    wards: list[WardTile]
+
+
+class ChartLine(BaseModel):
+    value: float
+    level: Severity
+    label: str = Field(description="Catalogue key of the line's name.")
+
+
+class ConsoleWard(BaseModel):
+    id: str
+    name: str
+    lat: float
+    lon: float
+
+
+class ConsoleConfig(BaseModel):
+    site: str
+    utc_offset_min: int
+    tile_url: str | None
+    tile_attribution: str
+    lines: dict[str, list[ChartLine]]
+    wind_caps: dict[str, float]
+    city: AlertMessage = Field(description="The whole city's display name (vi, en).")
+    wards: list[ConsoleWard]
+
+
+class StatusChange(BaseModel):
+    ts: int
+    state: str
+
+
+class Me(BaseModel):
+    name: str
+    role: Literal["viewer", "operator", "admin"]

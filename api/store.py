@@ -260,3 +260,34 @@ async def dead_letters(db: Database, limit: int) -> list[dict[str, Any]]:
         for s in result
         for r in s.rows()
     ]
+
+
+# --- device page ----------------------------------------------------------------------
+async def status_history(db: Database, info: DeviceInfo, limit: int) -> list[dict[str, Any]]:
+    """The device's status records, newest first."""
+    result = await db.query(
+        # Schema names, quoted; LIMIT is an int; the device is bound.
+        f"SELECT {_q(schema.STATE)} FROM {_q(schema.STATUS)} "  # noqa: S608
+        f"WHERE {_q(schema.DEVICE)} = $device ORDER BY time DESC LIMIT {int(limit)}",
+        params={"device": info.device},
+    )
+    return [
+        {"ts": int(r["time"]), "state": str(r[schema.STATE])}
+        for s in result
+        for r in s.rows()
+        if r.get(schema.STATE) is not None
+    ]
+
+
+async def latest_meta(db: Database, info: DeviceInfo) -> dict[str, Any] | None:
+    """The device's newest meta record as stored (contract field names), with its time."""
+    result = await db.query(
+        f"SELECT * FROM {_q(schema.META)} WHERE {_q(schema.DEVICE)} = $device "  # noqa: S608
+        "ORDER BY time DESC LIMIT 1",
+        params={"device": info.device},
+    )
+    rows = result[0].rows() if result else []
+    if not rows:
+        return None
+    skip = set(schema.DEVICE_TAGS)
+    return {k: v for k, v in rows[0].items() if k not in skip and v is not None}

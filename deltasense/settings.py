@@ -247,6 +247,16 @@ class Settings(BaseSettings):
         None, description="Rule thresholds (TOML); defaults ship in analytics/thresholds.toml."
     )
 
+    console_tile_url: str | None = Field(
+        None,
+        pattern=r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[^\s\"'<>]*$",
+        description="Base map tiles for the console, e.g. https://tiles.example/{z}/{x}/{y}.png; "
+        "unset: no tiles (ward centres only, works offline).",
+    )
+    console_tile_attribution: str = Field(
+        "", max_length=200, description="Attribution shown under the tiles (the provider's terms)."
+    )
+
     notifier_routing_file: Path | None = Field(
         None,
         description="Receivers and routes (TOML); unset: var/notifier/routing.toml if present.",

@@ -14,6 +14,9 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 have mosquitto || missing+=(mosquitto)
 have mosquitto_pub || missing+=(mosquitto-clients)
 have influxd || missing+=(influxdb)
+# The console's browser tests drive Debian's Chromium through Playwright; Playwright
+# never downloads a browser of its own (PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD below).
+have chromium || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${missing[*]}"
   SUDO=""
@@ -28,6 +31,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     done
   fi
 fi
+
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 
 # --- Python -----------------------------------------------------------------
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
@@ -66,6 +71,21 @@ if [ ! -f "$npm_stamp" ] || [ "$(cat "$npm_stamp")" != "$npm_want" ]; then
   echo "bootstrap: npm ci"
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
   echo "$npm_want" > "$npm_stamp"
+fi
+# The console's third-party code, served by the API from api/static/vendor/
+# (git-ignored, rebuilt from node_modules; no CDN, works offline).
+vendor=api/static/vendor
+vendor_stamp="$vendor/.deltasense-lock"
+if [ ! -f "$vendor_stamp" ] || [ "$(cat "$vendor_stamp")" != "$npm_want" ]; then
+  echo "bootstrap: copying Leaflet and uPlot into $vendor"
+  rm -rf "$vendor"
+  mkdir -p "$vendor/leaflet" "$vendor/uplot"
+  cp node_modules/leaflet/dist/leaflet.js node_modules/leaflet/dist/leaflet.css "$vendor/leaflet/"
+  cp -r node_modules/leaflet/dist/images "$vendor/leaflet/"
+  cp node_modules/leaflet/LICENSE "$vendor/leaflet/LICENSE"
+  cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css "$vendor/uplot/"
+  cp node_modules/uplot/LICENSE "$vendor/uplot/LICENSE"
+  echo "$npm_want" > "$vendor_stamp"
 fi
 
 # --- MicroPython stub environments for mypy of firmware/ (one per port: the

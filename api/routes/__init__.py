@@ -2,10 +2,23 @@
 
 from fastapi import APIRouter
 
-from api.routes import alerts, audit, commands, deadletters, devices, identities, stream, system
+from api.routes import (
+    alerts,
+    audit,
+    city,
+    commands,
+    deadletters,
+    device_page,
+    devices,
+    identities,
+    me,
+    stream,
+    system,
+)
 
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(devices.router)
+api_router.include_router(device_page.router)
 api_router.include_router(commands.router)
 api_router.include_router(alerts.router)
 api_router.include_router(stream.router)
@@ -13,3 +26,5 @@ api_router.include_router(deadletters.router)
 api_router.include_router(system.router)
 api_router.include_router(audit.router)
 api_router.include_router(identities.router)
+api_router.include_router(city.router)
+api_router.include_router(me.router)

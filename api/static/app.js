@@ -1,56 +1,33 @@
-// DeltaSense operator console: vanilla JS, no build step. Text is only ever set with
-// textContent, never innerHTML, so nothing from a device or an alert can inject markup.
-"use strict";
-
-const I18N = {
-  vi: {
-    disconnected: "Mất kết nối", live: "Trực tiếp", logout: "Đăng xuất",
-    token_label: "Mã truy cập (token)", sign_in: "Đăng nhập",
-    bad_token: "Mã truy cập không hợp lệ.", alerts: "Cảnh báo đang hoạt động",
-    no_alerts: "Không có cảnh báo.", devices: "Thiết bị", device: "Thiết bị", kind: "Loại",
-    district: "Phường/xã", status: "Trạng thái", last_seen: "Lần cuối", latest: "Giá trị mới nhất",
-    online: "trực tuyến", offline: "mất kết nối", sleeping: "đang ngủ", unknown: "không rõ",
-    weather: "thời tiết", water: "mực nước", lamp: "đèn", meter: "công tơ",
-    pending: "chờ xác nhận", firing: "đang cảnh báo", resolved: "đã kết thúc",
-    info: "thông tin", warning: "cảnh báo", critical: "nghiêm trọng",
-    ack: "Xác nhận", acked_by: "Đã xác nhận bởi", forbidden: "Bạn không có quyền làm việc này.",
-    load_error: "Không tải được dữ liệu", never: "chưa có", since: "từ",
-    degraded: "Dịch vụ đang gián đoạn", restarting: "đang khởi động lại", starting: "đang khởi động",
-    stopped: "đã dừng", restarts: "lần khởi động lại",
-  },
-  en: {
-    disconnected: "Disconnected", live: "Live", logout: "Sign out",
-    token_label: "Access token", sign_in: "Sign in",
-    bad_token: "Invalid access token.", alerts: "Active alerts",
-    no_alerts: "No alerts.", devices: "Devices", device: "Device", kind: "Kind",
-    district: "District", status: "Status", last_seen: "Last seen", latest: "Latest values",
-    online: "online", offline: "offline", sleeping: "sleeping", unknown: "unknown",
-    weather: "weather", water: "water level", lamp: "lamp", meter: "meter",
-    pending: "pending", firing: "firing", resolved: "resolved",
-    info: "info", warning: "warning", critical: "critical",
-    ack: "Acknowledge", acked_by: "Acknowledged by", forbidden: "You are not allowed to do this.",
-    load_error: "Could not load data", never: "never", since: "since",
-    degraded: "Service degraded", restarting: "restarting", starting: "starting",
-    stopped: "stopped", restarts: "restarts",
-  },
-};
+// DeltaSense operator console: vanilla ES modules, no build step, no inline script or
+// style (Content-Security-Policy script-src/style-src 'self'). Text is only ever set
+// with textContent, never innerHTML, so nothing from a device or an alert injects markup.
+import { t, getLang, setLang, has, fmtTime, fmtField, fmtNumber, fieldLabel, setWindCaps } from "./i18n.js";
+import { openAlertStream } from "./stream.js";
+import { CityMap } from "./map.js";
+import { drawChart } from "./chart.js";
 
 const state = {
-  lang: localStorage.getItem("ds.lang") || "vi",
   token: localStorage.getItem("ds.token") || "",
+  me: null,
+  config: null,
   devices: [],
+  wards: null,
   services: [],
-  latest: new Map(),
   alerts: new Map(),
-  source: null,
-  streamRetry: null,
-  timer: null,
-  servicesTimer: null,
+  history: [],
+  stream: null,
+  map: null,
+  timers: [],
+  sound: false,
+  audio: null,
+  alarmed: new Set(),
+  device: null,   // the device page's id
+  range: "6h",
+  plots: [],
+  commands: [],
 };
 
-const STREAM_RETRY_MS = 5000;
 const $ = (id) => document.getElementById(id);
-const t = (key) => (I18N[state.lang][key] ?? key);
 
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
@@ -59,23 +36,8 @@ function el(tag, props = {}, ...children) {
     else if (k === "text") node.textContent = v;
     else node.setAttribute(k, v);
   }
-  for (const child of children) node.append(child);
+  for (const child of children) if (child != null) node.append(child);
   return node;
-}
-
-// The site's offset east of UTC in minutes; the API writes it into the page it serves.
-const SITE_UTC_OFFSET_MIN = Number(document.documentElement.dataset.utcOffsetMin) || 0;
-
-function fmtTime(ms) {
-  if (ms == null) return t("never");
-  const locale = state.lang === "vi" ? "vi-VN" : "en-GB";
-  // Shifted by the site's offset and shown as UTC: the site's wall clock, not the viewer's.
-  return new Date(ms + SITE_UTC_OFFSET_MIN * 60000).toLocaleString(locale, { timeZone: "UTC" });
-}
-
-function fmtValue(v) {
-  if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toFixed(2);
-  return String(v);
 }
 
 class HttpError extends Error {
@@ -93,158 +55,208 @@ async function api(path, options = {}) {
   return response.json();
 }
 
+const isOperator = () => state.me && (state.me.role === "operator" || state.me.role === "admin");
+const wardName = (id) => (id ? (state.config?.wards.find((w) => w.id === id)?.name ?? id) : state.config?.city[getLang()] ?? "");
+
+// --- language ------------------------------------------------------------------------
 function applyLanguage() {
-  document.documentElement.lang = state.lang;
-  $("lang").textContent = state.lang === "vi" ? "EN" : "VI";
+  document.documentElement.lang = getLang();
+  $("lang").textContent = getLang() === "vi" ? "EN" : "VI";
+  $("lang").setAttribute("aria-label", t("language"));
   for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
-  setLive(state.source !== null && state.source.readyState === EventSource.OPEN);
-  renderDevices();
-  renderAlerts();
-  renderServices();
+  for (const node of document.querySelectorAll("[data-i18n-label]")) node.setAttribute("aria-label", t(node.dataset.i18nLabel));
+  $("sound").textContent = t(state.sound ? "sound_off" : "sound_on");
+  setLive(Boolean(state.stream?.live));
+  if (state.config) $("map-note").textContent = state.config.tile_url ? "" : t("map_no_tiles");
+  renderAll();
 }
 
 function setLive(live) {
-  const badge = $("conn");
-  badge.textContent = t(live ? "live" : "disconnected");
-  badge.classList.toggle("live", live);
+  $("conn").textContent = t(live ? "live" : "disconnected");
+  $("conn").classList.toggle("live", live);
 }
 
-// --- devices ---------------------------------------------------------------------
-function renderDevices() {
-  const body = $("devices");
-  body.replaceChildren();
+function renderAll() {
+  if (!state.me) return;
+  renderStorm(); renderAlerts(); renderHistory(); renderWards(); renderServices();
+  if (state.map) state.map.update(state.devices);
   $("device-count").textContent = state.devices.length ? `(${state.devices.length})` : "";
-  for (const d of state.devices) {
-    const latest = state.latest.get(d.device);
-    const values = latest
-      ? Object.entries(latest.fields).map(([k, v]) => `${k} ${fmtValue(v)}`).join(" · ")
-      : "–";
-    body.append(el("tr", {},
-      el("td", {}, el("code", { text: d.device })),
-      el("td", { text: t(d.kind) }),
-      el("td", { text: d.district }),
-      el("td", { class: `st st-${d.status}`, text: t(d.status) }),
-      el("td", { text: fmtTime(d.last_seen) }),
-      el("td", { text: values, title: latest ? fmtTime(latest.ts) : "" }),
-    ));
-  }
+  if (state.device) renderDeviceStatic();
 }
 
-async function loadDevices() {
-  try {
-    state.devices = await api("/api/v1/devices");
-    $("error").textContent = "";
-    renderDevices();
-    // Latest values, a few requests at a time.
-    const queue = state.devices.slice(0, 200).map((d) => d.device);
-    const worker = async () => {
-      for (let id = queue.shift(); id; id = queue.shift()) {
-        try { state.latest.set(id, await api(`/api/v1/devices/${encodeURIComponent(id)}/latest`)); }
-        catch (err) { if (err.status !== 404) throw err; }
-      }
-    };
-    await Promise.all([worker(), worker(), worker(), worker()]);
-    renderDevices();
-  } catch (err) {
-    handleError(err);
-  }
+// --- sound and flash for a new critical alert --------------------------------------------
+function beep() {
+  if (!state.sound) return false;
+  state.audio ??= new AudioContext();
+  if (state.audio.state === "suspended") state.audio.resume();
+  const osc = state.audio.createOscillator();
+  const gain = state.audio.createGain();
+  osc.type = "square"; osc.frequency.value = 880;
+  gain.gain.value = 0.15;
+  osc.connect(gain).connect(state.audio.destination);
+  const now = state.audio.currentTime;
+  osc.start(now); osc.stop(now + 0.6);
+  return true;
 }
 
-// --- alerts --------------------------------------------------------------------
+function alarm(a) {
+  if (a.severity !== "critical" || a.state === "resolved" || state.alarmed.has(a.id)) return;
+  state.alarmed.add(a.id);
+  const sounded = beep();
+  // What the browser test measures: when this alert was flashed and sounded.
+  document.body.dataset.alarmId = a.id;
+  document.body.dataset.alarmAt = String(Date.now());
+  document.body.dataset.alarmSound = String(sounded);
+  requestAnimationFrame(() => document.querySelector(`[data-alert="${CSS.escape(a.id)}"]`)?.classList.add("flash"));
+}
+
+function toggleSound() {
+  state.sound = !state.sound;
+  $("sound").setAttribute("aria-pressed", String(state.sound));
+  if (state.sound) { state.audio ??= new AudioContext(); state.audio.resume(); }
+  localStorage.setItem("ds.sound", state.sound ? "1" : "0");
+  applyLanguage();
+}
+
+// --- storm banner --------------------------------------------------------------------
+function renderStorm() {
+  const box = $("storm");
+  const city = state.wards?.city;
+  box.hidden = !city;
+  if (!city) return;
+  const lv = city.risk_level;
+  box.className = `storm lv${lv}`;
+  const wind = city.max_wind_ms != null
+    ? ` · ${t("wind_now")}: ${fmtField("wind_ms", city.max_wind_ms)}` : "";
+  box.textContent = lv === 0
+    ? `${t("storm_none")}${wind}`
+    : `${t("risk_level")} ${lv}: ${t(`risk_${lv}`)}${wind}${city.message ? ` — ${city.message[getLang()]}` : ""}`;
+  box.dataset.level = String(lv);
+}
+
+// --- alerts feed ------------------------------------------------------------------------
+function alertItem(a, { withAck }) {
+  const item = el("li", { class: `alert ${a.severity} ${a.state}`, "data-alert": a.id },
+    el("strong", { text: a.message[getLang()] || a.message.en }),
+    el("div", { class: "meta",
+      text: `${t(a.severity)} · ${t(a.kind)} · ${t(a.state)} · ${wardName(a.district)} · ${a.subject} · ${t("since")} ${fmtTime(a.started)}${a.ended ? ` · ${t("ended")} ${fmtTime(a.ended)}` : ""}` }),
+  );
+  const link = state.devices.find((d) => d.device === a.subject);
+  if (link) item.append(el("a", { href: `#/device/${encodeURIComponent(a.subject)}`, text: a.subject }));
+  if (a.ack) {
+    item.append(el("div", { class: "meta ack", text: `${t("acked_by")} ${a.ack.by} (${fmtTime(a.ack.ts)})${a.ack.note ? `: ${a.ack.note}` : ""}` }));
+  } else if (withAck && isOperator()) {
+    const id = `note-${a.id}`;
+    const note = el("input", { id, type: "text", maxlength: "500", "aria-label": t("ack_note"), placeholder: t("ack_note") });
+    const form = el("form", { class: "ack-form" }, note, el("button", { type: "submit", text: t("ack") }));
+    form.addEventListener("submit", (e) => { e.preventDefault(); acknowledge(a.id, form, note.value); });
+    item.append(form);
+  }
+  return item;
+}
+
 function renderAlerts() {
-  const list = $("alerts");
-  list.replaceChildren();
   const items = [...state.alerts.values()]
     .filter((a) => a.state !== "resolved")
-    .sort((a, b) => b.updated - a.updated);
+    .sort((a, b) => (b.severity === "critical") - (a.severity === "critical") || b.updated - a.updated);
   $("alerts-empty").hidden = items.length > 0;
-  for (const a of items) {
-    const item = el("li", { class: `alert ${a.severity} ${a.state}` },
-      el("strong", { text: a.message[state.lang] || a.message.en }),
-      el("div", { class: "meta",
-        text: `${t(a.severity)} · ${t(a.state)} · ${a.district} · ${a.subject} · ${t("since")} ${fmtTime(a.started)}` }),
-    );
-    if (a.ack) {
-      item.append(el("div", { class: "meta", text: `${t("acked_by")} ${a.ack.by} (${fmtTime(a.ack.ts)})` }));
-    } else {
-      const button = el("button", { type: "button", text: t("ack") });
-      button.addEventListener("click", () => acknowledge(a.id, button));
-      item.append(button);
-    }
-    list.append(item);
-  }
+  $("alerts").replaceChildren(...items.map((a) => alertItem(a, { withAck: true })));
+  for (const id of state.alarmed) document.querySelector(`#alerts [data-alert="${CSS.escape(id)}"]`)?.classList.add("flash");
 }
 
-async function acknowledge(id, button) {
-  button.disabled = true;
+function renderHistory() {
+  const resolved = state.history.filter((a) => a.state === "resolved").slice(0, 20);
+  $("history").replaceChildren(...resolved.map((a) => alertItem(a, { withAck: false })));
+}
+
+async function acknowledge(id, form, note) {
+  for (const c of form.elements) c.disabled = true;
   try {
     const updated = await api(`/api/v1/alerts/${encodeURIComponent(id)}/ack`, {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ note }),
     });
     state.alerts.set(updated.id, updated);
     renderAlerts();
   } catch (err) {
-    button.disabled = false;
-    $("error").textContent = err.status === 403 ? t("forbidden") : `${t("load_error")}: ${err.message}`;
+    for (const c of form.elements) c.disabled = false;
+    showError(err.status === 403 ? t("forbidden") : `${t("load_error")}: ${err.message}`);
   }
 }
 
 async function loadAlerts() {
   try {
-    const active = await api("/api/v1/alerts?state=active");
+    const [active, all] = await Promise.all([
+      api("/api/v1/alerts?state=active"), api("/api/v1/alerts?state=all&limit=100"),
+    ]);
     state.alerts = new Map(active.map((a) => [a.id, a]));
-    renderAlerts();
-  } catch (err) {
-    handleError(err);
-  }
+    state.history = all;
+    renderAlerts(); renderHistory();
+  } catch (err) { handleError(err); }
 }
 
-// EventSource cannot send headers, and a token must never be in a URL: each connection
-// uses a fresh single-use ticket from POST /api/v1/stream/ticket. On any error the
-// source is closed (a ticket cannot be reused) and a new one is fetched after a pause.
-async function openStream() {
-  closeStream();
-  let ticket;
+function onAlert(a) {
+  state.alerts.set(a.id, a);
+  state.history = [a, ...state.history.filter((h) => h.id !== a.id)];
+  const d = state.devices.find((x) => x.device === a.subject);
+  if (d) {
+    const active = a.state !== "resolved";
+    const rank = { info: 0, warning: 1, critical: 2 };
+    if (active && (!d.alert || d.alert.id === a.id || rank[a.severity] >= rank[d.alert.severity])) {
+      d.alert = { id: a.id, severity: a.severity, kind: a.kind };
+    }
+    if (!active && d.alert?.id === a.id) d.alert = null;
+    state.map?.update(state.devices);
+  }
+  renderAlerts(); renderHistory();
+  alarm(a);
+  if (state.device === a.subject) loadDeviceAlerts();
+}
+
+// --- city: map and ward tiles --------------------------------------------------------------
+async function loadMap() {
   try {
-    ({ ticket } = await api("/api/v1/stream/ticket", { method: "POST" }));
-  } catch (err) {
-    setLive(false);
-    if (err.status === 401) { handleError(err); return; }
-    state.streamRetry = setTimeout(openStream, STREAM_RETRY_MS);
-    return;
-  }
-  if (!state.token) return; // signed out meanwhile
-  const source = new EventSource(`/api/v1/alerts/stream?ticket=${encodeURIComponent(ticket)}`);
-  state.source = source;
-  source.onopen = () => { setLive(true); loadAlerts(); }; // catch up on changes missed while away
-  source.onerror = () => {
-    setLive(false);
-    if (state.source !== source) return;
-    closeStream();
-    state.streamRetry = setTimeout(openStream, STREAM_RETRY_MS);
-  };
-  source.addEventListener("alert", (e) => {
-    const a = JSON.parse(e.data);
-    state.alerts.set(a.id, a);
-    renderAlerts();
+    state.devices = await api("/api/v1/map");
+    state.map?.update(state.devices);
+    $("device-count").textContent = `(${state.devices.length})`;
+    if (state.device) renderDeviceStatic();
+  } catch (err) { handleError(err); }
+}
+
+function tileRow(label, value) { return [el("dt", { text: label }), el("dd", { text: value })]; }
+
+function renderWards() {
+  if (!state.wards) return;
+  const tiles = state.wards.wards.map((w) => {
+    const alerts = w.alerts.critical + w.alerts.warning + w.alerts.info;
+    const kwh = (w.meter_kwh_today ?? 0) + (w.lamp_kwh_today ?? 0);
+    const tile = el("article", { class: `tile${w.alerts.critical ? " has-critical" : w.alerts.warning ? " has-warning" : ""}`, "data-ward": w.district },
+      el("h3", { text: w.name }),
+      el("dl", {},
+        ...tileRow(t("tile_online"), `${w.online}/${w.devices}`),
+        ...tileRow(t("tile_offline"), String(w.offline)),
+        ...tileRow(t("tile_alerts"), alerts ? `${alerts} (${w.alerts.critical} ${t("critical")})` : "0"),
+        ...tileRow(t("tile_water"), w.deepest_water_cm == null ? "–" : fmtField("level_cm", w.deepest_water_cm)),
+        ...tileRow(t("tile_rain"), w.rain_mm_today == null ? "–" : `${fmtNumber(w.rain_mm_today, 1)} mm`),
+        ...tileRow(t("tile_lamps"), `${w.lamps_on}/${w.lamps}`),
+        ...tileRow(t("tile_energy"), w.meter_kwh_today == null && w.lamp_kwh_today == null ? "–" : `${fmtNumber(kwh, 2)} kWh`),
+      ));
+    return tile;
   });
+  $("wards").replaceChildren(...tiles);
 }
 
-function closeStream() {
-  clearTimeout(state.streamRetry);
-  if (state.source) { state.source.close(); state.source = null; }
+async function loadWards() {
+  try { state.wards = await api("/api/v1/wards"); renderWards(); renderStorm(); }
+  catch (err) { handleError(err); }
 }
 
-// --- session -------------------------------------------------------------------
 // --- the platform's own services (the supervisor's report) -------------------------
 function renderServices() {
   const banner = $("degraded");
   const down = state.services.filter((s) => s.state !== "up");
   banner.hidden = down.length === 0;
-  banner.replaceChildren();
-  if (down.length === 0) return;
-  const parts = down.map((s) => `${s.name} (${t(s.state)}, ${s.restarts} ${t("restarts")})`);
-  banner.textContent = `${t("degraded")}: ${parts.join(" · ")}`;
+  banner.textContent = down.length
+    ? `${t("degraded")}: ${down.map((s) => `${s.name} (${t(s.state)}, ${s.restarts} ${t("restarts")})`).join(" · ")}` : "";
 }
 
 async function loadServices() {
@@ -258,56 +270,193 @@ async function loadServices() {
   renderServices();
 }
 
+// --- device page -------------------------------------------------------------------------
+const RANGE_MS = { "6h": 6 * 3600e3, "24h": 24 * 3600e3, "7d": 7 * 24 * 3600e3 };
+const RANGE_EVERY = { "6h": "1m", "24h": "5m", "7d": "30m" };
+
+function renderDeviceStatic() {
+  const d = state.devices.find((x) => x.device === state.device);
+  $("device-title").textContent = state.device;
+  $("device-sub").textContent = d ? `${t(d.kind)} · ${wardName(d.district)} · ${t(d.status)} · ${t("last_seen")} ${fmtTime(d.last_seen)}` : "";
+  $("command-panel").hidden = !(isOperator() && d && d.kind === "lamp");
+  $("commands").replaceChildren(...state.commands.map((c) => {
+    const expired = Date.now() > c.expires;
+    return el("li", { "data-command": c.id, text: `${c.name} ${JSON.stringify(c.args)} · ${t(expired ? "cmd_expired" : "cmd_sent")} · ${t("cmd_expires")} ${fmtTime(c.expires)}` });
+  }));
+}
+
+async function loadCharts() {
+  const id = state.device;
+  for (const p of state.plots) p.destroy();
+  state.plots = [];
+  const box = $("charts");
+  box.replaceChildren();
+  let latest = null;
+  try { latest = await api(`/api/v1/devices/${encodeURIComponent(id)}/latest`); }
+  catch (err) { if (err.status !== 404) { deviceError(err); return; } }
+  const fields = latest ? Object.keys(latest.fields) : [];
+  const end = Date.now();
+  const start = end - RANGE_MS[state.range];
+  for (const field of fields) {
+    const card = el("div", { class: "chart", "data-field": field },
+      el("h3", { text: fieldLabel(field) }),
+      el("div", { class: "latest", text: fmtField(field, latest.fields[field]) }));
+    const holder = el("div", { class: "plot" });
+    card.append(holder);
+    box.append(card);
+    try {
+      const q = new URLSearchParams({ field, start: String(start), end: String(end), every: RANGE_EVERY[state.range] });
+      const series = await api(`/api/v1/devices/${encodeURIComponent(id)}/series?${q}`);
+      if (state.device !== id) return;
+      if (!series.points.some(([, v]) => v != null)) { holder.append(el("p", { class: "muted", text: t("no_data") })); continue; }
+      state.plots.push(drawChart(holder, field, series, state.config.lines[field] || []));
+    } catch (err) { if (err.status !== 422) deviceError(err); }
+  }
+}
+
+async function loadDeviceAlerts() {
+  const id = state.device;
+  const all = await api("/api/v1/alerts?state=all&limit=1000");
+  if (state.device !== id) return;
+  $("device-alerts").replaceChildren(...all.filter((a) => a.subject === id).slice(0, 30).map((a) => alertItem(a, { withAck: true })));
+}
+
+async function loadDevicePage() {
+  const id = state.device;
+  renderDeviceStatic();
+  $("device-error").textContent = "";
+  for (const b of document.querySelectorAll(".range")) b.setAttribute("aria-pressed", String(b.dataset.range === state.range));
+  try {
+    const [history, meta] = await Promise.all([
+      api(`/api/v1/devices/${encodeURIComponent(id)}/status-history`),
+      api(`/api/v1/devices/${encodeURIComponent(id)}/meta`).catch((err) => { if (err.status === 404) return null; throw err; }),
+    ]);
+    if (state.device !== id) return;
+    $("device-status").replaceChildren(...history.map((h) => el("li", { class: `st-${h.state}`, text: `${fmtTime(h.ts)} · ${t(h.state)}` })));
+    const rows = [];
+    if (meta) {
+      for (const [k, v] of Object.entries(meta)) {
+        if (k === "lat" || k === "lon") continue;
+        rows.push(el("dt", { text: has(`m_${k}`) ? t(`m_${k}`) : k }), el("dd", { text: k === "time" ? fmtTime(v) : String(v) }));
+      }
+      if (meta.lat != null) rows.push(el("dt", { text: t("position") }), el("dd", { text: `${meta.lat.toFixed(5)}, ${meta.lon.toFixed(5)}` }));
+    }
+    $("device-meta").replaceChildren(...rows);
+    await Promise.all([loadCharts(), loadDeviceAlerts()]);
+  } catch (err) { deviceError(err); }
+}
+
+async function sendDim(e) {
+  e.preventDefault();
+  const pct = Number($("dim-pct").value);
+  const minutes = Number($("dim-min").value);
+  try {
+    const cmd = await api(`/api/v1/devices/${encodeURIComponent(state.device)}/commands`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ name: "set_dim", args: { pct, duration_s: minutes * 60 }, ttl_s: 300 }),
+    });
+    state.commands.unshift(cmd);
+    renderDeviceStatic();
+  } catch (err) { deviceError(err); }
+}
+
+function deviceError(err) {
+  if (err.status === 401) { handleError(err); return; }
+  $("device-error").textContent = err.status === 403 ? t("forbidden") : `${t("load_error")}: ${err.message}`;
+}
+
+// --- routing ---------------------------------------------------------------------------
+function route() {
+  const match = location.hash.match(/^#\/device\/([^/]+)$/);
+  const id = match ? decodeURIComponent(match[1]) : null;
+  $("city").hidden = Boolean(id);
+  $("device").hidden = !id;
+  if (id) {
+    if (state.device !== id) state.commands = [];
+    state.device = id;
+    loadDevicePage();
+  } else {
+    state.device = null;
+    for (const p of state.plots) p.destroy();
+    state.plots = [];
+    state.map?.invalidate();
+  }
+}
+
+// --- session -------------------------------------------------------------------------
+function showError(text) { $("error").textContent = text; }
+
 function handleError(err) {
   if (err.status === 401) { signOut(t("bad_token")); return; }
-  $("error").textContent = `${t("load_error")}: ${err.message}`;
+  showError(`${t("load_error")}: ${err.message}`);
 }
 
 function showLogin(message = "") {
   $("login").hidden = false;
-  $("console").hidden = true;
+  $("city").hidden = true;
+  $("device").hidden = true;
   $("logout").hidden = true;
+  $("sound").hidden = true;
+  $("storm").hidden = true;
   $("login-error").textContent = message;
 }
 
-function start() {
+async function start() {
   $("login").hidden = true;
-  $("console").hidden = false;
+  try {
+    [state.me, state.config] = await Promise.all([api("/api/v1/me"), api("/api/v1/console/config")]);
+  } catch (err) {
+    if (err.status === 401) signOut(t("bad_token")); else showLogin(`${t("load_error")}: ${err.message}`);
+    return;
+  }
+  document.body.dataset.role = state.me.role;
+  setWindCaps(state.config.wind_caps);
   $("logout").hidden = false;
-  loadDevices();
-  loadAlerts();
-  loadServices();
-  openStream();
-  clearInterval(state.timer);
-  clearInterval(state.servicesTimer);
-  state.timer = setInterval(loadDevices, 30000);
-  state.servicesTimer = setInterval(loadServices, 3000);
+  $("sound").hidden = false;
+  if (!state.map) state.map = new CityMap($("map"), state.config, (id) => { location.hash = `#/device/${encodeURIComponent(id)}`; });
+  route();
+  applyLanguage();
+  state.stream?.close();
+  state.stream = openAlertStream(api, {
+    onAlert,
+    onOpen: () => { setLive(true); loadAlerts(); loadMap(); }, // catch up on what was missed
+    onError: () => setLive(false),
+    onUnauthorized: handleError,
+  });
+  await Promise.all([loadMap(), loadAlerts(), loadWards(), loadServices()]);
+  document.body.dataset.ready = "1";
+  for (const id of state.timers) clearInterval(id);
+  state.timers = [setInterval(loadMap, 15000), setInterval(loadWards, 30000), setInterval(loadServices, 3000)];
 }
 
 function signOut(message = "") {
   localStorage.removeItem("ds.token");
   state.token = "";
-  closeStream();
-  clearInterval(state.timer);
-  clearInterval(state.servicesTimer);
+  state.me = null;
+  state.stream?.close();
+  state.stream = null;
+  for (const id of state.timers) clearInterval(id);
+  state.timers = [];
   setLive(false);
   showLogin(message);
 }
 
-document.addEventListener("DOMContentLoaded", () => {
-  $("lang").addEventListener("click", () => {
-    state.lang = state.lang === "vi" ? "en" : "vi";
-    localStorage.setItem("ds.lang", state.lang);
-    applyLanguage();
-  });
-  $("logout").addEventListener("click", () => signOut());
-  $("login-form").addEventListener("submit", (e) => {
-    e.preventDefault();
-    state.token = $("token").value.trim();
-    localStorage.setItem("ds.token", state.token);
-    $("token").value = "";
-    start();
-  });
-  applyLanguage();
-  if (state.token) start(); else showLogin();
+$("lang").addEventListener("click", () => { setLang(getLang() === "vi" ? "en" : "vi"); applyLanguage(); });
+$("sound").addEventListener("click", toggleSound);
+$("logout").addEventListener("click", () => signOut());
+$("dim-form").addEventListener("submit", sendDim);
+for (const b of document.querySelectorAll(".range")) {
+  b.addEventListener("click", () => { state.range = b.dataset.range; loadDevicePage(); });
+}
+window.addEventListener("hashchange", () => { if (state.me) route(); });
+$("login-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  state.token = $("token").value.trim();
+  localStorage.setItem("ds.token", state.token);
+  $("token").value = "";
+  start();
 });
+state.sound = localStorage.getItem("ds.sound") === "1";
+$("sound").setAttribute("aria-pressed", String(state.sound));
+applyLanguage();
+if (state.token) start(); else showLogin();
