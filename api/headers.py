@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+
 # The console is static files of our own: no inline script or style, no third party;
 # only map tile images may come from the one host of a configured `console_tile_url`.
 def content_security_policy(tile_url: str | None = None) -> str:

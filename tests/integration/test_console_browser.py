@@ -110,6 +110,16 @@ def open_console(
     return page
 
 
+def wait_until(page: Any, expression: str, timeout_ms: int = 10_000) -> None:
+    """Poll ``expression`` with page.evaluate: Playwright's wait_for_function evaluates a
+    string with eval, which the console's CSP (no 'unsafe-eval') rightly refuses."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(f"() => Boolean({expression})"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout_ms} ms: {expression}")
+        time.sleep(0.02)
+
+
 def shot(page: Any, name: str) -> Path:
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
@@ -156,8 +166,8 @@ def test_the_map_shows_every_device_and_labelled_wards_without_tiles(
     assert len(placed) >= SIMULATED + 1
     for lang in ("vi", "en"):
         page = open_console(browser, stack, ADMIN, viewport=DESKTOP, lang=lang)
-        page.wait_for_function(
-            f"document.querySelectorAll('#map path[data-device]').length >= {len(placed)}"
+        wait_until(
+            page, f"document.querySelectorAll('#map path[data-device]').length >= {len(placed)}"
         )
         shown = set(
             page.eval_on_selector_all(
@@ -194,10 +204,11 @@ def test_a_published_flood_turns_its_marker_red_and_alarms_within_two_seconds(
     # 305 mm, over the 300 mm critical street flood.  (A jump of more than 250 mm in one
     # step would be held by analytics as a possible echo until a later minute confirms it.)
     publish_drain(stack, 30.5, seq=100)
-    page.wait_for_function(
+    wait_until(
+        page,
         f"document.querySelector(\"#map path[data-device='{drain}']\").dataset.colour === '{RED}'"
         " && document.body.dataset.alarmAt",
-        timeout=5_000,
+        timeout_ms=5_000,
     )
     latency_ms = int(page.get_attribute("body", "data-alarm-at") or 0) - sent
     print(f"flood published → red marker + sound + flash in {latency_ms} ms")

@@ -22,7 +22,13 @@ def test_the_shipped_thresholds_give_the_street_flood_and_gust_lines() -> None:
         ("street_flood_critical", 30.0),
     ]
     assert [x["value"] for x in lines["gust_ms"]] == [17.2, 25.7]
-    assert [x["label"] for x in lines["wind_ms"]] == ["cap_8", "cap_9", "cap_10", "cap_11", "cap_12"]
+    assert [x["label"] for x in lines["wind_ms"]] == [
+        "cap_8",
+        "cap_9",
+        "cap_10",
+        "cap_11",
+        "cap_12",
+    ]
     assert wind_caps(doc)[6] == 10.8 and list(wind_caps(doc)) == sorted(wind_caps(doc))
 
 
