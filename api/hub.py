@@ -2,7 +2,7 @@
 
 One background task holds one MQTT connection (reconnecting forever through
 :func:`deltasense.mqtt.run_forever`), subscribed to the site's ``_alerts``
-subtree.  Each stream client gets a bounded queue; a client too slow to keep
+subtree and to the devices' command acks (applied to :class:`CommandLog`).  Each stream client gets a bounded queue; a client too slow to keep
 up loses its oldest queued events (counted), it never slows anyone else.
 Retained deliveries are old state, not changes, so they are skipped.
 """
@@ -19,10 +19,12 @@ import aiomqtt
 import msgspec
 from prometheus_client import CollectorRegistry
 
+from api.commandlog import CommandLog
 from deltasense import alerts
 from deltasense.alerts import AlertEvent
+from deltasense.contract import Channel
 from deltasense.mqtt import make_client, run_forever
-from deltasense.runtime import Metrics, payload_bytes
+from deltasense.runtime import Metrics, now_ms, payload_bytes
 from deltasense.settings import Settings
 
 _LOG = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ class AlertHub:
         self._queues: set[asyncio.Queue[AlertEvent]] = set()
         self._client: aiomqtt.Client | None = None
         self._subscribed = asyncio.Event()
+        self.commands = CommandLog()
         metrics = Metrics("api", registry)
         self.dropped = metrics.counter(
             "sse_dropped_events", "Alert events dropped for slow stream clients"
@@ -81,6 +84,10 @@ class AlertHub:
             queue.put_nowait(event)
 
     def handle(self, message: aiomqtt.Message) -> None:
+        topic = str(message.topic)
+        if topic.endswith(f"/{Channel.ACK}") and not topic.startswith(f"{self._settings.site}/_"):
+            self.commands.answer(topic, payload_bytes(message.payload), now_ms())
+            return
         if message.retain:
             self.received.labels("retained").inc()
             return
@@ -115,6 +122,8 @@ class AlertHub:
             ) as client:
                 self._client = client
                 await client.subscribe(alerts.alerts_filter(self._settings.site), qos=1)
+                # Devices' answers to commands (the console shows acked/failed).
+                await client.subscribe(f"{self._settings.site}/+/+/+/{Channel.ACK}", qos=1)
                 self._subscribed.set()
                 _LOG.info("subscribed to %s", alerts.alerts_filter(self._settings.site))
                 async for message in client.messages:

@@ -284,3 +284,16 @@ class StatusChange(BaseModel):
 class Me(BaseModel):
     name: str
     role: Literal["viewer", "operator", "admin"]
+
+
+class CommandState(BaseModel):
+    id: str
+    device: str
+    name: str
+    args: dict[str, Any]
+    sent: int
+    expires: int
+    by: str
+    status: Literal["sent", "acked", "failed", "expired"]
+    answered: int | None = Field(None, description="When the device's ack arrived (ms).")
+    error: str | None = Field(None, description="The device's reason, when it failed.")

@@ -135,6 +135,7 @@ def service_acls(service: Service, site: str) -> list[Acl]:
         return [
             Acl(SUB, alerts),
             Acl(PUB, f"{devices}/{Channel.CMD}"),
+            Acl(SUB, f"{devices}/{Channel.ACK}"),  # devices' answers to its commands
             Acl(PUB, f"{devices}/{Channel.CFG}"),
             # Operator acknowledgements (api/routes/alerts.py); never on alerts.
             Acl(PUB, acks),

@@ -9,9 +9,10 @@ import msgspec
 from fastapi import APIRouter, HTTPException, Request
 
 from api import auditing, store
-from api.deps import AuditDep, DbDep, DevicePath, HubDep, OperatorDep, SettingsDep
+from api.commandlog import SentCommand
+from api.deps import AuditDep, DbDep, DevicePath, HubDep, OperatorDep, SettingsDep, ViewerDep
 from api.hub import MqttUnavailable
-from api.models import CommandIn, CommandOut
+from api.models import CommandIn, CommandOut, CommandState
 from deltasense.audit import Action, Result
 from deltasense.contract import MAX_PAYLOAD_BYTES, Channel, Command, device_topic
 from deltasense.runtime import now_ms
@@ -59,9 +60,22 @@ async def send_command(
         await audited(Result.INVALID, error="too large")
         raise HTTPException(422, f"command is {len(payload)} bytes; at most {MAX_PAYLOAD_BYTES}")
     topic = device_topic(info.site, info.district, info.kind, device, Channel.CMD)
+    # Recorded before publishing: a quick device may answer before publish returns.
+    hub.commands.sent(
+        SentCommand(
+            id=command.id,
+            device=device,
+            name=command.name,
+            args=command.args,
+            sent=now_ms(),
+            expires=command.expires,
+            by=principal.name,
+        )
+    )
     try:
         await hub.publish(topic, payload)
     except MqttUnavailable:
+        hub.commands.forget(command.id)
         await audited(Result.ERROR, id=command.id, topic=topic, error="broker unavailable")
         raise
     await audited(Result.OK, id=command.id, topic=topic)
@@ -69,3 +83,21 @@ async def send_command(
     return CommandOut(
         id=command.id, name=command.name, args=command.args, expires=command.expires, topic=topic
     )
+
+
+@router.get(
+    "/{device}/commands",
+    response_model=list[CommandState],
+    responses={404: {"description": "Unknown device"}},
+)
+async def recent_commands(
+    device: DevicePath, db: DbDep, hub: HubDep, settings: SettingsDep, _: ViewerDep
+) -> list[CommandState]:
+    """Commands this API process sent to the device, newest first, with their status:
+    sent, then acked or failed from the device's ack, or expired unanswered."""
+    if await store.get_device(db, settings.site, device) is None:
+        raise HTTPException(404, f"unknown device {device!r}")
+    return [
+        CommandState.model_validate(c, from_attributes=True)
+        for c in hub.commands.of_device(device, now_ms())
+    ]

@@ -279,10 +279,23 @@ function renderDeviceStatic() {
   $("device-title").textContent = state.device;
   $("device-sub").textContent = d ? `${t(d.kind)} · ${wardName(d.district)} · ${t(d.status)} · ${t("last_seen")} ${fmtTime(d.last_seen)}` : "";
   $("command-panel").hidden = !(isOperator() && d && d.kind === "lamp");
-  $("commands").replaceChildren(...state.commands.map((c) => {
-    const expired = Date.now() > c.expires;
-    return el("li", { "data-command": c.id, text: `${c.name} ${JSON.stringify(c.args)} · ${t(expired ? "cmd_expired" : "cmd_sent")} · ${t("cmd_expires")} ${fmtTime(c.expires)}` });
-  }));
+  $("commands").replaceChildren(...state.commands.map((c) => el("li", {
+    "data-command": c.id, "data-status": c.status, class: `cmd cmd-${c.status}`,
+    text: `${fmtTime(c.sent)} · ${c.name} ${JSON.stringify(c.args)} · ${t(`cmd_${c.status}`)}${c.error ? `: ${c.error}` : ""} · ${t("cmd_expires")} ${fmtTime(c.expires)}`,
+  })));
+}
+
+// The device's recent commands and their status (sent → acked/failed/expired), polled
+// while its page is open and a command is still unanswered.
+async function loadCommands() {
+  const id = state.device;
+  if (!id || !isOperator()) return;
+  try {
+    const found = await api(`/api/v1/devices/${encodeURIComponent(id)}/commands`);
+    if (state.device !== id) return;
+    state.commands = found;
+    renderDeviceStatic();
+  } catch (err) { deviceError(err); }
 }
 
 async function loadCharts() {
@@ -342,7 +355,7 @@ async function loadDevicePage() {
       if (meta.lat != null) rows.push(el("dt", { text: t("position") }), el("dd", { text: `${meta.lat.toFixed(5)}, ${meta.lon.toFixed(5)}` }));
     }
     $("device-meta").replaceChildren(...rows);
-    await Promise.all([loadCharts(), loadDeviceAlerts()]);
+    await Promise.all([loadCharts(), loadDeviceAlerts(), loadCommands()]);
   } catch (err) { deviceError(err); }
 }
 
@@ -355,8 +368,9 @@ async function sendDim(e) {
       method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ name: "set_dim", args: { pct, duration_s: minutes * 60 }, ttl_s: 300 }),
     });
-    state.commands.unshift(cmd);
+    state.commands.unshift({ ...cmd, status: "sent", sent: Date.now() });
     renderDeviceStatic();
+    loadCommands();
   } catch (err) { deviceError(err); }
 }
 
@@ -426,7 +440,10 @@ async function start() {
   await Promise.all([loadMap(), loadAlerts(), loadWards(), loadServices()]);
   document.body.dataset.ready = "1";
   for (const id of state.timers) clearInterval(id);
-  state.timers = [setInterval(loadMap, 15000), setInterval(loadWards, 30000), setInterval(loadServices, 3000)];
+  state.timers = [
+    setInterval(loadMap, 15000), setInterval(loadWards, 30000), setInterval(loadServices, 3000),
+    setInterval(() => { if (state.commands.some((c) => c.status === "sent")) loadCommands(); }, 1000),
+  ];
 }
 
 function signOut(message = "") {

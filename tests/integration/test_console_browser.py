@@ -288,6 +288,10 @@ def test_an_operator_sets_a_lamp_dim_for_a_duration(browser: Any, stack: Stack) 
     page.wait_for_selector("#commands li")
     assert "set_dim" in page.inner_text("#commands li")
     assert '"duration_s":900' in page.inner_text("#commands li").replace(" ", "")
+    # The simulated lamp runs the node firmware, which answers with an ack: acked.
+    page.wait_for_selector("#commands li[data-status='acked']", timeout=10_000)
+    assert "thiết bị đã thực hiện" in page.inner_text("#commands li")
+    shot(page, "device-lamp-command-desktop-vi")
     assert_clean(page)
     page.context.close()
 

@@ -274,6 +274,13 @@ async def test_a_node_subscribes_only_to_its_own_cmd_and_cfg(
     for svc in (Service.API, Service.SIMULATOR):  # (ingest reads all of {site}/#)
         with service(locked, svc, f"{tag}-{svc.value}-acks") as p:
             assert p.subscribe("tsec/_acks/+") == NOT_AUTHORIZED, svc
+    # The API reads the devices' answers to commands, and nothing else of theirs.
+    with service(locked, Service.API, f"{tag}-api-devacks") as api:
+        assert api.subscribe(f"{base(a)}/ack") == GRANTED_QOS1
+        assert api.subscribe("tsec/+/+/+/ack") == GRANTED_QOS1
+        for channel in ("tele", "meta", "status", "cfg"):
+            assert api.subscribe(f"{base(a)}/{channel}") == NOT_AUTHORIZED, channel
+        assert api.publish(f"{base(a)}/ack", b"{}") == NOT_AUTHORIZED
 
 
 async def test_only_ingest_joins_the_ingest_share_group(
