@@ -397,6 +397,7 @@ def _simulate_behind_edge(
         site=settings.site,
         district=ward,
         var_dir=var,
+        spool_path=var / "spool.sqlite3",
         local_port=port,
         uplink_host=settings.mqtt_host,
         uplink_port=settings.mqtt_port,
