@@ -16,6 +16,7 @@ import ctypes.util
 import glob
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -55,6 +56,28 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def outside_ephemeral_port(host: str = "127.0.0.1", low: int = 20_000) -> int:
+    """A free port below the kernel's ephemeral range, for a listener that goes away
+    and comes back while clients keep reconnecting to it (a cut uplink, a stopped
+    broker): a client whose own ephemeral port happens to equal a closed listening
+    port connects to itself (TCP simultaneous open) and holds the port, so the
+    listener cannot bind again."""
+    try:
+        first = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first = 32_768
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(low, max(low + 1, first))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise ServiceError(f"no free port in {low}..{first}")
 
 
 def tcp_open(host: str, port: int, timeout: float = 0.5) -> bool:

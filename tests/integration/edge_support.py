@@ -20,7 +20,13 @@ from deltasense.access import Service
 from deltasense.settings import Settings
 from edge.settings import EdgeSettings
 from tools import broker
-from tools.devstack import ManagedProcess, Stack, free_port, mosquitto_process
+from tools.devstack import (
+    ManagedProcess,
+    Stack,
+    free_port,
+    mosquitto_process,
+    outside_ephemeral_port,
+)
 from tools.edgestack import ensure_gateway_account, gateway_process, ward_broker
 
 WARD = "phuong-1"
@@ -34,7 +40,7 @@ class TcpProxy:
     nodes, ingest, observers) never slows the link down."""
 
     def __init__(self, target_port: int) -> None:
-        self.port = free_port()
+        self.port = outside_ephemeral_port()  # it closes and reopens under reconnecting clients
         self.target_port = target_port
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()

@@ -79,7 +79,7 @@ async def until(check, within: float, what: str) -> float:  # type: ignore[no-un
     return time.monotonic() - started
 
 
-@pytest.mark.timeout(int(240 + 3 * CUT_S))
+@pytest.mark.timeout(int(240 + 4 * CUT_S))
 async def test_uplink_cut_and_gateway_kill_lose_nothing_and_live_goes_first(
     world: EdgeWorld, influx: InfluxClient
 ) -> None:
@@ -172,12 +172,12 @@ async def test_uplink_cut_and_gateway_kill_lose_nothing_and_live_goes_first(
 
         # --- 2. kill -9 of the gateway in the middle of a replay ------------------------
         await proxy.cut()
-        await asyncio.sleep(max(10.0, CUT_S / 2))
+        await asyncio.sleep(CUT_S)
         before = len([s for s in cloud_watch.readings.values() if s.hist])
         # The gateway dies as soon as the first replayed readings reach the platform.
         await proxy.restore()
         deadline = time.monotonic() + 60
-        while len([s for s in cloud_watch.readings.values() if s.hist]) < before + 20:
+        while len([s for s in cloud_watch.readings.values() if s.hist]) < before + 1:
             assert time.monotonic() < deadline, "the second replay did not start"
             await asyncio.sleep(0.005)
         gateway.proc.kill()  # type: ignore[union-attr]
