@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
@@ -215,14 +216,20 @@ class Gateway:
             # 0: paho's own window off.  The pump keeps its own (inflight_max); paho's
             # rescans every queued message at each PUBACK, O(window) per message.
             max_inflight_messages=0,
-            tls_params=(
-                aiomqtt.TLSParameters(ca_certs=str(s.uplink_tls_ca_file))
-                if s.uplink_tls_ca_file
-                else None
-            ),
+            tls_context=self._tls(),
             timeout=PUBLISH_TIMEOUT_S,
             logger=_LOG,
         )
+
+    def _tls(self) -> ssl.SSLContext | None:
+        """The platform's CA pinned (only it is trusted), the name checked, TLS 1.2+:
+        as the platform's own clients (deltasense.mqtt.tls_context)."""
+        ca = self.settings.uplink_tls_ca_file
+        if ca is None:
+            return None
+        ctx = ssl.create_default_context(cafile=str(ca))
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        return ctx
 
     @property
     def status_topic(self) -> str:

@@ -46,6 +46,7 @@ def test_simulate_edge_puts_one_ward_behind_its_gateway(settings: Settings, tmp_
             "DELTASENSE_SITE": platform.site,
             "DELTASENSE_VAR_DIR": str(world.var_dir / "platform"),
             "DELTASENSE_MQTT_PORT": str(platform.mqtt_port),
+            "DELTASENSE_MQTT_TLS": "false",  # this test's platform broker is plain
         }
         env.pop("DELTASENSE_MQTT_USERNAME", None)
         metrics_port = free_port()
