@@ -88,7 +88,7 @@ class Telegram:
     async def send(self, address: str, body: dict[str, Any], key: str) -> Outcome:
         payload: dict[str, Any] = {
             "chat_id": int(address),
-            "text": body["text"][:4096],
+            "text": body["text"][: TEXT_LIMITS["telegram"]],
             "disable_web_page_preview": True,
         }
         buttons = body.get("buttons") or []
@@ -144,7 +144,10 @@ class Zalo:
         self._token = token
 
     async def send(self, address: str, body: dict[str, Any], key: str) -> Outcome:
-        payload = {"recipient": {"user_id": address}, "message": {"text": body["text"][:2000]}}
+        payload = {
+            "recipient": {"user_id": address},
+            "message": {"text": body["text"][: TEXT_LIMITS["zalo"]]},
+        }
         try:
             resp = await self._http.post(
                 self._url, json=payload, headers={"access_token": self._token}
@@ -256,7 +259,14 @@ LIMITS: Final[dict[str, tuple[float, float]]] = {
     "email": (0.0, 20.0),
     "webhook": (0.0, 0.0),  # 0: no channel-wide limit
 }
-TELEGRAM_GROUP_SPACING_S: Final = 3.0
+# Telegram groups: 20 messages in any minute.  A budget, not a spacing, so a critical
+# can go at once after a quiet spell; the last few slots of the minute are kept for
+# urgent messages (criticals, resolves, acks), so a storm's routine digests cannot
+# spend the slot a new critical needs.
+TELEGRAM_GROUP_BUDGET: Final = (20, 60.0)
+URGENT_RESERVE: Final = 5
+# Longest text a provider takes in one message; a digest fills up to it.
+TEXT_LIMITS: Final[dict[str, int]] = {"telegram": 4096, "zalo": 2000}
 
 
 class Pacer:
@@ -267,13 +277,14 @@ class Pacer:
         self._limits = limits
         self._next: dict[tuple[str, str], float] = {}
         self._recent: dict[str, list[float]] = {}  # reserved times per channel, last second+
+        self._minute: dict[str, list[float]] = {}  # Telegram group → its slots, last minute+
 
-    def reserve(self, channel: str, address: str, now: float) -> float:
+    def reserve(self, channel: str, address: str, now: float, *, urgent: bool = False) -> float:
         """The time at which this message may go (≥ now); the slot is taken."""
         spacing, per_second = self._limits.get(channel, (0.0, 0.0))
-        if channel == "telegram" and address.startswith("-"):
-            spacing = max(spacing, TELEGRAM_GROUP_SPACING_S)
         at = max(now, self._next.get((channel, address), now))
+        if channel == "telegram" and address.startswith("-"):
+            at = self._group_slot(address, at, now, urgent)
         if per_second > 0:
             recent = [t for t in self._recent.get(channel, []) if t > now - 1.0]
             while True:
@@ -285,6 +296,38 @@ class Pacer:
             self._recent[channel] = recent
         self._next[(channel, address)] = at + spacing
         return at
+
+    def _group_slot(self, group: str, at: float, now: float, urgent: bool) -> float:
+        count, window = TELEGRAM_GROUP_BUDGET
+        allowed = count if urgent else count - URGENT_RESERVE
+        slots = [t for t in self._minute.get(group, []) if t > now - window]
+        while True:
+            inside = sorted(t for t in slots if at - window < t <= at)
+            if len(inside) < allowed:
+                break
+            at = inside[len(inside) - allowed] + window
+        slots.append(at)
+        self._minute[group] = slots
+        return at
+
+    def waiting(self, now: float) -> dict[tuple[str, str], float]:
+        """Addresses whose next send slot is still ahead, and when it opens.  The sender
+        leaves their messages in the outbox until then, so what goes at the slot is
+        whatever is due at that moment (a critical that arrived meanwhile included)."""
+        ahead = {k: t for k, t in self._next.items() if t > now}
+        if len(ahead) < len(self._next):  # forget the past (bounded by active addresses)
+            self._next = dict(ahead)
+        return ahead
+
+    def done(self, channel: str, address: str, now: float) -> None:
+        """A send to this address has just been answered: the next one waits a full
+        spacing from now.  The provider counts arrivals, and one request can arrive
+        late (a slow network) and the next one on time; spacing from the answer
+        keeps even those a spacing apart."""
+        spacing, _ = self._limits.get(channel, (0.0, 0.0))
+        if spacing > 0:
+            key = (channel, address)
+            self._next[key] = max(self._next.get(key, now), now + spacing)
 
     def hold(self, channel: str, address: str, until: float) -> None:
         """Nothing to this address before ``until`` (a provider's retry_after)."""

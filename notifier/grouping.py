@@ -54,6 +54,15 @@ class Planned:
     reason: Reason
     events: tuple[AlertEvent, ...]
 
+    @property
+    def urgent(self) -> bool:
+        """Goes ahead of routine messages on a rate-limited channel: a repeat or an
+        escalation, or it carries a critical, a resolve or an ack."""
+        return self.reason != "alerts" or any(
+            e.state == "resolved" or e.ack is not None or e.severity == "critical"
+            for e in self.events
+        )
+
 
 @dataclass
 class Tracked:

@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any, Final
 
 STATES: Final = ("queued", "sending", "sent", "retried", "failed")
+# Sent first: a message that carries a new critical, a resolve or an ack.
+URGENT: Final = 0
+NORMAL: Final = 1
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -39,7 +42,8 @@ CREATE TABLE IF NOT EXISTS messages (
     created INTEGER NOT NULL,
     sent_at INTEGER,
     last_error TEXT NOT NULL DEFAULT '',
-    crash_resends INTEGER NOT NULL DEFAULT 0
+    crash_resends INTEGER NOT NULL DEFAULT 0,
+    priority INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS messages_due ON messages (state, next_at);
 CREATE TABLE IF NOT EXISTS message_alerts (
@@ -86,6 +90,7 @@ class Message:
     sent_at: int | None = None
     last_error: str = ""
     crash_resends: int = 0
+    priority: int = NORMAL
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,7 @@ class TrackedRow:
 
 _COLUMNS: Final = (
     "key, receiver, channel, address, reason, alert_ids, body, state, attempts, next_at, "
-    "created, sent_at, last_error, crash_resends"
+    "created, sent_at, last_error, crash_resends, priority"
 )
 
 
@@ -122,6 +127,7 @@ def _row(r: tuple[Any, ...]) -> Message:
         sent_at=r[11],
         last_error=r[12],
         crash_resends=r[13],
+        priority=r[14],
     )
 
 
@@ -133,6 +139,9 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a queued message survives power loss
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(messages)")}
+        if "priority" not in columns:  # an outbox written before priorities existed
+            self._db.execute("ALTER TABLE messages ADD COLUMN priority INTEGER NOT NULL DEFAULT 1")
 
     def close(self) -> None:
         self._db.close()
@@ -155,7 +164,7 @@ class Outbox:
             for m in messages:
                 cur = db.execute(
                     f"INSERT OR IGNORE INTO messages ({_COLUMNS}) "  # noqa: S608 (constant columns)
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, NULL, '', 0)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, NULL, '', 0, ?)",
                     (
                         m.key,
                         m.receiver,
@@ -166,6 +175,7 @@ class Outbox:
                         json.dumps(m.body, ensure_ascii=False),
                         now_ms,
                         now_ms,
+                        m.priority,
                     ),
                 )
                 new += cur.rowcount
@@ -200,30 +210,54 @@ class Outbox:
             self.bump(f"possible_duplicates.{ch}", n)
         return doubtful
 
-    def claim(self, now_ms: int, *, busy: set[tuple[str, str]], limit: int = 100) -> list[Message]:
-        """Due messages, oldest first, at most one per (channel, address) not in
-        ``busy``; each is marked ``sending`` before this returns."""
+    def claim(
+        self,
+        now_ms: int,
+        *,
+        busy: set[tuple[str, str]],
+        limit: int = 100,
+        batch: dict[str, int] | None = None,
+    ) -> list[Message]:
+        """Due messages, urgent first, then oldest; each is marked ``sending`` before
+        this returns.  One per (channel, address) not in ``busy``, or up to
+        ``batch[channel]`` for a channel whose messages to one address may go
+        together as a digest (they are returned next to each other)."""
+        batch = batch or {}
         rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM messages WHERE state IN ('queued', 'retried') "  # noqa: S608
-            "AND next_at <= ? ORDER BY next_at, created LIMIT ?",
+            "AND next_at <= ? ORDER BY priority, next_at, created LIMIT ?",
             (now_ms, limit * 4),
         ).fetchall()
-        out: list[Message] = []
-        taken = set(busy)
+        per_address: dict[tuple[str, str], list[Message]] = {}
+        taken = 0
         for r in rows:
             m = _row(r)
-            if (m.channel, m.address) in taken:
+            where = (m.channel, m.address)
+            if where in busy:
                 continue
-            taken.add((m.channel, m.address))
-            out.append(m)
-            if len(out) >= limit:
-                break
+            mine = per_address.get(where)
+            if mine is None:
+                if taken >= limit:
+                    continue
+                per_address[where] = [m]
+                taken += 1
+            elif len(mine) < batch.get(m.channel, 1):
+                mine.append(m)
+        out = [m for group in per_address.values() for m in group]
         if out:
             self._db.executemany(
                 "UPDATE messages SET state = 'sending', attempts = attempts + 1 WHERE key = ?",
                 [(m.key,) for m in out],
             )
         return out
+
+    def release(self, keys: Iterable[str]) -> None:
+        """Claimed but not sent (a digest was full): back to the queue, attempt undone."""
+        self._db.executemany(
+            "UPDATE messages SET state = 'queued', attempts = attempts - 1 "
+            "WHERE key = ? AND state = 'sending'",
+            [(k,) for k in keys],
+        )
 
     def sent(self, key: str, now_ms: int) -> None:
         self._db.execute(

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import itertools
 import logging
 import secrets
 import time
@@ -37,15 +39,29 @@ from deltasense.runtime import Backoff, payload_bytes
 from deltasense.settings import Settings
 from notifier import silences, texts
 from notifier.acklinks import make_token
-from notifier.channels import Channel, Email, Outcome, Pacer, Telegram, Webhook, Zalo
+from notifier.channels import (
+    TEXT_LIMITS,
+    Channel,
+    Email,
+    Outcome,
+    Pacer,
+    Telegram,
+    Webhook,
+    Zalo,
+)
 from notifier.grouping import Planned, Planner, Timing
-from notifier.outbox import Message, Outbox, TrackedRow, message_key
+from notifier.outbox import NORMAL, URGENT, Message, Outbox, TrackedRow, message_key
 from notifier.routing import Routing
 
 _LOG = logging.getLogger("notifier")
 MAX_ATTEMPTS: Final = 20
 MAX_BUTTONS: Final = 5
 POLL_TIMEOUT_S: Final = 25
+# Messages to one chat that are due together go as one digest on the channels with a
+# per-chat rate (Telegram, Zalo): in a storm a new critical then waits for at most one
+# send slot, not for a queue of routine messages.
+MAX_DIGEST: Final = 10
+DIGEST_CHANNELS: Final = {channel: MAX_DIGEST for channel in TEXT_LIMITS}
 
 
 class ConfigError(ValueError):
@@ -173,13 +189,20 @@ class Notifier:
 
     async def run(self) -> None:
         self.restore()
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(run_forever(self._session, name="notifier", logger=_LOG))
-            tg.create_task(self._plan_loop())
-            tg.create_task(self._send_loop())
-            telegram = self.channels.get("telegram")
-            if isinstance(telegram, Telegram):
-                tg.create_task(self._poll_telegram(telegram))
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(run_forever(self._session, name="notifier", logger=_LOG))
+                tg.create_task(self._plan_loop())
+                tg.create_task(self._send_loop())
+                telegram = self.channels.get("telegram")
+                if isinstance(telegram, Telegram):
+                    tg.create_task(self._poll_telegram(telegram))
+        finally:
+            # Sends in flight stop with the service (their rows stay 'sending' and are
+            # resent at the next start), rather than outliving the outbox they write to.
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # --- MQTT --------------------------------------------------------------------------
     async def _session(self) -> None:
@@ -298,6 +321,7 @@ class Notifier:
                         reason=p.reason,
                         alert_ids=tuple(e.id for e in p.events),
                         body=self._body(p, channel, receiver.language),
+                        priority=URGENT if p.urgent else NORMAL,
                     )
                 )
         tracked: list[TrackedRow] = []
@@ -321,52 +345,91 @@ class Notifier:
 
     # --- outbox → channels -------------------------------------------------------------
     async def _send_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             self._wake_send.clear()
-            for m in self.outbox.claim(self.now_ms(), busy=self._inflight):
-                self._inflight.add((m.channel, m.address))
-                task = asyncio.create_task(self._deliver(m))
+            waiting = self.pacer.waiting(loop.time())
+            busy = self._inflight | set(waiting)
+            claimed = self.outbox.claim(self.now_ms(), busy=busy, batch=DIGEST_CHANNELS)
+            # claim() returns a digest's members next to each other.
+            for (channel, address), group in itertools.groupby(
+                claimed, key=lambda m: (m.channel, m.address)
+            ):
+                self._inflight.add((channel, address))
+                task = asyncio.create_task(self._deliver(list(group)))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             due = self.outbox.next_due()
             timeout = 5.0 if due is None else min(5.0, max(0.05, (due - self.now_ms()) / 1000))
+            if waiting:
+                timeout = min(timeout, max(0.01, min(waiting.values()) - loop.time()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake_send.wait(), timeout)
 
-    async def _deliver(self, m: Message) -> None:
+    def _digest(self, batch: list[Message]) -> tuple[dict[str, Any], str, list[Message]]:
+        """One body for messages to one chat; the members that did not fit go back."""
+        first = batch[0]
+        if len(batch) == 1:
+            return first.body, first.key, batch
+        receiver = self.routing.receivers.get(first.receiver)
+        lang = receiver.language if receiver is not None else "vi"
+        body, n = texts.digest(
+            [m.body for m in batch],
+            lang,
+            limit=TEXT_LIMITS[first.channel],
+            max_buttons=MAX_BUTTONS,
+        )
+        carried, rest = batch[:n], batch[n:]
+        if rest:
+            self.outbox.release(m.key for m in rest)
+        key = "ds-" + hashlib.sha256("\x00".join(m.key for m in carried).encode()).hexdigest()[:32]
+        return body, key, carried
+
+    async def _deliver(self, batch: list[Message]) -> None:
+        m = batch[0]
         try:
+            body, key, carried = self._digest(batch)
+            urgent = any(c.priority == URGENT for c in carried)
             loop = asyncio.get_running_loop()
-            at = self.pacer.reserve(m.channel, m.address, loop.time())
+            at = self.pacer.reserve(m.channel, m.address, loop.time(), urgent=urgent)
             await asyncio.sleep(at - loop.time())
             channel = self.channels.get(m.channel)
             if channel is None:
-                self.outbox.failed(m.key, f"channel {m.channel} not configured")
+                for c in carried:
+                    self.outbox.failed(c.key, f"channel {m.channel} not configured")
                 return
             try:
-                outcome = await channel.send(m.address, m.body, m.key)
+                outcome = await channel.send(m.address, body, key)
             except Exception as exc:  # a bug or a provider's surprise: keep the message, retry
                 _LOG.exception("%s to %s raised", m.channel, m.receiver)
                 outcome = Outcome(False, detail=f"{type(exc).__name__}: {exc}")
-            attempts = m.attempts + 1
-            if outcome.ok:
-                self.outbox.sent(m.key, self.now_ms())
-            elif outcome.permanent or attempts >= MAX_ATTEMPTS:
-                _LOG.error("gave up %s to %s: %s", m.channel, m.receiver, outcome.detail)
-                self.outbox.failed(m.key, outcome.detail)
-            else:
-                wait = outcome.retry_after_s
-                if wait is not None:
-                    # The provider's wait holds every message to that address, not just this one.
-                    self.pacer.hold(m.channel, m.address, loop.time() + wait)
-                else:
-                    wait = self._backoff.delay(attempts)
-                _LOG.warning(
-                    "%s to %s: %s; retry in %.1f s", m.channel, m.receiver, outcome.detail, wait
-                )
-                self.outbox.retry(m.key, self.now_ms() + int(wait * 1000), outcome.detail)
+            self.pacer.done(m.channel, m.address, loop.time())
+            if len(carried) > 1:
+                self.outbox.bump(f"digests.{m.channel}")
+            for c in carried:
+                self._settle(c, outcome, loop.time())
         finally:
             self._inflight.discard((m.channel, m.address))
             self._wake_send.set()
+
+    def _settle(self, m: Message, outcome: Outcome, now: float) -> None:
+        attempts = m.attempts + 1
+        if outcome.ok:
+            self.outbox.sent(m.key, self.now_ms())
+        elif outcome.permanent or attempts >= MAX_ATTEMPTS:
+            _LOG.error("gave up %s to %s: %s", m.channel, m.receiver, outcome.detail)
+            self.outbox.failed(m.key, outcome.detail)
+        else:
+            wait = outcome.retry_after_s
+            if wait is not None:
+                # The provider's wait holds every message to that address, not just this one.
+                self.pacer.hold(m.channel, m.address, now + wait)
+            else:
+                wait = self._backoff.delay(attempts)
+            _LOG.warning(
+                "%s to %s: %s; retry in %.1f s", m.channel, m.receiver, outcome.detail, wait
+            )
+            self.outbox.retry(m.key, self.now_ms() + int(wait * 1000), outcome.detail)
 
     # --- acks ----------------------------------------------------------------------------
     async def ack(self, alert_id: str, by: str, note: str = "") -> AlertEvent | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Final
+from typing import Any, Final
 
 from deltasense.alerts import AlertEvent
 from deltasense.wards import ward_name
@@ -32,6 +32,7 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "console": "Xem trên bảng điều khiển",
         "ack": "Xác nhận",
         "ack_link": "Xác nhận đã nhận cảnh báo",
+        "digest": "DeltaSense: {n} tin cảnh báo",
     },
     "en": {
         "info": "info",
@@ -51,6 +52,7 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "console": "Open in the console",
         "ack": "Acknowledge",
         "ack_link": "Acknowledge this alert",
+        "digest": "DeltaSense: {n} alert messages",
     },
 }
 ADVICE: Final[dict[str, dict[str, str]]] = {
@@ -117,3 +119,37 @@ def render(
     link = f"{w['console']}: {console_url.rstrip('/')}/#alert={first.id}"
     body = "\n".join([head, *lines, *advice, link])
     return Text(title=title[:200], body=body)
+
+
+def digest(
+    bodies: list[dict[str, Any]], lang: str, *, limit: int, max_buttons: int
+) -> tuple[dict[str, Any], int]:
+    """Several messages to one chat as one (a rate-limited channel in a storm): their
+    texts in the given order (urgent first) while they fit in ``limit`` characters,
+    their ack buttons up to ``max_buttons``.  Returns the body and how many of
+    ``bodies`` it carries (at least the first, which the channel then truncates)."""
+    taken: list[dict[str, Any]] = []
+    size = len(WORDS[lang]["digest"]) + 8
+    for b in bodies:
+        extra = len(b["text"]) + 2
+        if taken and size + extra > limit:
+            break
+        taken.append(b)
+        size += extra
+    if len(taken) == 1:
+        return taken[0], 1
+    head = WORDS[lang]["digest"].format(n=len(taken))
+    buttons: list[list[str]] = []
+    seen: set[str] = set()
+    for b in taken:
+        for label, data in b.get("buttons") or []:
+            if data not in seen and len(buttons) < max_buttons:
+                seen.add(data)
+                buttons.append([label, data])
+    body: dict[str, Any] = {
+        "title": head,
+        "text": "\n\n".join([head, *(b["text"] for b in taken)]),
+    }
+    if buttons:
+        body["buttons"] = buttons
+    return body, len(taken)

@@ -68,6 +68,11 @@ class Fakes:
     answers: list[dict[str, Any]] = field(default_factory=list)
     bad_signatures: int = 0
     hold: Callable[[Arrival], Any] | None = None  # awaited before answering (slow provider)
+    # Answer like Telegram when its limits are broken (1 a second per chat, 20 a minute
+    # per group) instead of taking everything; each such 429 is counted.
+    telegram_limits: bool = False
+    telegram_violations: int = 0
+    _chat_sends: dict[str, list[float]] = field(default_factory=dict)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     @property
@@ -86,6 +91,20 @@ class Fakes:
         queue = self.throttle.get(channel)
         return queue.pop(0) if queue else None
 
+    def _over_telegram_limits(self, chat: str) -> int | None:
+        if not self.telegram_limits:
+            return None
+        now = time.time()
+        sends = self._chat_sends.setdefault(chat, [])
+        # 0.1 s of slack: the notifier paces on its own monotonic clock.
+        too_soon = bool(sends) and now - sends[-1] < 0.9
+        in_minute = [t for t in sends if t > now - 60.0]
+        if too_soon or (chat.startswith("-") and len(in_minute) >= 20):
+            self.telegram_violations += 1
+            return 1
+        sends.append(now)
+        return None
+
     async def wait_for(self, check: Callable[[list[Arrival]], bool], within: float) -> None:
         async with asyncio.timeout(within), self.changed:
             await self.changed.wait_for(lambda: check(self.arrivals))
@@ -96,7 +115,7 @@ class Fakes:
     def app(self) -> Starlette:
         async def send_message(request: Request) -> Response:
             body = await request.json()
-            wait = self._throttled("telegram")
+            wait = self._throttled("telegram") or self._over_telegram_limits(str(body["chat_id"]))
             if wait is not None:
                 return JSONResponse(
                     {

@@ -38,6 +38,7 @@ from tests.integration.notifier_support import (
     running_notifier,
     self_signed,
 )
+from tests.support import eventually
 
 REPLAY_S = 20.0
 GROUP_INTERVAL_S = 3.0
@@ -142,6 +143,81 @@ async def test_typhoon_replay_groups_per_interval_and_sends_criticals_within_2s(
     print(
         f"typhoon replay: {len(events)} events, {criticals} criticals, {len(hooks)} messages, "
         f"{len(by_group)} groups, critical delay max {max(delays):.2f} s"
+    )
+
+
+TELEGRAM_ONLY = """
+[receivers.truc-ban]
+telegram = [42]
+[[routes]]
+name = "all"
+receivers = ["truc-ban"]
+"""
+
+
+@pytest.mark.timeout(300)
+async def test_typhoon_over_rate_limited_telegram_still_tells_every_critical_within_2s(
+    settings: Settings, influx: InfluxClient, typhoon_events: list[AlertEvent]
+) -> None:
+    """A chat takes one message a second, and the fake answers 429 whenever Telegram
+    would: messages due together become one digest, urgent first, so every critical is
+    delivered within 2 s and no limit is ever hit.  (A group's 20 a minute cannot carry
+    a 26-hour storm compressed into 20 s at all; its urgent reserve is a unit test.)"""
+    events = typhoon_events
+    async with running_fakes() as fakes:
+        fakes.telegram_limits = True
+        s = Settings(
+            **(
+                settings.model_dump()
+                | notifier_overrides(fakes, None, None)
+                | {"notifier_group_wait_s": 1.0, "notifier_group_interval_s": GROUP_INTERVAL_S}
+            )
+        )
+        from tests.integration.notifier_support import routing
+
+        async with running_notifier(s, routing(fakes, TELEGRAM_ONLY), influx) as notifier:
+            sent = await replay(s, events, REPLAY_S)
+            replayed = time.time()
+
+            async def settled() -> bool:
+                """The planner has had its waits since the last event, and Telegram has
+                accepted everything."""
+                rows = notifier.outbox.messages(limit=100_000)
+                return time.time() > replayed + GROUP_INTERVAL_S + 1 and all(
+                    m.state == "sent" for m in rows
+                )
+
+            assert await eventually(settled, within=GROUP_INTERVAL_S + 30), "never settled"
+            rows = notifier.outbox.messages(limit=100_000)
+            digests = notifier.outbox.counts()["counters"].get("digests.telegram", 0)
+    assert fakes.telegram_violations == 0, "the notifier broke a Telegram limit"
+    assert digests > 0, "a storm this dense makes digests"
+    delays: dict[str, list[float]] = {"42": []}
+    for key, at in sent.items():
+        alert_id, state, severity = key.split("|")
+        if severity != "critical" or state != "firing":
+            continue
+        for chat, found in delays.items():
+            # sent_at: when Telegram (the fake, enforcing its limits) accepted the message.
+            told = [
+                m.sent_at / 1000
+                for m in rows
+                if m.address == chat
+                and alert_id in m.alert_ids
+                and m.sent_at is not None
+                and m.sent_at / 1000 >= at - 0.01
+            ]
+            assert told, f"critical {alert_id} never reached chat {chat}"
+            found.append(min(told) - at)
+    for chat, found in delays.items():
+        worst = ", ".join(f"{d:.2f}" for d in sorted(found)[-5:])
+        assert found and max(found) < 2.0, (
+            f"chat {chat}: slowest criticals {worst} s (median {statistics.median(found):.2f} s)"
+        )
+    print(
+        f"typhoon over Telegram: {len(events)} events, {len(delays['42'])} criticals, "
+        f"{len(fakes.of('telegram'))} messages ({digests} digests, {len(rows)} outbox "
+        "messages), slowest critical " + ", ".join(f"{c} {max(d):.2f} s" for c, d in delays.items())
     )
 
 

@@ -10,13 +10,20 @@ import pytest
 
 from notifier.acklinks import AckLinkError, make_token, read_token
 from notifier.channels import Pacer, sign, verify
-from notifier.outbox import Message, Outbox, TrackedRow, message_key
+from notifier.outbox import NORMAL, URGENT, Message, Outbox, TrackedRow, message_key
 
 
-def msg(n: int, channel: str = "telegram", address: str = "42") -> Message:
+def msg(n: int, channel: str = "telegram", address: str = "42", priority: int = NORMAL) -> Message:
     key = message_key("duty", channel, address, "alerts", [(f"al-{n}", n)])
     return Message(
-        key, "duty", channel, address, "alerts", (f"al-{n}",), {"title": "t", "text": "x"}
+        key,
+        "duty",
+        channel,
+        address,
+        "alerts",
+        (f"al-{n}",),
+        {"title": "t", "text": "x"},
+        priority=priority,
     )
 
 
@@ -106,10 +113,73 @@ def test_pacer_spaces_chats_groups_and_holds() -> None:
     p = Pacer()
     assert [p.reserve("telegram", "42", 0.0) for _ in range(3)] == [0.0, 1.0, 2.0]
     assert p.reserve("telegram", "-100", 0.0) == 0.0  # another chat need not wait
-    assert p.reserve("telegram", "-100", 0.0) == 3.0  # 20/min per group
     bot = Pacer()
     slots = [bot.reserve("telegram", str(chat), 0.0) for chat in range(1, 62)]
     assert slots[:30] == [0.0] * 30 and slots[30:60] == [1.0] * 30 and slots[60] == 2.0
     p.hold("zalo", "u1", 7.0)
     assert p.reserve("zalo", "u1", 1.0) == 7.0
     assert p.reserve("webhook", "h", 5.0) == 5.0
+
+
+def test_pacer_keeps_a_telegram_groups_last_slots_of_the_minute_for_urgent() -> None:
+    p = Pacer()
+    # 20 a minute per group, one a second per chat; routine messages stop at 15 ...
+    routine = [p.reserve("telegram", "-100", float(t)) for t in range(16)]
+    assert routine[:15] == [float(t) for t in range(15)]
+    assert routine[15] == 60.0  # the 16th routine waits for the first slot to leave
+    # ... while an urgent one still goes now, up to the minute's 20.
+    urgent = [p.reserve("telegram", "-200", 0.0, urgent=True) for _ in range(21)]
+    assert urgent[:20] == [float(t) for t in range(20)] and urgent[20] == 60.0
+    q = Pacer()
+    for t in range(15):
+        q.reserve("telegram", "-300", float(t))
+    assert q.reserve("telegram", "-300", 15.0, urgent=True) == 15.0
+    assert q.reserve("telegram", "42", 15.0) == 15.0  # private chats have no minute budget
+
+
+def test_claim_puts_urgent_first_and_batches_digest_channels(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite3")
+    box.enqueue([msg(1), msg(2), msg(3, priority=URGENT), msg(4, "webhook", "h")], now_ms=0)
+    one = box.claim(0, busy=set())
+    assert [m.key for m in one if m.channel == "telegram"] == [msg(3).key]  # urgent first
+    box.release(m.key for m in one)
+    assert {m.state for m in box.messages()} == {"queued"}
+    assert all(m.attempts == 0 for m in box.messages())  # a release is no attempt
+    together = box.claim(0, busy=set(), batch={"telegram": 10})
+    assert [m.key for m in together] == [
+        msg(3).key,
+        msg(1).key,
+        msg(2).key,
+        msg(4, "webhook", "h").key,
+    ]
+    assert [m.priority for m in together[:3]] == [URGENT, NORMAL, NORMAL]
+
+
+def test_an_outbox_written_before_priorities_opens_and_keeps_its_messages(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE messages (key TEXT PRIMARY KEY, receiver TEXT NOT NULL, channel TEXT NOT "
+        "NULL, address TEXT NOT NULL, reason TEXT NOT NULL, alert_ids TEXT NOT NULL, body TEXT "
+        "NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT "
+        "NULL, created INTEGER NOT NULL, sent_at INTEGER, last_error TEXT NOT NULL DEFAULT '', "
+        "crash_resends INTEGER NOT NULL DEFAULT 0)"
+    )
+    db.execute(
+        "INSERT INTO messages VALUES ('k1', 'duty', 'telegram', '42', 'alerts', '[\"al-1\"]', "
+        '\'{"title": "t", "text": "x"}\', \'queued\', 0, 0, 0, NULL, \'\', 0)'
+    )
+    db.commit()
+    db.close()
+    box = Outbox(path)
+    [m] = box.claim(0, busy=set())
+    assert (m.key, m.priority, m.alert_ids) == ("k1", NORMAL, ("al-1",))
+
+
+def test_pacer_spaces_the_next_send_from_the_last_answer() -> None:
+    p = Pacer()
+    assert p.reserve("telegram", "42", 0.0) == 0.0
+    p.done("telegram", "42", 0.4)  # the provider answered 0.4 s later
+    assert p.reserve("telegram", "42", 0.5) == 1.4
+    p.done("webhook", "h", 3.0)  # no spacing, nothing held
+    assert p.reserve("webhook", "h", 3.0) == 3.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta, timezone
 
 from deltasense.alerts import Ack, AlertEvent, Message
+from notifier import texts
 from notifier.texts import render
 
 ICT = timezone(timedelta(hours=7))
@@ -57,3 +58,22 @@ def test_english_resolved_acked_city_and_many() -> None:
     assert t.title.startswith("Reminder: nobody has acknowledged: Storm — whole city")
     assert "whole city · level 4 · since 05:00 01/12 · resolved · Acknowledged by an" in t.body
     assert "and 3 more alerts" in t.body
+
+
+def test_a_digest_carries_what_fits_urgent_first_with_their_buttons() -> None:
+    bodies = [
+        {"title": "a", "text": "A" * 900, "buttons": [["Xác nhận: A", "ack:al-a"]]},
+        {"title": "b", "text": "B" * 900, "buttons": [["Xác nhận: B", "ack:al-b"]]},
+        {"title": "c", "text": "C" * 900},
+    ]
+    body, n = texts.digest(bodies, "vi", limit=2000, max_buttons=5)
+    assert n == 2  # the third would pass Zalo's 2 000 characters
+    assert body["title"] == "DeltaSense: 2 tin cảnh báo"
+    assert body["text"].startswith("DeltaSense: 2 tin cảnh báo\n\n" + "A" * 900 + "\n\n" + "B")
+    assert len(body["text"]) <= 2000
+    assert body["buttons"] == [["Xác nhận: A", "ack:al-a"], ["Xác nhận: B", "ack:al-b"]]
+    one, n = texts.digest(bodies, "en", limit=1000, max_buttons=1)
+    assert (one, n) == (bodies[0], 1)  # alone: the message itself, unchanged
+    capped, n = texts.digest(bodies, "en", limit=4096, max_buttons=1)
+    assert n == 3 and capped["title"] == "DeltaSense: 3 alert messages"
+    assert capped["buttons"] == [["Xác nhận: A", "ack:al-a"]]
