@@ -278,6 +278,10 @@ class Notifier:
         )
         open_ = [e for e in p.events if e.state == "firing" and e.ack is None][:MAX_BUTTONS]
         body: dict[str, Any] = {"title": text.title, "text": text.body}
+        if channel in TEXT_LIMITS:  # a channel that may carry it in a digest
+            body["brief"] = texts.brief(
+                p.events, lang, console_url=self.settings.notifier_console_url, tz=tz
+            )
         label = texts.WORDS[lang]["ack"]
         if channel == "telegram":
             body["buttons"] = [

@@ -121,23 +121,54 @@ def render(
     return Text(title=title[:200], body=body)
 
 
+BRIEF_LINES: Final = 3
+
+
+def brief(events: tuple[AlertEvent, ...], lang: str, *, console_url: str, tz: timezone) -> str:
+    """A message's short form for a crowded digest: its most urgent lines (criticals,
+    then resolves and acks, then the rest), a count of the others, the console link."""
+    w = WORDS[lang]
+
+    def rank(e: AlertEvent) -> int:
+        if e.state == "firing" and e.severity == "critical":
+            return 0
+        return 1 if e.state == "resolved" or e.ack is not None else 2
+
+    ordered = sorted(events, key=rank)  # stable: the planner's order within a rank
+    lines = [line(e, lang, tz) for e in ordered[:BRIEF_LINES]]
+    if len(events) > BRIEF_LINES:
+        lines.append(w["more"].format(n=len(events) - BRIEF_LINES))
+    lines.append(f"{w['console']}: {console_url.rstrip('/')}/#alert={ordered[0].id}")
+    return "\n".join(lines)
+
+
 def digest(
     bodies: list[dict[str, Any]], lang: str, *, limit: int, max_buttons: int
 ) -> tuple[dict[str, Any], int]:
-    """Several messages to one chat as one (a rate-limited channel in a storm): their
-    texts in the given order (urgent first) while they fit in ``limit`` characters,
-    their ack buttons up to ``max_buttons``.  Returns the body and how many of
-    ``bodies`` it carries (at least the first, which the channel then truncates)."""
-    taken: list[dict[str, Any]] = []
-    size = len(WORDS[lang]["digest"]) + 8
-    for b in bodies:
-        extra = len(b["text"]) + 2
-        if taken and size + extra > limit:
-            break
-        taken.append(b)
-        size += extra
-    if len(taken) == 1:
-        return taken[0], 1
+    """Several messages to one chat as one (a rate-limited channel in a storm), in the
+    given order (urgent first).  Their full texts when all fit in ``limit``
+    characters, else their brief forms, as many as fit; ack buttons up to
+    ``max_buttons``.  Returns the body and how many of ``bodies`` it carries (at
+    least the first, which the channel then truncates)."""
+    head_size = len(WORDS[lang]["digest"]) + 8
+
+    def fitting(field: str) -> list[str]:
+        out: list[str] = []
+        size = head_size
+        for b in bodies:
+            text = b.get(field) or b["text"]
+            if out and size + len(text) + 2 > limit:
+                break
+            out.append(text)
+            size += len(text) + 2
+        return out
+
+    parts = fitting("text")
+    if len(parts) < len(bodies):
+        parts = max(parts, fitting("brief"), key=len)
+    if len(parts) == 1:
+        return bodies[0], 1
+    taken = bodies[: len(parts)]
     head = WORDS[lang]["digest"].format(n=len(taken))
     buttons: list[list[str]] = []
     seen: set[str] = set()
@@ -146,10 +177,7 @@ def digest(
             if data not in seen and len(buttons) < max_buttons:
                 seen.add(data)
                 buttons.append([label, data])
-    body: dict[str, Any] = {
-        "title": head,
-        "text": "\n\n".join([head, *(b["text"] for b in taken)]),
-    }
+    body: dict[str, Any] = {"title": head, "text": "\n\n".join([head, *parts])}
     if buttons:
         body["buttons"] = buttons
     return body, len(taken)

@@ -77,3 +77,17 @@ def test_a_digest_carries_what_fits_urgent_first_with_their_buttons() -> None:
     capped, n = texts.digest(bodies, "en", limit=4096, max_buttons=1)
     assert n == 3 and capped["title"] == "DeltaSense: 3 alert messages"
     assert capped["buttons"] == [["Xác nhận: A", "ack:al-a"]]
+
+
+def test_a_crowded_digest_switches_to_brief_forms_with_criticals_first() -> None:
+    warn = flood(id="al-w", severity="warning")
+    crit = flood(id="al-c")
+    short = texts.brief((warn, crit, warn, warn), "vi", console_url="https://c.vn", tz=ICT)
+    lines = short.splitlines()
+    assert lines[0].startswith("[NGHIÊM TRỌNG]") and "Nhà Mát" in lines[0]
+    assert lines[3] == "và 1 cảnh báo khác"
+    assert lines[4] == "Xem trên bảng điều khiển: https://c.vn/#alert=al-c"
+    bodies = [{"title": "t", "text": "X" * 1500, "brief": f"brief {i}"} for i in range(6)]
+    body, n = texts.digest(bodies, "en", limit=4096, max_buttons=5)
+    assert n == 6  # full texts would carry two; the brief forms carry all six
+    assert body["text"].split("\n\n")[1:] == [f"brief {i}" for i in range(6)]
