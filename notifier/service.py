@@ -60,7 +60,7 @@ POLL_TIMEOUT_S: Final = 25
 # Messages to one chat that are due together go as one digest on the channels with a
 # per-chat rate (Telegram, Zalo): in a storm a new critical then waits for at most one
 # send slot, not for a queue of routine messages.
-MAX_DIGEST: Final = 10
+MAX_DIGEST: Final = 40
 DIGEST_CHANNELS: Final = {channel: MAX_DIGEST for channel in TEXT_LIMITS}
 
 

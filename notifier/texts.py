@@ -146,26 +146,38 @@ def digest(
     bodies: list[dict[str, Any]], lang: str, *, limit: int, max_buttons: int
 ) -> tuple[dict[str, Any], int]:
     """Several messages to one chat as one (a rate-limited channel in a storm), in the
-    given order (urgent first).  Their full texts when all fit in ``limit``
-    characters, else their brief forms, as many as fit; ack buttons up to
-    ``max_buttons``.  Returns the body and how many of ``bodies`` it carries (at
-    least the first, which the channel then truncates)."""
+    given order (urgent first), as much of each as lets the most of them fit in
+    ``limit`` characters: full texts, else brief forms, else each one's most urgent
+    line (and one console link).  Ack buttons up to ``max_buttons``.  Returns the
+    body and how many of ``bodies`` it carries (at least the first, which the
+    channel then truncates)."""
     head_size = len(WORDS[lang]["digest"]) + 8
 
-    def fitting(field: str) -> list[str]:
+    def text_of(b: dict[str, Any], form: str) -> str:
+        brief_text: str = b.get("brief") or b["text"]
+        if form == "text":
+            return str(b["text"])
+        return brief_text if form == "brief" else brief_text.splitlines()[0]
+
+    def fitting(form: str, reserve: int = 0) -> list[str]:
         out: list[str] = []
-        size = head_size
+        size = head_size + reserve
         for b in bodies:
-            text = b.get(field) or b["text"]
+            text = text_of(b, form)
             if out and size + len(text) + 2 > limit:
                 break
             out.append(text)
             size += len(text) + 2
         return out
 
-    parts = fitting("text")
+    link = (bodies[0].get("brief") or bodies[0]["text"]).splitlines()[-1]
+    parts, sep, tail = fitting("text"), "\n\n", []
     if len(parts) < len(bodies):
         parts = max(parts, fitting("brief"), key=len)
+    if len(parts) < len(bodies):
+        lines = fitting("line", reserve=len(link) + 2)
+        if len(lines) > len(parts):
+            parts, sep, tail = lines, "\n", [link]
     if len(parts) == 1:
         return bodies[0], 1
     taken = bodies[: len(parts)]
@@ -177,7 +189,7 @@ def digest(
             if data not in seen and len(buttons) < max_buttons:
                 seen.add(data)
                 buttons.append([label, data])
-    body: dict[str, Any] = {"title": head, "text": "\n\n".join([head, *parts])}
+    body: dict[str, Any] = {"title": head, "text": sep.join([head, *parts, *tail])}
     if buttons:
         body["buttons"] = buttons
     return body, len(taken)

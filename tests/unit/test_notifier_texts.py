@@ -91,3 +91,15 @@ def test_a_crowded_digest_switches_to_brief_forms_with_criticals_first() -> None
     body, n = texts.digest(bodies, "en", limit=4096, max_buttons=5)
     assert n == 6  # full texts would carry two; the brief forms carry all six
     assert body["text"].split("\n\n")[1:] == [f"brief {i}" for i in range(6)]
+
+
+def test_a_very_crowded_digest_carries_one_line_each_and_one_link() -> None:
+    brief = "[CRITICAL] Flood {i} · Nhà Mát\nsecond line\nOpen in the console: https://c.vn/#alert=al-{i}"
+    bodies = [{"title": "t", "text": "X" * 1500, "brief": brief.format(i=i)} for i in range(40)]
+    body, n = texts.digest(bodies, "en", limit=2000, max_buttons=5)
+    lines = body["text"].split("\n")
+    assert n == len(lines) - 2 > 20  # more than their brief forms would carry
+    assert lines[0] == f"DeltaSense: {n} alert messages"
+    assert lines[1:-1] == [f"[CRITICAL] Flood {i} · Nhà Mát" for i in range(n)]
+    assert lines[-1] == "Open in the console: https://c.vn/#alert=al-0"
+    assert len(body["text"]) <= 2000
