@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.e2e import payloads
+from deltasense.schema import INGEST_PRECISION
 
 COUNT_Q = (
     f'SELECT count("level_cm") FROM "{payloads.KIND}" '  # noqa: S608 - bench-made names
@@ -92,7 +93,7 @@ def write_ceiling(
     lock = threading.Lock()
     written = [0] * writers
     failures: list[str] = []
-    path = "/write?" + urllib.parse.urlencode({"db": db, "precision": "ms"})
+    path = "/write?" + urllib.parse.urlencode({"db": db, "precision": INGEST_PRECISION})
     deadline = time.monotonic() + max_s
 
     def work(k: int) -> None:

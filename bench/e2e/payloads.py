@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from deltasense.schema import point_time_ns
+
 DISTRICT = "phuong-1"
 KIND = "water"
 DEVICE_PREFIX = "ld"  # load devices; the readiness probe uses another name
@@ -54,5 +56,5 @@ def reading_line(site: str, device: str, seq: int, base_ms: int) -> str:
     level = (seq % 400) / 10.0
     return (
         f"{KIND},device={device},district={DISTRICT},site={site} "
-        f"level_cm={level:.1f},seq={seq}i,boot=1i {base_ms + seq}"
+        f"level_cm={level:.1f},seq={seq}i,boot=1i {point_time_ns(base_ms + seq, seq, 1)}"
     )

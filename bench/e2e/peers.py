@@ -28,6 +28,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.e2e import payloads
+from deltasense.schema import INGEST_PRECISION, point_time_ns
 
 STATS_EVERY_S = 0.2
 
@@ -65,7 +66,7 @@ class InfluxWriter:
     def __init__(self, url: str, db: str) -> None:
         parts = urllib.parse.urlsplit(url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 8086
-        self.path = "/write?" + urllib.parse.urlencode({"db": db, "precision": "ms"})
+        self.path = "/write?" + urllib.parse.urlencode({"db": db, "precision": INGEST_PRECISION})
         self.conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
 
     def write(self, body: bytes) -> bool:
@@ -88,7 +89,7 @@ def to_lines(topic: str, payload: bytes | bytearray) -> bytes:
     lines = [
         f"{kind},device={device},district={district},site={site} "
         f"level_cm={float(r['level_cm'])},seq={int(r['seq'])}i,boot={int(r['boot'])}i "
-        f"{int(r['ts'])}"
+        f"{point_time_ns(int(r['ts']), int(r['seq']), int(r['boot']))}"
         for r in readings
     ]
     return "\n".join(lines).encode()
