@@ -78,7 +78,7 @@ function setLive(live) {
 
 function renderAll() {
   if (!state.me) return;
-  renderStorm(); renderAlerts(); renderHistory(); renderWards(); renderServices();
+  renderStorm(); renderAlerts(); renderHistory(); renderWards(); renderServices(); renderDeviceList();
   if (state.map) state.map.update(state.devices);
   $("device-count").textContent = state.devices.length ? `(${state.devices.length})` : "";
   if (state.device) renderDeviceStatic();
@@ -155,9 +155,20 @@ function alertItem(a, { withAck }) {
   return item;
 }
 
+function filters() {
+  return { state: $("f-state").value, kind: $("f-kind").value, severity: $("f-severity").value, ward: $("f-ward").value };
+}
+
+function passes(a, f) {
+  return (!f.kind || a.kind === f.kind) && (!f.severity || a.severity === f.severity)
+    && (!f.ward || a.district === f.ward);
+}
+
 function renderAlerts() {
-  const items = [...state.alerts.values()]
-    .filter((a) => a.state !== "resolved")
+  const f = filters();
+  const pool = f.state === "active" ? [...state.alerts.values()] : state.history;
+  const items = pool
+    .filter((a) => (f.state === "all" || (f.state === "active" ? a.state !== "resolved" : a.state === "resolved")) && passes(a, f))
     .sort((a, b) => (b.severity === "critical") - (a.severity === "critical") || b.updated - a.updated);
   $("alerts-empty").hidden = items.length > 0;
   $("alerts").replaceChildren(...items.map((a) => alertItem(a, { withAck: true })));
@@ -165,7 +176,8 @@ function renderAlerts() {
 }
 
 function renderHistory() {
-  const resolved = state.history.filter((a) => a.state === "resolved").slice(0, 20);
+  const f = filters();
+  const resolved = f.state === "active" ? state.history.filter((a) => a.state === "resolved" && passes(a, f)).slice(0, 20) : [];
   $("history").replaceChildren(...resolved.map((a) => alertItem(a, { withAck: false })));
 }
 
@@ -186,7 +198,7 @@ async function acknowledge(id, form, note) {
 async function loadAlerts() {
   try {
     const [active, all] = await Promise.all([
-      api("/api/v1/alerts?state=active"), api("/api/v1/alerts?state=all&limit=100"),
+      api("/api/v1/alerts?state=active"), api("/api/v1/alerts?state=all&limit=500"),
     ]);
     state.alerts = new Map(active.map((a) => [a.id, a]));
     state.history = all;
@@ -218,8 +230,18 @@ async function loadMap() {
     state.devices = await api("/api/v1/map");
     state.map?.update(state.devices);
     $("device-count").textContent = `(${state.devices.length})`;
+    renderDeviceList();
     if (state.device) renderDeviceStatic();
   } catch (err) { handleError(err); }
+}
+
+// The map's devices as links too: keyboard and screen-reader users reach every page.
+function renderDeviceList() {
+  $("device-list").replaceChildren(...state.devices.map((d) => el("li", {},
+    el("a", { href: `#/device/${encodeURIComponent(d.device)}`, text: d.device }),
+    ` · ${t(d.kind)} · ${wardName(d.district)} · `,
+    el("span", { class: `st-${d.status}`, text: t(d.status) }),
+    d.alert ? ` · ${t(d.alert.severity)}` : "")));
 }
 
 function tileRow(label, value) { return [el("dt", { text: label }), el("dd", { text: value })]; }
@@ -425,6 +447,8 @@ async function start() {
   }
   document.body.dataset.role = state.me.role;
   setWindCaps(state.config.wind_caps);
+  $("f-ward").replaceChildren(el("option", { value: "", "data-i18n": "all", text: t("all") }),
+    ...state.config.wards.map((w) => el("option", { value: w.id, text: w.name })));
   $("logout").hidden = false;
   $("sound").hidden = false;
   if (!state.map) state.map = new CityMap($("map"), state.config, (id) => { location.hash = `#/device/${encodeURIComponent(id)}`; });
@@ -462,6 +486,7 @@ $("lang").addEventListener("click", () => { setLang(getLang() === "vi" ? "en" : 
 $("sound").addEventListener("click", toggleSound);
 $("logout").addEventListener("click", () => signOut());
 $("dim-form").addEventListener("submit", sendDim);
+$("filters").addEventListener("change", () => { renderAlerts(); renderHistory(); });
 for (const b of document.querySelectorAll(".range")) {
   b.addEventListener("click", () => { state.range = b.dataset.range; loadDevicePage(); });
 }

@@ -175,6 +175,8 @@ def test_the_map_shows_every_device_and_labelled_wards_without_tiles(
             )
         )
         assert shown == placed
+        # The same devices as links, for keyboard and screen-reader users.
+        assert page.locator("#device-list li a").count() == len(devices)
         labels = page.eval_on_selector_all(".ward-label", "ns => ns.map(n => n.textContent)")
         assert "xã Hiệp Thành" in labels and "Vĩnh Trạch Đông" in labels and len(labels) == 10
         assert (
@@ -226,6 +228,17 @@ def test_a_published_flood_turns_its_marker_red_and_alarms_within_two_seconds(
     page.wait_for_selector(f"#alerts li[data-alert='{alarm_id}'] .ack")
     acked = stack.http.get(f"/api/v1/alerts/{alarm_id}").json()
     assert acked["ack"]["by"] == "op-browser" and acked["ack"]["note"] == "Đã cử đội xử lý"
+
+    # The feed's filters: severity and ward narrow it, the alert comes back with them.
+    page.select_option("#f-severity", "info")
+    assert page.locator(f"#alerts li[data-alert='{alarm_id}']").count() == 0
+    page.select_option("#f-severity", "critical")
+    page.select_option("#f-ward", "phuong-3")
+    assert page.locator(f"#alerts li[data-alert='{alarm_id}']").count() == 1
+    severities = page.eval_on_selector_all("#alerts li", "ns => ns.map(n => n.className)")
+    assert severities and all("critical" in c for c in severities)
+    page.select_option("#f-ward", "nha-mat")
+    assert page.locator(f"#alerts li[data-alert='{alarm_id}']").count() == 0
     assert_clean(page)
     page.context.close()
 
