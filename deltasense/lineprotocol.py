@@ -48,12 +48,17 @@ def _name(value: str, table: _Table, what: str) -> str:
 
 
 def _field_value(value: FieldValue) -> str:
-    # bool before int: bool is an int subclass.
+    # Floats first (most values are); bool before int: bool is an int subclass.
+    kind = type(value)
+    if kind is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise LineProtocolError(f"non-finite float {value!r}")
+        return repr(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return f"{value}i"
-    if isinstance(value, float):
+    if isinstance(value, float):  # a float subclass
         if not math.isfinite(value):
             raise LineProtocolError(f"non-finite float {value!r}")
         return repr(value)
@@ -64,20 +69,12 @@ def _field_value(value: FieldValue) -> str:
     raise LineProtocolError(f"unsupported field type {type(value).__name__}")
 
 
-def encode_point(
-    measurement: str,
-    tags: Mapping[str, str],
-    fields: Mapping[str, FieldValue],
-    ts: int | None = None,
-) -> str:
-    """One line of line protocol (no trailing newline).
+def encode_head(measurement: str, tags: Mapping[str, str]) -> str:
+    """A series' measurement and tags, escaped: the part of a line its points share.
 
     Tags are sorted by key (InfluxDB's preferred order); empty tag values are
-    left out, since line protocol has no way to write them.  ``ts`` is in the
-    precision the write request names.
+    left out, since line protocol has no way to write them.
     """
-    if not fields:
-        raise LineProtocolError("a point needs at least one field")
     parts = [_name(measurement, _MEAS_ESCAPE, "measurement")]
     for key in sorted(tags):
         value = tags[key]
@@ -86,11 +83,31 @@ def encode_point(
         parts.append(
             f"{_name(key, _KEY_ESCAPE, 'tag key')}={_name(value, _KEY_ESCAPE, 'tag value')}"
         )
-    head = ",".join(parts)
+    return ",".join(parts)
+
+
+def encode_fields(head: str, fields: Mapping[str, FieldValue], ts: int | None = None) -> str:
+    """One line of the series ``head`` (from :func:`encode_head`): encoding many
+    points of one series builds the escaped head once, not per point."""
+    if not fields:
+        raise LineProtocolError("a point needs at least one field")
     body = ",".join(
         f"{_name(k, _KEY_ESCAPE, 'field key')}={_field_value(v)}" for k, v in fields.items()
     )
     return f"{head} {body}" if ts is None else f"{head} {body} {ts}"
+
+
+def encode_point(
+    measurement: str,
+    tags: Mapping[str, str],
+    fields: Mapping[str, FieldValue],
+    ts: int | None = None,
+) -> str:
+    """One line of line protocol (no trailing newline); ``ts`` is in the precision
+    the write request names."""
+    if not fields:
+        raise LineProtocolError("a point needs at least one field")
+    return encode_fields(encode_head(measurement, tags), fields, ts)
 
 
 def encode_lines(lines: Iterable[str]) -> bytes:

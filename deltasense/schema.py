@@ -46,7 +46,7 @@ offset; every query reads times back in ms (``epoch=ms``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -54,7 +54,7 @@ import msgspec
 from deltasense import alerts
 from deltasense.alerts import AlertEvent
 from deltasense.contract import Command, Kind, Meta, Reading, Status, Topic, struct_to_dict
-from deltasense.lineprotocol import FieldValue, encode_point
+from deltasense.lineprotocol import FieldValue, encode_fields, encode_head, encode_point
 from deltasense.reasons import Reason
 
 _LOG = logging.getLogger(__name__)
@@ -138,6 +138,34 @@ def point_time_ns(ts_ms: int, seq: int, boot: int) -> int:
 def reading_line(reading: Reading, qc_flags: Iterable[str] = (), *, ns: bool = False) -> str:
     """A reading's point; in ms at ``ts`` (fixtures), or with ``ns`` at
     :func:`reading_time_ns` (ingest)."""
+    tags = {SITE: reading.site, DISTRICT: reading.district, DEVICE: reading.device}
+    ts = reading_time_ns(reading) if ns else reading.ts_ms
+    return encode_fields(
+        encode_head(reading.kind.value, tags), _reading_fields(reading, qc_flags), ts
+    )
+
+
+def reading_lines(
+    readings: Sequence[Reading], qc_flags: Sequence[Iterable[str]], *, ns: bool = False
+) -> list[str]:
+    """The points of many readings (``qc_flags`` one per reading), as
+    :func:`reading_line` makes them; the escaped series head is built once per run
+    of readings of one device (a message's batch), not once per reading."""
+    lines: list[str] = []
+    key: tuple[str, str, str, str] | None = None
+    head = ""
+    for reading, flags in zip(readings, qc_flags, strict=True):
+        this = (reading.kind.value, reading.site, reading.district, reading.device)
+        if this != key:
+            key = this
+            tags = {SITE: reading.site, DISTRICT: reading.district, DEVICE: reading.device}
+            head = encode_head(reading.kind.value, tags)
+        ts = reading_time_ns(reading) if ns else reading.ts_ms
+        lines.append(encode_fields(head, _reading_fields(reading, flags), ts))
+    return lines
+
+
+def _reading_fields(reading: Reading, qc_flags: Iterable[str]) -> dict[str, FieldValue]:
     fields: dict[str, FieldValue] = dict(reading.fields)
     fields[SEQ] = reading.seq
     fields[BOOT] = reading.boot
@@ -148,9 +176,7 @@ def reading_line(reading: Reading, qc_flags: Iterable[str] = (), *, ns: bool = F
     flagged = ",".join(qc_flags)
     if flagged:
         fields[QC] = flagged
-    tags = {SITE: reading.site, DISTRICT: reading.district, DEVICE: reading.device}
-    ts = reading_time_ns(reading) if ns else reading.ts_ms
-    return encode_point(reading.kind.value, tags, fields, ts)
+    return fields
 
 
 def _device_tags(topic: Topic) -> dict[str, str]:

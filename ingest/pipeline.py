@@ -121,12 +121,15 @@ class Pipeline:
     def _decode(self, topic: Topic, payload: bytes, now_ms: int) -> Outcome:
         if topic.channel is Channel.TELE:
             readings = decode_tele(topic, payload, now_ms)
-            lines = []
             for reading in readings:
                 if reading.ts_from_platform:
                     reading.ts_ms = self._stamps.stamp(reading)
-                flags = out_of_range(reading.kind, reading.fields)
-                lines.append(schema.reading_line(reading, flags, ns=True))
+            if len(readings) == 1:
+                (one,) = readings
+                lines = [schema.reading_line(one, out_of_range(one.kind, one.fields), ns=True)]
+            else:  # a batch: one device's readings share their series head
+                flags = [out_of_range(reading.kind, reading.fields) for reading in readings]
+                lines = schema.reading_lines(readings, flags, ns=True)
             live = [r.ts_ms for r in readings if not (r.ts_from_platform or r.hist)]
             return Outcome(lines=lines, readings=len(readings), newest_ms=max(live, default=None))
         now_ns = now_ms * schema.NS_PER_MS

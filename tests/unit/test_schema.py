@@ -52,6 +52,31 @@ def test_reading_point_carries_its_bookkeeping() -> None:
     )
 
 
+def test_readings_in_bulk_are_the_lines_one_at_a_time_would_be() -> None:
+    # The series head is built once per run of one device's readings: a change of
+    # device, district or kind between readings must start a new one.
+    def reading(device: str, district: str, kind: Kind, seq: int, **fields: float) -> Reading:
+        return Reading(
+            site="baclieu", district=district, kind=kind, device=device,
+            ts_ms=1_800_000_000_000 + seq, seq=seq, boot=1, fields=fields,
+        )  # fmt: skip
+
+    readings = [
+        reading("dr-1", "phuong-1", Kind.WATER, 1, level_cm=1.5),
+        reading("dr-1", "phuong-1", Kind.WATER, 2, level_cm=2.0),
+        reading("dr-2", "phuong-1", Kind.WATER, 3, level_cm=-0.0),
+        reading("dr-2", "phuong-2", Kind.WATER, 4, level_cm=3.0),
+        reading("dr-2", "phuong-2", Kind.METER, 5, v=230.0),
+        reading("dr-1", "phuong-1", Kind.WATER, 6, level_cm=1e300),
+    ]
+    flags = [[], ["level_cm"], [], [], ["v"], []]
+    for ns in (False, True):
+        assert schema.reading_lines(readings, flags, ns=ns) == [
+            schema.reading_line(r, f, ns=ns) for r, f in zip(readings, flags, strict=True)
+        ]
+    assert len({line.split(" ")[0] for line in schema.reading_lines(readings, flags)}) == 4
+
+
 def test_device_points() -> None:
     tags = "device=l-1,district=phuong-1,kind=lamp,site=baclieu"
     assert schema.status_line(TOPIC, Status(state="online", ts=9), 10) == (
