@@ -187,7 +187,7 @@ class DeviceSecret(BaseModel):
     """A new secret, returned once: the broker keeps only a hash of it."""
 
     identity: DeviceIdentity
-    config: dict[str, str | int] = Field(
+    config: dict[str, str | bool | int] = Field(
         description="The node's config: site, district, kind, device, broker, mqtt_user, mqtt_pass."
     )
 

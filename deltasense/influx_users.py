@@ -56,7 +56,9 @@ GRANTS: Final[dict[DbUser, Privilege]] = {
     # alert events and the commands it orders
     DbUser.ANALYTICS: Privilege.ALL,
     # reads everything it serves, and writes one thing: the acknowledged alert
-    # event (api/routes/alerts.py).  READ once acks go through analytics.
+    # event (api/routes/alerts.py), so a read right after the ack shows it even
+    # with analytics down (analytics stores it too, from _acks).  Without that
+    # write this would be READ.
     DbUser.API: Privilege.ALL,
     # writes the acknowledged alert event of a Telegram button or email link
     DbUser.NOTIFIER: Privilege.WRITE,

@@ -18,6 +18,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 NOT_AUTHORIZED = 135
+# A PUBACK below 0x80 accepts the publish: 0, or 16 "no matching subscribers"
+# (nobody was subscribed at that moment; authorised all the same).
+ACCEPTED = frozenset({0, 16})
 GRANTED_QOS1 = 1
 
 
@@ -98,7 +101,7 @@ class Probe:
         return self
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> int:
-        """QoS 1 publish; the PUBACK's reason code (0: accepted, 135: not authorized)."""
+        """QoS 1 publish; the PUBACK's reason code (0 or 16: accepted, 135: not authorized)."""
         info = self._c.publish(topic, payload, qos=1, retain=retain)
         return int(self._wait(info.mid))
 

@@ -84,6 +84,7 @@ async def test_an_admin_provisions_revokes_enables_and_rotates_a_device(
     config = added.json()["config"]
     secret = config["mqtt_pass"]
     assert len(secret) >= 40 and config["mqtt_user"] == device and config["site"] == locked.site
+    assert isinstance(config["broker_tls"], bool)  # a boolean, as the firmware reads it
     assert added.json()["identity"]["publish"][0] == f"tsec/phuong-1/water/{device}/tele"
     assert connects(locked, device, secret)
 

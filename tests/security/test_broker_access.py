@@ -21,7 +21,7 @@ from deltasense.contract import Kind
 from deltasense.influx import InfluxClient
 from deltasense.settings import Settings
 from tests.security.conftest import LockedBroker
-from tests.security.probe import GRANTED_QOS1, NOT_AUTHORIZED, Probe, Refused
+from tests.security.probe import ACCEPTED, GRANTED_QOS1, NOT_AUTHORIZED, Probe, Refused
 from tests.security.running import running_ingest
 from tests.support import eventually, now_ms
 
@@ -105,8 +105,8 @@ async def test_a_node_publishes_only_its_own_topics_and_spoofs_are_not_stored(
                 assert pa.publish(topic, payload, retain=retain) == NOT_AUTHORIZED, topic
             # Its own topics are accepted; stored after the spoofs (same connection,
             # in order), so once this reading is in, ingest has seen the rest.
-            assert pa.publish(f"{base(a)}/status", b'{"state":"online"}', retain=True) == 0
-            assert pa.publish(f"{base(a)}/tele", reading(7)) == 0
+            assert pa.publish(f"{base(a)}/status", b'{"state":"online"}', retain=True) in ACCEPTED
+            assert pa.publish(f"{base(a)}/tele", reading(7)) in ACCEPTED
             stored = await eventually(
                 lambda: rows(influx, f'SELECT * FROM "weather" WHERE "device" = \'{a}\'')
             )
@@ -209,12 +209,14 @@ async def test_only_analytics_publishes_alerts_and_only_the_platform_commands(
         # Positive controls: analytics raises alerts and leases lamps, the API
         # commands and configures; they arrive.
         with service(locked, Service.ANALYTICS, f"{tag}-analytics-ok") as an:
-            assert an.publish(alert_topic, forged_alert.replace(b"al-forged", b"al-real")) == 0
-            assert an.publish(f"{lamp_base}/cmd", b'{"id":"c2","name":"set_dim"}') == 0
+            assert (
+                an.publish(alert_topic, forged_alert.replace(b"al-forged", b"al-real")) in ACCEPTED
+            )
+            assert an.publish(f"{lamp_base}/cmd", b'{"id":"c2","name":"set_dim"}') in ACCEPTED
         with service(locked, Service.API, f"{tag}-api-ok") as api:
-            assert api.publish(f"{lamp_base}/cmd", b'{"id":"c3","name":"ping"}') == 0
-            assert api.publish(f"{lamp_base}/cfg", b'{"interval_s":60}') == 0
-            assert api.publish(ack_topic, forged_ack) == 0  # an operator's ack
+            assert api.publish(f"{lamp_base}/cmd", b'{"id":"c3","name":"ping"}') in ACCEPTED
+            assert api.publish(f"{lamp_base}/cfg", b'{"interval_s":60}') in ACCEPTED
+            assert api.publish(ack_topic, forged_ack) in ACCEPTED  # an operator's ack
         await eventually(lambda: _async(len(victim.messages) == 3 and operators.messages))
         assert [t.rsplit("/", 1)[1] for t, _, _ in victim.messages] == ["cmd", "cmd", "cfg"]
         assert [t for t, _, _ in operators.messages] == [alert_topic]
@@ -252,7 +254,7 @@ async def test_a_node_subscribes_only_to_its_own_cmd_and_cfg(
     # The simulator plays many devices: their own channels, under its site only.
     with service(locked, Service.SIMULATOR, f"{tag}-sim") as sim:
         assert sim.subscribe(f"{base(b)}/cmd") == GRANTED_QOS1
-        assert sim.publish(f"{base(b)}/tele", reading(0)) == 0
+        assert sim.publish(f"{base(b)}/tele", reading(0)) in ACCEPTED
         assert sim.publish(f"other/{D1}/weather/{b}/tele", reading(0)) == NOT_AUTHORIZED
     # The many-device accounts cannot read the city either.
     for svc in (Service.SIMULATOR, Service.API, Service.ANALYTICS, Service.NOTIFIER):
@@ -265,7 +267,7 @@ async def test_a_node_subscribes_only_to_its_own_cmd_and_cfg(
         assert nt.subscribe("tsec/_alerts/#") == GRANTED_QOS1
         assert nt.subscribe("tsec/_silences/+") == GRANTED_QOS1
         assert nt.publish("tsec/_alerts/flood/street-flood/x", b"{}") == NOT_AUTHORIZED
-        assert nt.publish("tsec/_acks/al-0123456789abcdef", b"{}") == 0  # its acks
+        assert nt.publish("tsec/_acks/al-0123456789abcdef", b"{}") in ACCEPTED  # its acks
         assert nt.subscribe("tsec/_acks/+") == GRANTED_QOS1  # the API's acks too
         assert nt.publish(f"{base(a)}/cmd", b"{}") == NOT_AUTHORIZED
     # Acks are read by those who act on them: analytics and the notifier.
@@ -304,7 +306,7 @@ async def test_only_ingest_joins_the_ingest_share_group(
         with node(locked, a, secret_a) as pa:
             # Several: earlier tests' ingest sessions are members too and take turns.
             for seq in range(6):
-                assert pa.publish(f"{base(a)}/tele", reading(seq)) == 0
+                assert pa.publish(f"{base(a)}/tele", reading(seq)) in ACCEPTED
         ours = lambda: [t for t, _, _ in ingest.messages if a in t]  # noqa: E731
         await eventually(lambda: _async(bool(ours())))
         assert ours() and set(ours()) == {f"{base(a)}/tele"}
@@ -340,7 +342,7 @@ async def test_only_analytics_reads_the_broker_counters_and_only_ingest_reports_
         assert {t for t, _, _ in an.messages} == set(counters)
         assert all(body.isdigit() for _, body, _ in an.messages)
         with service(locked, Service.INGEST, f"{tag}-ingest-health") as ingest:
-            assert ingest.publish("tsec/_health/ingest/0", report) == 0
+            assert ingest.publish("tsec/_health/ingest/0", report) in ACCEPTED
             assert ingest.publish("tsec/_alerts/health/x/y", b"{}") == NOT_AUTHORIZED
         await eventually(lambda: _async(any("_health" in t for t, _, _ in an.messages)))
         assert [b for t, b, _ in an.messages if "_health" in t] == [report]
@@ -353,7 +355,7 @@ async def test_a_revoked_node_is_cut_off_within_5_s_and_refused_until_enabled(
     device = f"{tag}-ws"
     secret = await provision(admin, device)
     with node(locked, device, secret) as connected:
-        assert connected.publish(f"{base(device)}/tele", reading(0)) == 0
+        assert connected.publish(f"{base(device)}/tele", reading(0)) in ACCEPTED
         started = time.monotonic()
         record = await provisioning.revoke_device(admin, device)
         assert connected.disconnected.wait(5.0), "still connected 5 s after the revocation"
@@ -366,4 +368,4 @@ async def test_a_revoked_node_is_cut_off_within_5_s_and_refused_until_enabled(
     assert not (await provisioning.get_device(admin, device)).enabled
     await provisioning.enable_device(admin, device)
     with node(locked, device, secret) as back:
-        assert back.publish(f"{base(device)}/tele", reading(1)) == 0
+        assert back.publish(f"{base(device)}/tele", reading(1)) in ACCEPTED
