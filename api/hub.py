@@ -13,7 +13,9 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import aiomqtt
 import msgspec
@@ -36,13 +38,29 @@ class MqttUnavailable(Exception):
     """The API has no broker connection right now, or the publish was not acknowledged."""
 
 
+REPLAY_MAX = 1000  # changes kept for stream clients that reconnect with Last-Event-ID
+
+
+@dataclass(frozen=True)
+class Change:
+    """One alert change as streamed: ``seq`` counts up within this API process."""
+
+    seq: int
+    event: AlertEvent
+
+
 class AlertHub:
     def __init__(
         self, settings: Settings, *, registry: CollectorRegistry, queue_max: int = QUEUE_MAX
     ) -> None:
         self._settings = settings
         self._queue_max = queue_max
-        self._queues: set[asyncio.Queue[AlertEvent]] = set()
+        self._queues: set[asyncio.Queue[Change]] = set()
+        # SSE ids are "{epoch}-{seq}": the epoch names this process, so an id from
+        # before a restart is recognised as one whose events are gone.
+        self.epoch = secrets.token_hex(4)
+        self._seq = 0
+        self._recent: deque[Change] = deque(maxlen=REPLAY_MAX)
         self._client: aiomqtt.Client | None = None
         self._subscribed = asyncio.Event()
         self.commands = CommandLog()
@@ -65,9 +83,9 @@ class AlertHub:
         return self.connected
 
     @contextlib.contextmanager
-    def listen(self) -> Iterator[asyncio.Queue[AlertEvent]]:
+    def listen(self) -> Iterator[asyncio.Queue[Change]]:
         """A queue receiving every alert change while the ``with`` block lasts."""
-        queue: asyncio.Queue[AlertEvent] = asyncio.Queue(self._queue_max)
+        queue: asyncio.Queue[Change] = asyncio.Queue(self._queue_max)
         self._queues.add(queue)
         self.clients.set(len(self._queues))
         try:
@@ -76,12 +94,32 @@ class AlertHub:
             self._queues.discard(queue)
             self.clients.set(len(self._queues))
 
+    def event_id(self, change: Change) -> str:
+        return f"{self.epoch}-{change.seq}"
+
+    def since(self, last_event_id: str) -> list[Change] | None:
+        """The changes after ``last_event_id``, oldest first; ``None`` when they cannot
+        all be given (another process's id, or older than what is kept): the client
+        must reload the state instead."""
+        epoch, _, seq_text = last_event_id.partition("-")
+        if epoch != self.epoch or not seq_text.isdigit():
+            return None
+        seq = int(seq_text)
+        if seq > self._seq:
+            return None
+        if seq < self._seq and (not self._recent or self._recent[0].seq > seq + 1):
+            return None
+        return [c for c in self._recent if c.seq > seq]
+
     def fan_out(self, event: AlertEvent) -> None:
+        self._seq += 1
+        change = Change(self._seq, event)
+        self._recent.append(change)
         for queue in self._queues:
             if queue.full():
                 queue.get_nowait()  # keep the newest state; the oldest is superseded anyway
                 self.dropped.inc()
-            queue.put_nowait(event)
+            queue.put_nowait(change)
 
     def handle(self, message: aiomqtt.Message) -> None:
         topic = str(message.topic)

@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from api import auditing, store
@@ -22,10 +22,10 @@ from api.deps import (
     TokensDep,
     ViewerDep,
 )
-from api.hub import MqttUnavailable
+from api.hub import Change, MqttUnavailable
 from api.models import AckIn, Alert
 from deltasense import alerts as alerts_mod
-from deltasense.alerts import AlertEvent, AlertKind, Severity
+from deltasense.alerts import AlertKind, Severity
 from deltasense.audit import Action, Result
 from deltasense.runtime import now_ms
 
@@ -33,6 +33,7 @@ router = APIRouter(prefix="/alerts", tags=["alerts"])
 
 ACTIVE_STATES = frozenset({"pending", "firing"})
 RETRY_MS = 5000
+LAST_EVENT_ID = r"^[0-9a-f]{1,16}-[0-9]{1,18}$"
 STREAM_RECHECK_S = 1.0  # how often an open stream checks that its token still stands
 _LOG = logging.getLogger(__name__)
 
@@ -71,7 +72,19 @@ async def list_alerts(
     },
 )
 async def stream(
-    access: StreamAccessDep, hub: HubDep, tokens: TokensDep
+    access: StreamAccessDep,
+    hub: HubDep,
+    tokens: TokensDep,
+    last_event_id: Annotated[
+        str | None, Header(pattern=LAST_EVENT_ID, description="The last event id received.")
+    ] = None,
+    last: Annotated[
+        str | None,
+        Query(
+            pattern=LAST_EVENT_ID,
+            description="The same as the Last-Event-ID header, for a new EventSource.",
+        ),
+    ] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """One `alert` event (data: the alert JSON, id: its id) per alert change.
 
@@ -80,22 +93,42 @@ async def stream(
     is never accepted in the URL). A comment line arrives first (the client is then
     listening) and keep-alive comments every 15 s. The stream ends within
     `STREAM_RECHECK_S` (1 s) of its token being revoked.
+
+    Event ids are `{epoch}-{seq}`, counting up within one API process. A client that
+    reconnects with `Last-Event-ID` (or `?last=`) gets the changes it missed first, in
+    order; when they are no longer all kept (or the id is from before a restart) it
+    gets one `reset` event instead and should reload the alert list.
     """
     with hub.listen() as queue:
         yield ServerSentEvent(comment="listening", retry=RETRY_MS)
+        resume = last_event_id or last
+        newest = 0
+        if resume is not None:
+            missed = hub.since(resume)
+            if missed is None:
+                yield ServerSentEvent(event="reset", raw_data="{}")
+            for old in missed or []:
+                newest = old.seq
+                yield ServerSentEvent(
+                    event="alert",
+                    id=hub.event_id(old),
+                    raw_data=alerts_mod.encode(old.event).decode(),
+                )
         while True:
             try:
-                event: AlertEvent | None = await asyncio.wait_for(queue.get(), STREAM_RECHECK_S)
+                change: Change | None = await asyncio.wait_for(queue.get(), STREAM_RECHECK_S)
             except TimeoutError:
-                event = None
+                change = None
             if tokens.lookup(access.token_digest) is None:
                 _LOG.info(
                     "closing an alert stream of %s: its token was revoked", access.principal.name
                 )
                 return
-            if event is not None:
+            if change is not None and change.seq > newest:  # not already replayed
                 yield ServerSentEvent(
-                    event="alert", id=event.id, raw_data=alerts_mod.encode(event).decode()
+                    event="alert",
+                    id=hub.event_id(change),
+                    raw_data=alerts_mod.encode(change.event).decode(),
                 )
 
 

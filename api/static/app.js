@@ -460,6 +460,7 @@ async function start() {
     onOpen: () => { setLive(true); loadAlerts(); loadMap(); }, // catch up on what was missed
     onError: () => setLive(false),
     onUnauthorized: handleError,
+    onReset: () => { loadAlerts(); loadMap(); }, // the API could not replay what was missed
   });
   await Promise.all([loadMap(), loadAlerts(), loadWards(), loadServices()]);
   document.body.dataset.ready = "1";

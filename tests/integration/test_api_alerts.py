@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import msgspec
@@ -180,10 +182,76 @@ async def test_stream_delivers_alert_changes(settings: Settings) -> None:
 
             first = await asyncio.wait_for(_next_event(lines), 5)
             assert first["event"] == "alert"
-            assert first["id"] == event.id
+            assert re.fullmatch(r"[0-9a-f]{8}-[0-9]+", first["id"]), first["id"]
             assert alerts.decode(first["data"].encode()) == event
             then = await asyncio.wait_for(_next_event(lines), 5)
             assert alerts.decode(then["data"].encode()) == second
+            epoch, seq = first["id"].split("-")
+            assert then["id"] == f"{epoch}-{int(seq) + 1}"  # monotonic
             await mqtt.publish(topic, b"", qos=1, retain=True)  # clear the retained message
         metrics = await api.get("/metrics", headers=ADMIN)
         assert 'deltasense_api_alert_events_total{outcome="bad"} 1.0' in metrics.text
+
+
+async def test_a_stream_resumed_with_last_event_id_gets_the_missed_changes(
+    settings: Settings,
+) -> None:
+    """Issue 11: reconnecting with Last-Event-ID (or ?last= for a new EventSource)
+    replays what was missed, in order and once; an id the API cannot resume from
+    (another process's, from the future) gets a `reset` event; a malformed one a 422."""
+    events = [_event(20 + n, subject=f"lv-sse-{n}") for n in range(4)]
+
+    async def open_stream(
+        api: httpx.AsyncClient,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        ticket = (await api.post("/api/v1/stream/ticket", headers=ADMIN)).json()["ticket"]
+        query = {"ticket": ticket} | (params or {})
+        return api.stream("GET", "/api/v1/alerts/stream", params=query, headers=headers)
+
+    async with (
+        running_api(settings) as api,
+        make_client(settings, identifier=f"{settings.site}-sse-resume") as mqtt,
+    ):
+        first_stream = await open_stream(api)
+        async with first_stream as response:
+            lines = response.aiter_lines()
+            assert await asyncio.wait_for(anext(lines), 5) == ": listening"
+            await mqtt.publish(
+                alerts.alert_topic(settings.site, events[0]), alerts.encode(events[0]), qos=1
+            )
+            seen = await asyncio.wait_for(_next_event(lines), 5)
+        last_id = seen["id"]
+        # Missed while away: three changes.
+        for e in events[1:]:
+            await mqtt.publish(alerts.alert_topic(settings.site, e), alerts.encode(e), qos=1)
+        await asyncio.sleep(0.5)
+        for how in ({"headers": {"Last-Event-ID": last_id}}, {"params": {"last": last_id}}):
+            resumed = await open_stream(api, **how)
+            async with resumed as response:
+                assert response.status_code == 200
+                lines = response.aiter_lines()
+                assert await asyncio.wait_for(anext(lines), 5) == ": listening"
+                got = [await asyncio.wait_for(_next_event(lines), 5) for _ in range(3)]
+                assert [alerts.decode(g["data"].encode()).subject for g in got] == [
+                    e.subject for e in events[1:]
+                ]
+                epoch, seq = last_id.split("-")
+                assert [g["id"] for g in got] == [f"{epoch}-{int(seq) + k}" for k in (1, 2, 3)]
+        for unknown in ("0badcafe-1", f"{last_id.split('-')[0]}-999999"):
+            resumed = await open_stream(api, headers={"Last-Event-ID": unknown})
+            async with resumed as response:
+                lines = response.aiter_lines()
+                assert await asyncio.wait_for(anext(lines), 5) == ": listening"
+                assert (await asyncio.wait_for(_next_event(lines), 5))["event"] == "reset"
+        for bad in ("nope", "1-2-3", "a" * 40 + "-1", "-1"):
+            ticket = (await api.post("/api/v1/stream/ticket", headers=ADMIN)).json()["ticket"]
+            r = await api.get(
+                "/api/v1/alerts/stream",
+                params={"ticket": ticket},
+                headers={"Last-Event-ID": bad},
+            )
+            assert r.status_code == 422, bad
+        for e in events:
+            await mqtt.publish(alerts.alert_topic(settings.site, e), b"", qos=1, retain=True)
