@@ -16,6 +16,7 @@ runs each rule's evaluator on it, then steps that rule's lifecycle.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from analytics.context import Context, DeviceView, LampView, Rows, WaterView, We
 from analytics.counters import CounterTracker
 from analytics.lifecycle import Lifecycle
 from analytics.overrides import FloodLimits, LightingLimits, RowLimits, StormLimits
+from analytics.partition import Partition
 from analytics.platform import PlatformState
 from analytics.registry import OFFLINE, ONLINE, SLEEPING, STATUS_CODES, STOPPED, Registry
 from analytics.rules import energy
@@ -113,10 +115,16 @@ class Engine:
         utc_offset_min: int,
         slot_ms: int = win.DEFAULT_SLOT_MS,
         n_slots: int = win.DEFAULT_N_SLOTS,
+        partition: Partition | None = None,
     ) -> None:
         """``utc_offset_min``: the site's local time, minutes east of UTC (the setting of
-        that name), for the rules that follow the local clock."""
+        that name), for the rules that follow the local clock.  ``partition``: the
+        districts whose alerts this engine raises (analytics/partition.py); all by default."""
         self.thresholds = thresholds
+        self.partition = partition or Partition()
+        self._owned_districts: npt.NDArray[np.bool_] = np.zeros(0, dtype=np.bool_)
+        # The city's storm risk as partition 0 published it (other partitions' lamps).
+        self._foreign_city: dict[str, AlertEvent] = {}
         self.utc_offset_min = utc_offset_min
         self.registry = Registry()
         self._limit_cache: dict[tuple[Kind, type[RowLimits]], tuple[int, RowLimits]] = {}
@@ -402,9 +410,43 @@ class Engine:
             ctx.results[rule.name] = result
             subjects, districts = self._subjects(rule.subject)
             fresh = ctx.water.fresh if rule.timing.for_readings else None
-            events += self._step(entry.lifecycle, result, now_ms, subjects, districts, fresh)
+            mine = self._owned(rule.subject, result)
+            events += self._step(entry.lifecycle, mine, now_ms, subjects, districts, fresh)
         self._order_full_brightness(now_ms)
         return events
+
+    # partitions ---------------------------------------------------------------------------
+    def _owned(self, subject: Subject, result: RuleResult) -> RuleResult:
+        """``result`` with its condition kept only where this partition owns the subject
+        (later rules still read the whole result: storm-risk judges every station)."""
+        if self.partition.whole:
+            return result
+        reg = self.registry
+        if len(self._owned_districts) != len(reg.districts):  # districts are only appended
+            owns = self.partition.owns
+            self._owned_districts = np.fromiter(
+                (owns(d) for d in reg.districts), dtype=np.bool_, count=len(reg.districts)
+            )
+        owned = self._owned_districts
+        if subject in (Subject.CITY, Subject.PLATFORM):
+            mask = np.array([self.partition.owns_city])
+        elif subject is Subject.DISTRICT:
+            mask = owned
+        elif subject is Subject.DEVICE:
+            mask = owned[reg.district[: reg.n]]
+        else:
+            mask = owned[reg.district[self._kinds[Kind(subject.value)].reg()]]
+        return dataclasses.replace(result, condition=result.condition & mask)
+
+    def note_alert(self, event: AlertEvent) -> None:
+        """An alert event another partition published: the city's storm risk, which
+        orders this partition's lamps to full brightness too."""
+        if event.rule != STORM_RISK.name or self.partition.owns_city:
+            return
+        if event.state in ("firing", "pending"):
+            self._foreign_city[event.id] = event
+        else:
+            self._foreign_city.pop(event.id, None)
 
     def _context(self, now_ms: int) -> Context:
         t = self.thresholds
@@ -517,7 +559,8 @@ class Engine:
             for event in lc.open_alerts():
                 reason_by_district.setdefault(event.district or event.subject, event.id)
         city: str | None = None
-        for event in self._rules[STORM_RISK.name].lifecycle.open_alerts():
+        storm = self._rules[STORM_RISK.name].lifecycle.open_alerts()
+        for event in [*storm, *self._foreign_city.values()]:
             if event.risk_level >= lighting.full_brightness_storm_risk:
                 city = event.id
         if not reason_by_district and city is None:
@@ -565,6 +608,9 @@ class Engine:
         adopted = 0
         for event in events:
             if event.state == "resolved":
+                continue
+            if not self.partition.owns(event.district):
+                self.note_alert(event)  # another partition's; the city's storm risk counts
                 continue
             rule = self._rules.get(event.rule)
             if rule is None:

@@ -33,6 +33,7 @@ import msgspec
 
 from analytics import metrics
 from analytics.engine import CommandRequest, Engine
+from analytics.partition import Partition
 from analytics.ruleset import PLATFORM_RULES
 from analytics.stored import readings_from_series
 from analytics.thresholds import Thresholds, load_thresholds
@@ -78,7 +79,13 @@ PAYLOAD_LOG_MAX: Final = 200
 
 
 def client_id(settings: Settings) -> str:
-    return f"deltasense-analytics-{settings.site}"
+    """Partition 0 keeps the single analytics' id (its session survives an upgrade)."""
+    base = f"deltasense-analytics-{settings.site}"
+    return base if settings.analytics_partition == 0 else f"{base}-{settings.analytics_partition}"
+
+
+def partition_of(settings: Settings) -> Partition:
+    return Partition(settings.analytics_partition, settings.analytics_partitions)
 
 
 def tele_filter(site: str) -> str:
@@ -160,6 +167,8 @@ async def refill_stations(db: InfluxClient, engine: Engine, site: str) -> int:
     for s in await db.query(STATIONS_QUERY, params={"site": site}):
         device, district = s.tags.get(schema.DEVICE, ""), s.tags.get(schema.DISTRICT, "")
         for row in s.rows():
+            if not engine.partition.wants(Kind.WATER, district):
+                continue
             if device and isinstance(row.get(schema.STATION), str):
                 engine.set_station(device, district, row[schema.STATION])
                 found += 1
@@ -179,6 +188,12 @@ def refill_chunks(since_ms: int, at_ms: int) -> list[tuple[int, int]]:
     return spans
 
 
+def _mine(engine: Engine, readings: Iterable[Reading]) -> list[Reading]:
+    """Readings this engine's partition takes, in time order."""
+    wants = engine.partition.wants
+    return sorted((r for r in readings if wants(r.kind, r.district)), key=lambda r: r.ts_ms)
+
+
 async def refill_all(db: InfluxClient, engine: Engine, site: str, at_ms: int) -> int:
     """Every kind's windows from stored readings: hourly counters over 48 h first
     (so the counters' boots come in time order), then the minute windows' span.
@@ -190,18 +205,14 @@ async def refill_all(db: InfluxClient, engine: Engine, site: str, at_ms: int) ->
         series = await db.query(
             q, params={"site": site, "since": hourly_since, "until": at_ms * 1_000_000}
         )
-        readings = sorted(
-            readings_from_series(kind, series, site, as_history=True), key=lambda r: r.ts_ms
-        )
+        readings = _mine(engine, readings_from_series(kind, series, site, as_history=True))
         total += engine.ingest(readings, replay=True).values
     for kind in Kind:
         q = kind_refill_query(kind)
         for since_ms, until_ms in refill_chunks(at_ms - engine.window_span_ms(kind), at_ms):
             params = {"site": site, "since": since_ms * 1_000_000, "until": until_ms * 1_000_000}
             series = await db.query(q, params=params)
-            readings = sorted(
-                readings_from_series(kind, series, site, as_history=True), key=lambda r: r.ts_ms
-            )
+            readings = _mine(engine, readings_from_series(kind, series, site, as_history=True))
             total += engine.ingest(readings, replay=True).values
     await refill_meta(db, engine, site)
     return total
@@ -214,6 +225,8 @@ async def refill_meta(db: InfluxClient, engine: Engine, site: str) -> None:
             s.tags.get(k, "") for k in (schema.DEVICE, schema.DISTRICT, schema.KIND)
         )
         if not device or kind_name not in {k.value for k in Kind}:
+            continue
+        if not engine.partition.wants(Kind(kind_name), district):
             continue
         for row in s.rows():
             lat, lon = row.get(schema.LAT), row.get(schema.LON)
@@ -387,19 +400,24 @@ class AnalyticsService:
         async with make_client(
             self.settings, identifier=client_id(self.settings), clean_session=False, logger=_LOG
         ) as client:
-            await client.subscribe(tele_filter(site), qos=1)
+            partition = self.engine.partition
+            for device_filter in partition.filters(site, self.settings.analytics_districts):
+                await client.subscribe(device_filter, qos=1)
             await client.subscribe(alerts.alerts_filter(site), qos=1)
             await client.subscribe(alerts.acks_filter(site), qos=1)
-            await client.subscribe(meta_filter(site), qos=1)
-            await client.subscribe(status_filter(site), qos=1)
-            # Platform health: ingest's reports, the broker's counters (retained: the
-            # current values arrive at once).
-            await client.subscribe(health.health_filter(site), qos=1)
-            for topic in health.BROKER_TOPICS:
-                await client.subscribe(topic, qos=0)
+            if partition.owns_city:
+                # Platform health (partition 0 owns it): ingest's reports, the broker's
+                # counters (retained: the current values arrive at once).
+                await client.subscribe(health.health_filter(site), qos=1)
+                for topic in health.BROKER_TOPICS:
+                    await client.subscribe(topic, qos=0)
             _raise_if_cancelling()
             _LOG.info(
-                "analytics subscribed to %s and %s", tele_filter(site), alerts.alerts_filter(site)
+                "analytics partition %d of %d subscribed to %s and %s",
+                partition.index,
+                partition.count,
+                ", ".join(partition.filters(site, self.settings.analytics_districts)[:3]),
+                alerts.alerts_filter(site),
             )
             if self._ready is not None:
                 self._ready.set()
@@ -487,6 +505,8 @@ class AnalyticsService:
             parsed = parse_topic(topic)
             if parsed.kind not in self.engine.kinds:
                 return []
+            if not self.engine.partition.wants(parsed.kind, parsed.district):
+                return []  # another partition's district (a whole-site subscription)
             return decode_tele(parsed, payload, arrival)
         except ContractError as exc:
             self._bad(exc.reason, topic, payload, exc.detail)
@@ -520,6 +540,8 @@ class AnalyticsService:
             parsed = parse_topic(topic)
             if parsed.kind not in self.engine.kinds:
                 return
+            if not self.engine.partition.wants(parsed.kind, parsed.district):
+                return  # another partition's district (a whole-site subscription)
             if parsed.channel is Channel.META:
                 meta = decode_meta(payload)
                 self.engine.set_meta(
@@ -577,6 +599,7 @@ class AnalyticsService:
         known = self._latest.get(topic)
         if known is None or event.updated >= known.updated:
             self._latest[topic] = event
+        self.engine.note_alert(event)  # the city's storm risk, from partition 0
         # Only analytics publishes here now; an ack on a retained event is one
         # acknowledged before acks had their own topic (the old path), kept.
         if self.engine.apply_ack(event):
@@ -598,8 +621,12 @@ class AnalyticsService:
         if current is None:
             seen = self._latest.get(alert_topic)
             current = seen if seen is not None and seen.id == claimed.id else None
+        partition = self.engine.partition
+        if current is not None and not partition.owns(current.district):
+            return  # another partition's alert: its owner takes the ack
         if current is None:
-            self._bad("unknown_alert", topic, payload, f"no alert {claimed.id} known")
+            if partition.owns(claimed.district):
+                self._bad("unknown_alert", topic, payload, f"no alert {claimed.id} known")
             return
         if current.ack is not None:
             return  # acknowledged already: the first ack stands
@@ -676,9 +703,10 @@ async def run(
     engine = Engine(
         thresholds or load_thresholds(settings.thresholds_file),
         utc_offset_min=settings.utc_offset_min,
+        partition=partition_of(settings),
     )
     engine.platform.workers = settings.ingest_workers
-    start_metrics_server(settings.analytics_metrics_port, _LOG, settings.metrics_host)
+    start_metrics_server(settings.analytics_worker_metrics_port, _LOG, settings.metrics_host)
     async with influx_client(settings, logger=_LOG) as db:
         await db.wait_ready(attempts=60, delay_s=0.5)
         await _retrying("creating the database", db.create_database)

@@ -238,7 +238,19 @@ class Settings(BaseSettings):
     metrics_host: str = Field(
         "127.0.0.1", description="Address the services' Prometheus endpoints bind to."
     )
-    analytics_metrics_port: int = Field(9102, ge=0, le=65535, description="0 turns it off.")
+    analytics_metrics_port: int = Field(
+        9102, ge=0, le=65535, description="Partition i serves on this port + i; 0 turns it off."
+    )
+    analytics_partitions: int = Field(
+        1, ge=1, le=64, description="Analytics processes, each owning the districts hashed to it."
+    )
+    analytics_partition: int = Field(
+        0, ge=0, lt=64, description="This analytics process's index (set by the supervisor)."
+    )
+    analytics_districts: list[str] = Field(
+        default_factory=list,
+        description="The site's districts, if known: partitions then subscribe to theirs only.",
+    )
     analytics_tick_s: float = Field(
         1.0, gt=0, le=60, description="Rule evaluation period; water readings also trigger one."
     )
@@ -332,6 +344,23 @@ class Settings(BaseSettings):
                 f"{self.ingest_workers}"
             )
         return self
+
+    @model_validator(mode="after")
+    def _partition_in_range(self) -> Settings:
+        if self.analytics_partition >= self.analytics_partitions:
+            raise ValueError(
+                f"analytics_partition {self.analytics_partition} must be below "
+                f"analytics_partitions {self.analytics_partitions}"
+            )
+        for district in self.analytics_districts:
+            if not IDENT_RE.fullmatch(district):
+                raise ValueError(f"analytics_districts: {district!r} is not a district id")
+        return self
+
+    @property
+    def analytics_worker_metrics_port(self) -> int:
+        port = self.analytics_metrics_port
+        return port + self.analytics_partition if port else 0
 
     @property
     def ingest_session_id(self) -> str:

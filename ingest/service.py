@@ -65,11 +65,22 @@ def _refused(code: int | ReasonCode) -> bool:
 
 
 def shared_filter(site: str) -> str:
-    """The one subscription every ingest worker shares: the broker hands each message
+    """The one subscription several ingest workers share: the broker hands each message
     to one of them.  Each worker has its own persistent session, so what the broker
     had sent a worker that dies stays in its session and is redelivered when the
     supervisor restarts it (docs/RELIABILITY.md, "Scale-out")."""
     return f"$share/{INGEST_SHARE_GROUP}/{site}/#"
+
+
+def filters(settings: Settings) -> tuple[str, str]:
+    """(the filter to hold, the one to drop).  A single worker keeps the plain filter:
+    Mosquitto 2.0.11 does not restore a session's shared subscription from its
+    persistence file, so after a broker restart readings published before the
+    worker resubscribes would match no one (measured, docs/RELIABILITY.md); a plain
+    one is restored and matches at once.  The other is dropped, so a session that
+    held it before (the worker count changed) does not get every message twice."""
+    plain, shared = f"{settings.site}/#", shared_filter(settings.site)
+    return (plain, shared) if settings.ingest_workers == 1 else (shared, plain)
 
 
 @dataclass
@@ -116,24 +127,22 @@ class Ingest:
         client._client.manual_ack_set(True)
         self._batch = _Batch()  # a dead session's acks are void (its lines were written)
         async with client:
-            site = self.settings.site
-            granted = await client.subscribe(shared_filter(site), qos=1)
+            held, dropped = filters(self.settings)
+            granted = await client.subscribe(held, qos=1)
             if any(_refused(code) for code in granted):
                 # Without it ingest would idle, connected, while the broker queues nothing.
                 raise SubscriptionRefused(
-                    f"the broker refused {shared_filter(site)} to {self.settings.mqtt_username}"
+                    f"the broker refused {held} to {self.settings.mqtt_username}"
                     " (its ACL: deltasense/access.py)"
                 )
-            # A session made before shared subscriptions held the plain filter: with
-            # both, every message would arrive twice.
-            await client.unsubscribe(f"{site}/#")
+            await client.unsubscribe(dropped)
             self.connected.set()
             _LOG.info(
                 "ingest worker %d of %d (%s) subscribed to %s on %s:%d",
                 self.settings.ingest_worker,
                 self.settings.ingest_workers,
                 self.settings.ingest_session_id,
-                shared_filter(site),
+                held,
                 self.settings.mqtt_host,
                 self.settings.mqtt_port,
             )

@@ -23,6 +23,7 @@ replays them), so they are not the platform's loss.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -39,14 +40,21 @@ from typing import Final
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from deltasense import schema
+from deltasense import health, schema
 from deltasense.access import Service
 from deltasense.influx import InfluxClient, influx_client, quote_ident
 from deltasense.mqtt import paho_tls
 from deltasense.runtime import now_ms
 from deltasense.settings import Settings
 from tools.broker import as_service
-from tools.devstack import BROKER_AUTOSAVE_CHANGES, ProcState, Stack, free_port
+from tools.devstack import (
+    BROKER_AUTOSAVE_CHANGES,
+    BROKER_SYS_INTERVAL_S,
+    ManagedProcess,
+    ProcState,
+    Stack,
+    free_port,
+)
 from tools.influxdb import as_user
 from tools.stack import build_stack
 
@@ -70,6 +78,11 @@ class Scenario:
     outage_s: float = 0.0
     backlog_s: float = 0.0
     allowed_loss: int = 0  # a documented window (Mosquitto's crash window), else 0
+    # With ``overflow``, the victim (ingest) stays down while a burst fills its session's
+    # queue to the broker's limit and ``overflow`` messages past it: those are lost, and
+    # the scenario passes only if the broker counted every one ($SYS) and analytics
+    # raised broker-queue-drop.
+    overflow: int = 0
 
 
 SCENARIOS: Final = {
@@ -87,7 +100,11 @@ SCENARIOS: Final = {
         backlog_s=5.0,
         allowed_loss=BROKER_AUTOSAVE_CHANGES,
     ),
+    "queue-overflow": Scenario("queue overflow, ingest down", "ingest", overflow=1_000),
 }
+# The chaos broker's queue limit: above the InfluxDB outage's backlog (60 s at the
+# default 200/s), so only the overflow scenario reaches it.
+CHAOS_MAX_QUEUED: Final = 20_000
 
 
 @dataclass
@@ -102,18 +119,28 @@ class Outcome:
     recover_s: float  # kill → a reading published after the kill is queryable
     alert_ids: int  # most ids seen for one (rule, subject) of the standing alert (1 = right)
     allowed_loss: int = 0
+    dropped: int = 0  # messages the broker says it dropped during the scenario ($SYS)
+    drop_alert: bool = False  # analytics raised broker-queue-drop during the scenario
+    overflow: bool = False  # the scenario overflows the queue on purpose
 
     @property
     def ok(self) -> bool:
-        return self.lost <= self.allowed_loss and self.duplicates == 0 and self.alert_ids == 1
+        if self.duplicates or self.alert_ids != 1:
+            return False
+        if self.overflow:  # lost on purpose: every loss counted by the broker, and alerted
+            return 0 < self.lost <= self.dropped and self.drop_alert
+        return self.lost <= self.allowed_loss and self.dropped == 0
 
 
 class Publisher:
     """QoS 1 readings from ``devices`` virtual drains at ``rate`` messages/s in total,
     on one connection; a reading counts as published once its PUBACK arrives."""
 
-    def __init__(self, settings: Settings, *, devices: int, rate: float, tag: str) -> None:
+    def __init__(
+        self, settings: Settings, *, devices: int, rate: float, tag: str, limit: int = 0
+    ) -> None:
         self.settings = settings
+        self.limit = limit  # stop after sending this many (0: until stopped)
         self.devices = [f"chaos-{tag}-{i:03d}" for i in range(devices)]
         self.rate = rate
         # Only the publishing thread calls paho's publish(); paho runs on_publish
@@ -162,7 +189,7 @@ class Publisher:
         next_at = time.monotonic()
         last_ts = dict.fromkeys(self.devices, 0)
         i = 0
-        while not self._halt.is_set():
+        while not self._halt.is_set() and not (self.limit and i >= self.limit):
             device = self.devices[i % len(self.devices)]
             i += 1
             with self._lock:
@@ -228,6 +255,8 @@ class AlertWatch:
         # locked-down broker (the API's and the simulator's).
         self.device = device or settings
         self.ids: dict[str, set[str]] = {}  # rule → alert ids
+        self.platform: list[tuple[str, str]] = []  # (rule, state) of platform health events
+        self.raised = 0  # live (not retained) firing events of the standing alert
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="chaos-alert-watch")
@@ -243,9 +272,23 @@ class AlertWatch:
             event = json.loads(msg.payload)
         except ValueError:
             return
-        if isinstance(event, dict) and event.get("subject") == self.DEVICE:
+        if not isinstance(event, dict):
+            return
+        if event.get("subject") == self.DEVICE:
             with self._lock:
                 self.ids.setdefault(str(event.get("rule")), set()).add(str(event.get("id")))
+                if event.get("state") == "firing" and not msg.retain:
+                    self.raised += 1
+        elif event.get("subject") == "platform" and not msg.retain:  # changes, not history
+            with self._lock:
+                self.platform.append((str(event.get("rule")), str(event.get("state"))))
+
+    def platform_firing(self, rule: str) -> bool:
+        """The platform alert of ``rule`` stands now (raised in this scenario, or still
+        firing from an earlier drop: its keep-firing hold)."""
+        with self._lock:
+            states = [state for r, state in self.platform if r == rule]
+        return bool(states) and states[-1] == "firing"
 
     def count(self) -> int:
         """The most distinct ids any one rule raised for the standing alert's drain."""
@@ -343,11 +386,72 @@ def _queryable(settings: Settings, device: str, seq: int) -> bool:
         return False
 
 
+class BrokerDrops:
+    """The broker's own count of dropped messages (``$SYS``), read as analytics reads it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.value: int | None = None
+        self.updates = 0
+        self._lock = threading.Lock()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="chaos-broker-drops")
+        if settings.mqtt_username:
+            self.client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
+        self.client.on_connect = lambda c, *_: c.subscribe(health.BROKER_DROPPED_TOPIC, qos=0)
+        self.client.on_message = self._on_message
+        self.settings = settings
+
+    def _on_message(self, _c: object, _u: object, msg: paho.MQTTMessage) -> None:
+        with contextlib.suppress(health.HealthError):
+            value = health.broker_counter(bytes(msg.payload))
+            with self._lock:
+                self.value, self.updates = value, self.updates + 1
+
+    def read(self) -> tuple[int | None, int]:
+        with self._lock:
+            return self.value, self.updates
+
+    def start(self) -> None:
+        self.client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=10)
+        self.client.loop_start()
+        _wait("the broker's $SYS drop counter", lambda: self.read()[0] is not None, within=20)
+
+    def settled(self) -> int:
+        """The count once the broker has had a chance to publish it again (it does
+        every sys_interval, and only when it changed)."""
+        time.sleep(BROKER_SYS_INTERVAL_S + 1.0)
+        value = self.read()[0]
+        assert value is not None
+        return value
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def _overflow(settings: Settings, victim: ManagedProcess, extra: int, tag: str) -> Publisher:
+    """With ``victim`` (ingest) held down, a burst that fills its session's queue to the
+    broker's limit and ``extra`` past it; then let the supervisor bring it back."""
+    target = settings.broker_max_queued_messages + extra
+    burst = Publisher(
+        as_service(settings, Service.SIMULATOR),
+        devices=10,
+        rate=5_000.0,
+        tag=f"{tag}-burst",
+        limit=target,
+    )
+    burst.start()
+    _wait("the burst is acknowledged", lambda: burst.published() >= target, within=180)
+    burst.stop()
+    victim.release()
+    return burst
+
+
 def run_scenario(
     settings: Settings,
     stack: Stack,
     scenario: Scenario,
     watch: AlertWatch,
+    drops: BrokerDrops,
     *,
     devices: int,
     rate: float,
@@ -358,6 +462,8 @@ def run_scenario(
     # The broker is locked down: the publisher plays devices as the simulator does.
     pub = Publisher(as_service(settings, Service.SIMULATOR), devices=devices, rate=rate, tag=tag)
     victim = next(p for p in stack.processes if p.name == scenario.victim)
+    dropped_before = drops.settled()
+    publishers = [pub]
     pub.start()
     try:
         _wait("publisher connected", lambda: pub.published() > 0, within=20)
@@ -367,28 +473,57 @@ def run_scenario(
             ingest.kill(hold_s=scenario.backlog_s + 1.0)  # back 1 s after the victim's kill
             time.sleep(scenario.backlog_s)
         killed = time.monotonic()
-        victim.kill(hold_s=scenario.outage_s)
-        probe = pub.devices[0]
-        seq = pub.next_seq(probe)  # this reading and later ones are published after the kill
+        if scenario.overflow:
+            victim.kill(hold_s=3_600.0)  # released once the burst is in
+            probe = pub.devices[0]
+            seq = pub.next_seq(probe)
+            publishers.append(_overflow(settings, victim, scenario.overflow, tag))
+        else:
+            victim.kill(hold_s=scenario.outage_s)
+            probe = pub.devices[0]
+            seq = pub.next_seq(probe)  # this reading and later ones are published after the kill
         restart_s = _wait(
-            f"{victim.name} up again", lambda: victim.state is ProcState.UP, scenario.outage_s + 30
+            f"{victim.name} up again",
+            lambda: victim.state is ProcState.UP,
+            scenario.outage_s + (150 if scenario.overflow else 30),
         )
-        _wait("readings flow again", lambda: _queryable(settings, probe, seq), within=60)
+        if scenario.overflow:
+            restart_s = time.monotonic() - killed
+            # Readings offered while the queue was full were dropped: probe one after.
+            seq = pub.next_seq(probe)
+        _wait(
+            f"{scenario.name}: readings flow again",
+            lambda: _queryable(settings, probe, seq),
+            within=180 if scenario.overflow else 60,  # behind the whole backlog
+        )
         recover_s = time.monotonic() - killed
         time.sleep(tail_s)
     finally:
         pub.stop()
-    acked = pub.acked()
+    acked = {d: s for p in publishers for d, s in p.acked().items()}
+    devices_all = [d for p in publishers for d in p.devices]
     published = sum(len(s) for s in acked.values())
-    unconfirmed = pub.unconfirmed()
+    unconfirmed = sum(p.unconfirmed() for p in publishers)
     # Ingest flushes every ingest_flush_interval_s: give the last batch time to land.
     deadline = time.monotonic() + 30
+    previous = -1
     while True:
-        counts = stored_counts(settings, pub.devices)
-        lost = sum(max(0, len(acked[d]) - counts[d].distinct) for d in pub.devices)
+        counts = stored_counts(settings, devices_all)
+        lost = sum(max(0, len(acked[d]) - counts[d].distinct) for d in devices_all)
         if lost == 0 or time.monotonic() > deadline:
             break
-        time.sleep(0.5)
+        if scenario.overflow and lost == previous:
+            break  # the backlog is in; what is missing stays missing
+        previous = lost
+        time.sleep(1.0 if scenario.overflow else 0.5)
+    dropped = drops.settled() - dropped_before
+    if scenario.overflow:
+        with contextlib.suppress(TimeoutError):
+            _wait(
+                "broker-queue-drop raised",
+                lambda: watch.platform_firing("broker-queue-drop"),
+                within=20,
+            )
     return Outcome(
         scenario=scenario.name,
         published=published,
@@ -400,10 +535,19 @@ def run_scenario(
         recover_s=round(recover_s, 2),
         alert_ids=watch.count(),
         allowed_loss=scenario.allowed_loss,
+        dropped=max(0, dropped),
+        drop_alert=watch.platform_firing("broker-queue-drop"),
+        overflow=bool(scenario.overflow),
     )
 
 
-def chaos_settings(var_dir: Path) -> Settings:
+def chaos_settings(
+    var_dir: Path,
+    *,
+    max_queued: int = CHAOS_MAX_QUEUED,
+    ingest_workers: int = 1,
+    analytics_partitions: int = 1,
+) -> Settings:
     """A stack of its own on free ports, so chaos never touches a running demo."""
     return Settings(
         site="chaos",
@@ -418,13 +562,28 @@ def chaos_settings(var_dir: Path) -> Settings:
         influx_db="chaos",
         admin_token=secrets.token_urlsafe(32),
         ingest_flush_interval_s=0.2,
+        ingest_health_interval_s=1.0,
+        broker_max_queued_messages=max_queued,
+        ingest_workers=ingest_workers,
+        analytics_partitions=analytics_partitions,
     )
 
 
 @contextmanager
-def chaos_stack(var_dir: Path | None = None) -> Iterator[tuple[Settings, Stack]]:
+def chaos_stack(
+    var_dir: Path | None = None,
+    *,
+    max_queued: int = CHAOS_MAX_QUEUED,
+    ingest_workers: int = 1,
+    analytics_partitions: int = 1,
+) -> Iterator[tuple[Settings, Stack]]:
     with tempfile.TemporaryDirectory(prefix="deltasense-chaos-") as tmp:
-        settings = chaos_settings(var_dir or Path(tmp) / "var")
+        settings = chaos_settings(
+            var_dir or Path(tmp) / "var",
+            max_queued=max_queued,
+            ingest_workers=ingest_workers,
+            analytics_partitions=analytics_partitions,
+        )
         stack = build_stack(settings)
         stack.start()
         supervisor = Supervisor(stack)
@@ -443,14 +602,26 @@ def run(
     rate: float = 200.0,
     lead_s: float = 5.0,
     tail_s: float = 5.0,
+    max_queued: int = CHAOS_MAX_QUEUED,
+    ingest_workers: int = 1,
+    analytics_partitions: int = 1,
     on_outcome: Callable[[Outcome], None] | None = None,
+    on_watch: Callable[[AlertWatch], None] | None = None,
 ) -> list[Outcome]:
     outcomes = []
-    with chaos_stack() as (settings, stack):
+    with chaos_stack(
+        max_queued=max_queued,
+        ingest_workers=ingest_workers,
+        analytics_partitions=analytics_partitions,
+    ) as (settings, stack):
         watch = AlertWatch(
             as_service(settings, Service.API), as_service(settings, Service.SIMULATOR)
         )
         watch.start()
+        if on_watch:
+            on_watch(watch)
+        drops = BrokerDrops(as_service(settings, Service.ANALYTICS))
+        drops.start()
         try:
             for scenario in scenarios:
                 outcome = run_scenario(
@@ -458,6 +629,7 @@ def run(
                     stack,
                     scenario,
                     watch,
+                    drops,
                     devices=devices,
                     rate=rate,
                     lead_s=lead_s,
@@ -467,5 +639,6 @@ def run(
                 if on_outcome:
                     on_outcome(outcome)
         finally:
+            drops.stop()
             watch.stop()
     return outcomes

@@ -196,7 +196,7 @@ def status() -> None:
     from rich.table import Table
 
     from tools.devstack import http_ok, tcp_open
-    from tools.stack import api_ca, ingest_name, pid_alive, read_state
+    from tools.stack import analytics_name, api_ca, ingest_name, pid_alive, read_state
 
     settings = _settings()
     healthy = True
@@ -227,7 +227,13 @@ def status() -> None:
     ]
     for name, port in (
         *((ingest_name(w.ingest_worker), w.ingest_worker_metrics_port) for w in ingest),
-        ("analytics", settings.analytics_metrics_port),
+        *(
+            (
+                analytics_name(i),
+                settings.analytics_metrics_port + i if settings.analytics_metrics_port else 0,
+            )
+            for i in range(settings.analytics_partitions)
+        ),
     ):
         if port:  # without a metrics port there is nothing to ask
             checks[name] = http_ok(f"http://{settings.metrics_host}:{port}/metrics")
@@ -242,8 +248,8 @@ def chaos(
     scenario: Annotated[
         list[str] | None,
         typer.Option(
-            help="Kill only this process (repeatable): ingest, analytics, api, "
-            "mosquitto, influxdb. Default: all, in that order."
+            help="Run only this scenario (repeatable): ingest, analytics, api, mosquitto, "
+            "influxdb, mosquitto-backlog, queue-overflow. Default: all, in that order."
         ),
     ] = None,
     outage_s: Annotated[
@@ -280,7 +286,7 @@ def chaos(
     ]
     table = Table(
         "scenario", "published", "unconfirmed", "stored", "duplicates", "lost",
-        "restart s", "recover s", "alert ids", "verdict", box=None,
+        "restart s", "recover s", "alert ids", "dropped", "verdict", box=None,
     )  # fmt: skip
 
     def show(o: chaos_mod.Outcome) -> None:
@@ -300,7 +306,7 @@ def chaos(
             table.add_row(
                 o.scenario, str(o.published), str(o.unconfirmed), str(o.stored),
                 str(o.duplicates), str(o.lost), f"{o.restart_s:.1f}", f"{o.recover_s:.1f}",
-                str(o.alert_ids), "[green]ok[/]" if o.ok else "[red]FAIL[/]",
+                str(o.alert_ids), str(o.dropped), "[green]ok[/]" if o.ok else "[red]FAIL[/]",
             )  # fmt: skip
         Console(width=max(out.width, 130)).print(table)
     if not all(o.ok for o in outcomes):

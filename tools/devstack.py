@@ -262,6 +262,11 @@ class ManagedProcess:
         self.proc.wait(timeout=5)
         self._down_until(time.monotonic() + hold_s)
 
+    def release(self) -> None:
+        """End an outage begun by :meth:`kill` now: the next look starts the child."""
+        if self.state is ProcState.BACKOFF:
+            self._due = time.monotonic()
+
     def _crashed(self, policy: RestartPolicy, now: float, what: str) -> str:
         delay = policy.delay_s(self.failures_in_a_row + 1)
         code = self._down_until(now + delay)

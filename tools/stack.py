@@ -118,6 +118,28 @@ def broker_listeners(settings: Settings) -> dict[str, Any]:
     return listeners
 
 
+def analytics_name(partition: int) -> str:
+    return "analytics" if partition == 0 else f"analytics-{partition}"
+
+
+def analytics_partitions(settings: Settings, env: dict[str, str]) -> list[ManagedProcess]:
+    """``analytics_partitions`` supervised processes, each owning its districts
+    (analytics/partition.py); partition 0 also the city and the platform."""
+    parts = []
+    for i in range(settings.analytics_partitions):
+        part = settings.model_copy(update={"analytics_partition": i})
+        parts.append(
+            python_service(
+                analytics_name(i),
+                "analytics",
+                settings.var_dir.resolve(),
+                env=env | {"DELTASENSE_ANALYTICS_PARTITION": str(i)},
+                healthy=_metrics_or_alive(part.analytics_worker_metrics_port, analytics_name(i)),
+            )
+        )
+    return parts
+
+
 def build_stack(
     settings: Settings,
     *,
@@ -153,13 +175,7 @@ def build_stack(
         mosquitto,
         database,
         *ingest_workers(settings, env_of(Service.INGEST, DbUser.INGEST)),
-        python_service(
-            "analytics",
-            "analytics",
-            var,
-            env=env_of(Service.ANALYTICS, DbUser.ANALYTICS),
-            healthy=_metrics_or_alive(settings.analytics_metrics_port, "analytics"),
-        ),
+        *analytics_partitions(settings, env_of(Service.ANALYTICS, DbUser.ANALYTICS)),
         python_service(
             "api",
             "api",

@@ -193,3 +193,18 @@ def test_the_stack_broker_lets_ingest_hold_its_window_unacknowledged(
     settings = Settings(var_dir=tmp_path / "v", ingest_max_unacked=window)
     build_stack(settings)
     assert int(_broker_conf(settings.var_dir)["max_inflight_messages"]) >= window
+
+
+def test_the_stack_starts_one_process_per_analytics_partition(tmp_path: Path) -> None:
+    settings = Settings(
+        var_dir=tmp_path / "var", analytics_partitions=2, analytics_districts=["phuong-1"]
+    )
+    procs = {p.name: p for p in build_stack(settings).processes}
+    parts = [procs["analytics"], procs["analytics-1"]]
+    envs = [p.env or {} for p in parts]
+    assert [e["DELTASENSE_ANALYTICS_PARTITION"] for e in envs] == ["0", "1"]
+    assert {e["DELTASENSE_ANALYTICS_DISTRICTS"] for e in envs} == {'["phuong-1"]'}
+    back = Settings.model_validate_json(
+        '{"analytics_districts": ' + envs[1]["DELTASENSE_ANALYTICS_DISTRICTS"] + "}"
+    )
+    assert back.analytics_districts == ["phuong-1"]

@@ -128,3 +128,18 @@ def test_ingest_workers_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("DELTASENSE_INGEST_WORKERS", "two")
     with pytest.raises(ValidationError, match="ingest_workers"):
         load_settings()
+
+
+def test_analytics_partitions_are_checked_and_districts_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(ValidationError, match="must be below analytics_partitions 2"):
+        load_settings(analytics_partitions=2, analytics_partition=2)
+    with pytest.raises(ValidationError, match="not a district id"):
+        load_settings(analytics_districts=["phuong-1", "Phường 2"])
+    monkeypatch.setenv("DELTASENSE_ANALYTICS_DISTRICTS", '["phuong-1", "phuong-2"]')
+    monkeypatch.setenv("DELTASENSE_ANALYTICS_PARTITIONS", "3")
+    monkeypatch.setenv("DELTASENSE_ANALYTICS_PARTITION", "2")
+    s = load_settings(analytics_metrics_port=9400)
+    assert s.analytics_districts == ["phuong-1", "phuong-2"]
+    assert s.analytics_worker_metrics_port == 9402
