@@ -70,6 +70,7 @@ _LOG = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 OUTBOX_MAX: Final = 10_000
+BROKER_COUNTERS_REFRESH_S: Final = 15.0
 HOURLY_SPAN_MS: Final = 48 * 3_600_000
 COMMAND_TTL_MS: Final = 15 * 60_000
 EVAL_EVERY_MESSAGES: Final = 500  # evaluate at least this often under a steady stream
@@ -421,13 +422,27 @@ class AnalyticsService:
             )
             if self._ready is not None:
                 self._ready.set()
-            publisher = asyncio.create_task(self._publisher(client))
+            tasks = [asyncio.create_task(self._publisher(client))]
+            if partition.owns_city:
+                tasks.append(asyncio.create_task(self._refresh_broker_counters(client)))
             try:
                 await self._consume(client)
             finally:
-                publisher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await publisher
+                for task in tasks:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+    async def _refresh_broker_counters(self, client: aiomqtt.Client) -> None:
+        """Subscribe to the broker's counters again now and then: Mosquitto publishes
+        one only when it changes, at QoS 0, so a session backlogged by a burst may
+        never see the one publish that mattered (once in the chaos overflow no
+        alert came, though the broker had counted the drops); a new subscription
+        resends the retained current value."""
+        while True:
+            await asyncio.sleep(BROKER_COUNTERS_REFRESH_S)
+            for topic in health.BROKER_TOPICS:
+                await client.subscribe(topic, qos=0)
 
     async def _consume(self, client: aiomqtt.Client) -> None:
         pending_water = 0
