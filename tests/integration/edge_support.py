@@ -16,7 +16,9 @@ from typing import Any
 
 import aiomqtt
 
+from deltasense import schema
 from deltasense.access import Service
+from deltasense.influx import InfluxClient, quote_ident
 from deltasense.settings import Settings
 from edge.settings import EdgeSettings
 from tools import broker
@@ -219,3 +221,35 @@ class ReadingWatch:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                 await self._task
+
+
+async def stored(db: InfluxClient, site: str) -> dict[tuple[str, int, int], tuple[int, bool]]:
+    """(device, boot, seq) → (stored time, hist) for every reading of the site."""
+    found: dict[tuple[str, int, int], tuple[int, bool]] = {}
+    for kind in schema.READING_MEASUREMENTS:
+        series = await db.query(
+            f"SELECT {quote_ident(schema.SEQ)}, {quote_ident(schema.BOOT)}, "
+            f"{quote_ident(schema.HIST)} FROM {quote_ident(kind)} "
+            f"WHERE {quote_ident(schema.SITE)} = $site GROUP BY {quote_ident(schema.DEVICE)}",
+            params={"site": site},
+        )
+        for s in series:
+            device = s.tags[schema.DEVICE]
+            for row in s.rows():
+                key = (device, int(row[schema.BOOT]), int(row[schema.SEQ]))
+                found[key] = (int(row["time"]), bool(row[schema.HIST]))
+    return found
+
+
+async def until(check, within: float, what: str) -> float:  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+    while True:
+        try:
+            if await check():
+                break
+        except Exception:  # the gateway restarting: its endpoint does not answer yet
+            pass
+        if time.monotonic() - started > within:
+            raise AssertionError(f"{what}: not within {within:.0f} s")
+        await asyncio.sleep(0.2)
+    return time.monotonic() - started

@@ -23,7 +23,8 @@ import httpx
 import pytest
 
 from api.auth import add_token
-from tests.integration.test_stack_e2e import ADMIN, Stack, stack_env
+from tests.integration.stack_support import ADMIN, Stack
+from tests.support import stack_env
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 

@@ -33,8 +33,9 @@ from tests.integration.edge_support import (
     TcpProxy,
     edge_world,
     metric,
+    stored,
+    until,
 )
-from tests.integration.test_edge_gateway import stored, until
 from tools import broker
 
 NODES = 50

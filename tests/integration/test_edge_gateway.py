@@ -34,6 +34,8 @@ from tests.integration.edge_support import (
     TcpProxy,
     edge_world,
     metric,
+    stored,
+    until,
 )
 
 CUT_S = float(os.environ.get("DELTASENSE_EDGE_CUT_S", "30"))
@@ -45,38 +47,6 @@ RATE = 1.0  # readings/s per node: the ward's steady rate is 50/s
 def world(settings: Settings, tmp_path: Path) -> AsyncIterator[EdgeWorld]:
     with edge_world(settings, tmp_path) as w:
         yield w  # type: ignore[misc]
-
-
-async def stored(db: InfluxClient, site: str) -> dict[tuple[str, int, int], tuple[int, bool]]:
-    """(device, boot, seq) → (stored time, hist) for every reading of the site."""
-    found: dict[tuple[str, int, int], tuple[int, bool]] = {}
-    for kind in schema.READING_MEASUREMENTS:
-        series = await db.query(
-            f"SELECT {quote_ident(schema.SEQ)}, {quote_ident(schema.BOOT)}, "
-            f"{quote_ident(schema.HIST)} FROM {quote_ident(kind)} "
-            f"WHERE {quote_ident(schema.SITE)} = $site GROUP BY {quote_ident(schema.DEVICE)}",
-            params={"site": site},
-        )
-        for s in series:
-            device = s.tags[schema.DEVICE]
-            for row in s.rows():
-                key = (device, int(row[schema.BOOT]), int(row[schema.SEQ]))
-                found[key] = (int(row["time"]), bool(row[schema.HIST]))
-    return found
-
-
-async def until(check, within: float, what: str) -> float:  # type: ignore[no-untyped-def]
-    started = time.monotonic()
-    while True:
-        try:
-            if await check():
-                break
-        except Exception:  # the gateway restarting: its endpoint does not answer yet
-            pass
-        if time.monotonic() - started > within:
-            raise AssertionError(f"{what}: not within {within:.0f} s")
-        await asyncio.sleep(0.2)
-    return time.monotonic() - started
 
 
 @pytest.mark.timeout(int(240 + 4 * CUT_S))

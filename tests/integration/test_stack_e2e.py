@@ -16,7 +16,6 @@ import getpass
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
 import subprocess
@@ -32,103 +31,8 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.integration.stack_support import ADMIN, Stack, alive, descendants
 from tests.support import stack_env
-
-ADMIN = secrets.token_urlsafe(32)  # start-up refuses short or placeholder secrets
-
-
-def _children(pid: int) -> set[int]:
-    """All descendants of ``pid`` (Linux /proc)."""
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            text = Path(f"/proc/{current}/task/{current}/children").read_text()
-        except OSError:
-            continue
-        for child in map(int, text.split()):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (OSError, ProcessLookupError):
-        return False
-    return stat.split()[2] != "Z"
-
-
-class Stack:
-    def __init__(self, env: dict[str, str], root: Path) -> None:
-        self.env = env
-        self.root = root
-        self.site = env["DELTASENSE_SITE"]
-        self.api = f"http://127.0.0.1:{env['DELTASENSE_API_PORT']}"
-        self.mqtt_port = env["DELTASENSE_MQTT_PORT"]
-        self.ca = Path(env["DELTASENSE_VAR_DIR"]) / "tls" / "ca.pem"
-        self.http = httpx.Client(
-            base_url=self.api, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10
-        )
-
-    def cli(self, *args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "tools.cli", *args],
-            env=self.env,
-            cwd=self.root,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def secret(self, username: str) -> str:
-        return (self.root / "var" / "secrets" / "mqtt" / username).read_text().strip()
-
-    def pub(
-        self, topic: str, payload: str | bytes, login: tuple[str, str, str] | None = None
-    ) -> subprocess.CompletedProcess[bytes]:
-        """Publish with QoS 1 as ``(client id, user, password)``, by default as the
-        simulator's account; ``check`` unless a login is given."""
-        data = payload.encode() if isinstance(payload, str) else payload
-        client_id, user, password = login or (
-            "e2e-pub",
-            "svc.simulator",
-            self.secret("svc.simulator"),
-        )
-        creds = ["-i", client_id] + (["-u", user, "-P", password] if user else [])
-        return subprocess.run(
-            [
-                "mosquitto_pub",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                self.mqtt_port,
-                "--cafile",  # the stack's broker speaks TLS only (mqtt_tls, the default)
-                str(self.ca),
-                *creds,
-                "-q",
-                "1",
-                "-t",
-                topic,
-                "-s",
-            ],
-            input=data,
-            check=login is None,
-            capture_output=True,
-            timeout=10,
-        )
-
-    def poll(self, path: str, ok: Any, within: float = 5.0, **params: Any) -> httpx.Response:
-        deadline = time.monotonic() + within
-        while True:
-            response = self.http.get(path, params=params)
-            if ok(response) or time.monotonic() > deadline:
-                return response
-            time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -396,14 +300,14 @@ def test_killed_services_are_restarted_while_the_rest_stay_up(stack: Stack) -> N
 def test_down_leaves_no_process_behind(stack: Stack) -> None:
     state = json.loads((stack.root / "var/run/stack.json").read_text())
     supervisor = state["pid"]
-    children = _children(supervisor)
+    children = descendants(supervisor)
     assert len(children) >= 5  # mosquitto, influxd, ingest, analytics, api
     stopped = stack.cli("down")
     assert stopped.returncode == 0 and "stack stopped" in stopped.stdout
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(p) for p in children | {supervisor}):
+    while time.monotonic() < deadline and any(alive(p) for p in children | {supervisor}):
         time.sleep(0.1)
-    assert [p for p in children | {supervisor} if _alive(p)] == []
+    assert [p for p in children | {supervisor} if alive(p)] == []
 
 
 def test_demo_in_the_foreground_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
@@ -435,16 +339,16 @@ def test_demo_in_the_foreground_stops_everything_on_ctrl_c(tmp_path: Path) -> No
         token = token_file.read_text().strip()
         # Not a terminal here (a pipe could be a log): where the token is, never the token.
         assert token and token not in output and str(token_file) in output
-        children = _children(proc.pid)
+        children = descendants(proc.pid)
         assert len(children) >= 6  # broker, database, ingest, analytics, api, simulator
         os.killpg(proc.pid, signal.SIGINT)
         rest, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0, rest
         assert "all services stopped" in rest
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(p) for p in children):
+        while time.monotonic() < deadline and any(alive(p) for p in children):
             time.sleep(0.1)
-        assert [p for p in children if _alive(p)] == []
+        assert [p for p in children if alive(p)] == []
     finally:
         if proc.poll() is None:  # pragma: no cover - cleanup after a failed assertion
             os.killpg(proc.pid, signal.SIGKILL)
