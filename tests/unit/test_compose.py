@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from deltasense.influx_users import DbUser
 from deltasense.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -282,3 +283,41 @@ def test_package_data_is_installed() -> None:
         if not any(rel.match(pattern) for pattern in package_data.get(package, [])):
             missing.append(str(path))
     assert not missing, f"not in package-data, missing from the image: {missing}"
+
+
+INIT_USERS = ROOT / "docker" / "influxdb-init" / "10-deltasense-users.sh"
+
+
+def _init_users() -> dict[str, tuple[str, str]]:
+    """user → (grant, password variable), as the init script makes them."""
+    calls = re.findall(r"^ds_user (\S+) (\S+) (\S+)$", INIT_USERS.read_text("utf-8"), re.M)
+    return {name: (grant, var) for name, grant, var in calls}
+
+
+def test_influxdb_runs_with_authentication_and_the_init_script() -> None:
+    env = _env("influxdb")
+    assert env["INFLUXDB_HTTP_AUTH_ENABLED"] == "true"
+    assert env["INFLUXDB_ADMIN_USER"] == DbUser.ADMIN.value
+    assert re.fullmatch(
+        r"\$\{DELTASENSE_INFLUX_PASSWORD_ADMIN:\?[^}]*\}", env["INFLUXDB_ADMIN_PASSWORD"]
+    )
+    assert (
+        "./docker/influxdb-init:/docker-entrypoint-initdb.d:ro" in SERVICES["influxdb"]["volumes"]
+    )
+
+
+@pytest.mark.parametrize("service", PYTHON_SERVICES)
+def test_each_service_logs_in_to_influxdb_as_itself_with_its_grant(service: str) -> None:
+    env = _env(service)
+    user = DbUser(env["DELTASENSE_INFLUX_USERNAME"])
+    assert user.value == service
+    grant, variable = _init_users()[service]
+    assert user.privilege is not None and grant == user.privilege.value  # one policy
+    # The service and the init script read the same password from .env.
+    assert env["DELTASENSE_INFLUX_PASSWORD"] == _env("influxdb")[variable]
+    assert re.fullmatch(rf"\$\{{{variable}:\?[^}}]*\}}", env["DELTASENSE_INFLUX_PASSWORD"])
+    assert f"{variable}=" in (ROOT / "docker" / "env.example").read_text("utf-8")
+
+
+def test_the_init_script_makes_exactly_the_compose_services_users() -> None:
+    assert set(_init_users()) == set(PYTHON_SERVICES)
