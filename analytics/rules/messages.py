@@ -13,6 +13,7 @@ from typing import Final
 
 from analytics.lifecycle import MessageContext, MessageFn
 from deltasense.alerts import Message
+from deltasense.wards import ward_name
 
 # value → (label vi, label en, unit, decimals)
 LABELS: Final[dict[str, tuple[str, str, str, int]]] = {
@@ -74,15 +75,26 @@ def _details(ctx: MessageContext, vi: bool) -> str:
     return ", ".join(parts)
 
 
+def _where(ctx: MessageContext) -> tuple[str, str]:
+    """Where, as operators say it: the device and its ward's display name ("tại
+    drain-x (Phường 1)"), or the ward alone for a ward's own alert."""
+    if ctx.district and ctx.district == ctx.subject:
+        return f"tại {ward_name(ctx.district, 'vi')}", f"at {ward_name(ctx.district, 'en')}"
+    if ctx.district:
+        return (
+            f"tại {ctx.subject} ({ward_name(ctx.district, 'vi')})",
+            f"at {ctx.subject} ({ward_name(ctx.district, 'en')})",
+        )
+    return f"tại {ctx.subject}", f"at {ctx.subject}"
+
+
 def titled(title_vi: str, title_en: str) -> MessageFn:
     """The message function of a rule titled ``title_vi`` / ``title_en``."""
     if not (title_vi and title_en):
         raise ValueError("a rule needs a Vietnamese and an English title")
 
     def message(ctx: MessageContext) -> Message:
-        place = f" ({ctx.district})" if ctx.district and ctx.district != ctx.subject else ""
-        where_vi = f"tại {ctx.subject}{place}"
-        where_en = f"at {ctx.subject}{place}"
+        where_vi, where_en = _where(ctx)
         vi, en = _details(ctx, True), _details(ctx, False)
         if ctx.state == "resolved":
             return Message(
@@ -107,8 +119,7 @@ def _cm(depth_mm: float, decimal: str) -> str:
 
 def street_flood(ctx: MessageContext) -> Message:
     """Street flooding, worded around the water depth (in cm, as residents say it)."""
-    where_vi = f"tại {ctx.subject} ({ctx.district})"
-    where_en = f"at {ctx.subject} ({ctx.district})"
+    where_vi, where_en = _where(ctx)
     depth = ctx.values.get("depth_mm")
     if ctx.state == "resolved":
         if depth is None:

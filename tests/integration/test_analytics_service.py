@@ -56,7 +56,7 @@ async def test_street_flood_fires_updates_resolves_and_survives_restart(
             assert topic == f"{site}/_alerts/flood/street-flood/drain-x"
             assert (fired.kind, fired.severity, fired.district) == ("flood", "warning", "phuong-1")
             assert fired.values == {"depth_mm": 150.0}
-            assert fired.message.vi == "Ngập đường: mực nước 15 cm tại drain-x (phuong-1)"
+            assert fired.message.vi == "Ngập đường: mực nước 15 cm tại drain-x (Phường 1)"
             await wait_stored(settings, fired.id, "firing")
 
             # a second drain that stays flooded through the restart below

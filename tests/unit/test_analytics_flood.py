@@ -97,16 +97,16 @@ def test_messages_in_vietnamese_and_english() -> None:
         values={"depth_mm": 120.0},
     )
     m = messages.street_flood(ctx)
-    assert m.vi == "Ngập đường: mực nước 12 cm tại drain-x (phuong-1)"
-    assert m.en == "Street flooding: 12 cm of water at drain-x (phuong-1)"
+    assert m.vi == "Ngập đường: mực nước 12 cm tại drain-x (Phường 1)"
+    assert m.en == "Street flooding: 12 cm of water at drain-x (Phường 1)"
     severe = messages.street_flood(
         MessageContext("drain-x", "phuong-1", "critical", "firing", {"depth_mm": 305.0})
     )
-    assert severe.vi == "Ngập đường nghiêm trọng: mực nước 30,5 cm tại drain-x (phuong-1)"
+    assert severe.vi == "Ngập đường nghiêm trọng: mực nước 30,5 cm tại drain-x (Phường 1)"
     assert severe.en.startswith("Severe street flooding: 30.5 cm")
     over = messages.street_flood(MessageContext("drain-x", "phuong-1", "warning", "resolved", {}))
-    assert over.vi == "Hết ngập đường tại drain-x (phuong-1)"
-    assert over.en == "Street flooding over at drain-x (phuong-1)"
+    assert over.vi == "Hết ngập đường tại drain-x (Phường 1)"
+    assert over.en == "Street flooding over at drain-x (Phường 1)"
 
 
 # --- noise handling, rise, canals, districts, compound ------------------------------------
@@ -210,3 +210,17 @@ def test_compound_rain_on_high_water(thresholds: Thresholds) -> None:
     r = flood.compound_rule(rain, margin, wet, heavy_mm_h=7.6, flood=FLOOD)
     assert r.condition.tolist() == [True, False, False, False]
     assert r.severity[0] == 2  # street water already there
+
+
+def test_messages_name_the_ward_as_operators_say_it() -> None:
+    ward = messages.titled("Ngập lụt khu vực", "District flooding")
+    own = ward(MessageContext("hiep-thanh", "hiep-thanh", "warning", "firing", {}))
+    assert own.vi == "Ngập lụt khu vực tại xã Hiệp Thành"
+    assert own.en == "District flooding at xã Hiệp Thành"
+    assert "hiep-thanh" not in own.vi + own.en
+    device = messages.street_flood(MessageContext("drain-x", "nha-mat", "warning", "resolved", {}))
+    assert device.en == "Street flooding over at drain-x (Nhà Mát)"
+    unlisted = messages.street_flood(
+        MessageContext("drain-x", "new-ward", "warning", "resolved", {})
+    )
+    assert unlisted.en == "Street flooding over at drain-x (new-ward)"  # an unknown id as it is

@@ -78,7 +78,7 @@ def test_single_reading_over_threshold_fires_once(thresholds: Thresholds) -> Non
     assert e.id == alert_id(RULE, "drain-a", d.now)
     assert e.started == e.updated == d.now and e.ended is None
     assert e.values == {"depth_mm": 120.0}
-    assert e.message.vi == "Ngập đường: mực nước 12 cm tại drain-a (phuong-1)"
+    assert e.message.vi == "Ngập đường: mực nước 12 cm tại drain-a (Phường 1)"
     assert e.kind == "flood" and e.rule == "street-flood"
     # more readings over the threshold, and timer re-evaluations: nothing new
     assert d.step([130.0, 0.0]) == []
@@ -111,7 +111,7 @@ def test_resolves_only_below_warning_minus_deadband(thresholds: Thresholds) -> N
     assert resolved.id == fired.id
     assert resolved.state == "resolved" and resolved.ended == resolved.updated == d.now
     assert resolved.values == {"depth_mm": 55.0}
-    assert resolved.message.en == "Street flooding over at drain-a (phuong-1): 5.5 cm of water left"
+    assert resolved.message.en == "Street flooding over at drain-a (Phường 1): 5.5 cm of water left"
     assert d.lc.open_alerts() == []
     # a new episode gets a new id
     (again,) = d.step([90.0])
