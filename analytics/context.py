@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from analytics import window as win
+from analytics.gateways import GatewayView
 from analytics.overrides import FloodLimits, LightingLimits, StormLimits
 from analytics.platform import PlatformView
 from analytics.registry import OFFLINE, SLEEPING, STOPPED, Registry
@@ -303,6 +304,7 @@ class Context:
     devices: DeviceView
     n_districts: int
     platform: PlatformView
+    gateways: GatewayView
     results: dict[str, RuleResult] = field(default_factory=dict)
 
     def result(self, rule: str) -> RuleResult:

@@ -29,6 +29,7 @@ from analytics import overrides
 from analytics import window as win
 from analytics.context import Context, DeviceView, LampView, Rows, WaterView, WeatherView
 from analytics.counters import CounterTracker
+from analytics.gateways import GatewayState
 from analytics.lifecycle import Lifecycle
 from analytics.overrides import FloodLimits, LightingLimits, RowLimits, StormLimits
 from analytics.partition import Partition
@@ -152,6 +153,7 @@ class Engine:
         self.meter = self._kinds[Kind.METER].window
         self.counters = CounterTracker()
         self.platform = PlatformState()  # the broker's and ingest's health (the service feeds it)
+        self.gateways = GatewayState()  # the district edge gateways' status (likewise)
         self._canal_ids = frozenset(thresholds.flood.canal_stations)
         self._canal: list[bool] = []  # per water row
         self._commands: list[CommandRequest] = []
@@ -432,6 +434,9 @@ class Engine:
             mask = np.array([self.partition.owns_city])
         elif subject is Subject.DISTRICT:
             mask = owned
+        elif subject is Subject.GATEWAY:
+            owns = self.partition.owns
+            mask = np.fromiter((owns(d) for d in self.gateways.districts), dtype=np.bool_)
         elif subject is Subject.DEVICE:
             mask = owned[reg.district[: reg.n]]
         else:
@@ -481,6 +486,7 @@ class Engine:
             devices=DeviceView(self.registry, t, now_ms),
             n_districts=len(self.registry.districts),
             platform=self.platform.view(now_ms, t.platform),
+            gateways=self.gateways.view(now_ms, t.platform),
         )
 
     def _view_rows(self, kind: Kind) -> Rows:
@@ -495,6 +501,8 @@ class Engine:
             return _CITY
         if subject is Subject.PLATFORM:
             return _PLATFORM
+        if subject is Subject.GATEWAY:
+            return self.gateways.districts, self.gateways.districts
         if subject is Subject.DISTRICT:
             return reg.districts, reg.districts
         if subject is Subject.DEVICE:
@@ -599,6 +607,8 @@ class Engine:
             return 0
         if space is Subject.DISTRICT:
             return self.registry.district_row(subject)
+        if space is Subject.GATEWAY:
+            return self.gateways.row(subject)
         if space is Subject.DEVICE:
             return self.registry.row(subject, district, "")
         return int(self._rows(Kind(space.value), [subject], [district])[0])

@@ -43,5 +43,20 @@ INGEST_DEADLETTERS: Final = _M.gauge(
     "ingest_deadletters", "Dead letters an ingest worker counted since it started.", ["worker"]
 )
 PLATFORM_ALERTS: Final = _M.gauge(
-    "platform_alert_firing", "1 while a platform health rule fires.", ["rule"]
+    "platform_alert_firing",
+    "Subjects a platform or edge gateway health rule has firing.",
+    ["rule"],
+)
+EDGE_ONLINE: Final = _M.gauge(
+    "edge_online", "1 while a district gateway's status says online.", ["district"]
+)
+EDGE_OLDEST_AGE: Final = _M.gauge(
+    "edge_spool_oldest_age_seconds",
+    "A district gateway's oldest spooled record, as its last status said.",
+    ["district"],
+)
+EDGE_DROPPED: Final = _M.gauge(
+    "edge_spool_dropped",
+    "Records a district gateway's spool dropped since it was made (its status).",
+    ["district"],
 )

@@ -31,7 +31,7 @@ class _Worker:
     lags: deque[tuple[int, float]] = field(default_factory=deque)  # (ms, reported lag)
 
 
-def _new_since(previous: int | None, value: int) -> int:
+def new_since(previous: int | None, value: int) -> int:
     """Increase of a counter since ``previous``; a smaller value is a restart (it
     began again at zero); the first sample is the baseline (what came before was
     not watched)."""
@@ -66,7 +66,7 @@ class PlatformState:
     _first_report_ms: int | None = None
 
     def broker_dropped(self, now_ms: int, total: int) -> None:
-        new = _new_since(self.broker_dropped_total, total)
+        new = new_since(self.broker_dropped_total, total)
         self.broker_dropped_total = total
         if self._first_ms is None:
             self._first_ms = now_ms
@@ -81,7 +81,7 @@ class PlatformState:
         elif known.started != report.started:
             new = report.deadletters  # a new process, counting from zero
         else:
-            new = _new_since(known.deadletters, report.deadletters)
+            new = new_since(known.deadletters, report.deadletters)
         worker = _Worker(report.started, report.deadletters, now_ms)
         if known is not None:
             worker.lags = known.lags

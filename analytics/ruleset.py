@@ -23,9 +23,9 @@ import numpy as np
 
 from analytics.context import Context
 from analytics.lifecycle import MessageFn, RuleSpec
-from analytics.rules import energy, flood, health, platform, rain, storm
+from analytics.rules import energy, flood, gateways, health, platform, rain, storm
 from analytics.rules.base import CRITICAL, RuleResult, f32, group_count, group_max, row_max
-from analytics.rules.messages import street_flood, titled
+from analytics.rules.messages import gateway, street_flood, titled
 from analytics.thresholds import Thresholds
 from deltasense.alerts import AlertKind
 from deltasense.contract import is_ident
@@ -42,6 +42,7 @@ class Subject(StrEnum):
     DISTRICT = "district"
     CITY = "city"  # the one city-wide subject
     PLATFORM = "platform"  # the platform itself: broker, ingest
+    GATEWAY = "gateway"  # a district's edge gateway; the subject is its district
 
 
 @dataclass(frozen=True)
@@ -333,6 +334,24 @@ def _deadletter_surge(c: Context) -> RuleResult:
     )
 
 
+# --- district edge gateways (their retained status) -------------------------------------------
+def _edge_backlog(c: Context) -> RuleResult:
+    g = c.gateways
+    return gateways.backlog_rule(g.oldest_age_s, g.retired, c.thresholds.platform)
+
+
+def _edge_drops(c: Context) -> RuleResult:
+    g = c.gateways
+    return gateways.drops_rule(g.dropped, g.drop_watched, g.retired, c.thresholds.platform)
+
+
+def _edge_silent(c: Context) -> RuleResult:
+    g = c.gateways
+    return gateways.silent_rule(
+        g.silent_s, g.offline, g.stale_after_s, g.heard, g.retired, c.thresholds.platform
+    )
+
+
 # --- the declarations, in evaluation order ---------------------------------------------------
 _W, _WATER, _LAMP = Subject.WEATHER, Subject.WATER, Subject.LAMP
 _DEV, _DIST = Subject.DEVICE, Subject.DISTRICT
@@ -510,6 +529,60 @@ DEADLETTER_SURGE: Final = Rule(
     titled("Nhiều bản tin lỗi bị loại", "Dead-letter surge"),
 )
 
+EDGE_SPOOL_BACKLOG: Final = Rule(
+    "edge-spool-backlog",
+    "health",
+    Subject.GATEWAY,
+    _edge_backlog,
+    gateway(
+        "Dữ liệu bị dồn tại bộ gom biên",
+        "Edge gateway backlog",
+        "số đo của {ward} đến trễ, bộ gom biên còn giữ bản ghi cũ nhất {age} chưa gửi lên được."
+        " Cảnh báo ngập, bão của địa bàn này có thể đến muộn; kiểm tra đường truyền của bộ gom.",
+        "readings from {ward} are late: its edge gateway holds records up to {age} old that it"
+        " could not send yet. Flood and storm alerts for this ward may come late; check the"
+        " gateway's uplink.",
+        "Đã hết: bộ gom biên của {ward} đã gửi hết dữ liệu tồn đọng",
+        "Over: the edge gateway of {ward} has caught up (its spool drained)",
+    ),
+)
+EDGE_SPOOL_DROPS: Final = Rule(
+    "edge-spool-drops",
+    "health",
+    Subject.GATEWAY,
+    _edge_drops,
+    gateway(
+        "Mất dữ liệu tại bộ gom biên",
+        "Readings lost at the edge gateway",
+        "bộ gom biên của {ward} đã bỏ {dropped} bản ghi (bộ nhớ đệm đầy hoặc quá hạn lưu)."
+        " Các số đo này sẽ không bao giờ lên tới hệ thống; cần khôi phục đường truyền hoặc"
+        " tăng dung lượng bộ nhớ đệm.",
+        "the edge gateway of {ward} dropped {dropped} records (spool full or past its age"
+        " limit). Those readings will never reach the platform; restore the uplink or give"
+        " the spool more room.",
+        "Đã hết: bộ gom biên của {ward} không còn bỏ bản ghi",
+        "Over: the edge gateway of {ward} drops no more records",
+    ),
+)
+EDGE_SILENT: Final = Rule(
+    "edge-silent",
+    "health",
+    Subject.GATEWAY,
+    _edge_silent,
+    gateway(
+        "Mất liên lạc với bộ gom biên",
+        "Edge gateway unreachable",
+        "không nhận được tin từ bộ gom biên của {ward} trong {silent}. Số đo của địa bàn được"
+        " giữ tại bộ gom và sẽ gửi lên khi có kết nối lại; trong lúc này hệ thống không thấy"
+        " được ngập, bão ở đây.",
+        "nothing heard from the edge gateway of {ward} for {silent}. The ward's readings are"
+        " held at the gateway and sent when the link returns; until then the platform cannot"
+        " see floods or storms there.",
+        "Đã kết nối lại với bộ gom biên của {ward}",
+        "The edge gateway of {ward} is back online",
+    ),
+)
+
 # Evaluation order: a rule reads only the results of rules before it (storm-risk of
 # the station rules, district-flood and compound-flood of street-flood and
 # canal-level, device-offline of mass-outage).
@@ -520,9 +593,11 @@ RULES: Final[tuple[Rule, ...]] = (
     DAY_BURN, LAMP_OUT, POWER_DRIFT, LAMP_CYCLING, DIMMING_OPPORTUNITY, CABINET_ENERGY,
     MASS_OUTAGE, DEVICE_OFFLINE, OUT_OF_RANGE, LOW_BATTERY, WEAK_SIGNAL, CLOCK_SKEW,
     BROKER_QUEUE_DROP, INGEST_LAG, DEADLETTER_SURGE,
+    EDGE_SPOOL_BACKLOG, EDGE_SPOOL_DROPS, EDGE_SILENT,
 )  # fmt: skip
 BY_NAME: Final[dict[str, Rule]] = {rule.name: rule for rule in RULES}
 PLATFORM_RULES: Final = tuple(rule for rule in RULES if rule.subject is Subject.PLATFORM)
+GATEWAY_RULES: Final = tuple(rule for rule in RULES if rule.subject is Subject.GATEWAY)
 
 
 def _check(rules: tuple[Rule, ...]) -> None:

@@ -34,10 +34,10 @@ import msgspec
 from analytics import metrics
 from analytics.engine import CommandRequest, Engine
 from analytics.partition import Partition
-from analytics.ruleset import PLATFORM_RULES
+from analytics.ruleset import GATEWAY_RULES, PLATFORM_RULES
 from analytics.stored import readings_from_series
 from analytics.thresholds import Thresholds, load_thresholds
-from deltasense import alerts, health, schema
+from deltasense import alerts, gateway_status, health, schema
 from deltasense.contract import (
     UNSET,
     Channel,
@@ -315,7 +315,7 @@ class AnalyticsService:
             self._dropped_old_seen = dropped
         if events:
             self._emit(events)
-        for rule in PLATFORM_RULES:
+        for rule in (*PLATFORM_RULES, *GATEWAY_RULES):
             metrics.PLATFORM_ALERTS.labels(rule.name).set(self.engine.firing(rule.name))
         commands = self.engine.take_commands()
         if commands:
@@ -406,6 +406,9 @@ class AnalyticsService:
                 await client.subscribe(device_filter, qos=1)
             await client.subscribe(alerts.alerts_filter(site), qos=1)
             await client.subscribe(alerts.acks_filter(site), qos=1)
+            # Every district gateway's status (retained); each partition raises only
+            # its own districts' gateway alerts (the engine's ownership mask).
+            await client.subscribe(gateway_status.status_filter(site), qos=1)
             if partition.owns_city:
                 # Platform health (partition 0 owns it): ingest's reports, the broker's
                 # counters (retained: the current values arrive at once).
@@ -551,6 +554,10 @@ class AnalyticsService:
         if topic.startswith(("$SYS/", f"{self.settings.site}/{health.HEALTH_DISTRICT}/")):
             self._handle_health(topic, payload)
             return
+        gateway = gateway_status.district_of(self.settings.site, topic)
+        if gateway is not None:
+            self._handle_gateway(gateway, topic, payload)
+            return
         try:
             parsed = parse_topic(topic)
             if parsed.kind not in self.engine.kinds:
@@ -602,6 +609,26 @@ class AnalyticsService:
                 metrics.INGEST_DEADLETTERS.labels(str(report.worker)).set(report.deadletters)
         except health.HealthError as exc:
             self._bad("bad_health", topic, payload, str(exc))
+
+    def _handle_gateway(self, district: str, topic: str, payload: bytes) -> None:
+        """A district edge gateway's status into the gateway state; an empty retained
+        message (the topic cleared) retires the gateway."""
+        if not payload:
+            self.engine.gateways.retire(district)
+            _LOG.info("edge gateway of %s retired (its status was cleared)", district)
+            return
+        try:
+            status = gateway_status.decode(payload, district)
+        except gateway_status.GatewayStatusError as exc:
+            self._bad("bad_gateway_status", topic, payload, str(exc))
+            return
+        self.engine.gateways.status(now_ms(), district, status)
+        metrics.EDGE_ONLINE.labels(district).set(1 if status.state == "online" else 0)
+        if status.state == "online":
+            age = status.oldest_age_s
+            metrics.EDGE_OLDEST_AGE.labels(district).set(0 if age is None else age)
+            if status.dropped is not None:
+                metrics.EDGE_DROPPED.labels(district).set(status.dropped.total)
 
     def _handle_alert(self, topic: str, payload: bytes) -> None:
         if not payload:

@@ -303,12 +303,25 @@ class Platform(_Model):
     ingest_lag_critical_s: float = Field(default=300.0, gt=0)
     deadletter_window_s: float = Field(default=300.0, gt=0)
     deadletters_per_min: float = Field(default=30.0, gt=0)
+    # District edge gateways (analytics/rules/gateways.py)
+    edge_backlog_s: float = Field(default=600.0, gt=0)
+    edge_backlog_clear_s: float = Field(default=120.0, gt=0)
+    edge_backlog_critical_s: float = Field(default=3600.0, gt=0)
+    edge_drop_window_s: float = Field(default=900.0, gt=0)
+    edge_dropped_min: int = Field(default=1, ge=1)
+    edge_silent_intervals: float = Field(default=3.0, ge=1)
+    edge_silent_critical_s: float = Field(default=3600.0, gt=0)
+    edge_status_interval_s: float = Field(default=10.0, gt=0)  # a status without interval_s
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
         if not self.ingest_lag_clear_s < self.ingest_lag_s <= self.ingest_lag_critical_s:
             raise ValueError(
                 "platform: need ingest_lag_clear_s < ingest_lag_s <= ingest_lag_critical_s"
+            )
+        if not self.edge_backlog_clear_s < self.edge_backlog_s <= self.edge_backlog_critical_s:
+            raise ValueError(
+                "platform: need edge_backlog_clear_s < edge_backlog_s <= edge_backlog_critical_s"
             )
         return self
 

@@ -23,6 +23,7 @@ from typing import Final
 from deltasense.contract import (
     ACKS_DISTRICT,
     ALERTS_DISTRICT,
+    EDGE_DISTRICT,
     Channel,
     Kind,
     edge_status_topic,
@@ -128,6 +129,8 @@ def service_acls(service: Service, site: str) -> list[Acl]:
             # Platform health: ingest's reports and two broker counters, no other $SYS.
             Acl(SUB, f"{site}/{HEALTH_DISTRICT}/#"),
             *(Acl(SUB_LITERAL, topic) for topic in BROKER_TOPICS),
+            # District edge gateways' health: read only (only gw.<district> publishes it).
+            Acl(SUB, f"{site}/{EDGE_DISTRICT}/+/status"),
             # full-brightness leases (set_dim) go to lamps only
             Acl(PUB, f"{site}/+/{Kind.LAMP}/+/{Channel.CMD}"),
         ]

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import ssl
 import time
@@ -39,6 +38,7 @@ from typing import Any, Final, TypeVar
 import aiomqtt
 import paho.mqtt.client as mqtt
 
+from deltasense import gateway_status
 from deltasense.contract import Channel, edge_status_topic
 from deltasense.mqtt import run_forever
 from deltasense.runtime import now_ms, payload_bytes
@@ -202,7 +202,6 @@ class Gateway:
     # --- the platform's side --------------------------------------------------------------
     def _uplink_client(self) -> aiomqtt.Client:
         s = self.settings
-        offline = json.dumps({"state": "offline"}).encode()
         return aiomqtt.Client(
             s.uplink_host,
             s.uplink_port,
@@ -212,7 +211,7 @@ class Gateway:
             clean_session=False,
             keepalive=s.uplink_keepalive_s,
             protocol=aiomqtt.ProtocolVersion.V311,
-            will=aiomqtt.Will(self.status_topic, offline, qos=1, retain=True),
+            will=aiomqtt.Will(self.status_topic, gateway_status.OFFLINE, qos=1, retain=True),
             # 0: paho's own window off.  The pump keeps its own (inflight_max); paho's
             # rescans every queued message at each PUBACK, O(window) per message.
             max_inflight_messages=0,
@@ -325,25 +324,30 @@ class Gateway:
                 await asyncio.sleep(0.5)
 
     # --- health ---------------------------------------------------------------------------
-    def status(self) -> dict[str, Any]:
+    def status(self) -> gateway_status.GatewayStatus:
         st = self._stats
         now = self._clock()
-        return {
-            "state": "online",
-            "ts": now,
-            "district": self.settings.district,
-            "spool_records": st.records,
-            "spool_bytes": st.bytes,
-            "spool_max_bytes": self.settings.spool_max_bytes,
-            "oldest_age_s": None if st.oldest_ms is None else round((now - st.oldest_ms) / 1000),
-            "backlog_records": self.backlog_left,
-            "dropped": {r.value: n for r, n in st.dropped.items()},
-            "superseded": st.superseded,
-            "policy": self.settings.spool_full_policy.value,
-        }
+        return gateway_status.GatewayStatus(
+            state="online",
+            ts=now,
+            district=self.settings.district,
+            interval_s=self.settings.status_interval_s,
+            spool_records=st.records,
+            spool_bytes=st.bytes,
+            spool_max_bytes=self.settings.spool_max_bytes,
+            oldest_age_s=None
+            if st.oldest_ms is None
+            else max(0, round((now - st.oldest_ms) / 1000)),
+            backlog_records=self.backlog_left,
+            dropped=gateway_status.Dropped(
+                **{r.value: n for r, n in st.dropped.items()}  # DropReason values = its fields
+            ),
+            superseded=st.superseded,
+            policy=self.settings.spool_full_policy.value,
+        )
 
     async def _publish_status(self, client: aiomqtt.Client) -> None:
-        payload = json.dumps(self.status(), separators=(",", ":"))
+        payload = gateway_status.encode(self.status())
         await client.publish(self.status_topic, payload, qos=1, retain=True)
 
     async def _status_loop(self, client: aiomqtt.Client) -> None:

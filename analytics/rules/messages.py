@@ -137,3 +137,44 @@ def street_flood(ctx: MessageContext) -> Message:
         vi=f"{title_vi}: mực nước {_cm(depth, ',')} cm {where_vi}",
         en=f"{title_en}: {_cm(depth, '.')} cm of water {where_en}",
     )
+
+
+def _duration(seconds: float, vi: bool) -> str:
+    """Seconds as operators say them: "45 s", "12 phút"/"12 min", "3,5 giờ"/"3.5 h"."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} {'phút' if vi else 'min'}"
+    hours = _number(seconds / 3600, 1, "," if vi else ".")
+    return f"{hours} {'giờ' if vi else 'h'}"
+
+
+def gateway(
+    title_vi: str, title_en: str, fire_vi: str, fire_en: str, over_vi: str, over_en: str
+) -> MessageFn:
+    """A district edge gateway's alert: the subject is the ward behind it, named by
+    its display name.  ``fire_*``/``over_*`` are formats over ``ward``, ``age``
+    (the spool's oldest record), ``silent`` (how long not heard) and ``dropped``."""
+
+    def message(ctx: MessageContext) -> Message:
+        texts: list[str] = []
+        for lang, fire, over, title in (
+            ("vi", fire_vi, over_vi, title_vi),
+            ("en", fire_en, over_en, title_en),
+        ):
+            vi = lang == "vi"
+            fields = {
+                "ward": ward_name(ctx.subject, lang),
+                "age": _duration(ctx.values.get("oldest_age_s", 0.0), vi),
+                "silent": _duration(ctx.values.get("silent_s", 0.0), vi),
+                "dropped": _number(ctx.values.get("dropped", 0.0), 0, "," if vi else "."),
+            }
+            if ctx.state == "resolved":
+                texts.append(over.format(**fields))
+                continue
+            severe = " (nghiêm trọng)" if vi else " (severe)"
+            head = title + (severe if ctx.severity == "critical" else "")
+            texts.append(f"{head}: {fire.format(**fields)}")
+        return Message(vi=texts[0], en=texts[1])
+
+    return message
