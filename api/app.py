@@ -62,14 +62,13 @@ def create_app(settings: Settings, *, influx: Database | None = None) -> FastAPI
     lifespan opens an :class:`InfluxClient` and closes it at shutdown.  The lifespan
     also runs the MQTT link for the alert stream and publishing."""
     registry = CollectorRegistry()
+    admin_token = ensure_admin_token(
+        settings.var_dir, settings.admin_token, allow_weak=settings.dev_insecure
+    )
     ctx = ApiContext(
         settings=settings,
-        tokens=TokenStore(
-            settings.var_dir,
-            ensure_admin_token(
-                settings.var_dir, settings.admin_token, allow_weak=settings.dev_insecure
-            ),
-        ),
+        tokens=TokenStore(settings.var_dir, admin_token),
+        admin_token=admin_token,
         hub=AlertHub(settings, registry=registry),
         registry=registry,
         limiter=AuthFailureLimiter(

@@ -33,6 +33,7 @@ class ApiContext:
     tickets: StreamTickets
     audit: AuditLog
     db: Database | None = None
+    admin_token: str = ""  # the notifier's /deliveries takes it (api/routes/notifier.py)
 
 
 def get_ctx(request: Request) -> ApiContext:

@@ -297,3 +297,64 @@ class CommandState(BaseModel):
     status: Literal["sent", "acked", "failed", "expired"]
     answered: int | None = Field(None, description="When the device's ack arrived (ms).")
     error: str | None = Field(None, description="The device's reason, when it failed.")
+
+
+class Delivery(BaseModel):
+    """One notification the notifier made (its outbox row); the address is masked."""
+
+    key: str = Field(
+        description="Idempotency key of the message (alert events, receiver, channel)."
+    )
+    receiver: str = Field(description="Receiver id from the routing file.")
+    channel: Literal["telegram", "zalo", "email", "webhook"]
+    address: str = Field(description="Masked: `t***@example.vn`, `-100***890`, `https://host/***`.")
+    reason: str = Field(
+        description="Why: alerts (news of the alerts), repeat (unacked critical), escalation."
+    )
+    alert_ids: list[str] = Field(
+        description="Alerts the message carried (a digest carries several)."
+    )
+    state: Literal["queued", "sending", "sent", "retried", "failed"]
+    attempts: int = Field(description="Send attempts so far.")
+    created: int = Field(description="Queued at, ms since the Unix epoch (UTC).")
+    sent_at: int | None = Field(description="Delivered to the provider at, ms; null until sent.")
+    last_error: str = Field(description="The last attempt's error; empty once sent.")
+
+
+class RoutingReceiver(BaseModel):
+    id: str
+    name: str
+    language: Literal["vi", "en"]
+    channels: dict[str, int] = Field(description="channel → number of addresses.")
+
+
+class RoutingRoute(BaseModel):
+    model_config = {"populate_by_name": True}
+
+    name: str
+    kinds: list[str]
+    severities: list[str]
+    wards: list[str]
+    rules: list[str]
+    receivers: list[str]
+    escalate: list[str]
+    group_by: list[str]
+    continue_: bool = Field(alias="continue")
+
+
+class RoutingInhibit(BaseModel):
+    source_rules: list[str]
+    target_rules: list[str]
+
+
+class RoutingSummary(BaseModel):
+    receivers: list[RoutingReceiver]
+    routes: list[RoutingRoute]
+    inhibit: list[RoutingInhibit]
+
+
+class RoutingOut(BaseModel):
+    """The notifier's routing file (docs/NOTIFICATIONS.md) and what it says."""
+
+    text: str = Field(description="The file as stored (TOML); empty when there is none.")
+    summary: RoutingSummary

@@ -71,6 +71,7 @@ class Action(StrEnum):
     TOKEN_REMOVE = "token.remove"
     ALERT_ACK = "alert.ack"
     COMMAND_SEND = "command.send"
+    ROUTING_EDIT = "routing.edit"
 
 
 class Result(StrEnum):

@@ -12,10 +12,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from deltasense.routing import Routing, RoutingError, load_routing, routing_path
 from deltasense.runtime import run_service
 from deltasense.settings import ConfigFileError, Settings, load_settings
-from notifier.routing import Routing, RoutingError, load_routing
-from notifier.service import ConfigError, check_channels, routing_path, serve
+from notifier.service import ConfigError, check_channels, serve
 
 
 def main() -> None:

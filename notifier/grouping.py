@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from deltasense.alerts import SEVERITY_RANK, AlertEvent
-from notifier.routing import Route, Routing
+from deltasense.routing import Route, Routing
 
 Reason = Literal["alerts", "repeat", "escalation"]
 SILENCE_FIELDS: Final = frozenset({"kind", "rule", "district", "subject", "severity"})
@@ -125,6 +125,24 @@ class Planner:
         self.silenced = 0
         # Held back by a silence or an inhibition: sent when that ends, if still firing.
         self._held: set[str] = set()
+
+    def use_routing(self, routing: Routing) -> None:
+        """Plan by a new routing file from now on.  A group whose route is unchanged
+        keeps its timing; one whose route changed or went away is dropped and its
+        waiting events are queued again under the new routes, keeping the flush
+        time they had (a new receiver is not told later than the old one would be)."""
+        self.routing = routing
+        routes = {r.name: r for r in routing.routes}
+        for key, group in list(self._groups.items()):
+            if routes.get(group.route.name) == group.route:
+                continue
+            del self._groups[key]
+            for event in group.pending.values():
+                for route in routing.routes_for(event):
+                    again = self._groups.setdefault(route.group_key(event), _Group(route))
+                    again.pending[event.id] = event
+                    if group.flush_at is not None:
+                        again.flush_at = min(again.flush_at or group.flush_at, group.flush_at)
 
     # --- inputs ------------------------------------------------------------------------
     def restore(self, event: AlertEvent, *, first: int, last: int, steps: dict[str, int]) -> None:

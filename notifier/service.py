@@ -35,6 +35,7 @@ from deltasense.alerts import AlertEvent
 from deltasense.dynsec import write_private
 from deltasense.influx import InfluxClient, InfluxError, influx_client
 from deltasense.mqtt import make_client, run_forever
+from deltasense.routing import Routing, RoutingError, load_routing, routing_path
 from deltasense.runtime import Backoff, payload_bytes
 from deltasense.settings import Settings
 from notifier import silences, texts
@@ -51,9 +52,9 @@ from notifier.channels import (
 )
 from notifier.grouping import Planned, Planner, Timing
 from notifier.outbox import NORMAL, URGENT, Message, Outbox, TrackedRow, message_key
-from notifier.routing import Routing
 
 _LOG = logging.getLogger("notifier")
+ROUTING_POLL_S: Final = 2.0  # how soon an edited routing file (API PUT, editor) is used
 MAX_ATTEMPTS: Final = 20
 MAX_BUTTONS: Final = 5
 POLL_TIMEOUT_S: Final = 25
@@ -74,10 +75,6 @@ class AckUnavailable(RuntimeError):
 
 def outbox_path(settings: Settings) -> Path:
     return settings.notifier_outbox or settings.var_dir / "notifier" / "outbox.sqlite3"
-
-
-def routing_path(settings: Settings) -> Path:
-    return settings.notifier_routing_file or settings.var_dir / "notifier" / "routing.toml"
 
 
 def ack_secret(settings: Settings) -> str:
@@ -172,6 +169,16 @@ class Notifier:
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
+
+    def use_routing(self, routing: Routing, channels: dict[str, Channel]) -> None:
+        """Route by a new file from now on.  Channels already open are kept (their
+        pacing state with them); ones the new file adds are opened.  What receivers
+        were told stays in the outbox, so nothing already sent is sent again."""
+        for name, channel in channels.items():
+            self.channels.setdefault(name, channel)
+        self.routing = routing
+        self.planner.use_routing(routing)
+        self._wake_plan.set()
 
     # --- start-up ----------------------------------------------------------------------
     def restore(self) -> None:
@@ -460,7 +467,6 @@ class Notifier:
         return acked
 
     async def _poll_telegram(self, telegram: Telegram) -> None:
-        chats = {c for r in self.routing.receivers.values() for c in r.telegram}
         offset = int(self.outbox.value("telegram.offset") or 0)
         backoff = Backoff(1.0, 60.0)
         while True:
@@ -475,6 +481,7 @@ class Notifier:
             for update in updates:
                 if isinstance(update, dict) and isinstance(update.get("update_id"), int):
                     offset = max(offset, update["update_id"] + 1)
+                    chats = {c for r in self.routing.receivers.values() for c in r.telegram}
                     await self._on_update(telegram, update, chats)
                 else:
                     self.bad_payloads += 1
@@ -508,6 +515,44 @@ class Notifier:
             await telegram.answer(callback_id, text)
 
 
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+async def watch_routing(
+    notifier: Notifier,
+    build: Callable[[Routing], dict[str, Channel]],
+    *,
+    every_s: float = ROUTING_POLL_S,
+) -> None:
+    """Use an edited routing file without a restart.  A file that does not parse,
+    or needs a channel the settings lack, is logged and the routing in use stays."""
+    path = routing_path(notifier.settings)
+    seen = _mtime(path)
+    while True:
+        await asyncio.sleep(every_s)
+        now = _mtime(path)
+        if now == seen or now is None:
+            continue
+        seen = now
+        try:
+            routing = load_routing(path)
+            fresh = build(routing)
+        except (RoutingError, ConfigError) as exc:
+            _LOG.error("routing file changed but refused, the previous routing stays: %s", exc)
+            continue
+        notifier.use_routing(routing, fresh)
+        _LOG.info(
+            "routing reloaded from %s: %d receivers, %d routes",
+            path,
+            len(routing.receivers),
+            len(routing.routes),
+        )
+
+
 async def serve(settings: Settings, routing: Routing) -> None:
     from notifier.web import serve_http
 
@@ -517,15 +562,14 @@ async def serve(settings: Settings, routing: Routing) -> None:
             httpx.AsyncClient(timeout=30) as http,
             influx_client(settings, logger=_LOG) as db,
         ):
-            notifier = Notifier(
-                settings,
-                routing,
-                outbox,
-                build_channels(settings, routing, http, time.time),
-                influx=db,
-            )
+
+            def build(r: Routing) -> dict[str, Channel]:
+                return build_channels(settings, r, http, time.time)
+
+            notifier = Notifier(settings, routing, outbox, build(routing), influx=db)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(notifier.run())
+                tg.create_task(watch_routing(notifier, build))
                 if settings.notifier_http_port:
                     tg.create_task(serve_http(notifier))
     finally:

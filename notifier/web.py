@@ -1,5 +1,8 @@
 """The notifier's own small HTTP endpoint: email ack links, delivery state, health.
 
+``/deliveries`` (what was sent, to whom, how it went) takes the admin token:
+the API proxies it to operators.  Addresses leave this process masked only.
+
 Ack links are served here, not by the API, because the notifier holds what
 they need: the signing secret and the record of used links (its outbox), and
 the click carries no operator token.  ``GET /ack/{token}`` only shows a
@@ -23,6 +26,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from deltasense.access import admin_token_file
+from deltasense.routing import mask_address
 from notifier.acklinks import AckLinkError, read_token
 from notifier.service import AckUnavailable, Notifier
 
@@ -88,6 +92,8 @@ def create_app(notifier: Notifier) -> Starlette:
         if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
             return JSONResponse({"detail": "admin token required"}, status_code=401)
         alert_id = request.query_params.get("alert_id")
+        if alert_id is not None and not 0 < len(alert_id) <= 200:
+            return JSONResponse({"detail": "alert_id: 1 to 200 characters"}, status_code=422)
         rows = notifier.outbox.messages(alert_id, limit=500)
         return JSONResponse(
             {
@@ -97,6 +103,7 @@ def create_app(notifier: Notifier) -> Starlette:
                         "key": m.key,
                         "receiver": m.receiver,
                         "channel": m.channel,
+                        "address": mask_address(m.channel, m.address),
                         "reason": m.reason,
                         "alert_ids": list(m.alert_ids),
                         "state": m.state,

@@ -12,6 +12,7 @@ from api.routes import (
     devices,
     identities,
     me,
+    notifier,
     stream,
     system,
 )
@@ -28,3 +29,4 @@ api_router.include_router(audit.router)
 api_router.include_router(identities.router)
 api_router.include_router(city.router)
 api_router.include_router(me.router)
+api_router.include_router(notifier.router)

@@ -36,11 +36,11 @@ from deltasense import alerts
 from deltasense.alerts import AlertEvent, Message
 from deltasense.influx import InfluxClient
 from deltasense.mqtt import make_client
+from deltasense.routing import Routing, parse_routing
 from deltasense.settings import Settings
 from notifier.channels import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from notifier.outbox import Outbox
-from notifier.routing import Routing, parse_routing
-from notifier.service import Notifier, build_channels, outbox_path
+from notifier.service import Notifier, build_channels, outbox_path, watch_routing
 from notifier.web import serve_http
 from tools.devstack import free_port
 
@@ -398,14 +398,22 @@ def routing(fakes: Fakes, text: str = ROUTING) -> Routing:
 
 @contextlib.asynccontextmanager
 async def running_notifier(
-    settings: Settings, r: Routing, influx: InfluxClient
+    settings: Settings, r: Routing, influx: InfluxClient, *, watch_every_s: float = 0.2
 ) -> AsyncIterator[Notifier]:
+    """The notifier as ``serve`` runs it: planner, senders, HTTP endpoint, and the
+    routing file's watcher (polling faster than in production)."""
     outbox = Outbox(outbox_path(settings))
     async with httpx.AsyncClient(timeout=10) as http:
-        n = Notifier(
-            settings, r, outbox, build_channels(settings, r, http, time.time), influx=influx
-        )
-        tasks = [asyncio.create_task(n.run()), asyncio.create_task(serve_http(n))]
+
+        def build(routing: Routing) -> dict[str, Any]:
+            return build_channels(settings, routing, http, time.time)
+
+        n = Notifier(settings, r, outbox, build(r), influx=influx)
+        tasks = [
+            asyncio.create_task(n.run()),
+            asyncio.create_task(serve_http(n)),
+            asyncio.create_task(watch_routing(n, build, every_s=watch_every_s)),
+        ]
         try:
             async with asyncio.timeout(10):
                 await n.connected.wait()

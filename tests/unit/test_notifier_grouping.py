@@ -6,8 +6,8 @@ from __future__ import annotations
 import msgspec
 
 from deltasense.alerts import Ack, AlertEvent, Message
+from deltasense.routing import parse_routing
 from notifier.grouping import Planner, Silence, Timing
-from notifier.routing import parse_routing
 
 ROUTING = parse_routing(
     """
@@ -182,3 +182,21 @@ def test_restore_keeps_a_restarted_planner_from_telling_twice() -> None:
     assert p.due(600) == []
     p.observe(ev(1, severity="critical", state="resolved", updated=4), 1_000)
     assert sorted(m.receiver for m in p.due(1_500)) == ["deputy", "duty"]
+
+
+def test_a_new_routing_takes_the_waiting_group_to_the_new_receiver_on_time() -> None:
+    p = Planner(ROUTING, T)
+    p.observe(ev(1), now_ms=0)
+    night = parse_routing(
+        '[receivers.night]\nemail = ["night@example.vn"]\n[[routes]]\nname = "all"\n'
+        'receivers = ["night"]\n'
+    )
+    p.use_routing(night)
+    assert p.next_wake() == 30_000  # the wait it had, not a fresh one
+    out = p.due(30_000)
+    assert [(m.receiver, [e.id for e in m.events]) for m in out] == [("night", ["al-1"])]
+    # An unchanged route keeps its group and timing: the interval still holds.
+    p.use_routing(night)
+    p.observe(ev(2), now_ms=31_000)
+    assert p.due(329_999) == []
+    assert [m.receiver for m in p.due(330_000)] == ["night"]

@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 
 from deltasense.alerts import AlertEvent, Message
-from notifier.routing import RoutingError, load_routing, parse_routing
+from deltasense.routing import (
+    RoutingError,
+    load_routing,
+    mask_address,
+    parse_routing,
+    routing_path,
+    summary,
+    write_routing,
+)
+from deltasense.settings import Settings
 
 ROSTER = """
 [receivers.truc-ban]
@@ -153,3 +162,64 @@ def test_the_documented_example_parses() -> None:
     text = (Path(__file__).parents[2] / "docs" / "routing.example.toml").read_text()
     r = parse_routing(text, "docs/routing.example.toml")
     assert r.routes and r.receivers
+
+
+# --- shared with the API: masking, summary, the atomic write -------------------------
+@pytest.mark.parametrize(
+    ("channel", "address", "shown"),
+    [
+        ("email", "trucban@example.vn", "t***@example.vn"),
+        ("email", "a@b.vn", "a***@b.vn"),
+        ("telegram", "-1001234567890", "-100***890"),
+        ("telegram", "123456789", "123***789"),
+        ("telegram", "12345", "***"),  # too short to show any of it
+        ("zalo", "8243125690123456789", "824***789"),
+        ("sms", "+84912345123", "+849***123"),
+        ("webhook", "https://hooks.example.vn/ds/T0KEN?sig=abc", "https://hooks.example.vn/***"),
+        ("webhook", "https://user:pw@hooks.example.vn", "https://hooks.example.vn/***"),
+        ("webhook", "not a url", "***"),
+    ],
+)
+def test_mask_address_keeps_enough_to_tell_apart_and_not_to_use(
+    channel: str, address: str, shown: str
+) -> None:
+    masked = mask_address(channel, address)
+    assert masked == shown
+    assert masked != address
+
+
+def test_summary_has_no_address() -> None:
+    out = summary(parse_routing(ROSTER))
+    text = str(out)
+    for address in ("trucban@example.vn", "1234567890", "8243125690123456789", "hooks.example"):
+        assert address not in text
+    assert out["receivers"][0] == {
+        "id": "truc-ban",
+        "name": "Trực ban PCTT thành phố",
+        "language": "vi",
+        "channels": {"telegram": 1, "email": 1},
+    }
+    assert [r["name"] for r in out["routes"]] == ["flood-critical", "everything"]
+    assert out["routes"][0]["continue"] is True
+    assert out["inhibit"] == [
+        {"source_rules": ["storm-risk"], "target_rules": sorted(out["inhibit"][0]["target_rules"])}
+    ]
+
+
+def test_write_routing_validates_first_and_replaces_atomically(tmp_path: Path) -> None:
+    path = tmp_path / "notifier" / "routing.toml"
+    write_routing(path, ROSTER)
+    assert path.read_text(encoding="utf-8") == ROSTER
+    assert path.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(RoutingError, match=r"routes\[0\]\.receivers: unknown receiver 'x'"):
+        write_routing(path, '[[routes]]\nname = "a"\nreceivers = ["x"]\n')
+    with pytest.raises(RoutingError, match="larger than"):
+        write_routing(path, "#" * 1_000_001)
+    assert path.read_text(encoding="utf-8") == ROSTER  # refused: nothing written
+    assert [p.name for p in path.parent.iterdir()] == ["routing.toml"]  # no temp left
+
+
+def test_routing_path_is_the_setting_or_var(tmp_path: Path) -> None:
+    assert routing_path(Settings(var_dir=tmp_path)) == tmp_path / "notifier" / "routing.toml"
+    mine = tmp_path / "roster.toml"
+    assert routing_path(Settings(var_dir=tmp_path, notifier_routing_file=mine)) == mine

@@ -1,4 +1,8 @@
-"""The routing file: receivers, routes and inhibitions, parsed and validated (pure).
+"""The routing file: receivers, routes and inhibitions, parsed and validated.
+
+Shared (not the notifier's own) because two services read it: the notifier
+routes by it, and the API lets admins read and replace it, validating with this
+same parser so a file the notifier would refuse is never written.
 
 Every mistake is refused at start-up with the file and the key named, so a
 typo cannot silently leave the duty officer out of a storm.  Shape::
@@ -36,6 +40,8 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from deltasense.alerts import SEVERITY_RANK, AlertEvent
+from deltasense.dynsec import write_private
+from deltasense.settings import Settings
 
 Language = Literal["vi", "en"]
 CHANNELS: Final = ("telegram", "zalo", "email", "webhook")
@@ -283,3 +289,70 @@ def load_routing(path: Path) -> Routing:
     except UnicodeDecodeError as exc:
         raise RoutingError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
     return parse_routing(text, str(path))
+
+
+def routing_path(settings: Settings) -> Path:
+    """Where the routing file is: the setting, or var/notifier/routing.toml."""
+    return settings.notifier_routing_file or settings.var_dir / "notifier" / "routing.toml"
+
+
+def write_routing(path: Path, text: str) -> Routing:
+    """Validate ``text`` and only then replace the file atomically (0600: it holds
+    addresses); a refused text raises :class:`RoutingError` and writes nothing."""
+    data = text.encode("utf-8")
+    if len(data) > MAX_FILE_BYTES:
+        raise RoutingError(f"{path}: larger than {MAX_FILE_BYTES} bytes")
+    routing = parse_routing(text, str(path))
+    write_private(path, data)
+    return routing
+
+
+def summary(routing: Routing) -> dict[str, Any]:
+    """What the file says, without its addresses: receivers with their channels
+    and how many addresses each, routes with their filters, inhibitions."""
+    return {
+        "receivers": [
+            {
+                "id": r.id,
+                "name": r.name,
+                "language": r.language,
+                "channels": {ch: n for ch in CHANNELS if (n := len(getattr(r, ch)))},
+            }
+            for r in routing.receivers.values()
+        ],
+        "routes": [
+            {
+                "name": rt.name,
+                "kinds": sorted(rt.kinds),
+                "severities": sorted(rt.severities),
+                "wards": sorted(rt.wards),
+                "rules": sorted(rt.rules),
+                "receivers": list(rt.receivers),
+                "escalate": list(rt.escalate),
+                "group_by": list(rt.group_by),
+                "continue": rt.continue_,
+            }
+            for rt in routing.routes
+        ],
+        "inhibit": [
+            {"source_rules": sorted(i.source_rules), "target_rules": sorted(i.target_rules)}
+            for i in routing.inhibits
+        ],
+    }
+
+
+def mask_address(channel: str, address: str) -> str:
+    """An address shown to operators: enough to tell two apart, not enough to use.
+    ``t***@example.vn``, ``-100***890`` (chat ids, Zalo ids, phone numbers),
+    ``https://hooks.example.vn/***`` (a webhook's path may hold its token)."""
+    if channel == "email" and "@" in address:
+        local, _, domain = address.rpartition("@")
+        return f"{local[:1]}***@{domain}"
+    if channel == "webhook":
+        scheme, sep, rest = address.partition("://")
+        host = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rsplit("@", 1)[-1]
+        return f"{scheme}{sep}{host}/***" if sep else "***"
+    if len(address) <= 6:
+        return "***"
+    head = 4 if address.startswith(("-", "+")) else 3
+    return f"{address[:head]}***{address[-3:]}"
