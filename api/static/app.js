@@ -25,6 +25,7 @@ const state = {
   range: "6h",
   plots: [],
   commands: [],
+  openDeliveries: new Set(),  // alert ids whose notifications are shown
 };
 
 const $ = (id) => document.getElementById(id);
@@ -143,6 +144,7 @@ function alertItem(a, { withAck }) {
   );
   const link = state.devices.find((d) => d.device === a.subject);
   if (link) item.append(el("a", { href: `#/device/${encodeURIComponent(a.subject)}`, text: a.subject }));
+  if (isOperator()) item.append(deliveries(a.id));
   if (a.ack) {
     item.append(el("div", { class: "meta ack", text: `${t("acked_by")} ${a.ack.by} (${fmtTime(a.ack.ts)})${a.ack.note ? `: ${a.ack.note}` : ""}` }));
   } else if (withAck && isOperator()) {
@@ -152,6 +154,43 @@ function alertItem(a, { withAck }) {
     form.addEventListener("submit", (e) => { e.preventDefault(); acknowledge(a.id, form, note.value); });
     item.append(form);
   }
+  return item;
+}
+
+// What the notifier sent for an alert (operators; GET …/notifications), loaded when
+// opened; kept open across re-renders of the feed.
+const dlvState = (s) => ({ queued: t("dlv_queued"), sending: t("dlv_sending"), sent: t("dlv_sent"),
+  retried: t("dlv_retried"), failed: t("dlv_failed") })[s] ?? s;
+const dlvReason = (r) => ({ alerts: t("reason_alerts"), repeat: t("reason_repeat"),
+  escalation: t("reason_escalation") })[r] ?? r;
+const dlvChannel = (c) => (c === "email" ? t("ch_email") : c.charAt(0).toUpperCase() + c.slice(1));
+
+function deliveries(id) {
+  const list = el("ul", { class: "deliveries" });
+  const box = el("details", { class: "deliveries-box" }, el("summary", { text: t("notifications") }), list);
+  const load = async () => {
+    try {
+      const rows = await api(`/api/v1/alerts/${encodeURIComponent(id)}/notifications`);
+      list.replaceChildren(...(rows.length ? rows.map(deliveryItem) : [el("li", { class: "meta", text: t("notif_none") })]));
+    } catch (err) {
+      if (err.status === 401) { handleError(err); return; }
+      const why = err.status === 503 ? t("notif_unavailable") : err.status === 403 ? t("forbidden") : t("load_error");
+      list.replaceChildren(el("li", { class: "meta", text: why }));
+    }
+  };
+  box.addEventListener("toggle", () => {
+    if (box.open) { state.openDeliveries.add(id); load(); } else state.openDeliveries.delete(id);
+  });
+  if (state.openDeliveries.has(id)) box.open = true;  // fires toggle, which loads
+  return box;
+}
+
+function deliveryItem(m) {
+  const when = m.sent_at ? fmtTime(m.sent_at) : fmtTime(m.created);
+  const parts = [dlvChannel(m.channel), m.receiver, m.address, dlvReason(m.reason), dlvState(m.state),
+    `${m.attempts} ${t("notif_attempts")}`, when];
+  const item = el("li", { class: `delivery ${m.state}`, text: parts.join(" · ") });
+  if (m.last_error) item.append(el("div", { class: "meta", text: `${t("notif_error")}: ${m.last_error}` }));
   return item;
 }
 

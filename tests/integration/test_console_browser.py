@@ -230,12 +230,19 @@ def test_a_published_flood_turns_its_marker_red_and_alarms_within_two_seconds(
     acked = stack.http.get(f"/api/v1/alerts/{alarm_id}").json()
     assert acked["ack"]["by"] == "op-browser" and acked["ack"]["note"] == "Đã cử đội xử lý"
 
+    # What the notifier sent for it: the stack's notifier runs without a routing file,
+    # so it answers (no 503) that nobody was told.  Opened, it stays open on re-render.
+    item.locator("details.deliveries-box summary").click()
+    page.wait_for_selector(f"#alerts li[data-alert='{alarm_id}'] .deliveries li")
+    assert "Chưa gửi thông báo nào" in item.locator(".deliveries").inner_text()
+
     # The feed's filters: severity and ward narrow it, the alert comes back with them.
     page.select_option("#f-severity", "info")
     assert page.locator(f"#alerts li[data-alert='{alarm_id}']").count() == 0
     page.select_option("#f-severity", "critical")
     page.select_option("#f-ward", "phuong-3")
     assert page.locator(f"#alerts li[data-alert='{alarm_id}']").count() == 1
+    assert item.locator("details.deliveries-box[open]").count() == 1
     severities = page.eval_on_selector_all("#alerts li", "ns => ns.map(n => n.className)")
     assert severities and all("critical" in c for c in severities)
     page.select_option("#f-ward", "nha-mat")
@@ -274,6 +281,7 @@ def test_a_viewer_gets_no_ack_or_command_controls(browser: Any, stack: Stack, dr
     if active:
         page.wait_for_selector("#alerts li")
     assert page.locator(".ack-form, .ack-form button").count() == 0
+    assert page.locator(".deliveries-box").count() == 0  # and no notifications view
     lamp = next(d["device"] for d in stack.http.get("/api/v1/map").json() if d["kind"] == "lamp")
     page.goto(f"/#/device/{lamp}")
     page.wait_for_selector("#device:not([hidden])")
