@@ -8,9 +8,11 @@ import json
 import pytest
 
 from deltasense import dynsec, provisioning
-from deltasense.contract import edge_status_topic
+from deltasense.access import Service
+from deltasense.contract import Kind, edge_status_topic
 from tests.security.conftest import LockedBroker
 from tests.security.probe import GRANTED_QOS1, NOT_AUTHORIZED, Probe, Refused
+from tests.support import eventually
 
 ACCEPTED = (0, 16)  # success, or success with no subscriber (MQTT v5 reason codes)
 
@@ -55,3 +57,51 @@ async def test_a_gateway_relays_its_district_and_nothing_else(
         await provisioning.add_gateway(admin, site=locked.site, district=mine)
     with pytest.raises(provisioning.ProvisioningError):
         await provisioning.add_gateway(admin, site=locked.site, district="Not_A_Ward")
+
+
+async def test_analytics_reads_gateway_health_and_no_node_or_service_forges_it(
+    locked: LockedBroker, admin: dynsec.Dynsec, tag: str
+) -> None:
+    """Analytics may read every gateway's status, publish none; a node, the simulator
+    and the other services may neither publish one (a forged healthy status would hide
+    a backlog or drops, a forged offline one raise edge-silent) nor read them."""
+    ward = f"{tag}-w"
+    gw_secret = await provisioning.add_gateway(admin, site=locked.site, district=ward)
+    node = f"{tag}-n1"
+    node_secret = await provisioning.add_device(
+        admin, site=locked.site, district=ward, kind=Kind.WATER, device=node
+    )
+    mine = edge_status_topic(locked.site, ward)
+    forged = b'{"state":"online","ts":1,"spool_records":0,"oldest_age_s":null}'
+    with Probe(locked.port, node, node, node_secret) as n:
+        assert n.publish(f"tsec/{ward}/water/{node}/tele", reading()) in ACCEPTED  # control
+        assert n.publish(mine, forged) == NOT_AUTHORIZED
+        assert n.subscribe("tsec/_edge/+/status") == NOT_AUTHORIZED
+    for svc in (Service.SIMULATOR, Service.INGEST, Service.API, Service.NOTIFIER):
+        with Probe(
+            locked.port, f"{tag}-{svc.value}", svc.username, locked.accounts.passwords[svc]
+        ) as p:
+            assert p.publish(mine, forged) == NOT_AUTHORIZED, svc
+    for svc in (Service.SIMULATOR, Service.API, Service.NOTIFIER):
+        with Probe(
+            locked.port, f"{tag}-{svc.value}-r", svc.username, locked.accounts.passwords[svc]
+        ) as p:
+            assert p.subscribe("tsec/_edge/+/status") == NOT_AUTHORIZED, svc
+    analytics = Service.ANALYTICS
+    with Probe(
+        locked.port, f"{tag}-analytics", analytics.username, locked.accounts.passwords[analytics]
+    ) as an:
+        assert an.subscribe("tsec/_edge/+/status") == GRANTED_QOS1  # positive control
+        assert an.subscribe("tsec/_edge/#") == NOT_AUTHORIZED  # its status only
+        assert an.publish(mine, forged) == NOT_AUTHORIZED  # it reads, never writes
+        user = f"gw.{ward}"
+        with Probe(locked.port, user, user, gw_secret) as gw:
+            assert gw.publish(mine, b'{"state":"online","ts":2}', retain=True) in ACCEPTED
+        await eventually(lambda: _async(any(t == mine for t, _, _ in an.messages)))
+        assert [b for t, b, _ in an.messages if t == mine] == [b'{"state":"online","ts":2}']
+    with Probe(locked.port, user, user, gw_secret) as gw:  # leave no retained status behind
+        assert gw.publish(mine, b"", retain=True) in ACCEPTED
+
+
+async def _async(value: bool) -> bool:
+    return value
