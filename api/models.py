@@ -358,3 +358,7 @@ class RoutingOut(BaseModel):
 
     text: str = Field(description="The file as stored (TOML); empty when there is none.")
     summary: RoutingSummary
+    applied: bool | None = Field(
+        None, description="PUT: the running notifier uses it; null: not confirmed (see notifier)."
+    )
+    notifier: str = Field("", description="PUT: why it is not confirmed, when it is not.")

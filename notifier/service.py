@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import itertools
 import logging
@@ -166,6 +167,7 @@ class Notifier:
         self._tasks: set[asyncio.Task[None]] = set()
         self._backoff = Backoff(1.0, 300.0)  # per message: delay(attempts), no shared state
         self.connected = asyncio.Event()
+        self.routing_status = RoutingStatus()
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -515,6 +517,16 @@ class Notifier:
             await telegram.answer(callback_id, text)
 
 
+@dataclasses.dataclass(frozen=True)
+class RoutingStatus:
+    """Which version of the routing file is in use (by its mtime), and the last
+    changed version refused, with why: the API's PUT waits on this."""
+
+    loaded_mtime_ns: int | None = None
+    refused_mtime_ns: int | None = None
+    error: str = ""
+
+
 def _mtime(path: Path) -> int | None:
     try:
         return path.stat().st_mtime_ns
@@ -532,6 +544,7 @@ async def watch_routing(
     or needs a channel the settings lack, is logged and the routing in use stays."""
     path = routing_path(notifier.settings)
     seen = _mtime(path)
+    notifier.routing_status = RoutingStatus(loaded_mtime_ns=seen)
     while True:
         await asyncio.sleep(every_s)
         now = _mtime(path)
@@ -543,8 +556,12 @@ async def watch_routing(
             fresh = build(routing)
         except (RoutingError, ConfigError) as exc:
             _LOG.error("routing file changed but refused, the previous routing stays: %s", exc)
+            notifier.routing_status = dataclasses.replace(
+                notifier.routing_status, refused_mtime_ns=now, error=str(exc)
+            )
             continue
         notifier.use_routing(routing, fresh)
+        notifier.routing_status = RoutingStatus(loaded_mtime_ns=now)
         _LOG.info(
             "routing reloaded from %s: %d receivers, %d routes",
             path,

@@ -1,7 +1,8 @@
 """The notifier's own small HTTP endpoint: email ack links, delivery state, health.
 
-``/deliveries`` (what was sent, to whom, how it went) takes the admin token:
-the API proxies it to operators.  Addresses leave this process masked only.
+``/deliveries`` (what was sent, to whom, how it went) and ``/routing/status``
+(which routing file version is in use, or why a new one was refused) take the
+admin token: the API reads them.  Addresses leave this process masked only.
 
 Ack links are served here, not by the API, because the notifier holds what
 they need: the signing secret and the record of used links (its outbox), and
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import html
 from collections.abc import Generator
@@ -86,10 +88,18 @@ def create_app(notifier: Notifier) -> Starlette:
         by = html.escape(acked.ack.by if acked and acked.ack else "?")
         return _page(f"<p>Đã xác nhận bởi / Acknowledged by {by}</p>")
 
-    async def deliveries(request: Request) -> Response:
+    def admin(request: Request) -> bool:
         expected = _admin_token(notifier)
         given = request.headers.get("authorization", "").removeprefix("Bearer ")
-        if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
+        return expected is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+    async def routing_status(request: Request) -> Response:
+        if not admin(request):
+            return JSONResponse({"detail": "admin token required"}, status_code=401)
+        return JSONResponse(dataclasses.asdict(notifier.routing_status))
+
+    async def deliveries(request: Request) -> Response:
+        if not admin(request):
             return JSONResponse({"detail": "admin token required"}, status_code=401)
         alert_id = request.query_params.get("alert_id")
         if alert_id is not None and not 0 < len(alert_id) <= 200:
@@ -123,6 +133,7 @@ def create_app(notifier: Notifier) -> Starlette:
             Route("/ack/{token}", ack_form, methods=["GET"]),
             Route("/ack/{token}", ack_post, methods=["POST"]),
             Route("/deliveries", deliveries),
+            Route("/routing/status", routing_status),
         ]
     )
 

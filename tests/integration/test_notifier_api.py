@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 
 from api.auth import add_token
@@ -88,6 +89,7 @@ async def test_routing_put_takes_effect_for_the_next_alert_without_restart(
 
         r = await api.put(PATH, content=routing_text(fakes, "night"), headers=ADMIN | TOML)
         assert r.status_code == 200, r.text
+        assert r.json()["applied"] is True  # the answer waited for the notifier to take it
         assert [x["id"] for x in r.json()["summary"]["receivers"]] == ["night"]
         assert path.read_text(encoding="utf-8") == routing_text(fakes, "night")
         assert path.stat().st_mode & 0o077 == 0  # it holds addresses
@@ -116,6 +118,7 @@ async def _has(receivers: object, rid: str) -> bool:
 async def test_a_refused_routing_changes_nothing_and_names_the_key(
     nsettings: Settings, fakes: Fakes, influx: InfluxClient
 ) -> None:
+    nsettings = Settings(**(nsettings.model_dump() | {"notifier_telegram_token": None}))
     path = routing_path(nsettings)
     before = path.read_bytes()
     operator = add_token(nsettings.var_dir, "ops", "operator")
@@ -124,6 +127,24 @@ async def test_a_refused_routing_changes_nothing_and_names_the_key(
         running_notifier(nsettings, load_routing(path), influx),
         running_api(nsettings) as api,
     ):
+        # It parses, but this notifier has no Telegram token: it refuses the file,
+        # and the API puts the previous one back.
+        tg = routing_text(fakes, "night").replace("webhook = [", "telegram = [1001]\nwebhook = [")
+        r = await api.put(PATH, content=tg, headers=ADMIN | TOML)
+        assert r.status_code == 422
+        assert r.json()["detail"] == (
+            "refused by the notifier, previous file restored: routing.toml: receivers use "
+            "channels not configured: telegram (DELTASENSE_NOTIFIER_TELEGRAM_TOKEN)"
+        )
+        assert path.read_bytes() == before
+        status = f"http://127.0.0.1:{nsettings.notifier_http_port}/routing/status"
+        async with httpx.AsyncClient(timeout=5) as http:
+            assert (await http.get(status)).status_code == 401
+            assert (
+                await http.get(status, headers={"Authorization": "Bearer x"})
+            ).status_code == 401
+            seen = (await http.get(status, headers=ADMIN)).json()
+        assert "telegram (DELTASENSE_NOTIFIER_TELEGRAM_TOKEN)" in seen["error"]
         bad = routing_text(fakes, "night").replace(
             'receivers = ["night"]', 'receivers = ["nobody"]'
         )
@@ -167,7 +188,7 @@ async def test_a_refused_routing_changes_nothing_and_names_the_key(
 
         audit = await api.get("/api/v1/audit", params={"action": "routing.edit"}, headers=ADMIN)
         assert {e["result"] for e in audit.json()} == {"invalid"}
-        assert len(audit.json()) == 4  # the parser's three refusals and the UTF-8 one
+        assert len(audit.json()) == 5  # the notifier's, the parser's three, the UTF-8 one
 
 
 async def test_an_alerts_notifications_show_the_sent_message_masked(
@@ -178,7 +199,15 @@ async def test_an_alerts_notifications_show_the_sent_message_masked(
     a = alert(4)
     url = f"/api/v1/alerts/{a.id}/notifications"
     async with running_api(nsettings) as api:
-        # The notifier is not running: the API says so instead of showing nothing.
+        # The notifier is not running: a PUT is written but not confirmed ...
+        text = routing_text(fakes, "day")
+        r = await api.put(PATH, content=text, headers=ADMIN | TOML)
+        assert r.status_code == 200
+        assert (r.json()["applied"], r.json()["notifier"]) == (
+            None,
+            "notifier unreachable; it reads the file when it runs",
+        )
+        # ... and the deliveries say so instead of showing nothing.
         down = await api.get(url, headers=ADMIN)
         assert down.status_code == 503
         assert down.json()["detail"] == (
