@@ -63,6 +63,9 @@ POLL_TIMEOUT_S: Final = 25
 # per-chat rate (Telegram, Zalo): in a storm a new critical then waits for at most one
 # send slot, not for a queue of routine messages.
 MAX_DIGEST: Final = 40
+# A digest's ack buttons (one per open alert, urgent first): more than a single
+# message's, still a keyboard a phone shows without scrolling far.
+MAX_DIGEST_BUTTONS: Final = 10
 DIGEST_CHANNELS: Final = {channel: MAX_DIGEST for channel in TEXT_LIMITS}
 
 
@@ -390,7 +393,7 @@ class Notifier:
             [m.body for m in batch],
             lang,
             limit=TEXT_LIMITS[first.channel],
-            max_buttons=MAX_BUTTONS,
+            max_buttons=MAX_DIGEST_BUTTONS,
         )
         carried, rest = batch[:n], batch[n:]
         if rest:
