@@ -265,6 +265,10 @@ LIMITS: Final[dict[str, tuple[float, float]]] = {
 # spend the slot a new critical needs.
 TELEGRAM_GROUP_BUDGET: Final = (20, 60.0)
 URGENT_RESERVE: Final = 5
+# ... and at most 5 in any 15 s, so a storm spreads the minute's 20 over the minute
+# (a wait of at most ~11 s) instead of spending them in its first 20 s and then
+# holding every critical for 40.
+TELEGRAM_GROUP_BURST: Final = (5, 15.0)
 # Longest text a provider takes in one message; a digest fills up to it.
 TEXT_LIMITS: Final[dict[str, int]] = {"telegram": 4096, "zalo": 2000}
 
@@ -299,13 +303,20 @@ class Pacer:
 
     def _group_slot(self, group: str, at: float, now: float, urgent: bool) -> float:
         count, window = TELEGRAM_GROUP_BUDGET
-        allowed = count if urgent else count - URGENT_RESERVE
-        slots = [t for t in self._minute.get(group, []) if t > now - window]
-        while True:
-            inside = sorted(t for t in slots if at - window < t <= at)
-            if len(inside) < allowed:
-                break
-            at = inside[len(inside) - allowed] + window
+        limits = [
+            (count if urgent else count - URGENT_RESERVE, window),
+            TELEGRAM_GROUP_BURST,
+        ]
+        longest = max(w for _, w in limits)
+        slots = [t for t in self._minute.get(group, []) if t > now - longest]
+        moved = True
+        while moved:  # until ``at`` fits every window at once
+            moved = False
+            for allowed, span in limits:
+                inside = sorted(t for t in slots if at - span < t <= at)
+                if len(inside) >= allowed:
+                    at = inside[len(inside) - allowed] + span
+                    moved = True
         slots.append(at)
         self._minute[group] = slots
         return at

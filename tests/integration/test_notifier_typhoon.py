@@ -361,5 +361,6 @@ async def test_benchmark_1000_events_in_a_minute(
         )
     print(
         f"events {len(plan)}, criticals {len(published)}, webhook arrivals {len(fakes.of('webhook'))}, "
-        f"mails {len(inbox.mails)}"
+        f"mails {len(inbox.mails)}, Telegram sends {len(fakes.of('telegram'))}, "
+        f"Zalo sends {len(fakes.of('zalo'))} (digests carry several messages each)"
     )

@@ -123,18 +123,20 @@ def test_pacer_spaces_chats_groups_and_holds() -> None:
 
 def test_pacer_keeps_a_telegram_groups_last_slots_of_the_minute_for_urgent() -> None:
     p = Pacer()
-    # 20 a minute per group, one a second per chat; routine messages stop at 15 ...
+    # 20 a minute per group, spread at most 5 in any 15 s, one a second per chat;
+    # routine messages stop at 15 a minute ...
     routine = [p.reserve("telegram", "-100", float(t)) for t in range(16)]
-    assert routine[:15] == [float(t) for t in range(15)]
-    assert routine[15] == 60.0  # the 16th routine waits for the first slot to leave
-    # ... while an urgent one still goes now, up to the minute's 20.
+    assert routine == [0.0, 1, 2, 3, 4, 15, 16, 17, 18, 19, 30, 31, 32, 33, 34, 60]
+    # ... while urgent ones take all 20.
     urgent = [p.reserve("telegram", "-200", 0.0, urgent=True) for _ in range(21)]
-    assert urgent[:20] == [float(t) for t in range(20)] and urgent[20] == 60.0
+    assert urgent == [
+        float(t) for t in (*range(5), *range(15, 20), *range(30, 35), *range(45, 50), 60)
+    ]
     q = Pacer()
     for t in range(15):
-        q.reserve("telegram", "-300", float(t))
-    assert q.reserve("telegram", "-300", 15.0, urgent=True) == 15.0
-    assert q.reserve("telegram", "42", 15.0) == 15.0  # private chats have no minute budget
+        q.reserve("telegram", "-300", 4.0 * t)  # one every 4 s: never a burst
+    assert q.reserve("telegram", "-300", 60.0) == 60.0
+    assert q.reserve("telegram", "42", 15.0) == 15.0  # private chats have neither limit
 
 
 def test_claim_puts_urgent_first_and_batches_digest_channels(tmp_path: Path) -> None:
