@@ -31,6 +31,11 @@ class _Worker:
     lags: deque[tuple[int, float]] = field(default_factory=deque)  # (ms, reported lag)
 
 
+# A retained counter arrives within milliseconds of a subscription; one that has
+# not come after this long was never published (still zero).
+COUNTER_SILENCE_MS: Final = 3_000
+
+
 def new_since(previous: int | None, value: int) -> int:
     """Increase of a counter since ``previous``; a smaller value is a restart (it
     began again at zero); the first sample is the baseline (what came before was
@@ -64,8 +69,25 @@ class PlatformState:
     _deadletters: deque[tuple[int, int]] = field(default_factory=deque)
     _ingest: dict[int, _Worker] = field(default_factory=dict)
     _first_report_ms: int | None = None
+    _subscribed_ms: int | None = None
+
+    def counters_subscribed(self, now_ms: int) -> None:
+        """Analytics has just subscribed to the broker's counters (at a connect).  The
+        broker answers with its retained current value at once; Mosquitto publishes
+        the dropped counter only once it has changed, so one that stays silent for
+        ``COUNTER_SILENCE_MS`` is zero — and its first value is then a rise, not a
+        baseline (a broker restarted by a crash drops into a fresh counter that no
+        retained message announced)."""
+        if self.broker_dropped_total is None and self._subscribed_ms is None:
+            self._subscribed_ms = now_ms
 
     def broker_dropped(self, now_ms: int, total: int) -> None:
+        if (
+            self.broker_dropped_total is None
+            and self._subscribed_ms is not None
+            and now_ms - self._subscribed_ms >= COUNTER_SILENCE_MS
+        ):
+            self.broker_dropped_total = 0  # it was silent: nothing dropped until now
         new = new_since(self.broker_dropped_total, total)
         self.broker_dropped_total = total
         if self._first_ms is None:

@@ -415,6 +415,7 @@ class AnalyticsService:
                 await client.subscribe(health.health_filter(site), qos=1)
                 for topic in health.BROKER_TOPICS:
                     await client.subscribe(topic, qos=0)
+                self.engine.platform.counters_subscribed(now_ms())
             _raise_if_cancelling()
             _LOG.info(
                 "analytics partition %d of %d subscribed to %s and %s",

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from analytics.engine import Engine
-from analytics.platform import LAG_HOLD_MS, PlatformState
+from analytics.platform import COUNTER_SILENCE_MS, LAG_HOLD_MS, PlatformState
 from analytics.thresholds import Platform, Thresholds, ThresholdsError, load_thresholds
 from deltasense import health
 from deltasense.health import HealthError, IngestReport
@@ -39,6 +39,21 @@ def test_broker_drops_are_counted_from_the_first_sample_and_across_a_broker_rest
     assert s.view(later, P).dropped[0] == 0  # out of the window
     assert s.view(later, P).drop_watched[0]
     assert not s.view(T0 + 1_000, P).drop_watched[0]
+
+
+def test_a_dropped_counter_silent_after_subscribing_was_zero_so_its_first_value_is_a_rise() -> None:
+    quiet = PlatformState()
+    quiet.counters_subscribed(0)
+    quiet.broker_dropped(COUNTER_SILENCE_MS, 1_552)  # e.g. a restarted broker's fresh counter
+    assert quiet.view(COUNTER_SILENCE_MS, P).dropped[0] == 1_552
+    retained = PlatformState()
+    retained.counters_subscribed(0)
+    retained.broker_dropped(20, 500)  # the retained value, at once: drops from before
+    retained.counters_subscribed(15_000)  # a refresh resends it
+    retained.broker_dropped(15_020, 500)
+    assert retained.view(15_020, P).dropped[0] == 0
+    retained.broker_dropped(20_000, 520)
+    assert retained.view(20_000, P).dropped[0] == 20
 
 
 def test_dead_letters_count_per_worker_and_a_restarted_worker_from_zero() -> None:

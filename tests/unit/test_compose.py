@@ -277,11 +277,14 @@ def _package_data_files() -> set[Path]:
 def test_package_data_is_installed() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
     package_data: dict[str, list[str]] = config["tool"]["setuptools"].get("package-data", {})
-    missing = []
-    for path in _package_data_files():
-        package, rel = path.parts[0], Path(*path.parts[1:])
-        if not any(rel.match(pattern) for pattern in package_data.get(package, [])):
-            missing.append(str(path))
+    # Globbed as setuptools globs them (``**`` at any depth, which Path.match lacks).
+    covered = {
+        hit.relative_to(ROOT)
+        for package, patterns in package_data.items()
+        for pattern in patterns
+        for hit in (ROOT / package).glob(pattern)
+    }
+    missing = sorted(str(path) for path in _package_data_files() - covered)
     assert not missing, f"not in package-data, missing from the image: {missing}"
 
 
