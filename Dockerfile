@@ -3,6 +3,15 @@
 #   docker build --target api -t deltasense-api .
 # docker-compose.yml builds each target and runs `python -m <service>`.
 
+# --- vendor: the console's third-party code (Leaflet, uPlot) from npm -------------
+# The runtime npm dependencies only (the MicroPython interpreter is a dev one).
+FROM node:20-slim AS vendor
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+COPY scripts/vendor_console.sh scripts/
+RUN sh scripts/vendor_console.sh
+
 # --- build: install the project and its runtime dependencies into a venv ---------
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -10,6 +19,9 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY . .
+# The console's vendored files are package data of `api` (git-ignored, so not in
+# the context): from the vendor stage, before the install picks them up.
+COPY --from=vendor /src/api/static/vendor api/static/vendor
 # Runtime dependencies only: no [dev] extra.
 RUN pip install .
 

@@ -78,13 +78,7 @@ vendor=api/static/vendor
 vendor_stamp="$vendor/.deltasense-lock"
 if [ ! -f "$vendor_stamp" ] || [ "$(cat "$vendor_stamp")" != "$npm_want" ]; then
   echo "bootstrap: copying Leaflet and uPlot into $vendor"
-  rm -rf "$vendor"
-  mkdir -p "$vendor/leaflet" "$vendor/uplot"
-  cp node_modules/leaflet/dist/leaflet.js node_modules/leaflet/dist/leaflet.css "$vendor/leaflet/"
-  cp -r node_modules/leaflet/dist/images "$vendor/leaflet/"
-  cp node_modules/leaflet/LICENSE "$vendor/leaflet/LICENSE"
-  cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css "$vendor/uplot/"
-  cp node_modules/uplot/LICENSE "$vendor/uplot/LICENSE"
+  sh scripts/vendor_console.sh
   echo "$npm_want" > "$vendor_stamp"
 fi
 

@@ -7,6 +7,7 @@ settings with values the settings accept, and the image installs the project.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -324,3 +325,20 @@ def test_each_service_logs_in_to_influxdb_as_itself_with_its_grant(service: str)
 
 def test_the_init_script_makes_exactly_the_compose_services_users() -> None:
     assert set(_init_users()) == set(PYTHON_SERVICES)
+
+
+def test_the_image_gets_the_consoles_vendored_files_the_way_bootstrap_does() -> None:
+    """Leaflet and uPlot are git-ignored package data of `api`: the Dockerfile's
+    vendor stage makes them with the same script as scripts/bootstrap.sh, from the
+    locked npm packages, and the build stage copies them in before `pip install .`."""
+    assert "sh scripts/vendor_console.sh" in (ROOT / "scripts" / "bootstrap.sh").read_text("utf-8")
+    stages = DOCKERFILE.split("\nFROM ")
+    vendor = next(s for s in stages if s.split()[2:3] == ["vendor"])
+    assert "npm ci --omit=dev" in vendor and "sh scripts/vendor_console.sh" in vendor
+    build = next(s for s in stages if " AS build" in s.splitlines()[0])
+    copy = build.index("COPY --from=vendor /src/api/static/vendor api/static/vendor")
+    assert build.index("COPY . .") < copy < build.index("RUN pip install .")
+    ignore = (ROOT / ".dockerignore").read_text("utf-8").splitlines()
+    assert "!scripts/vendor_console.sh" in ignore and "api/static/vendor" in ignore
+    deps = json.loads((ROOT / "package.json").read_text("utf-8"))["dependencies"]
+    assert {"leaflet", "uplot"} <= set(deps)  # runtime, kept by --omit=dev
