@@ -14,7 +14,7 @@ import os
 import tomllib
 from datetime import timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -52,6 +52,24 @@ PLACEHOLDERS = frozenset(
 )  # fmt: skip
 _PLACEHOLDER_PARTS = ("changeme", "replaceme", "placeholder", "yoursecret", "yourtoken")
 _MIN_DISTINCT_CHARS = 10
+
+
+LOG_LEVELS: Final = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
+
+
+def ident_value(value: str, what: str) -> str:
+    """A topic level setting (site, district): the identifier grammar, or a clear error."""
+    if not IDENT_RE.fullmatch(value):
+        raise ValueError(f"{what} {value!r} must match {IDENT_RE.pattern}")
+    return value
+
+
+def log_level_value(value: str) -> str:
+    """A logging level name, upper-cased; an unknown one is an error."""
+    level = value.upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"unknown log level {value!r}")
+    return level
 
 
 def weak_secret(name: str, value: str | None, min_length: int) -> str | None:
@@ -324,17 +342,12 @@ class Settings(BaseSettings):
     @field_validator("site")
     @classmethod
     def _site_matches_grammar(cls, value: str) -> str:
-        if not IDENT_RE.fullmatch(value):
-            raise ValueError(f"site {value!r} must match {IDENT_RE.pattern}")
-        return value
+        return ident_value(value, "site")
 
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
-        level = value.upper()
-        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise ValueError(f"unknown log level {value!r}")
-        return level
+        return log_level_value(value)
 
     @model_validator(mode="after")
     def _worker_in_range(self) -> Settings:

@@ -14,12 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Final
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from deltasense.access import gateway_username
-from deltasense.contract import DEFAULT_SITE, IDENT_RE
-from deltasense.settings import TomlSource
+from deltasense.contract import DEFAULT_SITE
+from deltasense.settings import TomlSource, ident_value, log_level_value
 from edge.spool import FullPolicy
 
 EDGE_CONFIG_ENV: Final = "DELTASENSE_EDGE_CONFIG"
@@ -80,18 +80,13 @@ class EdgeSettings(BaseSettings):
 
     @field_validator("site", "district")
     @classmethod
-    def _ident(cls, value: str) -> str:
-        if not IDENT_RE.fullmatch(value):
-            raise ValueError(f"{value!r} must match {IDENT_RE.pattern}")
-        return value
+    def _ident(cls, value: str, info: ValidationInfo) -> str:
+        return ident_value(value, str(info.field_name))
 
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
-        level = value.upper()
-        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise ValueError(f"unknown log level {value!r}")
-        return level
+        return log_level_value(value)
 
     @property
     def local_identifier(self) -> str:
