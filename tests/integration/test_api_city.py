@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 
 from api.auth import add_token
 from deltasense import schema
@@ -24,6 +25,15 @@ from .api_support import (
 
 NOW = int(time.time() * 1000)
 MIN = 60_000
+
+
+@pytest.fixture(autouse=True)
+def _now() -> None:
+    """The seeded data are minutes old when each test starts, not when the module was
+    collected (in a full run that is many minutes earlier, and "today" or a status's
+    age would be judged on stale times)."""
+    global NOW
+    NOW = int(time.time() * 1000)
 
 
 def _alert(
