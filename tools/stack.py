@@ -66,27 +66,51 @@ def _notifier_healthy(settings: Settings) -> Callable[[], bool]:
     return _metrics_or_alive(0, "notifier")
 
 
+def replica_name(service: str, index: int) -> str:
+    """Replica 0 is the plain service name (what a single-process stack always called it)."""
+    return service if index == 0 else f"{service}-{index}"
+
+
 def ingest_name(worker: int) -> str:
-    """Worker 0 is plain ``ingest`` (what a single-worker stack always called it)."""
-    return "ingest" if worker == 0 else f"ingest-{worker}"
+    return replica_name("ingest", worker)
+
+
+def _replicas(
+    settings: Settings,
+    env: dict[str, str],
+    service: str,
+    index: str,
+    count: int,
+    metrics_port: Callable[[Settings], int],
+) -> list[ManagedProcess]:
+    """``count`` supervised processes of ``service``, each told its index through the
+    setting ``index`` (its client id and metrics port follow from it)."""
+    out = []
+    for i in range(count):
+        name = replica_name(service, i)
+        port = metrics_port(settings.model_copy(update={index: i}))
+        out.append(
+            python_service(
+                name,
+                service,
+                settings.var_dir.resolve(),
+                env=env | {f"DELTASENSE_{index.upper()}": str(i)},
+                healthy=_metrics_or_alive(port, name),
+            )
+        )
+    return out
 
 
 def ingest_workers(settings: Settings, env: dict[str, str]) -> list[ManagedProcess]:
-    """``ingest_workers`` supervised processes on one shared subscription, each with
-    its index (its client id and metrics port follow from it)."""
-    workers = []
-    for i in range(settings.ingest_workers):
-        worker = settings.model_copy(update={"ingest_worker": i})
-        workers.append(
-            python_service(
-                ingest_name(i),
-                "ingest",
-                settings.var_dir.resolve(),
-                env=env | {"DELTASENSE_INGEST_WORKER": str(i)},
-                healthy=_metrics_or_alive(worker.ingest_worker_metrics_port, ingest_name(i)),
-            )
-        )
-    return workers
+    """``ingest_workers`` supervised processes on one shared subscription."""
+    return _replicas(
+        settings,
+        env,
+        "ingest",
+        "ingest_worker",
+        settings.ingest_workers,
+        lambda s: s.ingest_worker_metrics_port,
+    )
 
 
 def api_ca(settings: Settings) -> Path | None:
@@ -119,25 +143,20 @@ def broker_listeners(settings: Settings) -> dict[str, Any]:
 
 
 def analytics_name(partition: int) -> str:
-    return "analytics" if partition == 0 else f"analytics-{partition}"
+    return replica_name("analytics", partition)
 
 
 def analytics_partitions(settings: Settings, env: dict[str, str]) -> list[ManagedProcess]:
     """``analytics_partitions`` supervised processes, each owning its districts
     (analytics/partition.py); partition 0 also the city and the platform."""
-    parts = []
-    for i in range(settings.analytics_partitions):
-        part = settings.model_copy(update={"analytics_partition": i})
-        parts.append(
-            python_service(
-                analytics_name(i),
-                "analytics",
-                settings.var_dir.resolve(),
-                env=env | {"DELTASENSE_ANALYTICS_PARTITION": str(i)},
-                healthy=_metrics_or_alive(part.analytics_worker_metrics_port, analytics_name(i)),
-            )
-        )
-    return parts
+    return _replicas(
+        settings,
+        env,
+        "analytics",
+        "analytics_partition",
+        settings.analytics_partitions,
+        lambda s: s.analytics_worker_metrics_port,
+    )
 
 
 def build_stack(
