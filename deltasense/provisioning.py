@@ -206,13 +206,7 @@ async def add_gateway(ds: Dynsec, *, site: str, district: str) -> str:
     secret = access.new_secret()
     await ds.set_role_acls(rolename=username, acls=acls)
     try:
-        await ds.create_client(
-            username=username,
-            password=secret,
-            clientid=username,
-            textname=f"edge gateway of {district}",
-            roles=[username],
-        )
+        await _create_gateway_client(ds, username, district, secret)
     except AlreadyExistsError:
         raise ProvisioningError(f"gateway {username!r} exists already") from None
     return secret
@@ -228,15 +222,20 @@ async def sync_gateway(ds: Dynsec, *, site: str, district: str, password: str) -
     username = access.gateway_username(district)
     await ds.set_role_acls(rolename=username, acls=acls)
     try:
-        await ds.create_client(
-            username=username,
-            password=password,
-            clientid=username,
-            textname=f"edge gateway of {district}",
-            roles=[username],
-        )
+        await _create_gateway_client(ds, username, district, password)
     except AlreadyExistsError:
         await ds.set_client_password(username=username, password=password)
+
+
+async def _create_gateway_client(ds: Dynsec, username: str, district: str, password: str) -> None:
+    """A gateway's account: bound to its own client id, holding its own role."""
+    await ds.create_client(
+        username=username,
+        password=password,
+        clientid=username,
+        textname=f"edge gateway of {district}",
+        roles=[username],
+    )
 
 
 # --- devices ------------------------------------------------------------------------------
