@@ -137,7 +137,10 @@ async def test_uplink_cut_and_gateway_kill_lose_nothing_and_live_goes_first(
         )
         print(report[-1])
         assert first_fresh < last_replay, report
-        assert first_live < backlog_done, report
+        # InfluxDB is polled every ~0.1 s: a backlog that drains within one poll (8 000
+        # records/s here) is seen complete in the same poll as the first live reading, so
+        # the stored order is "not after"; the broker's order above is the exact one.
+        assert first_live <= backlog_done, report
         assert drain_rate >= 10 * NODES * RATE, report
 
         # --- 2. kill -9 of the gateway in the middle of a replay ------------------------
