@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 
 from api.deps import SettingsDep
+from deltasense.catalogue import CATALOGUE_PATH
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 _OFFSET_SLOT = 'data-utc-offset-min=""'
@@ -26,6 +27,15 @@ def index_html(utc_offset_min: int) -> str:
 @router.get("/")
 async def index(settings: SettingsDep) -> HTMLResponse:
     return HTMLResponse(index_html(settings.utc_offset_min), headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/static/i18n.json")
+async def catalogue() -> FileResponse:
+    """The shared vi/en catalogue (deltasense/i18n.json, also the notifier's words) at
+    the URL the console has always read it from; registered before the /static mount."""
+    return FileResponse(
+        CATALOGUE_PATH, media_type="application/json", headers={"Cache-Control": "no-cache"}
+    )
 
 
 @router.get("/docs")

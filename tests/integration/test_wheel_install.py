@@ -81,7 +81,11 @@ def _run(env_dir: Path, cwd: Path, *args: str, extra_env: dict[str, str] | None 
 
 
 def test_wheel_has_no_path_into_the_checkout(wheel_venv: Path, tmp_path: Path) -> None:
-    code = "import ds, simulators.device, backtest.runner; print(ds.__file__)"
+    # The shared catalogue is package data: the API and the notifier read it installed.
+    code = (
+        "import ds, simulators.device, backtest.runner, deltasense.catalogue as c;"
+        " assert c.load()['vi']['critical']; print(ds.__file__, c.CATALOGUE_PATH)"
+    )
     done = subprocess.run(
         [str(wheel_venv / "bin" / "python"), "-c", code],
         cwd=tmp_path,

@@ -19,6 +19,7 @@ from api.headers import CONTENT_SECURITY_POLICY
 from api.ratelimit import AuthFailureLimiter, client_key
 from api.routes.console import STATIC_DIR
 from api.tickets import StreamTickets
+from deltasense.catalogue import load as load_catalogue
 from deltasense.settings import Settings
 from tests.support import ADMIN_TOKEN
 
@@ -69,6 +70,7 @@ def _bearer(token: str) -> dict[str, str]:
     [
         ("GET", "/", 200),
         ("GET", "/static/app.js", 200),
+        ("GET", "/static/i18n.json", 200),
         ("GET", "/static/nope.js", 404),
         ("GET", "/docs", 200),
         ("GET", "/healthz", 200),
@@ -93,6 +95,15 @@ async def test_every_response_carries_the_security_headers(
     assert response.headers["referrer-policy"] == "no-referrer"
     assert response.headers["x-frame-options"] == "DENY"
     assert "strict-transport-security" not in response.headers  # plain HTTP here
+
+
+async def test_the_console_reads_the_shared_catalogue(client: httpx.AsyncClient) -> None:
+    """/static/i18n.json is deltasense/i18n.json, the catalogue the notifier speaks from."""
+    response = await client.get("/static/i18n.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json() == load_catalogue()
+    assert response.json()["vi"]["critical"] == "nghiêm trọng"
 
 
 async def test_hsts_only_over_https(app: FastAPI) -> None:

@@ -1,4 +1,4 @@
-"""The console's one text catalogue (api/static/i18n.json): both languages carry every
+"""The one text catalogue of the console and the notifier (deltasense/i18n.json): both languages carry every
 key, Vietnamese has its diacritics, and every key the page and scripts use exists."""
 
 from __future__ import annotations
@@ -7,10 +7,11 @@ import json
 import re
 from pathlib import Path
 
+from deltasense.catalogue import CATALOGUE_PATH
 from deltasense.contract import ALL_FIELDS
 
 STATIC = Path(__file__).resolve().parents[2] / "api" / "static"
-CATALOGUE = json.loads((STATIC / "i18n.json").read_text(encoding="utf-8"))
+CATALOGUE = json.loads(CATALOGUE_PATH.read_text(encoding="utf-8"))
 
 
 def test_no_key_is_missing_in_either_language() -> None:
