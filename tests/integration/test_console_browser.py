@@ -328,3 +328,64 @@ def test_at_390_px_the_console_has_no_horizontal_overflow(browser: Any, stack: S
         shot(page, f"city-phone-{lang}")
         assert_clean(page)
         page.context.close()
+
+
+def _city(n: int, *, critical: int, offline: int) -> list[dict[str, Any]]:
+    """``n`` devices around Bạc Liêu's centre (a grid ~3 km wide), device ``critical``
+    with a critical alert and device ``offline`` offline, the rest online: /api/v1/map
+    at city scale without thousands of simulators."""
+    side = int(n**0.5) + 1
+    return [
+        {
+            "device": f"city-{i:05d}",
+            "kind": "water",
+            "district": "phuong-3",
+            "lat": 9.27 + 0.03 * (i // side) / side,
+            "lon": 105.72 + 0.03 * (i % side) / side,
+            "status": "offline" if i == offline else "online",
+            "last_seen": None,
+            "alert": {"id": "al-x", "severity": "critical", "kind": "flood"}
+            if i == critical
+            else None,
+        }
+        for i in range(n)
+    ]
+
+
+def test_at_city_scale_the_map_clusters_markers_coloured_by_their_worst_device(
+    browser: Any, stack: Stack
+) -> None:
+    n = 600
+    city = _city(n, critical=17, offline=n - 1)
+    page = open_console(browser, stack, ADMIN, viewport=DESKTOP)
+    # The same console over a bigger /api/v1/map (the rest of the API is the stack's).
+    page.route("**/api/v1/map", lambda route: route.fulfill(json=city))
+    page.reload()
+    page.wait_for_selector("#map[data-drawn='1'][data-clustered='true']", timeout=10_000)
+    wait_until(page, "document.querySelectorAll('#map [data-cluster]').length > 0")
+    clusters = page.eval_on_selector_all(
+        "#map [data-cluster]",
+        "ns => ns.map(n => [Number(n.dataset.cluster), n.dataset.colour, n.className,"
+        " n.getAttribute('aria-label')])",
+    )
+    singles = page.locator("#map path[data-device]").count()
+    # Every device is in one cluster or drawn alone, and far fewer things are drawn.
+    assert sum(c[0] for c in clusters) + singles == n, (clusters, singles)
+    assert len(clusters) + singles < n / 10
+    red = [c for c in clusters if c[1] == RED]
+    assert len(red) == 1 and "cluster-r6" in red[0][2], clusters
+    assert "city-00017" in red[0][3] and "600" not in red[0][3]
+    grey = [c for c in clusters if "cluster-r3" in c[2]]  # the offline one's, no alert
+    assert len(grey) <= 1 and all(c[1] == "#6b7780" for c in grey)
+    assert all("cluster-r0" in c[2] for c in clusters if c not in red + grey)
+    # Clicking the red cluster zooms into it until the critical device stands alone, red.
+    device = "#map path[data-device='city-00017']"
+    for _ in range(8):
+        if page.locator(device).count():
+            break
+        page.click(f"#map [data-cluster][data-colour='{RED}']")
+        page.wait_for_timeout(400)  # markercluster's zoom animation
+    assert page.get_attribute(device, "data-colour") == RED
+    assert page.locator("#device-list li a").count() == n
+    assert_clean(page)
+    page.context.close()
