@@ -9,9 +9,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from analytics.service import run
-from analytics.thresholds import Thresholds, ThresholdsError, load_thresholds
+from analytics.thresholds import load_thresholds
 from deltasense.runtime import run_service
 from deltasense.settings import ConfigFileError, Settings, load_settings
+from deltasense.thresholds import Thresholds, ThresholdsError
 
 
 def main() -> None:

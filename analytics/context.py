@@ -21,12 +21,13 @@ import numpy.typing as npt
 
 from analytics import window as win
 from analytics.gateways import GatewayView
-from analytics.overrides import FloodLimits, LightingLimits, StormLimits
 from analytics.platform import PlatformView
 from analytics.registry import OFFLINE, SLEEPING, STOPPED, Registry
-from analytics.rules import energy, flood, health, rain, storm, sun
-from analytics.rules.base import RuleResult, f32, last_valid, linear_fit
-from analytics.thresholds import CanalStation, Thresholds
+from analytics.rules import energy, health, rain, sun
+from deltasense.rulekernels import flood, storm
+from deltasense.rulekernels.base import RuleResult, f32, last_valid, linear_fit
+from deltasense.rulekernels.limits import FloodLimits, LightingLimits, StormLimits
+from deltasense.thresholds import CanalStation, Thresholds
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]

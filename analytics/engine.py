@@ -25,23 +25,28 @@ from typing import Any, Final, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from analytics import overrides
 from analytics import window as win
 from analytics.context import Context, DeviceView, LampView, Rows, WaterView, WeatherView
 from analytics.counters import CounterTracker
 from analytics.gateways import GatewayState
 from analytics.lifecycle import Lifecycle
-from analytics.overrides import FloodLimits, LightingLimits, RowLimits, StormLimits
 from analytics.partition import Partition
 from analytics.platform import PlatformState
 from analytics.registry import OFFLINE, ONLINE, SLEEPING, STATUS_CODES, STOPPED, Registry
 from analytics.rules import energy
-from analytics.rules.base import RuleResult, f32
 from analytics.ruleset import RULES, STORM_RISK, Rule, Subject
-from analytics.thresholds import Thresholds
 from deltasense.alerts import AlertEvent
 from deltasense.contract import Kind, Reading
 from deltasense.qc import out_of_range
+from deltasense.rulekernels.base import RuleResult, f32
+from deltasense.rulekernels.limits import (
+    FloodLimits,
+    LightingLimits,
+    RowLimits,
+    StormLimits,
+    row_limits,
+)
+from deltasense.thresholds import Thresholds
 
 _LOG = logging.getLogger(__name__)
 
@@ -214,7 +219,7 @@ class Engine:
         cached = self._limit_cache.get(key)
         if cached is not None and cached[0] == ks.layout and isinstance(cached[1], view):
             return cached[1]
-        limits = overrides.row_limits(view, self.thresholds, ks.window.devices, ks.districts)
+        limits = row_limits(view, self.thresholds, ks.window.devices, ks.districts)
         self._limit_cache[key] = (ks.layout, limits)
         return limits
 

@@ -14,9 +14,9 @@ from typing import Final
 import numpy as np
 
 from analytics.platform import new_since
-from analytics.rules.base import F32, Bool, f32
-from analytics.thresholds import Platform
 from deltasense.gateway_status import GatewayStatus
+from deltasense.rulekernels.base import F32, Bool, f32
+from deltasense.thresholds import Platform
 
 HISTORY_MS: Final = 86_400_000  # the longest drop window kept
 

@@ -12,9 +12,9 @@ from typing import Final
 
 import numpy as np
 
-from analytics.rules.base import F32, Bool, f32
-from analytics.thresholds import Platform
 from deltasense.health import IngestReport
+from deltasense.rulekernels.base import F32, Bool, f32
+from deltasense.thresholds import Platform
 
 MINUTE_MS: Final = 60_000
 HISTORY_MS: Final = 3_600_000  # the longest window a site may set is kept, no more

@@ -23,12 +23,13 @@ import numpy as np
 
 from analytics.context import Context
 from analytics.lifecycle import MessageFn, RuleSpec
-from analytics.rules import energy, flood, gateways, health, platform, rain, storm
-from analytics.rules.base import CRITICAL, RuleResult, f32, group_count, group_max, row_max
+from analytics.rules import energy, gateways, health, platform, rain
 from analytics.rules.messages import gateway, street_flood, titled
-from analytics.thresholds import Thresholds
 from deltasense.alerts import AlertKind
 from deltasense.contract import is_ident
+from deltasense.rulekernels import flood, storm
+from deltasense.rulekernels.base import CRITICAL, RuleResult, f32, group_count, group_max, row_max
+from deltasense.thresholds import Thresholds
 
 
 class Subject(StrEnum):

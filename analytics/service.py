@@ -36,7 +36,7 @@ from analytics.engine import CommandRequest, Engine
 from analytics.partition import Partition
 from analytics.ruleset import GATEWAY_RULES, PLATFORM_RULES
 from analytics.stored import readings_from_series
-from analytics.thresholds import Thresholds, load_thresholds
+from analytics.thresholds import load_thresholds
 from deltasense import alerts, gateway_status, health, schema
 from deltasense.contract import (
     UNSET,
@@ -64,6 +64,7 @@ from deltasense.lineprotocol import LineProtocolError
 from deltasense.mqtt import make_client, received, run_forever
 from deltasense.runtime import Backoff, now_ms, payload_bytes, retry, start_metrics_server
 from deltasense.settings import Settings
+from deltasense.thresholds import Thresholds
 
 _LOG = logging.getLogger(__name__)
 # ``now_ms`` is called through this module's name, so the live backtest can swap in its clock.

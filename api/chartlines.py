@@ -1,7 +1,7 @@
 """Rule thresholds the console draws on charts (street-flood lines, gust and cấp lines).
 
 The numbers belong to the rule thresholds file that analytics validates and applies:
-the shipped defaults (``analytics/thresholds.toml``, package data) with the site's
+the shipped defaults (``deltasense/thresholds.toml``, package data) with the site's
 ``thresholds_file`` merged over them.  The API must not import analytics (layers), so
 it reads that same TOML as data, picks only the display keys below and checks each
 one; analytics stays the owner of the numbers and of the file's full validation.
@@ -23,7 +23,7 @@ DEFAULTS: Final = "thresholds.toml"
 
 def _defaults_path() -> Path | None:
     # find_spec on a top-level package locates it without running its code.
-    spec = importlib.util.find_spec("analytics")
+    spec = importlib.util.find_spec("deltasense")
     locations = list(spec.submodule_search_locations or []) if spec else []
     for location in locations:
         path = Path(location) / DEFAULTS

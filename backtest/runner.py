@@ -30,7 +30,6 @@ from rich.console import Console
 
 from analytics.engine import Engine
 from analytics.stored import readings_from_series
-from analytics.thresholds import Thresholds
 from backtest import scenarios, scoring
 from backtest.scenarios.labels import ALERT_KINDS, Label
 from deltasense import schema
@@ -39,6 +38,7 @@ from deltasense.contract import Kind, Reading
 from deltasense.influx import InfluxClient, InfluxError, quote_ident
 from deltasense.runtime import DEFAULT_UTC_OFFSET_MIN, now_ms, utc_label, utc_offset_tz
 from deltasense.settings import Settings
+from deltasense.thresholds import Thresholds
 
 _LOG = logging.getLogger(__name__)
 
@@ -502,8 +502,9 @@ def run_cli(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from analytics.thresholds import ThresholdsError, load_thresholds
+    from analytics.thresholds import load_thresholds
     from deltasense.influx import influx_client
+    from deltasense.thresholds import ThresholdsError
 
     validate_args(scenario, start, end, seed, tolerance_min)
     try:

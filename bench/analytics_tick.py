@@ -39,12 +39,14 @@ import pandas as pd
 
 from analytics import window as win
 from analytics.engine import Engine
-from analytics.overrides import FloodLimits, LightingLimits, StormLimits
-from analytics.rules import energy, flood, storm
-from analytics.rules.base import last_valid, linear_fit
-from analytics.thresholds import Thresholds, load_thresholds
+from analytics.rules import energy
+from analytics.thresholds import load_thresholds
 from deltasense.contract import Kind
+from deltasense.rulekernels import flood, storm
+from deltasense.rulekernels.base import last_valid, linear_fit
+from deltasense.rulekernels.limits import FloodLimits, LightingLimits, StormLimits
 from deltasense.runtime import DEFAULT_UTC_OFFSET_MIN
+from deltasense.thresholds import Thresholds
 
 N_SENSORS = 100_000
 SHARES = {Kind.LAMP: 0.55, Kind.WATER: 0.20, Kind.METER: 0.15, Kind.WEATHER: 0.10}

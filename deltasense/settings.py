@@ -274,7 +274,7 @@ class Settings(BaseSettings):
     )
 
     thresholds_file: Path | None = Field(
-        None, description="Rule thresholds (TOML); defaults ship in analytics/thresholds.toml."
+        None, description="Rule thresholds (TOML); defaults ship in deltasense/thresholds.toml."
     )
 
     console_tile_url: str | None = Field(

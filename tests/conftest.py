@@ -30,10 +30,11 @@ from pathlib import Path
 
 import pytest
 
-from analytics.thresholds import Thresholds, load_thresholds
+from analytics.thresholds import load_thresholds
 from deltasense.influx import InfluxClient, influx_client
 from deltasense.influx_users import DbUser
 from deltasense.settings import Settings
+from deltasense.thresholds import Thresholds
 from tests.support import ADMIN_TOKEN, Services
 from tools import influxdb
 from tools.devstack import Stack, free_port, influxdb_process, mosquitto_process
@@ -48,7 +49,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 def thresholds() -> Thresholds:
-    """The shipped defaults (analytics/thresholds.toml), loaded afresh for each test
+    """The shipped defaults (deltasense/thresholds.toml), loaded afresh for each test
     so that one test's change to a nested value cannot leak into another."""
     return load_thresholds()
 

@@ -17,8 +17,7 @@ from typing import Final
 
 import numpy as np
 
-from analytics.overrides import LightingLimits
-from analytics.rules.base import (
+from deltasense.rulekernels.base import (
     F32,
     WARNING,
     Bool,
@@ -30,7 +29,8 @@ from analytics.rules.base import (
     severity_of,
     shared_columns,
 )
-from analytics.thresholds import Lighting
+from deltasense.rulekernels.limits import LightingLimits
+from deltasense.thresholds import Lighting
 
 HOUR_MS: Final = 3_600_000
 MIN_DIM_FOR_NORM: Final = 20.0  # below this the driver's own loss dominates: skip

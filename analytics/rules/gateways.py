@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from analytics.rules.base import CRITICAL, F32, WARNING, Bool, RuleResult, severity_of
-from analytics.thresholds import Platform
+from deltasense.rulekernels.base import CRITICAL, F32, WARNING, Bool, RuleResult, severity_of
+from deltasense.thresholds import Platform
 
 
 def backlog_rule(oldest_age_s: F32, retired: Bool, p: Platform) -> RuleResult:

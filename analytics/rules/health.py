@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from analytics.rules.base import (
+from deltasense.rulekernels.base import (
     CRITICAL,
     F32,
     I64,
@@ -23,7 +23,7 @@ from analytics.rules.base import (
     f32,
     group_count,
 )
-from analytics.thresholds import Health
+from deltasense.thresholds import Health
 
 
 def offline_rule(

@@ -2,7 +2,7 @@
 
 Counters arrive made continuous across reboots (:mod:`analytics.counters`), so a
 total over a span is the counter's increase over that span
-(:func:`~analytics.rules.base.counter_increase`).  1 h and 3 h come from the
+(:func:`~deltasense.rulekernels.base.counter_increase`).  1 h and 3 h come from the
 1-minute window; 24 h and the hydromet day (07:00–07:00 local) from the hourly
 window, so they are exact to the hour: the newest reading of the hour before
 the span's start is its base.
@@ -23,7 +23,7 @@ from typing import Final
 
 import numpy as np
 
-from analytics.rules.base import (
+from deltasense.rulekernels.base import (
     F32,
     I64,
     RuleResult,
@@ -33,7 +33,7 @@ from analytics.rules.base import (
     last_valid,
     severity_of,
 )
-from analytics.thresholds import Rain
+from deltasense.thresholds import Rain
 
 HOUR_MS: Final = 3_600_000
 DAY_MS: Final = 86_400_000

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from analytics.thresholds import Thresholds, load_thresholds
+from analytics.thresholds import load_thresholds
 from backtest.scenarios.catalog import SCENARIOS, ScenarioDef
 from backtest.scenarios.labels import Label
 from backtest.scenarios.world import INTERVAL_S, Config, World
 from deltasense.contract import DEFAULT_SITE, Kind, Reading
+from deltasense.thresholds import Thresholds
 
 __all__ = [
     "INTERVAL_S",

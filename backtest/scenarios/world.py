@@ -22,11 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from analytics.thresholds import Thresholds
 from backtest.scenarios import faults as F
 from backtest.scenarios import physics as P
 from backtest.scenarios.labels import CITY, Label, intervals, labels_from
 from deltasense.contract import FieldValue, Kind, Reading
+from deltasense.thresholds import Thresholds
 from simulators import models
 from simulators.city import DISTRICTS_BY_ID, DeviceSpec
 

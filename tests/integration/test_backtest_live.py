@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 
 from analytics import service as analytics_service
-from analytics.thresholds import Thresholds
 from backtest import scenarios
 from backtest.runner import replay, report, run_scenario
 from backtest.scenarios import wire
@@ -30,6 +29,7 @@ from deltasense.influx import InfluxClient
 from deltasense.mqtt import make_client
 from deltasense.schema import meta_line, reading_line
 from deltasense.settings import Settings
+from deltasense.thresholds import Thresholds
 from ingest.service import Ingest
 from tests.integration.api_support import ADMIN, running_api
 

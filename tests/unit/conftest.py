@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from analytics.engine import Engine
-from analytics.thresholds import Thresholds
 from deltasense.runtime import DEFAULT_UTC_OFFSET_MIN
+from deltasense.thresholds import Thresholds
 
 
 @pytest.fixture

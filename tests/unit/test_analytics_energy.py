@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analytics.overrides import LightingLimits
 from analytics.rules import energy
-from analytics.thresholds import Thresholds
+from deltasense.rulekernels.limits import LightingLimits
+from deltasense.thresholds import Thresholds
 
 NAN = np.nan
 HOUR = 3_600_000

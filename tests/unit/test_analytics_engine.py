@@ -13,12 +13,13 @@ import pytest
 from analytics.engine import Engine
 from analytics.registry import ONLINE
 from analytics.service import AnalyticsService, open_alerts_from_rows
-from analytics.thresholds import default_document, from_document
+from analytics.thresholds import from_document
 from deltasense import alerts
 from deltasense.contract import decode_tele, parse_topic
 from deltasense.influx import InfluxClient
 from deltasense.runtime import now_ms
 from deltasense.settings import Settings
+from deltasense.thresholds import default_document
 
 EngineFactory = Callable[..., Engine]  # the make_engine fixture (conftest.py)
 

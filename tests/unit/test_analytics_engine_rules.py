@@ -12,12 +12,13 @@ from hypothesis import strategies as st
 
 from analytics.engine import Engine
 from analytics.lifecycle import Lifecycle, MessageContext, RuleSpec
-from analytics.overrides import StormLimits
-from analytics.rules import rain, storm
+from analytics.rules import rain
 from analytics.ruleset import BY_NAME, RULES
 from analytics.thresholds import load_thresholds
 from deltasense.alerts import AlertEvent, Message
 from deltasense.contract import Kind, Reading
+from deltasense.rulekernels import storm
+from deltasense.rulekernels.limits import StormLimits
 
 EngineFactory = Callable[..., Engine]  # the make_engine fixture (conftest.py)
 

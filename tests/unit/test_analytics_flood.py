@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from analytics.lifecycle import MessageContext
-from analytics.overrides import FloodLimits
-from analytics.rules import flood, messages
-from analytics.rules.base import RuleResult
-from analytics.thresholds import Thresholds
+from analytics.rules import messages
+from deltasense.rulekernels import flood
+from deltasense.rulekernels.base import RuleResult
+from deltasense.rulekernels.limits import FloodLimits
+from deltasense.thresholds import Thresholds
 
 
 def site_limits(t: Thresholds) -> FloodLimits:
@@ -150,7 +151,7 @@ def test_clean_depth_removes_single_spikes_and_keeps_steps(thresholds: Threshold
 
 def test_rise_rate_and_time_to_the_next_limit(thresholds: Thresholds) -> None:
     FLOOD = thresholds.flood
-    from analytics.rules.base import linear_fit
+    from deltasense.rulekernels.base import linear_fit
 
     minutes = np.arange(15, dtype=np.float32)
     depth = np.stack([20 + 6 * minutes, 20 + 0 * minutes, np.full(15, np.nan)]).astype(np.float32)

@@ -13,13 +13,14 @@ import pytest
 from analytics.engine import Engine
 from analytics.partition import Partition, partition_of
 from analytics.service import AnalyticsService
-from analytics.thresholds import Thresholds, ThresholdsError, load_thresholds
+from analytics.thresholds import load_thresholds
 from deltasense import gateway_status as gs
 from deltasense.alerts import AlertEvent
 from deltasense.gateway_status import Dropped, GatewayStatus, GatewayStatusError
 from deltasense.influx import InfluxClient
 from deltasense.runtime import now_ms
 from deltasense.settings import Settings
+from deltasense.thresholds import Thresholds, ThresholdsError
 
 T0 = 1_700_000_000_000
 D = "phuong-1"  # "Phường 1" in deltasense/wards.toml

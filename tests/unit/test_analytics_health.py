@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from analytics.rules import health
-from analytics.thresholds import Thresholds
+from deltasense.thresholds import Thresholds
 
 NAN = np.nan
 NOW = 1_800_000_000_000

@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics.lifecycle import FIRING, NONE, PENDING, Lifecycle, RuleSpec
-from analytics.overrides import FloodLimits
-from analytics.rules import flood
 from analytics.ruleset import STREET_FLOOD
-from analytics.thresholds import Thresholds
 from deltasense.alerts import Ack, AlertEvent, Message, alert_id
+from deltasense.rulekernels import flood
+from deltasense.rulekernels.limits import FloodLimits
+from deltasense.thresholds import Thresholds
 
 T0 = 1_700_000_000_000
 RULE = STREET_FLOOD.name

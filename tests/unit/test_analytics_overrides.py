@@ -11,22 +11,22 @@ import pytest
 from pydantic import BaseModel
 
 from analytics.engine import Engine
-from analytics.overrides import (
+from analytics.thresholds import load_thresholds
+from deltasense.contract import Kind, Reading
+from deltasense.rulekernels.limits import (
     FloodLimits,
     LightingLimits,
     RowLimits,
     StormLimits,
     row_limits,
 )
-from analytics.thresholds import (
+from deltasense.thresholds import (
     FloodOverride,
     LightingOverride,
     Override,
     StormOverride,
     ThresholdsError,
-    load_thresholds,
 )
-from deltasense.contract import Kind, Reading
 
 EngineFactory = Callable[..., Engine]  # the make_engine fixture (conftest.py)
 

@@ -15,11 +15,11 @@ import pytest
 
 from analytics.engine import CommandRequest, Engine
 from analytics.partition import CITY_OWNER, Partition, partition_of
-from analytics.thresholds import Thresholds
 from backtest import scenarios
 from backtest.runner import MINUTE_MS, with_lamp_register
 from deltasense.alerts import AlertEvent
 from deltasense.contract import Kind
+from deltasense.thresholds import Thresholds
 
 Key = tuple[str, str, str, str, str, int, int]
 

@@ -10,9 +10,10 @@ import pytest
 
 from analytics.engine import Engine
 from analytics.platform import COUNTER_SILENCE_MS, LAG_HOLD_MS, PlatformState
-from analytics.thresholds import Platform, Thresholds, ThresholdsError, load_thresholds
+from analytics.thresholds import load_thresholds
 from deltasense import health
 from deltasense.health import HealthError, IngestReport
+from deltasense.thresholds import Platform, Thresholds, ThresholdsError
 
 P = Platform()
 T0 = 1_700_000_000_000

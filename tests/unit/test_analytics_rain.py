@@ -7,7 +7,7 @@ import pytest
 
 from analytics.counters import CounterTracker
 from analytics.rules import rain
-from analytics.thresholds import Thresholds
+from deltasense.thresholds import Thresholds
 
 NAN = np.nan
 HOUR = 3_600_000

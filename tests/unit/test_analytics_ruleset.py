@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from analytics.ruleset import BY_NAME, RULES, Subject
-from analytics.thresholds import Thresholds, ThresholdsError, load_thresholds
+from analytics.thresholds import load_thresholds
+from deltasense.thresholds import Thresholds, ThresholdsError
 
 
 def site_file(tmp_path: Path, text: str) -> Path:

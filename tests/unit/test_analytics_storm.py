@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analytics.overrides import StormLimits
-from analytics.rules import storm
-from analytics.rules.base import RuleResult
-from analytics.thresholds import Thresholds
+from deltasense.rulekernels import storm
+from deltasense.rulekernels.base import RuleResult
+from deltasense.rulekernels.limits import StormLimits
+from deltasense.thresholds import Thresholds
 
 NAN = np.nan
 HOUR = 3_600_000
@@ -188,7 +188,7 @@ def test_city_level_holds_while_a_release_share_of_stations_still_sees_storm_sig
 def test_release_share_may_not_exceed_the_quorum() -> None:
     from pydantic import ValidationError
 
-    from analytics.thresholds import StormRisk
+    from deltasense.thresholds import StormRisk
 
     with pytest.raises(ValidationError, match="release_fraction"):
         StormRisk(quorum_fraction=0.5, release_fraction=0.6)

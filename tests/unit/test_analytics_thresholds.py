@@ -7,13 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from analytics.thresholds import (
-    ThresholdsError,
-    default_document,
-    from_document,
-    load_thresholds,
-    merge,
-)
+from analytics.thresholds import from_document, load_thresholds
+from deltasense.thresholds import ThresholdsError, default_document, merge
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -46,7 +41,7 @@ def test_defaults_translate_the_reference_block() -> None:
 
 
 def test_placeholders_are_marked_in_the_shipped_file() -> None:
-    text = (Path(__file__).parents[2] / "analytics" / "thresholds.toml").read_text("utf-8")
+    text = (Path(__file__).parents[2] / "deltasense" / "thresholds.toml").read_text("utf-8")
     assert "PLACEHOLDER" in text and "bd1_m" in text and "bd2_m" in text
 
 
@@ -126,5 +121,5 @@ def test_merge_is_deep_and_does_not_mutate() -> None:
 
 
 def test_shipped_file_is_valid_toml_on_its_own() -> None:
-    text = (Path(__file__).parents[2] / "analytics" / "thresholds.toml").read_text("utf-8")
+    text = (Path(__file__).parents[2] / "deltasense" / "thresholds.toml").read_text("utf-8")
     assert tomllib.loads(text) == default_document()

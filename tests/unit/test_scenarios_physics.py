@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from analytics.thresholds import Thresholds
 from backtest import scenarios
 from backtest.scenarios import physics as P
+from deltasense.thresholds import Thresholds
 
 HOUR_S = 3600.0
 

@@ -8,12 +8,12 @@ from functools import cache
 
 import pytest
 
-from analytics.thresholds import Thresholds
 from backtest import scenarios
 from backtest.scenarios import faults as F
 from backtest.scenarios import wire
 from backtest.scenarios.labels import ALERT_KINDS, CITY, Label, intervals
 from deltasense.contract import Kind, decode_tele, parse_topic
+from deltasense.thresholds import Thresholds
 from simulators.city import DISTRICTS_BY_ID
 
 MIN = 60_000

@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from analytics.overrides import FloodLimits
-from analytics.rules.base import RuleResult, severity_of
-from analytics.thresholds import Flood
+from deltasense.rulekernels.base import RuleResult, severity_of
+from deltasense.rulekernels.limits import FloodLimits
+from deltasense.thresholds import Flood
 
 NONE, WARNING, CRITICAL = 0, 1, 2
 

@@ -24,8 +24,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from analytics.overrides import StormLimits
-from analytics.rules.base import (
+from deltasense.rulekernels.base import (
     CRITICAL,
     F32,
     I8,
@@ -40,7 +39,8 @@ from analytics.rules.base import (
     row_min,
     severity_of,
 )
-from analytics.thresholds import Storm
+from deltasense.rulekernels.limits import StormLimits
+from deltasense.thresholds import Storm
 
 HOUR_MS: Final = 3_600_000
 

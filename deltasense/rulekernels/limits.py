@@ -8,7 +8,7 @@ rows: the site's value (a float) where no override touches the section, else a
 float32 array over the rows (site < district < station).
 
 Only limits the rules use element-wise on per-row vectors are overridable; each
-view has exactly the fields of its override model in analytics/thresholds.py
+view has exactly the fields of its override model in deltasense/thresholds.py
 (``FloodOverride`` and friends), which a unit test keeps in step.
 """
 
@@ -22,7 +22,7 @@ from typing import ClassVar, Literal, TypeAlias, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from analytics.thresholds import Override, Thresholds
+from deltasense.thresholds import Override, Thresholds
 
 Section = Literal["flood", "storm", "lighting"]
 # One value for every row (the site's), or one per row.
