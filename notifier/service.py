@@ -294,7 +294,7 @@ class Notifier:
             body["brief"] = texts.brief(
                 p.events, lang, console_url=self.settings.notifier_console_url, tz=tz
             )
-        label = texts.WORDS[lang]["ack"]
+        label = texts.say(lang, "ack")
         if channel == "telegram":
             body["buttons"] = [
                 [f"{label}: {e.message.vi if lang == 'vi' else e.message.en}"[:60], f"ack:{e.id}"]
@@ -306,7 +306,7 @@ class Notifier:
                 f"{texts.line(e, lang, tz)}\n{public_url(self.settings)}/ack/{make_token(self.secret, e.id, p.receiver, expires)}"
                 for e in open_
             ]
-            body["ack_label"] = texts.WORDS[lang]["ack_link"]
+            body["ack_label"] = texts.say(lang, "notify.ack_link")
             body["ack_url"] = "\n\n".join(links)
         if channel == "webhook":
             body["webhook"] = {
@@ -486,13 +486,19 @@ class Notifier:
             for update in updates:
                 if isinstance(update, dict) and isinstance(update.get("update_id"), int):
                     offset = max(offset, update["update_id"] + 1)
-                    chats = {c for r in self.routing.receivers.values() for c in r.telegram}
+                    chats: dict[int, str] = {
+                        c: r.language for r in self.routing.receivers.values() for c in r.telegram
+                    }
                     await self._on_update(telegram, update, chats)
                 else:
                     self.bad_payloads += 1
             self.outbox.set_value("telegram.offset", str(offset))
 
-    async def _on_update(self, telegram: Telegram, update: dict[str, Any], chats: set[int]) -> None:
+    async def _on_update(
+        self, telegram: Telegram, update: dict[str, Any], chats: dict[int, str]
+    ) -> None:
+        """A button press: ack as ``telegram:{user}`` if the chat is a receiver's; the
+        answer (a toast on the presser's phone) in that receiver's language."""
         cq = update.get("callback_query")
         try:
             assert isinstance(cq, dict)
@@ -507,15 +513,18 @@ class Notifier:
             _LOG.warning("ignored a Telegram update %s", str(update)[:200])
             return
         if chat not in chats:
-            await telegram.answer(callback_id, "not allowed")
+            await telegram.answer(callback_id, texts.say("vi", "forbidden"))
             return
+        lang = chats[chat]
         try:
             acked = await self.ack(data[4:], f"telegram:{who}")
         except AckUnavailable:
-            await telegram.answer(callback_id, "try again")
+            await telegram.answer(callback_id, texts.say(lang, "notify.ack_retry"))
             return
-        lang = "vi"
-        text = texts.WORDS[lang]["acked_by"] + f" {acked.ack.by}" if acked and acked.ack else "?"
+        if acked is None or acked.ack is None:
+            text = texts.say(lang, "notify.ack_unknown")
+        else:
+            text = f"{texts.say(lang, 'acked_by')} {acked.ack.by}"
         with contextlib.suppress(httpx.HTTPError):
             await telegram.answer(callback_id, text)
 

@@ -31,6 +31,7 @@ from deltasense.access import admin_token_file
 from deltasense.routing import mask_address
 from notifier.acklinks import AckLinkError, read_token
 from notifier.service import AckUnavailable, Notifier
+from notifier.texts import say
 
 _PAGE = """<!doctype html><html lang="vi"><meta charset="utf-8">
 <meta name="viewport" content="width=device-width"><title>DeltaSense</title>
@@ -39,6 +40,11 @@ _PAGE = """<!doctype html><html lang="vi"><meta charset="utf-8">
 
 def _page(body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(_PAGE.format(body=body), status_code=status)
+
+
+def _both(key: str) -> str:
+    """The page is opened from a mail of either language: Vietnamese first, then English."""
+    return html.escape(f"{say('vi', key)} / {say('en', key)}")
 
 
 def _admin_token(notifier: Notifier) -> str | None:
@@ -65,28 +71,26 @@ def create_app(notifier: Notifier) -> Starlette:
     async def ack_form(request: Request) -> Response:
         c = claim(request)
         if isinstance(c, str):
-            return _page(f"<p>Liên kết không hợp lệ / Invalid link: {html.escape(c)}</p>", 400)
+            return _page(f"<p>{_both('notify.link_invalid')}: {html.escape(c)}</p>", 400)
         event = notifier.latest.get(c.alert_id)
         what = html.escape(f"{event.message.vi} / {event.message.en}") if event else c.alert_id
-        return _page(
-            f"<p>{what}</p><form method=post><button>Xác nhận / Acknowledge</button></form>"
-        )
+        return _page(f"<p>{what}</p><form method=post><button>{_both('ack')}</button></form>")
 
     async def ack_post(request: Request) -> Response:
         c = claim(request)
         if isinstance(c, str):
-            return _page(f"<p>Liên kết không hợp lệ / Invalid link: {html.escape(c)}</p>", 400)
+            return _page(f"<p>{_both('notify.link_invalid')}: {html.escape(c)}</p>", 400)
         if c.alert_id not in notifier.latest:
-            return _page("<p>Không rõ cảnh báo / Unknown alert</p>", 404)
+            return _page(f"<p>{_both('notify.ack_unknown')}</p>", 404)
         if not notifier.outbox.use_link(c.nonce, notifier.now_ms()):
-            return _page("<p>Liên kết đã được dùng / This link was used already</p>", 409)
+            return _page(f"<p>{_both('notify.link_used')}</p>", 409)
         try:
             acked = await notifier.ack(c.alert_id, f"email:{c.receiver}")
         except AckUnavailable:
             notifier.outbox.release_link(c.nonce)  # not acked: the link stays usable
-            return _page("<p>Thử lại sau / Try again shortly</p>", 503)
+            return _page(f"<p>{_both('notify.ack_retry')}</p>", 503)
         by = html.escape(acked.ack.by if acked and acked.ack else "?")
-        return _page(f"<p>Đã xác nhận bởi / Acknowledged by {by}</p>")
+        return _page(f"<p>{_both('acked_by')} {by}</p>")
 
     def admin(request: Request) -> bool:
         expected = _admin_token(notifier)
