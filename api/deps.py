@@ -10,6 +10,7 @@ from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry
 
+from api.alarmstore import AlarmStore
 from api.auth import AuthError, Principal, Role, TokenStore, hash_token
 from api.hub import AlertHub
 from api.ratelimit import AuthFailureLimiter, client_key
@@ -34,6 +35,7 @@ class ApiContext:
     audit: AuditLog
     db: Database | None = None
     admin_token: str = ""  # the notifier's /deliveries takes it (api/routes/notifier.py)
+    alarm: AlarmStore | None = None  # the alarm workflow's records, opened on first use
 
 
 def get_ctx(request: Request) -> ApiContext:
@@ -66,7 +68,14 @@ def get_audit(ctx: CtxDep) -> AuditLog:
     return ctx.audit
 
 
+def get_alarm(ctx: CtxDep) -> AlarmStore:
+    if ctx.alarm is None:
+        ctx.alarm = AlarmStore(ctx.settings.alarm_path)
+    return ctx.alarm
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+AlarmDep = Annotated[AlarmStore, Depends(get_alarm)]
 AuditDep = Annotated[AuditLog, Depends(get_audit)]
 DbDep = Annotated[Database, Depends(get_db)]
 HubDep = Annotated[AlertHub, Depends(get_hub)]

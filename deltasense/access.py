@@ -24,6 +24,7 @@ from deltasense.contract import (
     ACKS_DISTRICT,
     ALERTS_DISTRICT,
     EDGE_DISTRICT,
+    SILENCES_DISTRICT,
     Channel,
     Kind,
     edge_status_topic,
@@ -142,12 +143,15 @@ def service_acls(service: Service, site: str) -> list[Acl]:
             Acl(PUB, f"{devices}/{Channel.CFG}"),
             # Operator acknowledgements (api/routes/alerts.py); never on alerts.
             Acl(PUB, acks),
+            # Silences and shelved alerts (api/routes/silences.py), retained; the
+            # notifier reads them.  Nobody else publishes there.
+            Acl(PUB, f"{site}/{SILENCES_DISTRICT}/+"),
         ]
     if service is Service.NOTIFIER:
         return [
             Acl(SUB, alerts),
             # Console silences (notifier/silences.py); nothing else of the city.
-            Acl(SUB, f"{site}/_silences/+"),
+            Acl(SUB, f"{site}/{SILENCES_DISTRICT}/+"),
             # Acks from the Telegram button and email links, like the API's; it
             # reads the API's too, so an ack stops reminders even while analytics
             # is down.

@@ -72,6 +72,12 @@ class Action(StrEnum):
     ALERT_ACK = "alert.ack"
     COMMAND_SEND = "command.send"
     ROUTING_EDIT = "routing.edit"
+    ALERT_ASSIGN = "alert.assign"
+    ALERT_COMMENT = "alert.comment"
+    ALERT_SHELVE = "alert.shelve"  # and unshelve (detail: until, or ended)
+    ALERT_CLEAR = "alert.clear"
+    SILENCE_ADD = "silence.add"
+    SILENCE_END = "silence.end"
 
 
 class Result(StrEnum):

@@ -34,6 +34,7 @@ DEFAULT_SITE: Final = "baclieu"
 ALERTS_DISTRICT: Final = "_alerts"
 EDGE_DISTRICT: Final = "_edge"  # {site}/_edge/{district}/status: a ward gateway's health
 ACKS_DISTRICT: Final = "_acks"  # operators' acknowledgements: {site}/_acks/{alert id}
+SILENCES_DISTRICT: Final = "_silences"  # console silences: {site}/_silences/{id}, retained
 
 
 class Kind(StrEnum):

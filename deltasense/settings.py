@@ -203,6 +203,11 @@ class Settings(BaseSettings):
     audit_file: Path | None = Field(
         None, description="Audit log (SQLite, WAL); defaults to var/audit/audit.sqlite3."
     )
+    alarm_file: Path | None = Field(
+        None,
+        description="The API's alarm workflow (assignments, comments, shelves, clears, "
+        "silences; SQLite, WAL); defaults to var/api/alarm.sqlite3.",
+    )
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
@@ -434,6 +439,10 @@ class Settings(BaseSettings):
     @property
     def audit_path(self) -> Path:
         return self.audit_file or self.var_dir.resolve() / "audit" / "audit.sqlite3"
+
+    @property
+    def alarm_path(self) -> Path:
+        return self.alarm_file or self.var_dir.resolve() / "api" / "alarm.sqlite3"
 
     @property
     def api_base_url(self) -> str:

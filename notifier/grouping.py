@@ -22,26 +22,13 @@ service passes ``now_ms``, tests pass whatever they like.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Literal
 
 from deltasense.alerts import SEVERITY_RANK, AlertEvent
 from deltasense.routing import Route, Routing
+from deltasense.silences import Silence
 
 Reason = Literal["alerts", "repeat", "escalation"]
-SILENCE_FIELDS: Final = frozenset({"kind", "rule", "district", "subject", "severity"})
-
-
-@dataclass(frozen=True)
-class Silence:
-    id: str
-    matchers: dict[str, str]  # field → value; every one must match
-    starts: int  # ms
-    ends: int
-
-    def covers(self, event: AlertEvent, now_ms: int) -> bool:
-        return self.starts <= now_ms < self.ends and all(
-            getattr(event, k) == v for k, v in self.matchers.items()
-        )
 
 
 @dataclass(frozen=True)

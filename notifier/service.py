@@ -31,7 +31,7 @@ import aiomqtt
 import httpx
 import msgspec
 
-from deltasense import alerts, schema
+from deltasense import alerts, schema, silences
 from deltasense.alerts import AlertEvent
 from deltasense.dynsec import write_private
 from deltasense.influx import InfluxClient, InfluxError, influx_client
@@ -39,7 +39,7 @@ from deltasense.mqtt import make_client, run_forever
 from deltasense.routing import Routing, RoutingError, load_routing, routing_path
 from deltasense.runtime import Backoff, payload_bytes
 from deltasense.settings import Settings
-from notifier import silences, texts
+from notifier import texts
 from notifier.acklinks import make_token
 from notifier.channels import (
     TEXT_LIMITS,
@@ -235,7 +235,7 @@ class Notifier:
                 self.connected.clear()
 
     def on_message(self, topic: str, payload: bytes) -> None:
-        if topic.startswith(f"{self.settings.site}/{silences.SILENCES_LEVEL}/"):
+        if silences.is_silence_topic(self.settings.site, topic):
             self._on_silence(topic, payload)
             return
         if not payload:

@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from api.routes import (
+    alarm_workflow,
     alerts,
     audit,
     city,
@@ -13,6 +14,7 @@ from api.routes import (
     identities,
     me,
     notifier,
+    silences,
     stream,
     system,
 )
@@ -22,6 +24,8 @@ api_router.include_router(devices.router)
 api_router.include_router(device_page.router)
 api_router.include_router(commands.router)
 api_router.include_router(alerts.router)
+api_router.include_router(alarm_workflow.router)
+api_router.include_router(silences.router)
 api_router.include_router(stream.router)
 api_router.include_router(deadletters.router)
 api_router.include_router(system.router)

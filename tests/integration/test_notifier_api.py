@@ -250,3 +250,44 @@ async def test_an_alerts_notifications_show_the_sent_message_masked(
         down = await api.get(url, headers=ADMIN)
         assert down.status_code == 503
         assert down.json()["detail"].endswith("delivery state unknown")
+
+
+async def test_a_silence_made_through_the_api_stops_the_next_matching_message(
+    nsettings: Settings, fakes: Fakes, influx: InfluxClient
+) -> None:
+    """Issue 12's "a silence stops messages", end to end: the operator silences a ward
+    in the API, the API publishes it retained, the running notifier holds back that
+    ward's next alert while another ward's still goes; ended, the ward is heard again."""
+    operator = {"Authorization": f"Bearer {add_token(nsettings.var_dir, 'an', 'operator')}"}
+    async with (
+        running_notifier(nsettings, load_routing(routing_path(nsettings)), influx) as n,
+        running_api(nsettings) as api,
+    ):
+        made = await api.post(
+            "/api/v1/silences",
+            json={"matchers": {"district": "nha-mat"}, "duration_s": 3600, "comment": "bão"},
+            headers=operator,
+        )
+        assert made.status_code == 201, made.text
+        silence_id = made.json()["id"]
+
+        async def taken_up() -> bool:
+            return silence_id in n.planner.silences
+
+        assert await eventually(taken_up, within=3)
+        quiet, heard = alert(11, district="nha-mat"), alert(12, district="phuong-2")
+        await publish(nsettings, quiet, heard)  # in this order: heard is the barrier
+        await _webhook_to(fakes, "day", heard.id)
+        assert n.planner.silenced == 1
+        assert not any(quiet.id in str(a.body) for a in fakes.arrivals)
+
+        ended = await api.delete(f"/api/v1/silences/{silence_id}", headers=operator)
+        assert ended.status_code == 200 and ended.json()["active"] is False
+
+        async def dropped() -> bool:
+            return silence_id not in n.planner.silences
+
+        assert await eventually(dropped, within=3)
+        after = alert(13, district="nha-mat")
+        await publish(nsettings, after)
+        await _webhook_to(fakes, "day", after.id)

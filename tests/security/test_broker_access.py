@@ -170,16 +170,24 @@ async def test_only_analytics_publishes_alerts_and_only_the_platform_commands(
     forged_ack = forged_alert.replace(b'"message"', b'"ack":{"by":"x","ts":1},"message"')
     reboot = b'{"id":"c1","name":"reboot","args":{}}'
     cfg = b'{"ntp_host":"198.51.100.66"}'
+    # A forged silence would mute a ward's flood messages for a month.
+    silence_topic = "tsec/_silences/si-forged"
+    silence = json.dumps(
+        {"matchers": {"district": D1}, "starts": now_ms(), "ends": now_ms() + 86_400_000}
+    ).encode()
     with (
         node(locked, lamp, secret_lamp) as victim,
         service(locked, Service.API, f"{tag}-api-sub") as operators,
+        service(locked, Service.NOTIFIER, f"{tag}-notifier-sub") as notifier,
     ):
         assert victim.subscribe(f"{lamp_base}/cmd") == GRANTED_QOS1
         assert victim.subscribe(f"{lamp_base}/cfg") == GRANTED_QOS1
         assert operators.subscribe("tsec/_alerts/#") == GRANTED_QOS1
+        assert notifier.subscribe("tsec/_silences/+") == GRANTED_QOS1
         with node(locked, a, secret_a) as pa:
             assert pa.publish(alert_topic, forged_alert, retain=True) == NOT_AUTHORIZED
             assert pa.publish(ack_topic, forged_ack) == NOT_AUTHORIZED  # nor acknowledge
+            assert pa.publish(silence_topic, silence, retain=True) == NOT_AUTHORIZED  # nor silence
             assert pa.publish(f"{lamp_base}/cmd", reboot) == NOT_AUTHORIZED
             assert pa.publish(f"{lamp_base}/cfg", cfg, retain=True) == NOT_AUTHORIZED
             assert pa.publish(f"{base(a)}/cmd", reboot) == NOT_AUTHORIZED  # not even its own
@@ -200,12 +208,17 @@ async def test_only_analytics_publishes_alerts_and_only_the_platform_commands(
             (Service.INGEST, ack_topic),
             (Service.SIMULATOR, ack_topic),
             (Service.ANALYTICS, ack_topic),  # it applies acks, it does not make them
+            # Only the API silences (operators, POST /api/v1/silences).
+            (Service.INGEST, silence_topic),
+            (Service.SIMULATOR, silence_topic),
+            (Service.ANALYTICS, silence_topic),
+            (Service.NOTIFIER, silence_topic),  # it honours silences, it does not make them
         ):
             with service(locked, svc, f"{tag}-{svc.value}") as p:
-                payload = forged_alert if "/_a" in topic else reboot
+                payload = silence if "/_s" in topic else forged_alert if "/_a" in topic else reboot
                 assert p.publish(topic, payload) == NOT_AUTHORIZED, (svc, topic)
         await asyncio.sleep(0.3)
-        assert victim.messages == [] and operators.messages == []
+        assert victim.messages == [] and operators.messages == [] and notifier.messages == []
         # Positive controls: analytics raises alerts and leases lamps, the API
         # commands and configures; they arrive.
         with service(locked, Service.ANALYTICS, f"{tag}-analytics-ok") as an:
@@ -217,7 +230,11 @@ async def test_only_analytics_publishes_alerts_and_only_the_platform_commands(
             assert api.publish(f"{lamp_base}/cmd", b'{"id":"c3","name":"ping"}') in ACCEPTED
             assert api.publish(f"{lamp_base}/cfg", b'{"interval_s":60}') in ACCEPTED
             assert api.publish(ack_topic, forged_ack) in ACCEPTED  # an operator's ack
-        await eventually(lambda: _async(len(victim.messages) == 3 and operators.messages))
+            assert api.publish(silence_topic, silence) in ACCEPTED  # an operator's silence
+        await eventually(
+            lambda: _async(len(victim.messages) == 3 and operators.messages and notifier.messages)
+        )
+        assert [t for t, _, _ in notifier.messages] == [silence_topic]
         assert [t.rsplit("/", 1)[1] for t, _, _ in victim.messages] == ["cmd", "cmd", "cfg"]
         assert [t for t, _, _ in operators.messages] == [alert_topic]
         assert b"al-real" in operators.messages[0][1]

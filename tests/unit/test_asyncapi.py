@@ -17,7 +17,7 @@ import msgspec
 import pytest
 import yaml
 
-from deltasense import alerts, contract
+from deltasense import alerts, contract, silences
 from deltasense.contract import (
     FIELDS_BY_KIND,
     HEALTH_FIELDS,
@@ -46,6 +46,7 @@ RETAIN = {
     "cfg": True,
     "alerts": True,
     "acks": False,
+    "silences": True,
 }
 RECEIVED = {"tele", "status", "meta", "ack", "acks"}  # devices, operators' tools → platform
 CONSTRAINTS = ("minimum", "maximum", "exclusiveMinimum", "minLength", "maxLength", "pattern")
@@ -274,6 +275,7 @@ def test_tele_limits_match_contract(kind: Kind) -> None:
         ("Command", contract.Command),
         ("Ack", contract.Ack),
         ("AlertEvent", alerts.AlertEvent),
+        ("Silence", silences.SilenceWire),
     ],
 )
 def test_message_schema_matches_wire_struct(schema: str, wire: type[msgspec.Struct]) -> None:
@@ -309,6 +311,23 @@ def test_acks_channel_matches_ack_topic() -> None:
         event = alerts.decode_ack("baclieu", topic, json.dumps(payload).encode())
         assert alerts.ack_topic("baclieu", event.id) == topic
         assert event.ack is not None
+
+
+def test_silences_channel_matches_silence_topic() -> None:
+    ch = _channel("silences")
+    assert ch["address"] == f"{{site}}/{contract.SILENCES_DISTRICT}/{{silenceId}}"
+    assert _channel_messages("silences") == [MESSAGES["Silence"]]
+    pattern = DOC["components"]["parameters"]["silenceId"]["x-pattern"]
+    matchers = SCHEMAS["Silence"]["properties"]["matchers"]["description"]
+    for field in silences.SILENCE_FIELDS:
+        assert f"`{field}`" in matchers, field
+    for example in MESSAGES["Silence"]["examples"]:
+        silence_id = re.search(r"_silences/([a-z0-9-]+)", example["summary"]).group(1)  # type: ignore[union-attr]
+        assert re.fullmatch(pattern, silence_id)
+        decoded = silences.decode(silence_id, json.dumps(example["payload"]).encode())
+        assert silences.silence_topic("baclieu", decoded.id) == ch["address"].format(
+            site="baclieu", silenceId=silence_id
+        )
 
 
 # --- dead letters -----------------------------------------------------------------

@@ -7,7 +7,8 @@ import msgspec
 
 from deltasense.alerts import Ack, AlertEvent, Message
 from deltasense.routing import parse_routing
-from notifier.grouping import Planner, Silence, Timing
+from deltasense.silences import Silence
+from notifier.grouping import Planner, Timing
 
 ROUTING = parse_routing(
     """
