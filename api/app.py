@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 import deltasense
 from api.accesslog import AccessLogMiddleware
+from api.accounts import AccountStore
 from api.auth import AuthError, TokenStore, ensure_admin_token
 from api.deps import ApiContext
 from api.headers import SecurityHeadersMiddleware
@@ -22,6 +23,7 @@ from api.metrics import MetricsMiddleware, RequestMetrics
 from api.ratelimit import AuthFailureLimiter
 from api.routes import api_router, console, health
 from api.routes.console import STATIC_DIR
+from api.sessions import SessionStore
 from api.store import Database
 from api.tickets import StreamTickets
 from deltasense.audit import AuditLog
@@ -76,6 +78,11 @@ def create_app(settings: Settings, *, influx: Database | None = None) -> FastAPI
         ),
         tickets=StreamTickets(),
         audit=AuditLog(settings.audit_path),
+        accounts=AccountStore(settings.var_dir, min_length=settings.api_password_min_length),
+        sessions=SessionStore(idle_s=settings.api_session_idle_s, max_s=settings.api_session_max_s),
+        login_limiter=AuthFailureLimiter(
+            limit=settings.api_login_fail_limit, window_s=settings.api_login_fail_window_s
+        ),
         db=influx,
     )
 

@@ -1,4 +1,5 @@
-"""The API's side of the audit log (deltasense/audit.py): who is the token's name,
+"""The API's side of the audit log (deltasense/audit.py): who is the token's or the
+account's name (``via: session`` in the detail for an account signed in),
 from where is the client's address (the socket's peer; a proxy's forwarded
 header is not trusted), and the write runs off the event loop (it fsyncs)."""
 
@@ -32,15 +33,37 @@ async def record(
 ) -> None:
     """Append one entry.  The action has happened (or been refused) already: a
     failed write cannot undo it, so it is logged as an error with the entry."""
+    via = {"via": principal.via} if principal.via != "token" else {}
+    await record_as(
+        log,
+        request,
+        principal.name,
+        action,
+        target,
+        result,
+        {"role": principal.role.value, **via, **(detail or {})},
+    )
+
+
+async def record_as(
+    log: AuditLog,
+    request: Request,
+    actor: str,
+    action: Action,
+    target: str,
+    result: Result,
+    detail: Mapping[str, Any] | None = None,
+) -> None:
+    """:func:`record` for an actor who is not (yet) a principal: a login."""
     try:
         await asyncio.to_thread(
             log.record,
-            actor=principal.name,
+            actor=actor,
             origin=origin(request),
             action=action,
             target=target,
             result=result,
-            detail={"role": principal.role.value, **(detail or {})},
+            detail=dict(detail or {}),
         )
     except AuditError as exc:
         _LOG.error(
@@ -49,6 +72,6 @@ async def record(
             action,
             result,
             target,
-            principal.name,
+            actor,
             origin(request),
         )

@@ -52,8 +52,20 @@ METRICS_ROLES: Final = frozenset({Role.METRICS, Role.ADMIN})
 
 @dataclass(frozen=True)
 class Principal:
+    """Who a request comes from: a token's name, or an account's (``via="session"``)."""
+
     name: str
     role: Role
+    via: str = "token"
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What a request was authenticated with, kept so that a long-lived stream (and a
+    stream ticket) can check it is still good: a token's SHA-256 or a session's."""
+
+    kind: str  # "token" | "session"
+    digest: str
 
 
 class AuthError(Exception):
@@ -71,7 +83,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Atomically replace ``path`` with ``text``, readable by the owner only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -117,7 +129,7 @@ def ensure_admin_token(var_dir: Path, configured: str | None, *, allow_weak: boo
             return token
         _LOG.warning("%s is empty; generating a new admin token", path)
     token = secrets.token_urlsafe(32)
-    _write_private(path, token + "\n")
+    write_private(path, token + "\n")
     _LOG.warning("generated an admin token into %s", path)
     return token
 
@@ -162,7 +174,7 @@ def add_token(var_dir: Path, name: str, role: Role | str) -> str:
     tokens = load_tokens(var_dir)
     token = secrets.token_urlsafe(32)
     tokens[hash_token(token)] = Principal(name=name, role=role_v)
-    _write_private(var_dir / TOKENS_FILE, _dump_tokens(tokens))
+    write_private(var_dir / TOKENS_FILE, _dump_tokens(tokens))
     return token
 
 
@@ -172,7 +184,7 @@ def remove_tokens(var_dir: Path, name: str) -> int:
     kept = {h: p for h, p in tokens.items() if p.name != name}
     removed = len(tokens) - len(kept)
     if removed:
-        _write_private(var_dir / TOKENS_FILE, _dump_tokens(kept))
+        write_private(var_dir / TOKENS_FILE, _dump_tokens(kept))
     return removed
 
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated
+from dataclasses import dataclass, field
+from typing import Annotated, Final
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry
 
+from api.accounts import AccountStore
 from api.alarmstore import AlarmStore
-from api.auth import AuthError, Principal, Role, TokenStore, hash_token
+from api.auth import AuthError, Credential, Principal, Role, TokenStore, hash_token, require_role
 from api.hub import AlertHub
 from api.ratelimit import AuthFailureLimiter, client_key
+from api.sessions import SessionStore, session_digest
 from api.store import Database
 from api.tickets import StreamTickets
 from deltasense.audit import AuditLog
@@ -33,7 +36,12 @@ class ApiContext:
     limiter: AuthFailureLimiter
     tickets: StreamTickets
     audit: AuditLog
+    accounts: AccountStore
+    sessions: SessionStore
+    login_limiter: AuthFailureLimiter  # failed logins per username and client address
     db: Database | None = None
+    # Argon2 takes 19 MiB and a core for ~0.1 s: at most two at a time.
+    hashing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
     admin_token: str = ""  # the notifier's /deliveries takes it (api/routes/notifier.py)
     alarm: AlarmStore | None = None  # the alarm workflow's records, opened on first use
 
@@ -87,13 +95,21 @@ BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 URL_CREDENTIALS = ("access_token", "token")
 
 
+SESSION_COOKIE: Final = "ds_session"
+# A console request authenticated by its cookie must carry this header (value "1")
+# when it changes anything: a cross-site form cannot set a header, and a cross-site
+# fetch with one needs a CORS preflight that this API never grants (docs/SECURITY.md).
+CSRF_HEADER: Final = "X-DeltaSense-Console"
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 @dataclass(frozen=True)
 class Access:
-    """Who made a request, and the SHA-256 of the token it came with (streams
-    re-check it, so they close when the token is revoked)."""
+    """Who made a request, and what it was authenticated with (streams re-check it,
+    so they close when the token is revoked or the session ends)."""
 
     principal: Principal
-    token_digest: str
+    credential: Credential
 
 
 def _client(request: Request) -> str:
@@ -119,11 +135,64 @@ def check_limit(ctx: ApiContext, request: Request) -> str:
     return key
 
 
+def check_csrf(request: Request) -> None:
+    """Refuse a state-changing request that a page of another site could have sent:
+    it must carry :data:`CSRF_HEADER`, and an ``Origin`` or ``Sec-Fetch-Site`` the
+    browser sent must say it came from this origin."""
+    if request.method in SAFE_METHODS:
+        return
+    if request.headers.get(CSRF_HEADER) != "1":
+        raise AuthError(403, f"cross-site request refused: the {CSRF_HEADER}: 1 header is missing")
+    origin = request.headers.get("origin")
+    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+    if origin is not None and origin != own:
+        raise AuthError(403, "cross-site request refused: Origin is not this site")
+    if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
+        raise AuthError(403, "cross-site request refused: Sec-Fetch-Site is not same-origin")
+
+
+def session_principal(ctx: ApiContext, digest: str, *, touch: bool = True) -> Principal | None:
+    """The account a live session belongs to, as the account stands now (its role
+    included); None once the session expired or its account was disabled, removed
+    or given a new password (the account's stamp changed)."""
+    session = ctx.sessions.get(digest, touch=touch)
+    if session is None:
+        return None
+    account = ctx.accounts.get(session.account)
+    if account is None or account.disabled or account.stamp != session.stamp:
+        ctx.sessions.revoke(digest)
+        return None
+    return Principal(name=account.name, role=account.role, via="session")
+
+
+def still_valid(ctx: ApiContext, credential: Credential) -> bool:
+    """Whether a credential seen earlier still authenticates (open streams, tickets)."""
+    if credential.kind == "session":
+        return session_principal(ctx, credential.digest, touch=False) is not None
+    return ctx.tokens.lookup(credential.digest) is not None
+
+
+def _session_access(ctx: ApiContext, request: Request, session_id: str, role: Role) -> Access:
+    # Not counted by the failure limiter: 256-bit ids are not guessed, and a control
+    # room's browsers with stale cookies after an API restart must not lock its address.
+    check_csrf(request)
+    digest = session_digest(session_id)
+    principal = session_principal(ctx, digest)
+    if principal is None:
+        raise AuthError(401, "session expired or signed out")
+    require_role(principal, role)
+    return Access(principal, Credential("session", digest))
+
+
 def authorize(
     ctx: ApiContext, request: Request, credentials: HTTPAuthorizationCredentials | None, role: Role
 ) -> Access:
-    """Bearer authentication under the failed-authentication limit."""
+    """Bearer authentication under the failed-authentication limit, or else the
+    console's session cookie (a bearer token, when sent, is what counts)."""
     _refuse_url_credentials(request)
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if credentials is None and session_id:
+        return _session_access(ctx, request, session_id, role)
     key = check_limit(ctx, request)
     token = credentials.credentials if credentials else None
     try:
@@ -132,7 +201,7 @@ def authorize(
         if exc.status == 401 and token:
             ctx.limiter.failed(key)  # a wrong token, not a missing one or a too-low role
         raise
-    return Access(principal, hash_token(token or ""))
+    return Access(principal, Credential("token", hash_token(token or "")))
 
 
 def _require(role: Role) -> Callable[[CtxDep, Request, BearerDep], Principal]:
@@ -164,11 +233,15 @@ def _stream_access(
     _refuse_url_credentials(request)
     key = check_limit(ctx, request)
     grant = ctx.tickets.redeem(ticket)
-    # The ticket's token must still be valid: revoking a token voids its tickets.
-    if grant is None or ctx.tokens.lookup(grant.token_digest) is None:
+    # The ticket's token or session must still be good: revoking one voids its tickets.
+    if grant is None or not still_valid(ctx, grant.credential):
         ctx.limiter.failed(key)
         raise AuthError(401, "invalid or expired stream ticket")
-    return Access(grant.principal, grant.token_digest)
+    return Access(grant.principal, grant.credential)
+
+
+def _csrf(request: Request) -> None:
+    check_csrf(request)
 
 
 ViewerDep = Annotated[Principal, Depends(_require(Role.VIEWER))]
@@ -177,6 +250,7 @@ AdminDep = Annotated[Principal, Depends(_require(Role.ADMIN))]
 MetricsDep = Annotated[Principal, Depends(_require(Role.METRICS))]
 ViewerAccessDep = Annotated[Access, Depends(_viewer_access)]
 StreamAccessDep = Annotated[Access, Depends(_stream_access)]
+CsrfDep = Depends(_csrf)  # for routes that change state without authentication (login)
 
 IDENT_REGEX = f"^{IDENT_PATTERN}$"
 DevicePath = Annotated[str, Path(pattern=IDENT_REGEX, description=f"Device id, {IDENT_PATTERN}.")]

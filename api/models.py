@@ -284,6 +284,9 @@ class StatusChange(BaseModel):
 class Me(BaseModel):
     name: str
     role: Literal["viewer", "operator", "admin"]
+    via: Literal["token", "session"] = Field(
+        "token", description="A bearer token, or an account signed in to the console."
+    )
 
 
 class CommandState(BaseModel):

@@ -3,8 +3,8 @@
 A browser's EventSource cannot send an ``Authorization`` header, and a token in
 the URL ends up in logs, proxies and the browser's history.  So the console
 trades its token (in the header of a POST) for a ticket: opaque, random, good
-for one stream opened within ``ttl_s``, and bound to the token it was issued for,
-so a ticket dies with its token.  Tickets live in memory only (a restarted API
+for one stream opened within ``ttl_s``, and bound to the token (or console session)
+it was issued for, so a ticket dies with its token or session.  Tickets live in memory only (a restarted API
 forgets them; the console asks for a new one whenever it reconnects).
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from api.auth import Principal
+from api.auth import Credential, Principal
 
 TICKET_TTL_S: Final = 30.0
 MAX_OUTSTANDING: Final = 10_000
@@ -27,7 +27,7 @@ MAX_OUTSTANDING: Final = 10_000
 @dataclass(frozen=True)
 class Ticket:
     principal: Principal
-    token_digest: str  # the SHA-256 of the token it was issued for
+    credential: Credential  # the token's or session's it was issued for
     expires_at: float
 
 
@@ -59,11 +59,11 @@ class StreamTickets:
                 break
             self._tickets.popitem(last=False)
 
-    def issue(self, principal: Principal, token_digest: str) -> str:
+    def issue(self, principal: Principal, credential: Credential) -> str:
         now = self._clock()
         self._purge(now)
         ticket = secrets.token_urlsafe(32)
-        self._tickets[_key(ticket)] = Ticket(principal, token_digest, now + self.ttl_s)
+        self._tickets[_key(ticket)] = Ticket(principal, credential, now + self.ttl_s)
         return ticket
 
     def redeem(self, ticket: str) -> Ticket | None:

@@ -1,9 +1,10 @@
 """The audit log: who did what, when, from where, and how it ended.
 
-Every change to who may do what (device identities, API tokens) and every
+Every change to who may do what (device identities, API tokens, accounts), every
+console login (and failed one), and every
 order given to the city (commands, configuration pushes, alert
 acknowledgements) is recorded here by the one process that carried it out: the
-API (actor: the token's name, origin: the client's address) or the CLI (actor:
+API (actor: the token's or account's name, origin: the client's address) or the CLI (actor:
 the OS user, origin ``cli``).  Admins read it through ``GET /api/v1/audit``.
 
 The store is one SQLite database in WAL mode (``var/audit/audit.sqlite3``,
@@ -69,6 +70,13 @@ class Action(StrEnum):
     GATEWAY_ADD = "gateway.add"
     TOKEN_ADD = "token.add"
     TOKEN_REMOVE = "token.remove"
+    USER_ADD = "user.add"
+    USER_PASSWD = "user.passwd"
+    USER_DISABLE = "user.disable"
+    USER_ENABLE = "user.enable"
+    USER_REMOVE = "user.remove"
+    SESSION_LOGIN = "session.login"  # never with the password
+    SESSION_LOGOUT = "session.logout"
     ALERT_ACK = "alert.ack"
     COMMAND_SEND = "command.send"
     ROUTING_EDIT = "routing.edit"

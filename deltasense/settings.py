@@ -233,6 +233,29 @@ class Settings(BaseSettings):
         False,
         description="Accept placeholder or short secrets (a throwaway dev or test stack only).",
     )
+    api_session_idle_s: float = Field(
+        1800.0, ge=1, le=7 * 86_400, description="A console session ends this long unused."
+    )
+    api_session_max_s: float = Field(
+        12 * 3600.0,
+        ge=1,
+        le=30 * 86_400,
+        description="A console session ends this long after login.",
+    )
+    api_cookie_secure: bool = Field(
+        False,
+        description="Mark the session cookie Secure over plain HTTP too (a TLS proxy in "
+        "front); over HTTPS it always is.",
+    )
+    api_password_min_length: int = Field(
+        12, ge=8, le=128, description="The shortest password an account may be given."
+    )
+    api_login_fail_limit: int = Field(
+        5, ge=1, le=10_000, description="Failed logins per username and client address per window."
+    )
+    api_login_fail_window_s: float = Field(
+        300.0, gt=0, le=86_400, description="The window of api_login_fail_limit, seconds."
+    )
 
     ingest_batch_size: int = Field(5000, ge=1, le=100_000)
     ingest_flush_interval_s: float = Field(0.5, gt=0, le=60)

@@ -20,7 +20,7 @@ from deltasense.settings import ConfigFileError, Settings, load_settings
 from tools.devstack import ServiceError
 
 app = typer.Typer(
-    help="DeltaSense urban sensing platform: run the stack, simulate a city, manage tokens and devices.",
+    help="DeltaSense urban sensing platform: run the stack, simulate a city, manage tokens, accounts and devices.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -32,6 +32,9 @@ app.add_typer(firmware_app, name="firmware")
 from tools.devices import audit_or_fail, devices_app  # noqa: E402
 
 app.add_typer(devices_app, name="devices")
+from tools.users import users_app  # noqa: E402
+
+app.add_typer(users_app, name="users")
 console = Console(stderr=True)
 out = Console()
 

@@ -14,9 +14,11 @@ from api.routes import (
     identities,
     me,
     notifier,
+    session,
     silences,
     stream,
     system,
+    users,
 )
 
 api_router = APIRouter(prefix="/api/v1")
@@ -33,4 +35,6 @@ api_router.include_router(audit.router)
 api_router.include_router(identities.router)
 api_router.include_router(city.router)
 api_router.include_router(me.router)
+api_router.include_router(session.router)
+api_router.include_router(users.router)
 api_router.include_router(notifier.router)

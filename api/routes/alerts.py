@@ -14,13 +14,14 @@ from api import auditing, store
 from api.deps import (
     AlertIdPath,
     AuditDep,
+    CtxDep,
     DbDep,
     HubDep,
     OperatorDep,
     SettingsDep,
     StreamAccessDep,
-    TokensDep,
     ViewerDep,
+    still_valid,
 )
 from api.hub import Change, MqttUnavailable
 from api.models import AckIn, Alert
@@ -74,7 +75,7 @@ async def list_alerts(
 async def stream(
     access: StreamAccessDep,
     hub: HubDep,
-    tokens: TokensDep,
+    ctx: CtxDep,
     last_event_id: Annotated[
         str | None, Header(pattern=LAST_EVENT_ID, description="The last event id received.")
     ] = None,
@@ -92,7 +93,7 @@ async def stream(
     `POST /api/v1/stream/ticket` (browsers' EventSource cannot send headers; a token
     is never accepted in the URL). A comment line arrives first (the client is then
     listening) and keep-alive comments every 15 s. The stream ends within
-    `STREAM_RECHECK_S` (1 s) of its token being revoked.
+    `STREAM_RECHECK_S` (1 s) of its token being revoked or its console session ending.
 
     Event ids are `{epoch}-{seq}`, counting up within one API process. A client that
     reconnects with `Last-Event-ID` (or `?last=`) gets the changes it missed first, in
@@ -119,9 +120,11 @@ async def stream(
                 change: Change | None = await asyncio.wait_for(queue.get(), STREAM_RECHECK_S)
             except TimeoutError:
                 change = None
-            if tokens.lookup(access.token_digest) is None:
+            if not still_valid(ctx, access.credential):
                 _LOG.info(
-                    "closing an alert stream of %s: its token was revoked", access.principal.name
+                    "closing an alert stream of %s: its %s ended",
+                    access.principal.name,
+                    access.credential.kind,
                 )
                 return
             if change is not None and change.seq > newest:  # not already replayed

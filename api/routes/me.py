@@ -1,4 +1,5 @@
-"""Who the caller is: the console shows or hides operator controls from this."""
+"""Who the caller is: the console shows or hides operator controls from this, and
+learns from a 401 that it must show the login page."""
 
 from __future__ import annotations
 
@@ -12,4 +13,4 @@ router = APIRouter(tags=["auth"])
 
 @router.get("/me", response_model=Me)
 async def me(principal: ViewerDep) -> Me:
-    return Me(name=principal.name, role=principal.role.value)
+    return Me(name=principal.name, role=principal.role.value, via=principal.via)

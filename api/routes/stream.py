@@ -14,7 +14,8 @@ router = APIRouter(prefix="/stream", tags=["alerts"])
 @router.post("/ticket", response_model=StreamTicketOut)
 async def stream_ticket(ctx: CtxDep, access: ViewerAccessDep) -> StreamTicketOut:
     """A ticket for one `GET /api/v1/alerts/stream?ticket=…`: opaque, single use, valid
-    `expires_in_s` seconds, bound to the calling token (revoking the token voids it,
-    and closes the stream it opened within seconds)."""
-    ticket = ctx.tickets.issue(access.principal, access.token_digest)
+    `expires_in_s` seconds, bound to the calling token or console session (revoking
+    the token or ending the session voids it, and closes the stream it opened within
+    seconds)."""
+    ticket = ctx.tickets.issue(access.principal, access.credential)
     return StreamTicketOut(ticket=ticket, expires_in_s=int(ctx.tickets.ttl_s))

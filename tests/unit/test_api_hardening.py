@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from api.accesslog import redacted_target
 from api.app import create_app
-from api.auth import Principal, Role, add_token, hash_token, remove_tokens
+from api.auth import Credential, Principal, Role, add_token, hash_token, remove_tokens
 from api.headers import CONTENT_SECURITY_POLICY
 from api.ratelimit import AuthFailureLimiter, client_key
 from api.routes.console import STATIC_DIR
@@ -139,11 +139,11 @@ def test_a_ticket_is_single_use_and_expires() -> None:
     clock = FakeClock()
     tickets = StreamTickets(ttl_s=30, clock=clock)
     who = Principal("v", Role.VIEWER)
-    first = tickets.issue(who, "d1")
+    first = tickets.issue(who, Credential("token", "d1"))
     grant = tickets.redeem(first)
-    assert grant is not None and grant.principal == who and grant.token_digest == "d1"
+    assert grant is not None and grant.principal == who and grant.credential.digest == "d1"
     assert tickets.redeem(first) is None  # used
-    late = tickets.issue(who, "d1")
+    late = tickets.issue(who, Credential("token", "d1"))
     clock.now += 30
     assert tickets.redeem(late) is None  # expired
     assert tickets.redeem("made-up") is None
@@ -154,12 +154,12 @@ def test_outstanding_tickets_are_bounded() -> None:
     clock = FakeClock()
     tickets = StreamTickets(ttl_s=30, max_outstanding=100, clock=clock)
     who = Principal("v", Role.VIEWER)
-    issued = [tickets.issue(who, "d") for _ in range(1000)]
+    issued = [tickets.issue(who, Credential("token", "d")) for _ in range(1000)]
     assert len(tickets) <= 100
     assert tickets.redeem(issued[-1]) is not None  # the newest survive
     assert tickets.redeem(issued[0]) is None
     clock.now += 31
-    tickets.issue(who, "d")
+    tickets.issue(who, Credential("token", "d"))
     assert len(tickets) == 1  # expired ones are purged
 
 
@@ -177,7 +177,7 @@ async def test_the_stream_takes_a_ticket_once_and_never_a_token_in_the_url(
     app_ctx = client._transport.app.state.ctx  # type: ignore[attr-defined]
     grant = app_ctx.tickets.redeem(body["ticket"])
     assert grant is not None and grant.principal.name == "wall"
-    assert grant.token_digest == hash_token(viewer)
+    assert grant.credential == Credential("token", hash_token(viewer))
     spent = await client.get("/api/v1/alerts/stream", params={"ticket": body["ticket"]})
     assert spent.status_code == 401 and "ticket" in spent.json()["detail"]
 

@@ -1,0 +1,131 @@
+"""Console sign-in: ``POST /session`` trades a username and password for an HttpOnly
+session cookie, ``DELETE /session`` ends it (api/sessions.py, docs/SECURITY.md).
+
+A wrong password, an unknown name and a disabled account get the same 401 after
+the same work (one Argon2 verification), so neither the answer nor its time says
+which names exist.  Failed logins are limited per username and client address
+(``api_login_fail_limit`` in ``api_login_fail_window_s``: then 429 with
+``Retry-After``).  Both are audited (``session.login``, ``session.logout``),
+never with the password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from api import auditing
+from api.account_models import LoginIn, SessionOut
+from api.accounts import AccountError, Verdict, check_username
+from api.auth import AuthError
+from api.deps import (
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    AuditDep,
+    CsrfDep,
+    CtxDep,
+    session_principal,
+)
+from api.ratelimit import client_key
+from api.sessions import session_digest
+from deltasense.audit import Action, Result
+
+_LOG = logging.getLogger(__name__)
+router = APIRouter(prefix="/session", tags=["auth"])
+_CSRF_NOTE = f"Needs the header `{CSRF_HEADER}: 1` (and no foreign `Origin`), else 403."
+_LOGIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Wrong username or password (the same for every reason)."},
+    403: {"description": "Cross-site request refused. " + _CSRF_NOTE},
+    429: {"description": "Too many failed logins for this name from this address."},
+}
+WRONG_LOGIN = "wrong username or password"
+
+
+def _login_name(username: str) -> str | None:
+    """The name as stored, if it could be one; an impossible name is never written
+    to the audit log or the limiter as typed (it may be a password in the wrong box)."""
+    try:
+        return check_username(username)
+    except AccountError:
+        return None
+
+
+@router.post(
+    "",
+    response_model=SessionOut,
+    responses=_LOGIN_ERRORS,
+    dependencies=[CsrfDep],
+    description="Sign in to the console: sets the `ds_session` cookie (HttpOnly, "
+    "SameSite=Strict, Secure over HTTPS), which then authenticates every request of the "
+    "console, the stream ticket included. " + _CSRF_NOTE,
+)
+async def login(
+    body: LoginIn, request: Request, response: Response, ctx: CtxDep, audit: AuditDep
+) -> SessionOut:
+    name = _login_name(body.username)
+    shown = name or "-"
+    client = client_key(request.client.host if request.client else None)
+    key = f"{client} {name or '?'}"
+    wait = ctx.login_limiter.retry_after(key)
+    if wait is not None:
+        # Not audited: a flood of refused tries would otherwise fsync an entry each.
+        _LOG.warning(
+            "login for %s from %s refused for %d s: too many failures", shown, client, wait
+        )
+        raise AuthError(429, "too many failed logins; try again later", retry_after=wait)
+    async with ctx.hashing:
+        verdict, account = await asyncio.to_thread(ctx.accounts.check, body.username, body.password)
+    if verdict is not Verdict.OK or account is None:
+        ctx.login_limiter.failed(key)
+        await auditing.record_as(
+            audit, request, shown, Action.SESSION_LOGIN, shown, Result.INVALID,
+            {"via": "session", "reason": verdict.value},
+        )  # fmt: skip
+        raise AuthError(401, WRONG_LOGIN)
+    session_id = ctx.sessions.create(account.name, account.stamp)
+    settings = ctx.settings
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_id,
+        max_age=int(settings.api_session_max_s),
+        path="/",
+        secure=request.url.scheme == "https" or settings.api_cookie_secure,
+        httponly=True,
+        samesite="strict",
+    )
+    response.headers["Cache-Control"] = "no-store"
+    await auditing.record_as(
+        audit, request, account.name, Action.SESSION_LOGIN, account.name, Result.OK,
+        {"via": "session", "role": account.role.value},
+    )  # fmt: skip
+    return SessionOut(
+        name=account.name,
+        role=account.role.value,
+        idle_s=int(settings.api_session_idle_s),
+        max_s=int(settings.api_session_max_s),
+    )
+
+
+@router.delete(
+    "",
+    status_code=204,
+    responses={403: {"description": "Cross-site request refused. " + _CSRF_NOTE}},
+    dependencies=[CsrfDep],
+    description="Sign out: the session ends on the server and the cookie is cleared "
+    "(204 also when there was none). " + _CSRF_NOTE,
+)
+async def logout(request: Request, ctx: CtxDep, audit: AuditDep) -> Response:
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if session_id:
+        digest = session_digest(session_id)
+        principal = session_principal(ctx, digest, touch=False)
+        if ctx.sessions.revoke(digest) and principal is not None:
+            await auditing.record(
+                audit, request, principal, Action.SESSION_LOGOUT, principal.name, Result.OK
+            )
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    return response
