@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import deltasense
 from api.accesslog import AccessLogMiddleware
@@ -20,6 +22,7 @@ from api.deps import ApiContext
 from api.headers import SecurityHeadersMiddleware
 from api.hub import AlertHub, MqttUnavailable
 from api.metrics import MetricsMiddleware, RequestMetrics
+from api.problems import ProblemResponse, document, http_handler, problem, validation_handler
 from api.ratelimit import AuthFailureLimiter
 from api.routes import api_router, console, health
 from api.routes.console import STATIC_DIR
@@ -34,29 +37,33 @@ _LOG = logging.getLogger(__name__)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    async def auth_error(_: Request, exc: Exception) -> JSONResponse:
+    """Every error as application/problem+json (api/problems.py)."""
+
+    async def auth_error(_: Request, exc: Exception) -> ProblemResponse:
         assert isinstance(exc, AuthError)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
         if exc.retry_after is not None:
             headers["Retry-After"] = str(exc.retry_after)
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
+        return problem(exc.status, exc.detail, headers=headers)
 
-    async def influx_error(request: Request, exc: Exception) -> JSONResponse:
+    async def influx_error(request: Request, exc: Exception) -> ProblemResponse:
         if isinstance(exc, InfluxUnavailable):
             _LOG.warning("%s %s: InfluxDB unavailable: %s", request.method, request.url.path, exc)
             detail = "database unavailable"
         else:  # a refused query is our bug or a missing database: log it, do not leak it
             _LOG.error("%s %s: InfluxDB refused: %s", request.method, request.url.path, exc)
             detail = "database query failed"
-        return JSONResponse({"detail": detail}, status_code=503)
+        return problem(503, detail)
 
-    async def mqtt_error(request: Request, exc: Exception) -> JSONResponse:
+    async def mqtt_error(request: Request, exc: Exception) -> ProblemResponse:
         _LOG.warning("%s %s: %s", request.method, request.url.path, exc)
-        return JSONResponse({"detail": "MQTT broker unavailable"}, status_code=503)
+        return problem(503, "MQTT broker unavailable")
 
     app.add_exception_handler(AuthError, auth_error)
     app.add_exception_handler(InfluxError, influx_error)
     app.add_exception_handler(MqttUnavailable, mqtt_error)
+    app.add_exception_handler(StarletteHTTPException, http_handler)
+    app.add_exception_handler(RequestValidationError, validation_handler)
 
 
 def create_app(settings: Settings, *, influx: Database | None = None) -> FastAPI:
@@ -114,6 +121,13 @@ def create_app(settings: Settings, *, influx: Database | None = None) -> FastAPI
     )
     app.state.ctx = ctx
     _install_error_handlers(app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     # The last added is the outermost: headers and the access log see every response.
     app.add_middleware(MetricsMiddleware, metrics=RequestMetrics(registry))
     app.add_middleware(AccessLogMiddleware)

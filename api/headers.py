@@ -8,10 +8,13 @@ server to log.
 
 from __future__ import annotations
 
+import json
 from typing import Final
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.problems import PROBLEM_JSON, body
 
 
 # The console is static files of our own: no inline script or style, no third party;
@@ -29,6 +32,7 @@ def content_security_policy(tile_url: str | None = None) -> str:
 
 
 CONTENT_SECURITY_POLICY: Final = content_security_policy()
+_INTERNAL_ERROR: Final = json.dumps(body(500, "internal error; it has been logged")).encode()
 HSTS: Final = "max-age=31536000; includeSubDomains"
 
 SECURITY_HEADERS: Final[tuple[tuple[bytes, bytes], ...]] = (
@@ -80,8 +84,8 @@ class SecurityHeadersMiddleware:
                     {
                         "type": "http.response.start",
                         "status": 500,
-                        "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+                        "headers": [(b"content-type", PROBLEM_JSON.encode())],
                     }
                 )
-                await send_wrapper({"type": "http.response.body", "body": b"Internal Server Error"})
+                await send_wrapper({"type": "http.response.body", "body": _INTERNAL_ERROR})
             raise

@@ -48,7 +48,7 @@ class SeriesOut(BaseModel):
     device: str
     field: str
     every: str
-    aggregate: Literal["mean", "last"]
+    aggregate: Literal["mean", "min", "max", "last"]
     start: int
     end: int
     points: list[tuple[int, float | bool | None]] = Field(

@@ -181,7 +181,7 @@ async def series(
 
     ``field_name`` and ``aggregate`` were validated by the caller; every_s is an int.
     """
-    if aggregate not in {"mean", "last"}:
+    if aggregate not in {"mean", "min", "max", "last"}:
         raise ValueError(f"unsupported aggregate {aggregate!r}")
     # Identifiers: a checked aggregate, a contract field name and a Kind value, all
     # quoted; the bucket width is an int; device and times are bound parameters.
@@ -248,37 +248,64 @@ async def write_alert(db: Database, event: AlertEvent) -> None:
 
 
 # --- dead letters ------------------------------------------------------------------
-async def dead_letters(db: Database, limit: int) -> list[dict[str, Any]]:
+async def dead_letters(
+    db: Database, limit: int, *, after: tuple[int, int] | None = None
+) -> tuple[list[dict[str, Any]], list[int] | None]:
+    """A page of dead letters, newest first, and the next page's position.
+
+    Several may share a millisecond (one series per reason), so a position is (the
+    last row's time, how many rows at that time were already given)."""
     columns = (schema.REASON, *schema.DEADLETTER_FIELDS)
+    skip = after[1] if after else 0
+    where, params = "", {}
+    if after is not None:
+        where, params = " WHERE time <= $before", {"before": ms_to_rfc3339(after[0])}
     result = await db.query(
-        # Schema names, quoted; LIMIT takes no bound parameter, ``limit`` is an int.
-        f"SELECT {', '.join(map(_q, columns))} FROM {_q(schema.DEADLETTERS)} "  # noqa: S608
-        f"ORDER BY time DESC LIMIT {int(limit)}"
+        # Schema names, quoted; LIMIT takes no bound parameter, it is an int.
+        f"SELECT {', '.join(map(_q, columns))} FROM {_q(schema.DEADLETTERS)}{where} "  # noqa: S608
+        f"ORDER BY time DESC LIMIT {int(limit) + skip + 1}",
+        params=params or None,
     )
-    return [
+    rows: list[dict[str, Any]] = [
         {"ts": int(r["time"]), **{name: r.get(name) for name in columns}}
         for s in result
         for r in s.rows()
-    ]
+    ][skip:]
+    page = rows[:limit]
+    if len(rows) <= limit or not page:
+        return page, None
+    last = int(page[-1]["ts"])
+    at_last = sum(1 for r in page if r["ts"] == last)
+    if after is not None and last == after[0]:
+        at_last += skip
+    return page, [last, at_last]
 
 
-# --- device page ----------------------------------------------------------------------
-async def status_history(db: Database, info: DeviceInfo, limit: int) -> list[dict[str, Any]]:
-    """The device's status records, newest first."""
+async def status_history(
+    db: Database, info: DeviceInfo, limit: int, *, before: int | None = None
+) -> tuple[list[dict[str, Any]], int | None]:
+    """The device's status records, newest first (one series: times are unique), and
+    the time to page on from, when more follow."""
+    where, params = "", {"device": info.device}
+    if before is not None:
+        where, params["before"] = " AND time < $before", ms_to_rfc3339(before)
     result = await db.query(
-        # Schema names, quoted; LIMIT is an int; the device is bound.
+        # Schema names, quoted; LIMIT is an int; the device and time are bound.
         f"SELECT {_q(schema.STATE)} FROM {_q(schema.STATUS)} "  # noqa: S608
-        f"WHERE {_q(schema.DEVICE)} = $device ORDER BY time DESC LIMIT {int(limit)}",
-        params={"device": info.device},
+        f"WHERE {_q(schema.DEVICE)} = $device{where} ORDER BY time DESC LIMIT {int(limit) + 1}",
+        params=params,
     )
-    return [
+    rows: list[dict[str, Any]] = [
         {"ts": int(r["time"]), "state": str(r[schema.STATE])}
         for s in result
         for r in s.rows()
         if r.get(schema.STATE) is not None
     ]
+    page = rows[:limit]
+    return page, (page[-1]["ts"] if len(rows) > limit and page else None)
 
 
+# --- device page ----------------------------------------------------------------------
 async def latest_meta(db: Database, info: DeviceInfo) -> dict[str, Any] | None:
     """The device's newest meta record as stored (contract field names), with its time."""
     result = await db.query(

@@ -1,7 +1,8 @@
 """HTTP routes, one module per resource (model: full-stack-fastapi-template backend/app/api)."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
+from api.querycheck import refuse_unknown_query
 from api.routes import (
     alarm_workflow,
     alerts,
@@ -21,7 +22,8 @@ from api.routes import (
     users,
 )
 
-api_router = APIRouter(prefix="/api/v1")
+# Every route refuses query parameters it does not declare (api/querycheck.py).
+api_router = APIRouter(prefix="/api/v1", dependencies=[Depends(refuse_unknown_query)])
 api_router.include_router(devices.router)
 api_router.include_router(device_page.router)
 api_router.include_router(commands.router)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from api import auditing, store
+from api.csvout import CSV_RESPONSE, FormatQuery, csv_response, wants_csv
 from api.deps import (
     AlertIdPath,
     AuditDep,
@@ -25,6 +26,8 @@ from api.deps import (
 )
 from api.hub import Change, MqttUnavailable
 from api.models import AckIn, Alert
+from api.paging import PagerDep, page_sorted
+from api.params import ms_to_rfc3339
 from deltasense import alerts as alerts_mod
 from deltasense.alerts import AlertKind, Severity
 from deltasense.audit import Action, Result
@@ -39,29 +42,89 @@ STREAM_RECHECK_S = 1.0  # how often an open stream checks that its token still s
 _LOG = logging.getLogger(__name__)
 
 
-@router.get("", response_model=list[Alert])
+ALERT_CSV_COLUMNS = (
+    "id",
+    "kind",
+    "rule",
+    "subject",
+    "district",
+    "severity",
+    "state",
+    "risk_level",
+    "started",
+    "updated",
+    "ended",
+    "ack_by",
+    "ack_ts",
+    "ack_note",
+    "message_vi",
+    "message_en",
+)
+
+
+def _csv_row(a: Alert) -> tuple[str | int | None, ...]:
+    ack = a.ack
+    return (
+        a.id,
+        a.kind,
+        a.rule,
+        a.subject,
+        a.district,
+        a.severity,
+        a.state,
+        a.risk_level,
+        ms_to_rfc3339(a.started),
+        ms_to_rfc3339(a.updated),
+        ms_to_rfc3339(a.ended) if a.ended is not None else None,
+        ack.by if ack else None,
+        ms_to_rfc3339(ack.ts) if ack else None,
+        ack.note if ack else None,
+        a.message.vi,
+        a.message.en,
+    )
+
+
+@router.get(
+    "",
+    response_model=list[Alert],
+    responses={**CSV_RESPONSE, 200: {**CSV_RESPONSE[200], "description": "Alerts, newest first"}},
+)
 async def list_alerts(
     db: DbDep,
     _: ViewerDep,
+    pager: PagerDep,
+    request: Request,
+    response: Response,
     state: Literal["active", "resolved", "all"] = "active",
     kind: AlertKind | None = None,
     district: Annotated[str | None, Query(pattern=r"^[a-z0-9_][a-z0-9_-]{0,31}$")] = None,
     severity: Severity | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-) -> list[Alert]:
+    format: FormatQuery = None,
+) -> Any:
+    """Alerts, newest change first (`updated`, then id).  Pages with `cursor` (from the
+    `Link: rel=next` / `X-Next-Cursor` header); an alert that changes while a client
+    pages moves to the top and is not repeated.  `format=csv` (or `Accept: text/csv`):
+    the same page as CSV (times ISO-8601 UTC)."""
+    after = pager.position(int, str)
     events = await store.list_alerts(db, kind=kind, district=district)
-    out: list[Alert] = []
-    for event in events:
-        if state == "active" and event.state not in ACTIVE_STATES:
-            continue
-        if state == "resolved" and event.state != "resolved":
-            continue
-        if severity is not None and event.severity != severity:
-            continue
-        out.append(Alert.of(event))
-        if len(out) >= limit:
-            break
+    chosen = [
+        e
+        for e in events
+        if (state == "all" or (state == "active") == (e.state in ACTIVE_STATES))
+        and (severity is None or e.severity == severity)
+    ]
+    page, following = page_sorted(chosen, _position, after, limit, descending=True)
+    out = [Alert.of(e) for e in page]
+    links = pager.headers(following)
+    if wants_csv(request, format):
+        return csv_response(ALERT_CSV_COLUMNS, map(_csv_row, out), "alerts.csv", links)
+    response.headers.update(links)
     return out
+
+
+def _position(event: alerts_mod.AlertEvent) -> list[int | str]:
+    return [event.updated, event.id]
 
 
 @router.get(

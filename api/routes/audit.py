@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
 
 from api import params
 from api.deps import AdminDep, AuditDep, SettingsDep
 from api.models import AuditEntry
+from api.paging import PagerDep
 from api.params import ParamError
-from deltasense.audit import MAX_LIMIT, Action, AuditError, Result
+from api.problems import param_error
+from deltasense.audit import MAX_LIMIT, Action, AuditError, Entry, Result
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -29,6 +31,8 @@ async def list_audit(
     audit: AuditDep,
     settings: SettingsDep,
     _: AdminDep,
+    pager: PagerDep,
+    response: Response,
     since: Annotated[
         str | None, Query(max_length=64, description="From (ISO-8601 with offset, or epoch ms).")
     ] = None,
@@ -48,13 +52,17 @@ async def list_audit(
     before_id: Annotated[int | None, Query(ge=1, le=2**62, description="Page back.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
 ) -> list[AuditEntry]:
-    """Entries newest first, filtered; admins only."""
+    """Entries newest first, filtered; admins only.  Pages with `cursor` (from the
+    `Link: rel=next` header) or, as before, `before_id`."""
     offset = settings.utc_offset_min
     try:
         since_ms = params.parse_time(since, "since", offset) if since is not None else None
         until_ms = params.parse_time(until, "until", offset) if until is not None else None
     except ParamError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise param_error(str(exc), exc.param) from None
+    after = pager.position(int)
+    if after is not None:
+        before_id = min(before_id or after[0], int(after[0]))
     if since_ms is not None and until_ms is not None and since_ms >= until_ms:
         raise HTTPException(422, "since must be before until")
     if action is not None and action not in set(Action) and action not in _FAMILIES:
@@ -63,18 +71,24 @@ async def list_audit(
             f"action {action[:32]!r} is none of {', '.join(a.value for a in Action)} "
             f"and no family ({', '.join(_FAMILIES)})",
         )
-    try:
-        entries = await asyncio.to_thread(
-            audit.query,
+
+    def query(before: int | None, count: int) -> list[Entry]:
+        return audit.query(
             since=since_ms,
             until=until_ms,
             action=action,
             actor=actor,
             target=target,
             result=result.value if result else None,
-            before_id=before_id,
-            limit=limit,
+            before_id=before,
+            limit=count,
         )
+
+    try:
+        page = await asyncio.to_thread(query, before_id, limit)
+        # A next page only when one more entry exists: the last page has no Link.
+        more = len(page) == limit and bool(await asyncio.to_thread(query, page[-1].id, 1))
     except AuditError as exc:
         raise HTTPException(503, "audit log unreadable") from exc
-    return [AuditEntry(**e.as_dict()) for e in entries]
+    response.headers.update(pager.headers([page[-1].id] if more else None))
+    return [AuditEntry(**e.as_dict()) for e in page]

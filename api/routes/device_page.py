@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
 
 from api import store
 from api.deps import DbDep, DevicePath, SettingsDep, ViewerDep
 from api.models import StatusChange
+from api.paging import PagerDep
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 
@@ -30,10 +31,18 @@ async def status_history(
     db: DbDep,
     settings: SettingsDep,
     _: ViewerDep,
+    pager: PagerDep,
+    response: Response,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[StatusChange]:
+    """Newest first; pages with `cursor` (from the `Link: rel=next` header)."""
+    after = pager.position(int)
     info = await _known(db, settings.site, device)
-    return [StatusChange.model_validate(r) for r in await store.status_history(db, info, limit)]
+    rows, following = await store.status_history(
+        db, info, limit, before=int(after[0]) if after else None
+    )
+    response.headers.update(pager.headers([following] if following is not None else None))
+    return [StatusChange.model_validate(r) for r in rows]
 
 
 @router.get(

@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from api import auditing
 from api.auth import Principal
 from api.deps import AdminDep, AuditDep, DevicePath, SettingsDep
 from api.models import DeviceIdentity, DeviceIdentityIn, DeviceSecret
+from api.paging import PagerDep, page_sorted
 from deltasense import access, dynsec, provisioning
 from deltasense.audit import Action, AuditLog, Result
 from deltasense.mqtt import tls_context
@@ -115,12 +116,25 @@ class _Call:
 
 @router.get("", response_model=list[DeviceIdentity], responses=_ERRORS)
 async def list_identities(
-    settings: SettingsDep, audit: AuditDep, request: Request, principal: AdminDep
+    settings: SettingsDep,
+    audit: AuditDep,
+    request: Request,
+    principal: AdminDep,
+    pager: PagerDep,
+    response: Response,
+    limit: Annotated[
+        int, Query(ge=1, le=10_000, description="Per page (all by default).")
+    ] = 10_000,
 ) -> list[DeviceIdentity]:
-    """Every provisioned device and whether it may connect (no secrets)."""
+    """Every provisioned device and whether it may connect (no secrets), by device id;
+    pages with `cursor` (from the `Link: rel=next` header)."""
+    after = pager.position(str)
     call = _Call(settings, audit, request, principal, Action.DEVICE_LIST, "")
     records = await call.run(lambda ds, _: provisioning.list_devices(ds))
-    return [_identity(r) for r in records]
+    ordered = sorted(records, key=lambda r: r.device)
+    page, following = page_sorted(ordered, lambda r: [r.device], after, limit)
+    response.headers.update(pager.headers(following))
+    return [_identity(r) for r in page]
 
 
 @router.post(

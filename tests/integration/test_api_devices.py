@@ -112,7 +112,8 @@ async def test_devices_list_get_and_filters(settings: Settings) -> None:
         assert one.json() == devices["w1"]
         missing = await api.get("/api/v1/devices/w9", headers=ADMIN)
         assert missing.status_code == 404
-        assert missing.json() == {"detail": "unknown device 'w9'"}
+        assert missing.json()["detail"] == "unknown device 'w9'"
+        assert missing.json()["status"] == 404
         injected = await api.get("/api/v1/devices/a' OR '1'='1", headers=ADMIN)
         assert injected.status_code == 422
 

@@ -25,7 +25,7 @@ async def test_ready_metrics_console(settings: Settings) -> None:
         assert 'route="/readyz",status="200"' in metrics.text
         # the route template with its outer prefix, never the raw path
         assert 'route="/api/v1/devices/{device}",status="404"' in metrics.text
-        assert (await api.get("/nope")).json() == {"detail": "Not Found"}
+        assert (await api.get("/nope")).json()["detail"] == "Not Found"
 
 
 async def test_dead_letters_admin_only(settings: Settings) -> None:
@@ -59,4 +59,5 @@ async def test_missing_database_is_503(settings: Settings) -> None:
     async with running_api(settings) as api:
         response = await api.get("/api/v1/devices", headers=ADMIN)
         assert response.status_code == 503
-        assert response.json() == {"detail": "database query failed"}
+        assert response.json()["detail"] == "database query failed"
+        assert response.headers["content-type"] == "application/problem+json"

@@ -131,7 +131,13 @@ async def test_no_token_is_401_with_challenge(
     response = await c.get("/api/v1/devices")
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
-    assert response.json() == {"detail": "missing bearer token"}
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json() == {
+        "type": "about:blank",
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": "missing bearer token",
+    }
 
 
 @pytest.mark.parametrize("header", ["Bearer wrong", "Basic YWRtaW4tc2VjcmV0", "Bearer "])

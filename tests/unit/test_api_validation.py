@@ -123,7 +123,13 @@ async def test_influx_down_is_503_not_500(tmp_path: Path, monkeypatch: pytest.Mo
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://a") as c:
         response = await c.get("/api/v1/devices", headers=AUTH)
         assert response.status_code == 503
-        assert response.json() == {"detail": "database unavailable"}
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json() == {
+            "type": "about:blank",
+            "title": "Service Unavailable",
+            "status": 503,
+            "detail": "database unavailable",
+        }
         ready = await c.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["checks"]["influxdb"] is False
