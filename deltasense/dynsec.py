@@ -152,14 +152,23 @@ def initial_config(path: Path, *, admin_username: str, admin_password: str) -> N
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write a file only its owner can read, atomically."""
+    """Write a file only its owner can read, atomically and durably (fsynced before
+    and after the rename: some secrets, like a spent-on-use refresh token, exist
+    nowhere else)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
     os.chmod(tmp, 0o600)
     tmp.replace(path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def _error(command: str, error: str) -> DynsecError:

@@ -39,6 +39,8 @@ SECRET_SETTINGS: dict[str, int] = {
     "notifier_webhook_secret": 32,
     "notifier_telegram_token": 32,
     "notifier_zalo_token": 32,
+    "notifier_zalo_refresh_token": 32,
+    "notifier_zalo_secret_key": 0,
     "mqtt_password": 0,
     "influx_password": 0,
     "notifier_smtp_password": 0,
@@ -352,7 +354,20 @@ class Settings(BaseSettings):
     notifier_telegram_url: str = "https://api.telegram.org"
     notifier_telegram_token: str | None = Field(None, repr=False)
     notifier_zalo_url: str = "https://openapi.zalo.me"
-    notifier_zalo_token: str | None = Field(None, repr=False)
+    notifier_zalo_token: str | None = Field(
+        None, repr=False, description="OA access token; optional once refreshing is set up."
+    )
+    # Refreshing the OA access token (it lasts about 25 h): the app's id and secret key
+    # and a refresh token, which is single-use; the next one is kept in the token file.
+    notifier_zalo_oauth_url: str = "https://oauth.zaloapp.com"
+    notifier_zalo_app_id: str | None = Field(None, pattern=r"^[0-9]{1,32}$")
+    notifier_zalo_secret_key: str | None = Field(None, repr=False)
+    notifier_zalo_refresh_token: str | None = Field(
+        None, repr=False, description="The first refresh token; later ones are in the token file."
+    )
+    notifier_zalo_token_file: Path | None = Field(
+        None, description="Zalo tokens kept across restarts (0600); var/notifier/zalo-tokens.json."
+    )
     notifier_smtp_host: str = "127.0.0.1"
     notifier_smtp_port: int = Field(587, ge=1, le=65535)
     notifier_smtp_starttls: bool = True

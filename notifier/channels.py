@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -21,6 +22,9 @@ import aiosmtplib
 import httpx
 
 from deltasense.settings import Settings
+from notifier.zaloauth import ZaloAuth, ZaloAuthError
+
+_LOG = logging.getLogger("notifier.zalo")
 
 SIGNATURE_HEADER: Final = "X-DeltaSense-Signature"
 TIMESTAMP_HEADER: Final = "X-DeltaSense-Timestamp"
@@ -38,6 +42,9 @@ class Outcome:
 
 
 SENT: Final = Outcome(ok=True)
+# Zalo's answer (HTTP 200) when the access token is invalid or has expired.
+ZALO_TOKEN_ERRORS: Final = frozenset({-216})
+_TOKEN_REFUSED: Final = Outcome(False, detail="zalo: access token invalid or expired")
 
 
 class Channel(Protocol):
@@ -133,15 +140,18 @@ class Telegram:
 
 
 class Zalo:
-    """Zalo Official Account customer-service message (``/v3.0/oa/message/cs``)."""
+    """Zalo Official Account customer-service message (``/v3.0/oa/message/cs``).
+
+    With refreshing set up (:class:`notifier.zaloauth.ZaloAuth`) an answer that the
+    access token is invalid or expired refreshes it and sends once more."""
 
     name = "zalo"
     idempotent = False
 
-    def __init__(self, http: httpx.AsyncClient, base_url: str, token: str) -> None:
+    def __init__(self, http: httpx.AsyncClient, base_url: str, auth: ZaloAuth) -> None:
         self._http = http
         self._url = f"{base_url.rstrip('/')}/v3.0/oa/message/cs"
-        self._token = token
+        self.auth = auth
 
     async def send(self, address: str, body: dict[str, Any], key: str) -> Outcome:
         payload = {
@@ -149,16 +159,33 @@ class Zalo:
             "message": {"text": body["text"][: TEXT_LIMITS["zalo"]]},
         }
         try:
-            resp = await self._http.post(
-                self._url, json=payload, headers={"access_token": self._token}
-            )
+            token = await self.auth.access_token()
+            outcome = await self._post(payload, token)
+            if outcome is _TOKEN_REFUSED:
+                await self.auth.refresh(token)
+                outcome = await self._post(payload, self.auth.tokens.access_token)
+        except ZaloAuthError as exc:
+            # Logged loudly; the message stays in the outbox and is retried with backoff.
+            _LOG.error("%s; zalo messages stay queued until a refresh succeeds", exc)
+            return Outcome(False, detail=str(exc))
+        if outcome is _TOKEN_REFUSED:
+            return Outcome(False, detail="zalo refused a freshly refreshed access token")
+        return outcome
+
+    async def _post(self, payload: dict[str, Any], token: str) -> Outcome:
+        try:
+            resp = await self._http.post(self._url, json=payload, headers={"access_token": token})
         except httpx.HTTPError as exc:
             return Outcome(False, detail=f"zalo: {type(exc).__name__}")
+        if resp.status_code == 401:
+            return _TOKEN_REFUSED
         if not resp.is_success:
             return _http_outcome(resp)
         data = _json(resp)
         if data.get("error") == 0:
             return SENT
+        if data.get("error") in ZALO_TOKEN_ERRORS:
+            return _TOKEN_REFUSED
         # Zalo answers errors with HTTP 200 and a non-zero code; retried with backoff.
         return Outcome(False, detail=f"zalo error {data.get('error')}: {data.get('message')}")
 

@@ -53,6 +53,8 @@ from notifier.channels import (
 )
 from notifier.grouping import Planned, Planner, Timing
 from notifier.outbox import NORMAL, URGENT, Message, Outbox, TrackedRow, message_key
+from notifier.zaloauth import ZaloAuth, ZaloAuthError, can_refresh
+from notifier.zaloauth import setup_problem as zalo_setup_problem
 
 _LOG = logging.getLogger("notifier")
 ROUTING_POLL_S: Final = 2.0  # how soon an edited routing file (API PUT, editor) is used
@@ -111,10 +113,16 @@ def check_channels(settings: Settings, routing: Routing) -> None:
     used = {ch for r in routing.receivers.values() for ch, _ in r.addresses()}
     needs = {
         "telegram": (settings.notifier_telegram_token, "DELTASENSE_NOTIFIER_TELEGRAM_TOKEN"),
-        "zalo": (settings.notifier_zalo_token, "DELTASENSE_NOTIFIER_ZALO_TOKEN"),
+        "zalo": (
+            settings.notifier_zalo_token or can_refresh(settings),
+            "DELTASENSE_NOTIFIER_ZALO_TOKEN or _ZALO_APP_ID, _ZALO_SECRET_KEY and "
+            "_ZALO_REFRESH_TOKEN",
+        ),
         "webhook": (settings.notifier_webhook_secret, "DELTASENSE_NOTIFIER_WEBHOOK_SECRET"),
     }
     missing = [f"{ch} ({var})" for ch, (value, var) in needs.items() if ch in used and not value]
+    if (problem := zalo_setup_problem(settings)) is not None:
+        raise ConfigError(problem)
     if missing:
         raise ConfigError(
             f"{routing_path(settings)}: receivers use channels not configured: {', '.join(missing)}"
@@ -132,8 +140,12 @@ def build_channels(
         out["telegram"] = Telegram(
             http, settings.notifier_telegram_url, settings.notifier_telegram_token
         )
-    if "zalo" in used and settings.notifier_zalo_token:
-        out["zalo"] = Zalo(http, settings.notifier_zalo_url, settings.notifier_zalo_token)
+    if "zalo" in used and (settings.notifier_zalo_token or can_refresh(settings)):
+        try:
+            auth = ZaloAuth(settings, http, clock)
+        except ZaloAuthError as exc:
+            raise ConfigError(str(exc)) from None
+        out["zalo"] = Zalo(http, settings.notifier_zalo_url, auth)
     if "webhook" in used and settings.notifier_webhook_secret:
         out["webhook"] = Webhook(http, settings.notifier_webhook_secret, clock)
     if "email" in used:

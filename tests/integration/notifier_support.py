@@ -18,6 +18,7 @@ import json
 import ssl
 import subprocess
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,9 @@ from tools.devstack import free_port
 
 TOKEN = "123456:TEST-TOKEN-aB3dE5fG7hJ9kL1mN3pQ5rS7t"
 ZALO_TOKEN = "zalo-test-token-Xy4Wv6Ut8Sr0Qp2On4Ml6Kj8I"
+ZALO_APP_ID = "4291763606161179100"
+ZALO_SECRET_KEY = "zalo-app-secret-Qw3Er5Ty7Ui9Op1As3Df"
+ZALO_REFRESH = "zalo-refresh-0-Lk4Jh6Gf8Ds0Aq2Zx4Cv6Bn8M"
 WEBHOOK_SECRET = "webhook-test-secret-Fh3Gj5Kl7Zx9Cv1Bn3Mq5W"
 
 
@@ -74,6 +78,13 @@ class Fakes:
     telegram_violations: int = 0
     _chat_sends: dict[str, list[float]] = field(default_factory=dict)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    # Zalo OA tokens: access tokens the message endpoint takes (empty it: they expired),
+    # the one refresh token the OAuth endpoint takes (each works once), and refusals.
+    zalo_access: set[str] = field(default_factory=lambda: {ZALO_TOKEN})
+    zalo_refresh: str = ZALO_REFRESH
+    zalo_refuse_refresh: bool = False
+    zalo_refreshes: list[dict[str, str]] = field(default_factory=list)  # forms received
+    zalo_expires_in: str = "90000"  # Zalo sends it as a string
 
     @property
     def url(self) -> str:
@@ -148,7 +159,7 @@ class Fakes:
             return JSONResponse({"ok": True, "result": True})
 
         async def zalo(request: Request) -> Response:
-            if request.headers.get("access_token") != ZALO_TOKEN:
+            if request.headers.get("access_token") not in self.zalo_access:
                 return JSONResponse({"error": -216, "message": "Access token is invalid"})
             body = await request.json()
             wait = self._throttled("zalo")
@@ -160,6 +171,33 @@ class Fakes:
                 )
             await self._arrived(Arrival("zalo", body["recipient"]["user_id"], time.time(), body))
             return JSONResponse({"error": 0, "message": "Success", "data": {"message_id": "m1"}})
+
+        async def zalo_oauth(request: Request) -> Response:
+            form = dict(urllib.parse.parse_qsl((await request.body()).decode()))
+            self.zalo_refreshes.append(form)
+            ok = (
+                request.headers.get("secret_key") == ZALO_SECRET_KEY
+                and request.headers.get("content-type") == "application/x-www-form-urlencoded"
+                and form.get("app_id") == ZALO_APP_ID
+                and form.get("grant_type") == "refresh_token"
+                and form.get("refresh_token") == self.zalo_refresh
+                and not self.zalo_refuse_refresh
+            )
+            if not ok:
+                return JSONResponse(
+                    {"error": -14014, "error_name": "Invalid refresh token", "error_reason": ""}
+                )
+            n = len(self.zalo_refreshes)
+            access, refresh = f"zalo-access-{n}-{'x' * 24}", f"zalo-refresh-{n}-{'y' * 24}"
+            self.zalo_access = {access}  # the old one is spent (it expired)
+            self.zalo_refresh = refresh  # single use
+            return JSONResponse(
+                {
+                    "access_token": access,
+                    "refresh_token": refresh,
+                    "expires_in": self.zalo_expires_in,
+                }
+            )
 
         async def hook(request: Request) -> Response:
             raw = await request.body()
@@ -193,6 +231,7 @@ class Fakes:
                 Route(f"/tg/bot{TOKEN}/getUpdates", get_updates),
                 Route(f"/tg/bot{TOKEN}/answerCallbackQuery", answer, methods=["POST"]),
                 Route("/zalo/v3.0/oa/message/cs", zalo, methods=["POST"]),
+                Route("/zalo-oauth/v4/oa/access_token", zalo_oauth, methods=["POST"]),
                 Route("/hook", hook, methods=["POST"]),
             ]
         )
@@ -352,6 +391,10 @@ def notifier_overrides(fakes: Fakes, inbox: Inbox | None, cert: Path | None) -> 
         "notifier_telegram_token": TOKEN,
         "notifier_zalo_url": f"{fakes.url}/zalo",
         "notifier_zalo_token": ZALO_TOKEN,
+        "notifier_zalo_oauth_url": f"{fakes.url}/zalo-oauth",
+        "notifier_zalo_app_id": ZALO_APP_ID,
+        "notifier_zalo_secret_key": ZALO_SECRET_KEY,
+        "notifier_zalo_refresh_token": ZALO_REFRESH,
         "notifier_webhook_secret": WEBHOOK_SECRET,
         "notifier_http_port": free_port(),
         "notifier_group_wait_s": 1.0,
