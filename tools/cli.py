@@ -84,6 +84,11 @@ def _print_urls(settings: Settings) -> None:
         out.print(f"  admin token: {token_file.read_text().strip()}  ({token_file})")
     elif token_file.exists():
         out.print(f"  admin token: in {token_file} (readable by you only)", soft_wrap=True)
+    from api.accounts import users_file
+
+    if not users_file(settings.var_dir).exists():  # the console signs in with accounts
+        out.print("  console accounts: none yet; make one with")
+        out.print("    deltasense users add NAME --role admin", highlight=False)
     logs = settings.var_dir.resolve() / "log"
     out.print(f"  logs      {logs}/")
 

@@ -5,9 +5,9 @@ import { t, getLang, setLang, has, fmtTime, fmtField, fmtNumber, fieldLabel, set
 import { openAlertStream } from "./stream.js";
 import { CityMap } from "./map.js";
 import { drawChart } from "./chart.js";
+import { CONSOLE_HEADERS, bindLoginForm, endSession, focusLogin, showAccount } from "./login.js";
 
 const state = {
-  token: localStorage.getItem("ds.token") || "",
   me: null,
   config: null,
   devices: [],
@@ -46,7 +46,7 @@ class HttpError extends Error {
 }
 
 async function api(path, options = {}) {
-  const headers = { Authorization: `Bearer ${state.token}`, ...(options.headers || {}) };
+  const headers = { ...CONSOLE_HEADERS, ...(options.headers || {}) }; // the session cookie authenticates
   const response = await fetch(path, { ...options, headers });
   if (!response.ok) {
     let detail = response.statusText;
@@ -462,7 +462,7 @@ function route() {
 function showError(text) { $("error").textContent = text; }
 
 function handleError(err) {
-  if (err.status === 401) { signOut(t("bad_token")); return; }
+  if (err.status === 401) { signOut(t("session_ended")); return; }
   showError(`${t("load_error")}: ${err.message}`);
 }
 
@@ -474,6 +474,8 @@ function showLogin(message = "") {
   $("sound").hidden = true;
   $("storm").hidden = true;
   $("login-error").textContent = message;
+  showAccount(null);
+  focusLogin();
 }
 
 async function start() {
@@ -481,10 +483,11 @@ async function start() {
   try {
     [state.me, state.config] = await Promise.all([api("/api/v1/me"), api("/api/v1/console/config")]);
   } catch (err) {
-    if (err.status === 401) signOut(t("bad_token")); else showLogin(`${t("load_error")}: ${err.message}`);
+    if (err.status === 401) signOut(); else showLogin(`${t("load_error")}: ${err.message}`);
     return;
   }
   document.body.dataset.role = state.me.role;
+  showAccount(state.me);
   setWindCaps(state.config.wind_caps);
   $("f-ward").replaceChildren(el("option", { value: "", "data-i18n": "all", text: t("all") }),
     ...state.config.wards.map((w) => el("option", { value: w.id, text: w.name })));
@@ -511,8 +514,6 @@ async function start() {
 }
 
 function signOut(message = "") {
-  localStorage.removeItem("ds.token");
-  state.token = "";
   state.me = null;
   state.stream?.close();
   state.stream = null;
@@ -524,21 +525,15 @@ function signOut(message = "") {
 
 $("lang").addEventListener("click", () => { setLang(getLang() === "vi" ? "en" : "vi"); applyLanguage(); });
 $("sound").addEventListener("click", toggleSound);
-$("logout").addEventListener("click", () => signOut());
+$("logout").addEventListener("click", async () => { await endSession(); signOut(); });
 $("dim-form").addEventListener("submit", sendDim);
 $("filters").addEventListener("change", () => { renderAlerts(); renderHistory(); });
 for (const b of document.querySelectorAll(".range")) {
   b.addEventListener("click", () => { state.range = b.dataset.range; loadDevicePage(); });
 }
 window.addEventListener("hashchange", () => { if (state.me) route(); });
-$("login-form").addEventListener("submit", (e) => {
-  e.preventDefault();
-  state.token = $("token").value.trim();
-  localStorage.setItem("ds.token", state.token);
-  $("token").value = "";
-  start();
-});
+bindLoginForm(start);
 state.sound = localStorage.getItem("ds.sound") === "1";
 $("sound").setAttribute("aria-pressed", String(state.sound));
 applyLanguage();
-if (state.token) start(); else showLogin();
+start(); // signed in already (the session cookie) or the login page

@@ -16,13 +16,14 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from api.auth import add_token
+from api.accounts import AccountStore
+from api.deps import CSRF_HEADER, SESSION_COOKIE
 from tests.integration.stack_support import ADMIN, Stack
 from tests.support import stack_env
 
@@ -89,19 +90,44 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-def _token(stack: Stack, name: str, role: str) -> str:
-    return add_token(stack.root / "var", name, role)
+PASSWORD = "trực ca Bạc Liêu 2026"
+CONSOLE = {CSRF_HEADER: "1"}
+
+
+@dataclass(frozen=True)
+class Login:
+    name: str
+    password: str = PASSWORD
+
+
+def _account(stack: Stack, name: str, role: str) -> Login:
+    """A console account, as `deltasense users add` makes it (the running API reads
+    the file at the next login); made once per name."""
+    store = AccountStore(stack.root / "var")
+    if store.get(name) is None:
+        store.add(name, role, PASSWORD)
+    return Login(name)
+
+
+_token = _account  # the name these tests had while the console signed in with tokens
 
 
 def open_console(
-    browser: Any, stack: Stack, token: str, *, viewport: dict[str, int], lang: str = "vi"
+    browser: Any, stack: Stack, who: Login | str, *, viewport: dict[str, int], lang: str = "vi"
 ) -> Any:
+    """A new browser context signed in as ``who`` (``ADMIN``: an admin account) through
+    the API's login, which sets the session cookie for the context."""
+    login = _account(stack, "browser-admin", "admin") if who == ADMIN else who
+    assert isinstance(login, Login), "sign the console in with an account"
     context = browser.new_context(viewport=viewport, base_url=stack.api)
     context.add_init_script(_CSP_PROBE)
-    context.add_init_script(
-        f"localStorage.setItem('ds.token', {json.dumps(token)});"
-        f"localStorage.setItem('ds.lang', {json.dumps(lang)});"
+    context.add_init_script(f"localStorage.setItem('ds.lang', {json.dumps(lang)});")
+    signed = context.request.post(
+        "/api/v1/session",
+        data={"username": login.name, "password": login.password},
+        headers=CONSOLE,
     )
+    assert signed.ok, signed.text()
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -287,13 +313,13 @@ def test_a_viewer_gets_no_ack_or_command_controls(browser: Any, stack: Stack, dr
     page.wait_for_selector("#device:not([hidden])")
     page.wait_for_selector(".chart", timeout=10_000)
     assert page.locator("#command-panel").is_hidden()
-    # The API refuses the viewer whatever the page shows.
-    refused = httpx.post(
-        f"{stack.api}/api/v1/devices/{lamp}/commands",
-        headers={"Authorization": f"Bearer {viewer}"},
-        json={"name": "set_dim", "args": {"pct": 10}},
+    # The API refuses the viewer's session whatever the page shows.
+    refused = page.context.request.post(
+        f"/api/v1/devices/{lamp}/commands",
+        data={"name": "set_dim", "args": {"pct": 10}},
+        headers=CONSOLE,
     )
-    assert refused.status_code == 403
+    assert refused.status == 403
     assert_clean(page)
     page.context.close()
 
@@ -389,3 +415,60 @@ def test_at_city_scale_the_map_clusters_markers_coloured_by_their_worst_device(
     assert page.locator("#device-list li a").count() == n
     assert_clean(page)
     page.context.close()
+
+
+def test_an_operator_signs_in_on_the_login_page_and_a_wrong_password_is_told(
+    browser: Any, stack: Stack
+) -> None:
+    login = _account(stack, "nguyen.an", "operator")
+    texts = {
+        "vi": ("Tên đăng nhập", "Mật khẩu", "Sai tên đăng nhập hoặc mật khẩu."),
+        "en": ("Username", "Password", "Wrong username or password."),
+    }
+    for lang, viewport, size in (("vi", DESKTOP, "desktop"), ("en", PHONE, "phone")):
+        user_label, password_label, wrong_text = texts[lang]
+        context = browser.new_context(viewport=viewport, base_url=stack.api)
+        context.add_init_script(_CSP_PROBE)
+        context.add_init_script(
+            f"localStorage.setItem('ds.lang', {json.dumps(lang)});"
+            "localStorage.setItem('ds.token', 'a-token-an-older-console-kept');"
+        )
+        page = context.new_page()
+        page.errors = []  # type: ignore[attr-defined]
+        page.on("pageerror", lambda exc, p=page: p.errors.append(str(exc)))
+        page.goto("/")
+        page.wait_for_selector("#login:not([hidden])")
+        assert page.locator("#city").is_hidden() and page.locator("#logout").is_hidden()
+        assert page.inner_text("label[for=username]") == user_label
+        assert page.inner_text("label[for=password]") == password_label
+        assert page.evaluate("localStorage.getItem('ds.token')") is None  # removed
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        shot(page, f"login-{size}-{lang}")
+
+        page.fill("#username", login.name)
+        page.fill("#password", "not the password at all")
+        page.click("#login-form button[type=submit]")
+        wait_until(page, f"document.getElementById('login-error').textContent === {wrong_text!r}")
+        assert page.locator("#login").is_visible() and page.locator("#city").is_hidden()
+        assert page.input_value("#password") == ""  # emptied for the next try
+        shot(page, f"login-wrong-{size}-{lang}")
+        if lang == "en":  # signing in is the same in both languages: once is enough
+            assert_clean(page)
+            context.close()
+            continue
+
+        page.fill("#password", login.password)
+        page.click("#login-form button[type=submit]")
+        page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+        assert page.locator("#map").is_visible() and page.locator("#login").is_hidden()
+        assert page.inner_text("#who-name") == login.name
+        page.wait_for_selector("#conn.live")  # the stream's ticket came by the cookie
+        [cookie] = [c for c in context.cookies() if c["name"] == SESSION_COOKIE]
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert SESSION_COOKIE not in page.evaluate("document.cookie")  # no script reads it
+
+        page.click("#logout")
+        page.wait_for_selector("#login:not([hidden])")
+        assert context.request.get("/api/v1/me").status == 401  # ended on the server
+        assert_clean(page)
+        context.close()
