@@ -19,6 +19,7 @@ from api.accesslog import AccessLogMiddleware
 from api.accounts import AccountStore
 from api.auth import AuthError, TokenStore, ensure_admin_token
 from api.deps import ApiContext
+from api.devicecache import DeviceCache
 from api.headers import SecurityHeadersMiddleware
 from api.hub import AlertHub, MqttUnavailable
 from api.metrics import MetricsMiddleware, RequestMetrics
@@ -90,6 +91,7 @@ def create_app(settings: Settings, *, influx: Database | None = None) -> FastAPI
         login_limiter=AuthFailureLimiter(
             limit=settings.api_login_fail_limit, window_s=settings.api_login_fail_window_s
         ),
+        devices=DeviceCache(settings.api_device_cache_s),
         db=influx,
     )
 

@@ -12,8 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from api.devicecache import DeviceCache
 from api.params import ms_to_rfc3339
-from api.store import Database, DeviceInfo, list_alerts, list_devices
+from api.store import Database, DeviceInfo, list_alerts
 from deltasense import schema
 from deltasense.alerts import SEVERITY_RANK, AlertEvent
 from deltasense.contract import Kind
@@ -219,6 +220,8 @@ async def read_measures(db: Database, site: str, now_ms: int, utc_offset_min: in
     )
 
 
-async def devices_and_alerts(db: Database, site: str) -> tuple[list[DeviceInfo], list[AlertEvent]]:
-    devices, alerts = await asyncio.gather(list_devices(db, site), list_alerts(db))
+async def devices_and_alerts(
+    db: Database, site: str, cache: DeviceCache
+) -> tuple[list[DeviceInfo], list[AlertEvent]]:
+    devices, alerts = await asyncio.gather(cache.get(db, site), list_alerts(db))
     return devices, [a for a in alerts if a.state in ACTIVE]

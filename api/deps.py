@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from api.accounts import AccountStore
 from api.alarmstore import AlarmStore
 from api.auth import AuthError, Credential, Principal, Role, TokenStore, hash_token, require_role
+from api.devicecache import DeviceCache
 from api.hub import AlertHub
 from api.ratelimit import AuthFailureLimiter, client_key
 from api.sessions import SessionStore, session_digest
@@ -39,6 +40,7 @@ class ApiContext:
     accounts: AccountStore
     sessions: SessionStore
     login_limiter: AuthFailureLimiter  # failed logins per username and client address
+    devices: DeviceCache
     db: Database | None = None
     # Argon2 takes 19 MiB and a core for ~0.1 s: at most two at a time.
     hashing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
@@ -68,6 +70,10 @@ def get_hub(ctx: CtxDep) -> AlertHub:
     return ctx.hub
 
 
+def get_device_cache(ctx: CtxDep) -> DeviceCache:
+    return ctx.devices
+
+
 def get_tokens(ctx: CtxDep) -> TokenStore:
     return ctx.tokens
 
@@ -88,6 +94,7 @@ AuditDep = Annotated[AuditLog, Depends(get_audit)]
 DbDep = Annotated[Database, Depends(get_db)]
 HubDep = Annotated[AlertHub, Depends(get_hub)]
 TokensDep = Annotated[TokenStore, Depends(get_tokens)]
+DeviceCacheDep = Annotated[DeviceCache, Depends(get_device_cache)]
 
 _bearer = HTTPBearer(auto_error=False, description="API token (see var/secrets/admin-token).")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]

@@ -231,6 +231,13 @@ class Settings(BaseSettings):
     api_auth_fail_window_s: float = Field(
         60.0, gt=0, le=86_400, description="The window of api_auth_fail_limit, seconds."
     )
+    api_device_cache_s: float = Field(
+        5.0,
+        ge=0,
+        le=60,
+        description="Seconds the map and ward tiles share one read of the device list "
+        "(api/devicecache.py; 0: read it for every request).",
+    )
     dev_insecure: bool = Field(
         False,
         description="Accept placeholder or short secrets (a throwaway dev or test stack only).",

@@ -142,7 +142,7 @@ function alertItem(a, { withAck }) {
     el("div", { class: "meta",
       text: `${t(a.severity)} · ${t(a.kind)} · ${t(a.state)} · ${wardName(a.district)} · ${a.subject} · ${t("since")} ${fmtTime(a.started)}${a.ended ? ` · ${t("ended")} ${fmtTime(a.ended)}` : ""}` }),
   );
-  const link = state.devices.find((d) => d.device === a.subject);
+  const link = deviceById(a.subject);
   if (link) item.append(el("a", { href: `#/device/${encodeURIComponent(a.subject)}`, text: a.subject }));
   if (isOperator()) item.append(deliveries(a.id));
   if (a.ack) {
@@ -248,7 +248,7 @@ async function loadAlerts() {
 function onAlert(a) {
   state.alerts.set(a.id, a);
   state.history = [a, ...state.history.filter((h) => h.id !== a.id)];
-  const d = state.devices.find((x) => x.device === a.subject);
+  const d = deviceById(a.subject);
   if (d) {
     const active = a.state !== "resolved";
     const rank = { info: 0, warning: 1, critical: 2 };
@@ -264,7 +264,12 @@ function onAlert(a) {
 }
 
 // --- city: map and ward tiles --------------------------------------------------------------
-async function loadMap() {
+// One /map read at a time: the first load and the stream's first open ask together,
+// and at 10 000 devices each read is a megabyte or two.
+let mapLoading = null;
+function loadMap() { return (mapLoading ??= readMap().finally(() => { mapLoading = null; })); }
+
+async function readMap() {
   try {
     state.devices = await api("/api/v1/map");
     state.map?.update(state.devices);
@@ -274,8 +279,20 @@ async function loadMap() {
   } catch (err) { handleError(err); }
 }
 
+// The map's devices by id, rebuilt when the list is replaced (10 000 devices: no
+// linear search per alert).
+let indexed = null;
+let index = new Map();
+function deviceById(id) {
+  if (indexed !== state.devices) { index = new Map(state.devices.map((d) => [d.device, d])); indexed = state.devices; }
+  return index.get(id);
+}
+
 // The map's devices as links too: keyboard and screen-reader users reach every page.
+// Built when the list is opened (and kept current while it is): at city scale it is
+// tens of thousands of nodes the first paint does not need.
 function renderDeviceList() {
+  if (!$("device-list-box").open) return;
   $("device-list").replaceChildren(...state.devices.map((d) => el("li", {},
     el("a", { href: `#/device/${encodeURIComponent(d.device)}`, text: d.device }),
     ` · ${t(d.kind)} · ${wardName(d.district)} · `,
@@ -528,6 +545,7 @@ $("sound").addEventListener("click", toggleSound);
 $("logout").addEventListener("click", async () => { await endSession(); signOut(); });
 $("dim-form").addEventListener("submit", sendDim);
 $("filters").addEventListener("change", () => { renderAlerts(); renderHistory(); });
+$("device-list-box").addEventListener("toggle", renderDeviceList);
 for (const b of document.querySelectorAll(".range")) {
   b.addEventListener("click", () => { state.range = b.dataset.range; loadDevicePage(); });
 }

@@ -16,12 +16,19 @@ export const UTC_OFFSET_MIN = Number(document.documentElement.dataset.utcOffsetM
 function locale() { return lang === "vi" ? "vi-VN" : "en-GB"; }
 
 // Shifted by the site's offset and shown as UTC: the site's wall clock, not the viewer's.
+// One formatter per language and form (toLocaleString makes one per call: slow for a
+// feed of hundreds of alerts).
+const formatters = new Map();
 export function fmtTime(ms, withDate = true) {
   if (ms == null) return t("never");
-  const opts = withDate
-    ? { timeZone: "UTC", day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" }
-    : { timeZone: "UTC", hour: "2-digit", minute: "2-digit" };
-  return new Date(ms + UTC_OFFSET_MIN * 60000).toLocaleString(locale(), opts);
+  const key = `${locale()}|${withDate}`;
+  if (!formatters.has(key)) {
+    const opts = withDate
+      ? { timeZone: "UTC", day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" }
+      : { timeZone: "UTC", hour: "2-digit", minute: "2-digit" };
+    formatters.set(key, new Intl.DateTimeFormat(locale(), opts));
+  }
+  return formatters.get(key).format(new Date(ms + UTC_OFFSET_MIN * 60000));
 }
 
 // Field → [unit, decimals, scale]; energy counters are shown in kWh.
