@@ -54,7 +54,12 @@ import msgspec
 from deltasense import alerts
 from deltasense.alerts import AlertEvent
 from deltasense.contract import Command, Kind, Meta, Reading, Status, Topic, struct_to_dict
-from deltasense.lineprotocol import FieldValue, encode_fields, encode_head, encode_point
+from deltasense.lineprotocol import (
+    FieldValue,
+    encode_field_set,
+    encode_head,
+    encode_point,
+)
 from deltasense.reasons import Reason
 
 _LOG = logging.getLogger(__name__)
@@ -139,10 +144,9 @@ def reading_line(reading: Reading, qc_flags: Iterable[str] = (), *, ns: bool = F
     """A reading's point; in ms at ``ts`` (fixtures), or with ``ns`` at
     :func:`reading_time_ns` (ingest)."""
     tags = {SITE: reading.site, DISTRICT: reading.district, DEVICE: reading.device}
+    head = encode_head(reading.kind.value, tags)
     ts = reading_time_ns(reading) if ns else reading.ts_ms
-    return encode_fields(
-        encode_head(reading.kind.value, tags), _reading_fields(reading, qc_flags), ts
-    )
+    return f"{head} {_reading_body(reading, qc_flags)} {ts}"
 
 
 def reading_lines(
@@ -161,22 +165,22 @@ def reading_lines(
             tags = {SITE: reading.site, DISTRICT: reading.district, DEVICE: reading.device}
             head = encode_head(reading.kind.value, tags)
         ts = reading_time_ns(reading) if ns else reading.ts_ms
-        lines.append(encode_fields(head, _reading_fields(reading, flags), ts))
+        lines.append(f"{head} {_reading_body(reading, flags)} {ts}")
     return lines
 
 
-def _reading_fields(reading: Reading, qc_flags: Iterable[str]) -> dict[str, FieldValue]:
-    fields: dict[str, FieldValue] = dict(reading.fields)
-    fields[SEQ] = reading.seq
-    fields[BOOT] = reading.boot
+def _reading_body(reading: Reading, qc_flags: Iterable[str]) -> str:
+    """The reading's fields, then ``seq``, ``boot`` and the flags, encoded straight
+    into text (no merged dict per reading: this runs for every reading ingest stores)."""
+    tail = f"{SEQ}={reading.seq}i,{BOOT}={reading.boot}i"
     if reading.hist:
-        fields[HIST] = True
+        tail += f",{HIST}=true"
     if reading.ts_from_platform:
-        fields[TS_PLATFORM] = True
+        tail += f",{TS_PLATFORM}=true"
     flagged = ",".join(qc_flags)
     if flagged:
-        fields[QC] = flagged
-    return fields
+        tail += "," + encode_field_set({QC: flagged})
+    return f"{encode_field_set(reading.fields)},{tail}" if reading.fields else tail
 
 
 def _device_tags(topic: Topic) -> dict[str, str]:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from deltasense import alerts, schema
 from deltasense.alerts import AlertEvent, Message
@@ -16,6 +21,7 @@ from deltasense.contract import (
     Status,
     Topic,
 )
+from deltasense.lineprotocol import LineProtocolError, encode_point
 from deltasense.reasons import Reason
 
 TOPIC = Topic("baclieu", "phuong-1", Kind.LAMP, "l-1", Channel.STATUS)
@@ -139,3 +145,71 @@ def test_names_readers_rely_on() -> None:
         schema.COMMANDS,
     ]
     assert len(set(names)) == len(names)
+
+
+# --- the reading encoder against the generic one --------------------------------------------
+# Ingest's reading encoder formats fields inline for speed (docs/BENCHMARKS.md); it must
+# write byte for byte what the generic point builder writes for the same merged fields.
+_VALUES = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(-(2**63), 2**63 - 1),
+    st.booleans(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    fields=st.dictionaries(st.sampled_from(sorted(ALL_FIELDS)), _VALUES, max_size=8),
+    seq=st.integers(0, 2**31 - 1),
+    boot=st.integers(0, 2**31 - 1),
+    hist=st.booleans(),
+    stamped=st.booleans(),
+    flags=st.lists(st.sampled_from(sorted(ALL_FIELDS)), max_size=3),
+)
+def test_the_fast_reading_encoder_matches_the_generic_point_builder(
+    fields: dict[str, float | int | bool],
+    seq: int,
+    boot: int,
+    hist: bool,
+    stamped: bool,
+    flags: list[str],
+) -> None:
+    reading = Reading(
+        site="baclieu",
+        district="phuong-1",
+        kind=Kind.WEATHER,
+        device="ws-1",
+        ts_ms=1_780_000_000_000,
+        seq=seq,
+        boot=boot,
+        ts_from_platform=stamped,
+        hist=hist,
+        fields=fields,
+    )
+    merged: dict[str, float | int | bool | str] = {**fields, "seq": seq, "boot": boot}
+    if hist:
+        merged["hist"] = True
+    if stamped:
+        merged["ts_platform"] = True
+    if flags:
+        merged["qc"] = ",".join(flags)
+    tags = {"site": "baclieu", "district": "phuong-1", "device": "ws-1"}
+    expected = encode_point("weather", tags, merged, schema.reading_time_ns(reading))
+    assert schema.reading_line(reading, flags, ns=True) == expected
+    assert schema.reading_lines([reading, reading], [flags, flags], ns=True) == [expected] * 2
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_a_reading_with_a_non_finite_value_is_refused_not_written(bad: float) -> None:
+    reading = Reading(
+        site="baclieu",
+        district="phuong-1",
+        kind=Kind.WATER,
+        device="lv-1",
+        ts_ms=1_780_000_000_000,
+        seq=1,
+        boot=1,
+        fields={"level_cm": bad},
+    )
+    with pytest.raises(LineProtocolError, match="non-finite"):
+        schema.reading_line(reading)
