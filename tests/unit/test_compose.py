@@ -19,6 +19,7 @@ import yaml
 
 from deltasense.influx_users import DbUser
 from deltasense.settings import Settings
+from tools import devstack
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text("utf-8"))
@@ -149,6 +150,17 @@ def test_mosquitto_service_and_config() -> None:
     assert mounts["mosquitto-data"] == options["persistence_location"].rstrip("/")
     # The broker never refuses a message the contract allows.
     assert int(options["max_packet_size"]) > 4096
+
+
+def test_deployment_broker_keeps_the_development_brokers_reliability_settings() -> None:
+    """The crash window, the queue bound, ingest's window and the $SYS cadence the
+    health alerts read are the values the chaos suite and the benchmarks measured."""
+    options = dict(_broker_conf())
+    assert options["autosave_on_changes"] == "true"
+    assert int(options["autosave_interval"]) == devstack.BROKER_AUTOSAVE_CHANGES
+    assert int(options["max_queued_messages"]) == devstack.BROKER_MAX_QUEUED
+    assert int(options["max_inflight_messages"]) == devstack.BROKER_MAX_INFLIGHT
+    assert int(options["sys_interval"]) == devstack.BROKER_SYS_INTERVAL_S
 
 
 def test_broker_is_locked_down_tls_only() -> None:
