@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Final
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -151,8 +152,9 @@ def check_csrf(request: Request) -> None:
     if request.headers.get(CSRF_HEADER) != "1":
         raise AuthError(403, f"cross-site request refused: the {CSRF_HEADER}: 1 header is missing")
     origin = request.headers.get("origin")
-    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-    if origin is not None and origin != own:
+    # Host and port only: behind a TLS proxy the browser's origin is https while this
+    # server sees http (the proxy must pass the Host header through).
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
         raise AuthError(403, "cross-site request refused: Origin is not this site")
     if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
         raise AuthError(403, "cross-site request refused: Sec-Fetch-Site is not same-origin")

@@ -85,6 +85,8 @@ async def login(
             {"via": "session", "reason": verdict.value},
         )  # fmt: skip
         raise AuthError(401, WRONG_LOGIN)
+    if previous := request.cookies.get(SESSION_COOKIE):
+        ctx.sessions.revoke(session_digest(previous))  # one browser, one session
     session_id = ctx.sessions.create(account.name, account.stamp)
     settings = ctx.settings
     response.set_cookie(

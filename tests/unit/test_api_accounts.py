@@ -12,15 +12,19 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 from argon2.profiles import CHEAPEST
+from hypothesis import given
+from hypothesis import strategies as st
 
 from api.accounts import (
     MAX_PASSWORD,
+    MIN_PASSWORD,
     AccountError,
     AccountExists,
     AccountStore,
     NoSuchAccount,
     Verdict,
     check_username,
+    normalise_password,
     password_problem,
     users_file,
 )
@@ -91,6 +95,27 @@ def test_the_policy_refuses_weak_passwords_and_never_repeats_them(password: str,
     problem = password_problem(password, "nguyen.an")
     assert problem is not None and why in problem
     assert password not in problem or not password
+
+
+@given(st.text(max_size=300))
+def test_any_text_is_a_username_or_a_clear_refusal(name: str) -> None:
+    try:
+        stored = check_username(name)
+    except AccountError as exc:
+        assert all(c.isprintable() for c in str(exc))
+    else:
+        assert stored == name.lower() and stored.isascii() and stored.isprintable()
+
+
+@given(st.text(max_size=300), st.text(max_size=40))
+def test_any_text_gets_a_verdict_from_the_policy_that_never_repeats_it(
+    password: str, name: str
+) -> None:
+    problem = password_problem(password, name)
+    if problem is not None:
+        assert len(password) < MIN_PASSWORD or password not in problem
+    else:
+        assert MIN_PASSWORD <= len(normalise_password(password)) <= MAX_PASSWORD
 
 
 def test_the_policy_accepts_a_long_vietnamese_passphrase_and_a_random_one() -> None:

@@ -196,6 +196,8 @@ async def test_malformed_login_bodies_are_refused_before_any_check(api: Api, bod
         {CSRF_HEADER: "0"},
         {CSRF_HEADER: "1", "Origin": "https://evil.example"},
         {CSRF_HEADER: "1", "Origin": "null"},
+        {CSRF_HEADER: "1", "Origin": "http://api.evil.example"},
+        {CSRF_HEADER: "1", "Origin": "http://api:8443"},
         {CSRF_HEADER: "1", "Sec-Fetch-Site": "cross-site"},
         {CSRF_HEADER: "1", "Sec-Fetch-Site": "same-site"},
     ],
@@ -224,8 +226,24 @@ async def test_cross_site_requests_are_refused_login_logout_and_changes(
     # The console's own requests carry the header and pass (same origin, or none sent).
     same = {CSRF_HEADER: "1", "Origin": BASE, "Sec-Fetch-Site": "same-origin"}
     assert (await c.post("/api/v1/stream/ticket", headers=same)).status_code == 200
+    # Behind a TLS proxy the page's origin is https while the API sees http: same host.
+    proxied = {CSRF_HEADER: "1", "Origin": "https://api"}
+    assert (await c.post("/api/v1/stream/ticket", headers=proxied)).status_code == 200
     # A bearer request needs no header: a browser never adds the token by itself.
     assert (await c.post("/api/v1/stream/ticket", headers=_bearer(ADMIN_TOKEN))).is_success
+
+
+async def test_a_new_login_from_the_same_browser_ends_its_previous_session(api: Api) -> None:
+    c = api.client
+    await api.login(c, "viewer1")
+    first = c.cookies[SESSION_COOKIE]
+    await api.login(c, "operator1")  # the browser sends its old cookie with the login
+    assert c.cookies[SESSION_COOKIE] != first
+    assert (await c.get("/api/v1/me")).json()["name"] == "operator1"
+    async with api.browser() as other:
+        other.cookies.set(SESSION_COOKIE, first)
+        assert (await other.get("/api/v1/me")).status_code == 401
+    assert len(api.ctx.sessions) == 1
 
 
 async def test_logout_ends_the_session_on_the_server(api: Api) -> None:
