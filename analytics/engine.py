@@ -3,7 +3,7 @@
 :class:`Engine` owns one time-slotted :class:`~analytics.window.Window` per
 device kind (1-minute slots; plus hourly slots over 48 h for the cumulative
 counters), the device :class:`~analytics.registry.Registry`, and one
-:class:`~analytics.lifecycle.Lifecycle` per rule.  The service (or a backtest)
+:class:`~deltasense.lifecycle.Lifecycle` per rule.  The service (or a backtest)
 feeds it decoded readings with :meth:`Engine.ingest`, calls
 :meth:`Engine.evaluate` as often as it likes (re-evaluating the same readings is
 harmless) and publishes what comes back; :meth:`Engine.take_commands` hands out
@@ -29,7 +29,6 @@ from analytics import window as win
 from analytics.context import Context, DeviceView, LampView, Rows, WaterView, WeatherView
 from analytics.counters import CounterTracker
 from analytics.gateways import GatewayState
-from analytics.lifecycle import Lifecycle
 from analytics.partition import Partition
 from analytics.platform import PlatformState
 from analytics.registry import OFFLINE, ONLINE, SLEEPING, STATUS_CODES, STOPPED, Registry
@@ -37,6 +36,7 @@ from analytics.rules import energy
 from analytics.ruleset import RULES, STORM_RISK, Rule, Subject
 from deltasense.alerts import AlertEvent
 from deltasense.contract import Kind, Reading
+from deltasense.lifecycle import Lifecycle
 from deltasense.qc import out_of_range
 from deltasense.rulekernels.base import RuleResult, f32
 from deltasense.rulekernels.limits import (

@@ -22,11 +22,11 @@ from typing import Final
 import numpy as np
 
 from analytics.context import Context
-from analytics.lifecycle import MessageFn, RuleSpec
 from analytics.rules import energy, gateways, health, platform, rain
 from analytics.rules.messages import gateway, street_flood, titled
 from deltasense.alerts import AlertKind
 from deltasense.contract import is_ident
+from deltasense.lifecycle import MessageFn, RuleSpec
 from deltasense.rulekernels import flood, storm
 from deltasense.rulekernels.base import CRITICAL, RuleResult, f32, group_count, group_max, row_max
 from deltasense.thresholds import Thresholds
@@ -394,7 +394,7 @@ SENSOR_SPIKE: Final = Rule(
 )
 
 STREET_FLOOD: Final = Rule(
-    "street-flood", "flood", _WATER, _street_flood, street_flood, Timing(for_readings=True)
+    flood.STREET_FLOOD, "flood", _WATER, _street_flood, street_flood, Timing(for_readings=True)
 )
 DRAIN_RISING: Final = Rule(
     "drain-rising",

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from analytics.lifecycle import MessageContext, MessageFn
 from deltasense.alerts import Message
+from deltasense.lifecycle import MessageContext, MessageFn
 from deltasense.wards import ward_name
 
 # value → (label vi, label en, unit, decimals)

@@ -13,6 +13,8 @@ neither condition nor clear: whatever state the subject is in holds.
 
 from __future__ import annotations
 
+from typing import Final
+
 import numpy as np
 import numpy.typing as npt
 
@@ -21,6 +23,10 @@ from deltasense.rulekernels.limits import FloodLimits
 from deltasense.thresholds import Flood
 
 NONE, WARNING, CRITICAL = 0, 1, 2
+# The street-flood rule's name (its alerts' ``rule``, its key in the thresholds'
+# per-rule tables): analytics declares the rule under it (analytics/ruleset.py), the
+# edge gateway raises its offline alerts under it, so the two name one rule.
+STREET_FLOOD: Final = "street-flood"
 
 
 def street_flood(

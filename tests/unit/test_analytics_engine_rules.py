@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analytics.engine import Engine
-from analytics.lifecycle import Lifecycle, MessageContext, RuleSpec
 from analytics.rules import rain
 from analytics.ruleset import BY_NAME, RULES
 from analytics.thresholds import load_thresholds
 from deltasense.alerts import AlertEvent, Message
 from deltasense.contract import Kind, Reading
+from deltasense.lifecycle import Lifecycle, MessageContext, RuleSpec
 from deltasense.rulekernels import storm
 from deltasense.rulekernels.limits import StormLimits
 

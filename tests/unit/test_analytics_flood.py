@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analytics.lifecycle import MessageContext
 from analytics.rules import messages
+from deltasense.lifecycle import MessageContext
 from deltasense.rulekernels import flood
 from deltasense.rulekernels.base import RuleResult
 from deltasense.rulekernels.limits import FloodLimits

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics.lifecycle import FIRING, NONE, PENDING, Lifecycle, RuleSpec
 from analytics.ruleset import STREET_FLOOD
 from deltasense.alerts import Ack, AlertEvent, Message, alert_id
+from deltasense.lifecycle import FIRING, NONE, PENDING, Lifecycle, RuleSpec
 from deltasense.rulekernels import flood
 from deltasense.rulekernels.limits import FloodLimits
 from deltasense.thresholds import Thresholds
