@@ -35,10 +35,11 @@ from analytics.registry import OFFLINE, ONLINE, SLEEPING, STATUS_CODES, STOPPED,
 from analytics.rules import energy
 from analytics.ruleset import RULES, STORM_RISK, Rule, Subject
 from deltasense.alerts import AlertEvent
-from deltasense.contract import Kind, Reading
+from deltasense.contract import Kind, Reading, is_ident
 from deltasense.lifecycle import Lifecycle
 from deltasense.qc import out_of_range
 from deltasense.rulekernels.base import RuleResult, f32
+from deltasense.rulekernels.flood import STREET_FLOOD
 from deltasense.rulekernels.limits import (
     FloodLimits,
     LightingLimits,
@@ -54,6 +55,9 @@ HOUR_MS: Final = 3_600_000
 HOURLY_SLOTS: Final = 48
 SHORT_SLOTS: Final = 120  # 2 h of 1-minute slots: enough for every lamp and meter rule
 SKEW_MIN_DEVICES: Final = 5
+# Rules whose alerts an edge gateway raises offline and analytics adopts (edge/localrules.py).
+EDGE_RULES: Final = frozenset({STREET_FLOOD})
+ADOPTED_KEEP: Final = 10_000  # adopted ids remembered
 
 # Only what some rule reads: every metric costs 6 bytes × slots × sensors.
 WEATHER_METRICS: Final = ("t_c", "rh_pct", "p_hpa", "wind_ms", "gust_ms", "wind_dir_deg", "rain_total")  # fmt: skip
@@ -163,6 +167,9 @@ class Engine:
         self._canal: list[bool] = []  # per water row
         self._commands: list[CommandRequest] = []
         self._bright: dict[str, int] = {}  # lamp → when its full-brightness lease was sent
+        # Ids of alerts adopted from edge gateways (insertion-ordered, bounded): a late
+        # event of an episode adopted and since ended must not open it again.
+        self._adopted: dict[str, None] = {}
         self._learned: tuple[int, F32] = (-1, np.zeros(0, dtype=np.float32))
         self._rules: dict[str, _Rule] = {
             rule.name: _Rule(rule, Lifecycle(rule.spec(thresholds), rule.message)) for rule in RULES
@@ -635,6 +642,43 @@ class Engine:
             rule.lifecycle.restore(row, event)
             adopted += 1
         return adopted
+
+    def adopt_edge_alert(self, district: str, event: AlertEvent) -> tuple[str, list[AlertEvent]]:
+        """An alert the gateway of ``district`` raised while its uplink was down
+        (docs/CONTRACT.md, "Alerts raised offline"): (outcome, events to publish).
+
+        Adopted as the rule's open alert when none is open for its subject, so the
+        platform has the episode once, under the gateway's id and start; from then on
+        the platform's own readings resolve it.  The gateway's end of an adopted
+        episode is applied.  Anything else is the same episode seen twice (the
+        platform raised it from the readings first, or it was adopted already, or it
+        ended here already) and changes nothing."""
+        if event.rule not in EDGE_RULES:
+            raise ValueError(f"a gateway raises no {event.rule[:40]!r} alerts")
+        if event.district != district:
+            raise ValueError(f"alert of {event.district[:40]!r} from the gateway of {district}")
+        rule = self._rules[event.rule]
+        if event.kind != rule.rule.kind or not is_ident(event.subject):
+            raise ValueError(f"alert {event.id[:40]!r} is not a {event.rule} alert")
+        if not self.partition.owns(district):
+            return "not-mine", []
+        row = self._subject_row(rule.rule.subject, event.subject, district)
+        lc = rule.lifecycle
+        current = lc.open_alert(row)
+        if event.state == "resolved":
+            if current is not None and current.id == event.id and event.id in self._adopted:
+                ended = lc.end(row, event.ended or event.updated, event.values)
+                return "ended", [] if ended is None else [ended]
+            return "duplicate", []
+        if current is not None or event.id in self._adopted:
+            return "duplicate", []
+        adopted = lc.adopt(row, event)
+        if adopted is None:  # pragma: no cover - no open alert was checked above
+            return "duplicate", []
+        self._adopted[event.id] = None
+        while len(self._adopted) > ADOPTED_KEEP:
+            del self._adopted[next(iter(self._adopted))]
+        return "adopted", [adopted]
 
     def apply_ack(self, event: AlertEvent) -> bool:
         rule = self._rules.get(event.rule)

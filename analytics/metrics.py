@@ -60,3 +60,8 @@ EDGE_DROPPED: Final = _M.gauge(
     "Records a district gateway's spool dropped since it was made (its status).",
     ["district"],
 )
+EDGE_ALERTS: Final = _M.counter(
+    "edge_alerts",
+    "Alert events district gateways raised offline: adopted, ended, duplicate, refused.",
+    ["outcome"],
+)

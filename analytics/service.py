@@ -49,6 +49,8 @@ from deltasense.contract import (
     decode_status,
     decode_tele,
     device_topic,
+    edge_alerts_filter,
+    edge_district_of,
     parse_topic,
 )
 from deltasense.influx import (
@@ -410,6 +412,8 @@ class AnalyticsService:
             # Every district gateway's status (retained); each partition raises only
             # its own districts' gateway alerts (the engine's ownership mask).
             await client.subscribe(gateway_status.status_filter(site), qos=1)
+            # ... and the alerts they raised while their uplink was down (adopted once).
+            await client.subscribe(edge_alerts_filter(site), qos=1)
             if partition.owns_city:
                 # Platform health (partition 0 owns it): ingest's reports, the broker's
                 # counters (retained: the current values arrive at once).
@@ -560,6 +564,10 @@ class AnalyticsService:
         if gateway is not None:
             self._handle_gateway(gateway, topic, payload)
             return
+        gateway = edge_district_of(self.settings.site, topic)
+        if gateway is not None:
+            self._handle_edge_alert(gateway, topic, payload)
+            return
         try:
             parsed = parse_topic(topic)
             if parsed.kind not in self.engine.kinds:
@@ -611,6 +619,23 @@ class AnalyticsService:
                 metrics.INGEST_DEADLETTERS.labels(str(report.worker)).set(report.deadletters)
         except health.HealthError as exc:
             self._bad("bad_health", topic, payload, str(exc))
+
+    def _handle_edge_alert(self, district: str, topic: str, payload: bytes) -> None:
+        """An alert a district gateway raised offline: adopted, or dropped as one the
+        platform has already (engine.adopt_edge_alert)."""
+        try:
+            event = alerts.decode(payload)
+            outcome, events = self.engine.adopt_edge_alert(district, event)
+        except (msgspec.DecodeError, ValueError) as exc:
+            metrics.EDGE_ALERTS.labels("refused").inc()
+            self._bad("bad_edge_alert", topic, payload, str(exc))
+            return
+        metrics.EDGE_ALERTS.labels(outcome).inc()
+        _LOG.info(
+            "edge alert %s of %s (%s %s): %s", event.id, district, event.rule, event.state, outcome
+        )
+        if events:
+            self._emit(events)
 
     def _handle_gateway(self, district: str, topic: str, payload: bytes) -> None:
         """A district edge gateway's status into the gateway state; an empty retained

@@ -27,6 +27,8 @@ from deltasense.contract import (
     SILENCES_DISTRICT,
     Channel,
     Kind,
+    edge_alert_topic,
+    edge_alerts_filter,
     edge_status_topic,
     is_ident,
 )
@@ -98,12 +100,17 @@ def gateway_username(district: str) -> str:
 
 
 def gateway_acls(site: str, district: str) -> list[Acl]:
-    """An edge gateway relays the devices of its district, and no other, and
-    reports its own health on ``{site}/_edge/{district}/status``."""
+    """An edge gateway relays the devices of its district, and no other, reports its
+    own health on ``{site}/_edge/{district}/status`` and hands over the alerts it
+    raised offline on ``{site}/_edge/{district}/alert`` (never on ``_alerts``)."""
     for name, value in (("site", site), ("district", district)):
         if not is_ident(value):
             raise ValueError(f"{name} {value!r} must match [a-z0-9][a-z0-9-]{{0,31}}")
-    return [*_device_side(f"{site}/{district}"), Acl(PUB, edge_status_topic(site, district))]
+    return [
+        *_device_side(f"{site}/{district}"),
+        Acl(PUB, edge_status_topic(site, district)),
+        Acl(PUB, edge_alert_topic(site, district)),
+    ]
 
 
 def service_acls(service: Service, site: str) -> list[Acl]:
@@ -132,6 +139,8 @@ def service_acls(service: Service, site: str) -> list[Acl]:
             *(Acl(SUB_LITERAL, topic) for topic in BROKER_TOPICS),
             # District edge gateways' health: read only (only gw.<district> publishes it).
             Acl(SUB, f"{site}/{EDGE_DISTRICT}/+/status"),
+            # ... and the alerts they raised while offline, which analytics adopts.
+            Acl(SUB, edge_alerts_filter(site)),
             # full-brightness leases (set_dim) go to lamps only
             Acl(PUB, f"{site}/+/{Kind.LAMP}/+/{Channel.CMD}"),
         ]

@@ -100,6 +100,24 @@ def edge_status_topic(site: str, district: str) -> str:
     return f"{site}/{EDGE_DISTRICT}/{district}/status"
 
 
+def edge_alert_topic(site: str, district: str) -> str:
+    """Where a district's edge gateway hands over the alerts it raised offline
+    (QoS 1, not retained; analytics adopts them: docs/CONTRACT.md)."""
+    return edge_status_topic(site, district).rsplit("/", 1)[0] + "/alert"
+
+
+def edge_alerts_filter(site: str) -> str:
+    return f"{site}/{EDGE_DISTRICT}/+/alert"
+
+
+def edge_district_of(site: str, topic: str) -> str | None:
+    """The district of ``{site}/_edge/{district}/alert`` (None for any other topic)."""
+    parts = topic.split("/")
+    if len(parts) == 4 and parts[0] == site and parts[1] == EDGE_DISTRICT and parts[3] == "alert":
+        return parts[2] if is_ident(parts[2]) else None
+    return None
+
+
 def parse_topic(topic: str) -> Topic:
     """Split ``{site}/{district}/{kind}/{device}/{channel}`` and check the grammar."""
     parts = topic.split("/")

@@ -169,6 +169,44 @@ class Lifecycle:
         self._open[row] = msgspec.structs.replace(current, ack=event.ack)
         return True
 
+    # --- alerts raised elsewhere (an edge gateway's, offline) ----------------------------
+    def adopt(self, row: int, event: AlertEvent) -> AlertEvent | None:
+        """Take over an alert raised elsewhere as this rule's open alert of ``row``, in
+        this rule's words; None (nothing changes) if ``row`` has an open alert already."""
+        if row in self._open:
+            return None
+        self.restore(row, event)
+        adopted = msgspec.structs.replace(self._open[row], state="firing")
+        adopted = msgspec.structs.replace(adopted, message=self._text(adopted))
+        self._open[row] = adopted
+        return adopted
+
+    def end(
+        self, row: int, ended_ms: int, values: Mapping[str, float] | None = None
+    ) -> AlertEvent | None:
+        """Resolve the open alert of ``row`` outside an evaluation (whoever raised it saw
+        its episode end); None if ``row`` has none."""
+        current = self._open.pop(row, None)
+        if current is None:
+            return None
+        del self._row_of_id[current.id]
+        self._state[row] = NONE
+        self._severity[row] = 0
+        self._risk[row] = 0
+        self._count[row] = 0
+        self._since[row] = NEVER
+        self._clear_since[row] = NEVER
+        self._idle = not (self._state.any() or self._count.any())
+        updated = max(ended_ms, current.updated + 1)
+        event = msgspec.structs.replace(
+            current,
+            state="resolved",
+            updated=updated,
+            ended=updated,
+            values=dict(values) if values else current.values,
+        )
+        return msgspec.structs.replace(event, message=self._text(event))
+
     # --- evaluation --------------------------------------------------------------------
     def step(
         self,

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 
 from deltasense.runtime import now_ms, start_metrics_server
 from deltasense.settings import ConfigFileError
-from edge.gateway import serve
+from deltasense.thresholds import ThresholdsError
+from edge.gateway import rule_thresholds, serve
 from edge.settings import EdgeSettings, load_edge_settings
 from edge.spool import Spool
 
@@ -91,6 +92,12 @@ def main() -> int:
         return 2
     except ValidationError as exc:
         print(f"error: invalid edge settings ({settings_problem(exc)})", file=sys.stderr)
+        return 2
+    try:
+        # The rule thresholds are checked before anything runs, like the settings.
+        rule_thresholds(settings)
+    except ThresholdsError as exc:
+        print(f"error: thresholds: {exc}", file=sys.stderr)
         return 2
     run(settings)
     return 0

@@ -21,6 +21,13 @@ sleeping node); a command that expired on the way is answered ``expired``.
 
 Delivery is at least once: a record whose PUBACK arrived just before a crash is
 sent again, and the platform stores it once (a reading's ts is its identity).
+
+Local rules (edge/localrules.py): every message the ward side spools is also fed
+to the ward's flood and storm rules, which run at once after a water reading and
+every second; while the uplink is down their verdicts sound the siren
+(edge/siren.py), order the ward's lamps to full brightness (published on the ward
+broker) and raise alerts, which go into the spool for the platform like any
+reading.
 """
 
 from __future__ import annotations
@@ -38,11 +45,13 @@ from typing import Any, Final, TypeVar
 import aiomqtt
 import paho.mqtt.client as mqtt
 
-from deltasense import gateway_status
-from deltasense.contract import Channel, edge_status_topic
+from deltasense import alerts, gateway_status
+from deltasense.contract import Channel, edge_alert_topic, edge_status_topic
 from deltasense.mqtt import run_forever
 from deltasense.runtime import now_ms, payload_bytes
+from deltasense.thresholds import Thresholds, load_thresholds
 from edge import metrics, systemd
+from edge.localrules import Decisions, WardRules
 from edge.relay import (
     DOWNLINK_CHANNELS,
     UPLINK_CHANNELS,
@@ -53,6 +62,7 @@ from edge.relay import (
     triage_command,
 )
 from edge.settings import EdgeSettings
+from edge.siren import Siren
 from edge.spool import Incoming, Record, Spool, SpoolStats
 
 _LOG = logging.getLogger("edge")
@@ -62,12 +72,38 @@ DELETE_EVERY_S: Final = 0.05
 EXPIRE_EVERY_S: Final = 30.0
 STATS_EVERY_S: Final = 1.0
 PREFETCH: Final = 1000  # records read from the spool per query
+RULES_EVERY_S: Final = 1.0  # the local rules' timers (siren max, lease renewals, storm)
+
+
+def rule_thresholds(settings: EdgeSettings) -> Thresholds:
+    """The platform's thresholds (the shipped defaults, the site's file over them);
+    raises ThresholdsError naming the file and key."""
+    return load_thresholds(settings.thresholds_file)
 
 
 class Gateway:
-    def __init__(self, settings: EdgeSettings, *, clock: Callable[[], int] = now_ms) -> None:
+    def __init__(
+        self,
+        settings: EdgeSettings,
+        *,
+        clock: Callable[[], int] = now_ms,
+        pin_factory: Any = None,
+    ) -> None:
         self.settings = settings
         self._clock = clock
+        self.rules: WardRules | None = None
+        if settings.local_rules:
+            self.rules = WardRules(
+                site=settings.site,
+                district=settings.district,
+                thresholds=rule_thresholds(settings),
+                siren_max_s=settings.siren_max_s,
+            )
+        self.siren = Siren(
+            settings.siren_pin, active_high=settings.siren_active_high, pin_factory=pin_factory
+        )
+        self.rules_due = asyncio.Event()  # a water reading came: judge now
+        self._orders: set[asyncio.Task[None]] = set()  # lamp orders on their way to the ward
         # Every spool call runs on this one thread: SQLite and fsync never block the
         # event loop, and the spool needs no locking.
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-spool")
@@ -118,6 +154,7 @@ class Gateway:
             ),
             self._housekeeping(),
             self._watchdog(),
+            self._local_rules(),
         ]
         try:
             await _first_failure(*tasks)
@@ -126,6 +163,7 @@ class Gateway:
                 await self.db(self.spool.delete, self._take_acked())
             self._db.shutdown(wait=True)
             self.spool.close()
+            self.siren.close()
 
     # --- the ward's side ------------------------------------------------------------------
     async def _local_session(self) -> None:
@@ -168,6 +206,7 @@ class Gateway:
                 metrics.SUPERSEDED.inc(result.superseded)
                 self.spooled.set()
                 self.wake.set()
+                self._observe(taken)
 
         async def flush_periodically() -> None:
             while True:
@@ -198,6 +237,66 @@ class Gateway:
                 flusher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await flusher
+
+    # --- local rules ------------------------------------------------------------------------
+    def _observe(self, messages: list[Incoming]) -> None:
+        rules = self.rules
+        if rules is None:
+            return
+        before = rules.rejected
+        for m in messages:
+            if rules.observe(m.topic, m.payload, m.received_ms):
+                self.rules_due.set()
+        if rules.rejected > before:
+            metrics.RULES_REJECTED.inc(rules.rejected - before)
+            _LOG.info("local rules: ignored a message (%s)", rules.last_error)
+
+    async def _local_rules(self) -> None:
+        """Judge the ward after each water reading and every second; act while offline."""
+        rules = self.rules
+        if rules is None:
+            await asyncio.Event().wait()
+            return
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.rules_due.wait(), timeout=RULES_EVERY_S)
+            self.rules_due.clear()
+            offline = not self.uplink_up.is_set()
+            try:
+                decisions = rules.evaluate(self._clock(), offline=offline)
+            except Exception:  # a bug must not stop the spool; the next second tries again
+                _LOG.exception("local rules failed")
+                continue
+            await self._act(decisions)
+
+    async def _act(self, d: Decisions) -> None:
+        if self.siren.set(d.siren):
+            metrics.SIREN.set(int(d.siren))
+            _LOG.warning(
+                "siren %s (drains over the critical depth: %s)",
+                "on" if d.siren else "off",
+                ", ".join(d.flooded) or "none",
+            )
+        for order in d.lamp_orders:
+            # Not awaited here: a ward broker that is away must not hold up the siren.
+            task = asyncio.create_task(self._relay(order.topic, order.payload, retain=False))
+            self._orders.add(task)
+            task.add_done_callback(self._orders.discard)
+            metrics.LAMP_ORDERS.inc()
+        if d.lamp_orders:
+            _LOG.warning("ordered %d lamps to full brightness (offline)", len(d.lamp_orders))
+        if d.alerts:
+            topic = edge_alert_topic(self.settings.site, self.settings.district)
+            now = self._clock()
+            records = [Incoming(topic, alerts.encode(e), False, now) for e in d.alerts]
+            await self.db(self.spool.append, records)
+            self.spooled.set()
+            self.wake.set()
+            for e in d.alerts:
+                metrics.LOCAL_ALERTS.labels(e.state).inc()
+                _LOG.warning(
+                    "local alert %s %s %s on %s (%s)", e.id, e.rule, e.state, e.subject, e.severity
+                )
 
     # --- the platform's side --------------------------------------------------------------
     def _uplink_client(self) -> aiomqtt.Client:

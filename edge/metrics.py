@@ -35,3 +35,11 @@ CONFIGS: Final = _M.counter("configs", "Retained configurations relayed to nodes
 COMMIT_SECONDS: Final = _M.histogram(
     "spool_commit_seconds", "Spool transaction time, fsync included"
 )
+SIREN: Final = _M.gauge("siren_on", "1 while the ward siren sounds (local rules, offline)")
+LAMP_ORDERS: Final = _M.counter("lamp_orders", "Full-brightness orders sent to lamps offline")
+LOCAL_ALERTS: Final = _M.counter(
+    "local_alerts", "Alert events raised offline and spooled for the platform", ["state"]
+)
+RULES_REJECTED: Final = _M.counter(
+    "rules_rejected", "Messages the local rules could not read (ignored, still forwarded)"
+)

@@ -78,6 +78,19 @@ class EdgeSettings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9103, ge=0, le=65535, description="Prometheus; 0 turns it off.")
 
+    # Local rules while the uplink is down (edge/localrules.py, docs/EDGE.md).
+    local_rules: bool = Field(True, description="Judge the ward's flood and storm offline.")
+    thresholds_file: Path | None = Field(
+        None, description="The site's rule thresholds (the platform's file), over the defaults."
+    )
+    siren_pin: int | None = Field(
+        None, ge=0, le=27, description="BCM number of the siren's GPIO pin; unset: no siren."
+    )
+    siren_active_high: bool = Field(True, description="The pin is high while the siren sounds.")
+    siren_max_s: float = Field(
+        900.0, gt=0, le=86_400, description="The longest the siren sounds in one episode."
+    )
+
     @field_validator("site", "district")
     @classmethod
     def _ident(cls, value: str, info: ValidationInfo) -> str:

@@ -29,7 +29,7 @@ def edge_env(settings: EdgeSettings) -> dict[str, str]:
     for name, value in settings.model_dump(mode="json").items():
         if value is None or value == "":
             continue
-        if name in {"var_dir", "spool_path", "uplink_tls_ca_file"}:
+        if name in {"var_dir", "spool_path", "uplink_tls_ca_file", "thresholds_file"}:
             value = str(Path(value).resolve())
         env[f"DELTASENSE_EDGE_{name.upper()}"] = str(value)
     env["DELTASENSE_EDGE_CONFIG"] = os.devnull  # the variables say it all

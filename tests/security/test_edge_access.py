@@ -9,7 +9,7 @@ import pytest
 
 from deltasense import dynsec, provisioning
 from deltasense.access import Service
-from deltasense.contract import Kind, edge_status_topic
+from deltasense.contract import Kind, edge_alert_topic, edge_status_topic
 from tests.security.conftest import LockedBroker
 from tests.security.probe import GRANTED_QOS1, NOT_AUTHORIZED, Probe, Refused
 from tests.support import eventually
@@ -34,6 +34,7 @@ async def test_a_gateway_relays_its_district_and_nothing_else(
         assert gw.subscribe(f"tsec/{mine}/+/+/cmd") == GRANTED_QOS1
         assert gw.subscribe(f"tsec/{mine}/+/+/cfg") == GRANTED_QOS1
         assert gw.publish(edge_status_topic("tsec", mine), b'{"state":"online"}') in ACCEPTED
+        assert gw.publish(edge_alert_topic("tsec", mine), b"{}") in ACCEPTED  # its offline alerts
         # and nothing of another district, the platform or the broker
         for topic in (
             f"tsec/{other}/weather/ws-1/tele",
@@ -41,6 +42,7 @@ async def test_a_gateway_relays_its_district_and_nothing_else(
             f"tsec/{mine}/weather/ws-1/cmd",
             f"tsec/{mine}/weather/ws-1/cfg",
             edge_status_topic("tsec", other),
+            edge_alert_topic("tsec", other),
             "tsec/_alerts/flood/street-flood/x",
             "$CONTROL/dynamic-security/v1",
         ):
@@ -105,3 +107,37 @@ async def test_analytics_reads_gateway_health_and_no_node_or_service_forges_it(
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_only_the_wards_gateway_hands_over_its_offline_alerts(
+    locked: LockedBroker, admin: dynsec.Dynsec, tag: str
+) -> None:
+    """A forged offline alert would raise (or, adopted first, silence) a flood alert:
+    only gw.<district> may publish on its district's alert topic; analytics reads it."""
+    ward = f"{tag}-w"
+    gw_secret = await provisioning.add_gateway(admin, site=locked.site, district=ward)
+    node = f"{tag}-n1"
+    node_secret = await provisioning.add_device(
+        admin, site=locked.site, district=ward, kind=Kind.WATER, device=node
+    )
+    topic = edge_alert_topic(locked.site, ward)
+    forged = b'{"id":"al-0","rule":"street-flood","state":"firing"}'
+    with Probe(locked.port, node, node, node_secret) as n:
+        assert n.publish(topic, forged) == NOT_AUTHORIZED
+        assert n.subscribe("tsec/_edge/+/alert") == NOT_AUTHORIZED
+    for svc in (Service.SIMULATOR, Service.INGEST, Service.API, Service.NOTIFIER):
+        with Probe(
+            locked.port, f"{tag}-{svc.value}", svc.username, locked.accounts.passwords[svc]
+        ) as p:
+            assert p.publish(topic, forged) == NOT_AUTHORIZED, svc
+    analytics = Service.ANALYTICS
+    with Probe(
+        locked.port, f"{tag}-analytics", analytics.username, locked.accounts.passwords[analytics]
+    ) as an:
+        assert an.subscribe("tsec/_edge/+/alert") == GRANTED_QOS1
+        assert an.publish(topic, forged) == NOT_AUTHORIZED
+        user = f"gw.{ward}"
+        with Probe(locked.port, user, user, gw_secret) as gw:
+            assert gw.publish(topic, b'{"from":"the gateway"}') in ACCEPTED
+        await eventually(lambda: _async(any(t == topic for t, _, _ in an.messages)))
+        assert [b for t, b, _ in an.messages if t == topic] == [b'{"from":"the gateway"}']

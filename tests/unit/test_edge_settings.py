@@ -65,6 +65,12 @@ def test_toml_file_and_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
         ("backlog_share", "1.0"),
         ("uplink_port", "70000"),
         ("log_level", "LOUD"),
+        ("siren_pin", "28"),  # BCM 0-27
+        ("siren_pin", "-1"),
+        ("siren_pin", "GPIO17"),
+        ("siren_max_s", "0"),
+        ("siren_active_high", "maybe"),
+        ("local_rules", "sometimes"),
     ],
 )
 def test_bad_values_are_refused_by_name(
@@ -93,3 +99,20 @@ def test_python_m_edge_names_the_bad_key_and_exits_2(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "district" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_bad_thresholds_file_stops_the_gateway_with_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "site.toml"
+    bad.write_text("[flood]\nstreet_critical_mm = 10.0\n")  # below the warning depth
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DELTASENSE_EDGE_DISTRICT": "phuong-1",
+        "DELTASENSE_EDGE_THRESHOLDS_FILE": str(bad),
+        "DELTASENSE_EDGE_CONFIG": "/dev/null",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge"], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode == 2
+    assert "site.toml" in proc.stderr and "street_critical_mm" in proc.stderr
+    assert "Traceback" not in proc.stderr
