@@ -56,7 +56,9 @@ class LiveStack:
     def admin(self) -> str:
         return (self.var / "secrets" / "admin-token").read_text().strip()
 
-    def cli(self, *args: str, record: bool = True) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, record: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [sys.executable, "-m", "tools.cli", *args],
             env=self.env,
@@ -65,6 +67,7 @@ class LiveStack:
             text=True,
             timeout=150,
             check=False,
+            input=stdin,
         )
         if record:
             self.outputs[f"{len(self.outputs)}: deltasense {' '.join(args)}"] = (
@@ -310,6 +313,33 @@ def test_the_leak_finder_finds_a_planted_token(tmp_path: Path) -> None:
     assert leaks({"admin": planted}, [tmp_path / "clean.log"]) == []
 
 
+def test_a_console_account_signs_in_and_its_password_is_checked_for_leaks(
+    live: LiveStack,
+) -> None:
+    """`deltasense users add` with the password on stdin, a wrong and a right login,
+    the stream ticket by the cookie, logout; the password, the wrong one and the
+    session id join the secrets the last test searches every log for."""
+    password = "ca đêm " + secrets.token_urlsafe(12)
+    wrong = "sai " + secrets.token_urlsafe(12)
+    added = live.cli("users", "add", "truc.ban", "--role", "operator", "--password-stdin",
+                     stdin=password + "\n")  # fmt: skip
+    assert added.returncode == 0, added.stdout + added.stderr
+    console = {"X-DeltaSense-Console": "1"}
+    with live.client() as http:
+        body = {"username": "truc.ban", "password": wrong}
+        assert http.post("/api/v1/session", json=body, headers=console).status_code == 401
+        body["password"] = password
+        signed = http.post("/api/v1/session", json=body, headers=console)
+        assert signed.status_code == 200, signed.text
+        live.issued |= {"console password": password, "wrong password": wrong,
+                        "session id": http.cookies["ds_session"]}  # fmt: skip
+        assert http.get("/api/v1/me").json()["via"] == "session"
+        assert http.post("/api/v1/stream/ticket").status_code == 403  # no CSRF header
+        assert http.post("/api/v1/stream/ticket", headers=console).status_code == 200
+        assert http.delete("/api/v1/session", headers=console).status_code == 204
+    assert stat.S_IMODE((live.var / "secrets" / "users.json").stat().st_mode) == 0o600
+
+
 def test_no_secret_in_any_log_of_the_run(live: LiveStack) -> None:
     """Last: stop the stack, then search everything it wrote."""
     stopped = live.cli("down")
@@ -317,6 +347,9 @@ def test_no_secret_in_any_log_of_the_run(live: LiveStack) -> None:
     stored = {f"var/secrets/{k}": v for k, v in secrets_under(live.var / "secrets").items()}
     stored |= {"notifier ack secret": (live.var / "notifier" / "ack-secret").read_text().strip()}
     stored |= CHANNEL_SECRETS | live.issued
+    # The accounts file holds Argon2 hashes, not secrets a log could carry; the
+    # passwords themselves are searched (live.issued).
+    stored.pop("var/secrets/users.json", None)
     assert "var/secrets/admin-token" in stored
     assert {f"var/secrets/mqtt/svc.{s}" for s in ("api", "ingest", "simulator")} <= set(stored)
     assert sum(k.startswith("ticket") for k in stored) >= 3
