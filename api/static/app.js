@@ -6,6 +6,7 @@ import { openAlertStream } from "./stream.js";
 import { CityMap } from "./map.js";
 import { drawChart } from "./chart.js";
 import { CONSOLE_HEADERS, bindLoginForm, endSession, focusLogin, showAccount } from "./login.js";
+import { Alarm } from "./alarm.js";
 
 const state = {
   me: null,
@@ -58,6 +59,12 @@ async function api(path, options = {}) {
 
 const isOperator = () => state.me && (state.me.role === "operator" || state.me.role === "admin");
 const wardName = (id) => (id ? (state.config?.wards.find((w) => w.id === id)?.name ?? id) : state.config?.city[getLang()] ?? "");
+// The alarm workflow (alarm.js): marks, details, silences on tiles and the device page.
+const workflow = new Alarm({
+  api, el, isOperator, wardName,
+  onChange: () => { renderAlerts(); renderHistory(); renderWards(); if (state.device) renderDeviceStatic(); },
+  onError: (err) => (err.status === 401 ? handleError(err) : showError(err.status === 403 ? t("forbidden") : `${t("load_error")}: ${err.message}`)),
+});
 
 // --- language ------------------------------------------------------------------------
 function applyLanguage() {
@@ -101,7 +108,7 @@ function beep() {
 }
 
 function alarm(a) {
-  if (a.severity !== "critical" || a.state === "resolved" || state.alarmed.has(a.id)) return;
+  if (a.severity !== "critical" || a.state === "resolved" || state.alarmed.has(a.id) || workflow.hiddenReason(a)) return;
   state.alarmed.add(a.id);
   const sounded = beep();
   // What the browser test measures: when this alert was flashed and sounded.
@@ -144,6 +151,10 @@ function alertItem(a, { withAck }) {
   );
   const link = deviceById(a.subject);
   if (link) item.append(el("a", { href: `#/device/${encodeURIComponent(a.subject)}`, text: a.subject }));
+  const marks = workflow.badges(a);
+  if (marks) item.append(marks);
+  if (workflow.silencing(a).length && a.state !== "resolved") item.classList.add("silenced");
+  item.append(workflow.details(a));
   if (isOperator()) item.append(deliveries(a.id));
   if (a.ack) {
     item.append(el("div", { class: "meta ack", text: `${t("acked_by")} ${a.ack.by} (${fmtTime(a.ack.ts)})${a.ack.note ? `: ${a.ack.note}` : ""}` }));
@@ -195,7 +206,7 @@ function deliveryItem(m) {
 }
 
 function filters() {
-  return { state: $("f-state").value, kind: $("f-kind").value, severity: $("f-severity").value, ward: $("f-ward").value };
+  return { state: $("f-state").value, kind: $("f-kind").value, severity: $("f-severity").value, ward: $("f-ward").value, hidden: $("f-hidden").checked };
 }
 
 function passes(a, f) {
@@ -209,6 +220,10 @@ function renderAlerts() {
   const items = pool
     .filter((a) => (f.state === "all" || (f.state === "active" ? a.state !== "resolved" : a.state === "resolved")) && passes(a, f))
     .sort((a, b) => (b.severity === "critical") - (a.severity === "critical") || b.updated - a.updated);
+  // Shelved, cleared and silenced alerts leave the active list unless asked for (alarm.js).
+  const hidden = f.state === "active" && !f.hidden ? items.filter((a) => workflow.hiddenReason(a)) : [];
+  $("alerts-hidden").textContent = hidden.length ? `${hidden.length} ${t("hidden_count")}` : "";
+  if (hidden.length) items.splice(0, items.length, ...items.filter((a) => !hidden.includes(a)));
   $("alerts-empty").hidden = items.length > 0;
   $("alerts").replaceChildren(...items.map((a) => alertItem(a, { withAck: true })));
   for (const id of state.alarmed) document.querySelector(`#alerts [data-alert="${CSS.escape(id)}"]`)?.classList.add("flash");
@@ -240,6 +255,7 @@ async function loadAlerts() {
       api("/api/v1/alerts?state=active"), api("/api/v1/alerts?state=all&limit=500"),
     ]);
     state.alerts = new Map(active.map((a) => [a.id, a]));
+    workflow.loadOverview();
     state.history = all;
     renderAlerts(); renderHistory();
   } catch (err) { handleError(err); }
@@ -258,6 +274,7 @@ function onAlert(a) {
     if (!active && d.alert?.id === a.id) d.alert = null;
     state.map?.update(state.devices);
   }
+  workflow.refreshSoon();
   renderAlerts(); renderHistory();
   alarm(a);
   if (state.device === a.subject) loadDeviceAlerts();
@@ -309,6 +326,7 @@ function renderWards() {
     const kwh = (w.meter_kwh_today ?? 0) + (w.lamp_kwh_today ?? 0);
     const tile = el("article", { class: `tile${w.alerts.critical ? " has-critical" : w.alerts.warning ? " has-warning" : ""}`, "data-ward": w.district },
       el("h3", { text: w.name }),
+      workflow.wardNote(w.district),
       el("dl", {},
         ...tileRow(t("tile_online"), `${w.online}/${w.devices}`),
         ...tileRow(t("tile_offline"), String(w.offline)),
@@ -356,6 +374,8 @@ function renderDeviceStatic() {
   const d = state.devices.find((x) => x.device === state.device);
   $("device-title").textContent = state.device;
   $("device-sub").textContent = d ? `${t(d.kind)} · ${wardName(d.district)} · ${t(d.status)} · ${t("last_seen")} ${fmtTime(d.last_seen)}` : "";
+  const silenced = d ? workflow.deviceNote(d.device, d.district) : null;
+  $("device-silence").replaceChildren(...(silenced ? [silenced] : []));
   $("command-panel").hidden = !(isOperator() && d && d.kind === "lamp");
   $("commands").replaceChildren(...state.commands.map((c) => el("li", {
     "data-command": c.id, "data-status": c.status, class: `cmd cmd-${c.status}`,
@@ -526,6 +546,7 @@ async function start() {
   for (const id of state.timers) clearInterval(id);
   state.timers = [
     setInterval(loadMap, 15000), setInterval(loadWards, 30000), setInterval(loadServices, 3000),
+    setInterval(() => workflow.loadOverview(), 15000),
     setInterval(() => { if (state.commands.some((c) => c.status === "sent")) loadCommands(); }, 1000),
   ];
 }
