@@ -33,7 +33,9 @@ from api.auth import Principal, Role, load_tokens
 from api.deps import (
     AlarmDep,
     AlertIdPath,
+    ApiContext,
     AuditDep,
+    CtxDep,
     DbDep,
     HubDep,
     OperatorDep,
@@ -43,7 +45,6 @@ from api.deps import (
 from deltasense.alerts import AlertEvent
 from deltasense.audit import Action, AuditLog, Result
 from deltasense.runtime import now_ms
-from deltasense.settings import Settings
 from deltasense.silences import Silence
 
 router = APIRouter(tags=["alarm workflow"])
@@ -132,14 +133,15 @@ async def assign(
     body: AssignIn,
     db: DbDep,
     alarm_store: AlarmDep,
-    settings: SettingsDep,
+    ctx: CtxDep,
     principal: OperatorDep,
     audit: AuditDep,
     request: Request,
 ) -> WorkflowOut:
-    """Assign to an operator (a token name with role operator or admin); null unassigns."""
+    """Assign to an operator (a console account or token name with role operator or
+    admin); null unassigns."""
     event = await _alert(db, alert_id)
-    if body.assignee is not None and body.assignee not in _operators(settings):
+    if body.assignee is not None and body.assignee not in _operators(ctx):
         await _audited(
             audit, request, principal, Action.ALERT_ASSIGN, alert_id, Result.INVALID,
             assignee=body.assignee,
@@ -312,15 +314,18 @@ async def clear(
     return await _workflow(alarm_store, event)
 
 
-def _operators(settings: Settings) -> list[str]:
-    names = {p.name for p in load_tokens(settings.var_dir).values() if p.role.allows(Role.OPERATOR)}
-    return sorted(names | {"admin"})
+def _operators(ctx: ApiContext) -> list[str]:
+    """Console accounts (not disabled) and API tokens with role operator or admin."""
+    names = {a.name for a in ctx.accounts.list() if not a.disabled and a.role.allows(Role.OPERATOR)}
+    tokens = load_tokens(ctx.settings.var_dir).values()
+    return sorted(names | {p.name for p in tokens if p.role.allows(Role.OPERATOR)} | {"admin"})
 
 
 @router.get("/alarm/operators", response_model=OperatorsOut)
-async def operators(settings: SettingsDep, _: OperatorDep) -> OperatorsOut:
-    """Who an alert may be assigned to: every token name with role operator or admin."""
-    return OperatorsOut(names=_operators(settings))
+async def operators(ctx: CtxDep, _: OperatorDep) -> OperatorsOut:
+    """Who an alert may be assigned to: every console account and token name with role
+    operator or admin."""
+    return OperatorsOut(names=_operators(ctx))
 
 
 @router.get("/alarm/overview", response_model=OverviewOut)
