@@ -312,19 +312,30 @@ class Outbox:
         ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
-    def messages(self, alert_id: str | None = None, limit: int = 1000) -> list[Message]:
-        if alert_id is None:
-            rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM messages ORDER BY created DESC LIMIT ?",  # noqa: S608
-                (limit,),
-            ).fetchall()
-        else:
-            rows = self._db.execute(
-                f"SELECT {_M_COLUMNS} "  # noqa: S608 (constant columns)
-                "FROM messages m JOIN message_alerts a ON a.key = m.key "
-                "WHERE a.alert_id = ? ORDER BY m.created DESC LIMIT ?",
-                (alert_id, limit),
-            ).fetchall()
+    def messages(
+        self,
+        alert_id: str | None = None,
+        limit: int = 1000,
+        before: tuple[int, str] | None = None,
+    ) -> list[Message]:
+        """Newest first (by creation, then key); ``before`` = the (created, key) of the
+        last message of the previous page, for the page after it."""
+        where: list[str] = []
+        params: list[object] = []
+        join = ""
+        if alert_id is not None:
+            join = " JOIN message_alerts a ON a.key = m.key"
+            where.append("a.alert_id = ?")
+            params.append(alert_id)
+        if before is not None:
+            where.append("(m.created < ? OR (m.created = ? AND m.key < ?))")
+            params += [before[0], before[0], before[1]]
+        rows = self._db.execute(
+            f"SELECT {_M_COLUMNS} FROM messages m{join}"  # noqa: S608 (constant fragments)
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + " ORDER BY m.created DESC, m.key DESC LIMIT ?",
+            (*params, limit),
+        ).fetchall()
         return [_row(r) for r in rows]
 
     def counts(self) -> dict[str, dict[str, int]]:

@@ -183,6 +183,8 @@ class Notifier:
         self._backoff = Backoff(1.0, 300.0)  # per message: delay(attempts), no shared state
         self.connected = asyncio.Event()
         self.routing_status = RoutingStatus()
+        self._tg: asyncio.TaskGroup | None = None  # while run() runs
+        self._polling = False
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -195,7 +197,17 @@ class Notifier:
             self.channels.setdefault(name, channel)
         self.routing = routing
         self.planner.use_routing(routing)
+        self._start_poller()  # a Telegram channel this file adds needs its button presses read
         self._wake_plan.set()
+
+    def _start_poller(self) -> None:
+        """Read Telegram's button presses once there is a Telegram channel (at start-up
+        or when a reloaded routing file adds one); one poller for the process."""
+        telegram = self.channels.get("telegram")
+        if self._tg is None or self._polling or not isinstance(telegram, Telegram):
+            return
+        self._polling = True
+        self._tg.create_task(self._poll_telegram(telegram))
 
     # --- start-up ----------------------------------------------------------------------
     def restore(self) -> None:
@@ -215,13 +227,13 @@ class Notifier:
         self.restore()
         try:
             async with asyncio.TaskGroup() as tg:
+                self._tg = tg
                 tg.create_task(run_forever(self._session, name="notifier", logger=_LOG))
                 tg.create_task(self._plan_loop())
                 tg.create_task(self._send_loop())
-                telegram = self.channels.get("telegram")
-                if isinstance(telegram, Telegram):
-                    tg.create_task(self._poll_telegram(telegram))
+                self._start_poller()
         finally:
+            self._tg, self._polling = None, False
             # Sends in flight stop with the service (their rows stay 'sending' and are
             # resent at the next start), rather than outliving the outbox they write to.
             for task in list(self._tasks):

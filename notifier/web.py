@@ -1,6 +1,6 @@
 """The notifier's own small HTTP endpoint: email ack links, delivery state, health.
 
-``/deliveries`` (what was sent, to whom, how it went) and ``/routing/status``
+``/deliveries`` (what was sent, to whom, how it went; paged) and ``/routing/status``
 (which routing file version is in use, or why a new one was refused) take the
 admin token: the API reads them.  Addresses leave this process masked only.
 
@@ -18,8 +18,9 @@ import contextlib
 import dataclasses
 import hmac
 import html
+import re
 from collections.abc import Generator
-from typing import Any
+from typing import Any, Final
 
 import uvicorn
 from starlette.applications import Starlette
@@ -32,6 +33,11 @@ from deltasense.routing import mask_address
 from notifier.acklinks import AckLinkError, read_token
 from notifier.service import AckUnavailable, Notifier
 from notifier.texts import say
+
+# /deliveries pages: newest first, at most PAGE_MAX a request; ``next`` (the last
+# row's created:key) asks for the page after it.
+PAGE_MAX: Final = 500
+CURSOR_RE: Final = re.compile(r"(?P<created>[0-9]{1,16}):(?P<key>ds-[0-9a-f]{32})")
 
 _PAGE = """<!doctype html><html lang="vi"><meta charset="utf-8">
 <meta name="viewport" content="width=device-width"><title>DeltaSense</title>
@@ -105,12 +111,27 @@ def create_app(notifier: Notifier) -> Starlette:
     async def deliveries(request: Request) -> Response:
         if not admin(request):
             return JSONResponse({"detail": "admin token required"}, status_code=401)
-        alert_id = request.query_params.get("alert_id")
+        query = request.query_params
+        alert_id = query.get("alert_id")
         if alert_id is not None and not 0 < len(alert_id) <= 200:
             return JSONResponse({"detail": "alert_id: 1 to 200 characters"}, status_code=422)
-        rows = notifier.outbox.messages(alert_id, limit=500)
+        limit_text = query.get("limit", str(PAGE_MAX))
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= PAGE_MAX:
+            return JSONResponse({"detail": f"limit: 1 to {PAGE_MAX}"}, status_code=422)
+        limit = int(limit_text)
+        before = None
+        if "before" in query:
+            cursor = CURSOR_RE.fullmatch(query["before"])
+            if cursor is None:
+                return JSONResponse(
+                    {"detail": "before: the 'next' of the previous page"}, status_code=422
+                )
+            before = (int(cursor["created"]), cursor["key"])
+        rows = notifier.outbox.messages(alert_id, limit=limit + 1, before=before)
+        more, rows = len(rows) > limit, rows[:limit]
         return JSONResponse(
             {
+                "next": f"{rows[-1].created}:{rows[-1].key}" if more else None,
                 "counts": notifier.outbox.counts(),
                 "messages": [
                     {

@@ -37,6 +37,7 @@ from deltasense.settings import Settings
 router = APIRouter(tags=["notifier"])
 
 NOTIFIER_TIMEOUT_S = 3.0
+DELIVERY_PAGES = 20  # of 500: the most of one alert's deliveries the API reads
 CONFIRM_S = 5.0  # the notifier checks the file every 2 s
 TOML_TYPES = ("application/toml", "text/plain", "text/x-toml")
 _write_lock = asyncio.Lock()  # two admins saving at once: one file, the last one whole
@@ -64,24 +65,36 @@ async def alert_notifications(
     Operators and admins: addresses, even masked, tell who is on duty."""
     if not settings.notifier_http_port:
         raise HTTPException(503, "notifier HTTP endpoint is off (notifier_http_port = 0)")
+    out: list[Delivery] = []
+    params = {"alert_id": alert_id}
     try:
         async with httpx.AsyncClient(timeout=NOTIFIER_TIMEOUT_S) as http:
-            r = await http.get(
-                f"{notifier_url(settings)}/deliveries",
-                params={"alert_id": alert_id},
-                headers={"Authorization": f"Bearer {ctx.admin_token}"},
-            )
+            # The notifier answers in pages (newest first); an alert's are all read,
+            # up to DELIVERY_PAGES of them (a critical repeated for days).
+            for _page in range(DELIVERY_PAGES):
+                r = await http.get(
+                    f"{notifier_url(settings)}/deliveries",
+                    params=params,
+                    headers={"Authorization": f"Bearer {ctx.admin_token}"},
+                )
+                if r.status_code != 200:
+                    raise HTTPException(
+                        503, f"notifier answered {r.status_code}; delivery state unknown"
+                    )
+                try:
+                    page = r.json()
+                    out += [Delivery.model_validate(m) for m in page["messages"]]
+                    cursor = page.get("next")
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    raise HTTPException(503, "notifier answered something unreadable") from None
+                if not isinstance(cursor, str):
+                    break
+                params = {"alert_id": alert_id, "before": cursor}
     except httpx.HTTPError as exc:
         raise HTTPException(
             503, f"notifier unavailable ({type(exc).__name__}); delivery state unknown"
         ) from None
-    if r.status_code != 200:
-        raise HTTPException(503, f"notifier answered {r.status_code}; delivery state unknown")
-    try:
-        rows = r.json()["messages"]
-        return [Delivery.model_validate(m) for m in rows]
-    except (ValueError, KeyError, TypeError):
-        raise HTTPException(503, "notifier answered something unreadable") from None
+    return out
 
 
 def _current(settings: Settings) -> tuple[str, Routing]:

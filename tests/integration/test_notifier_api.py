@@ -14,6 +14,7 @@ from api.auth import add_token
 from deltasense.influx import InfluxClient
 from deltasense.routing import load_routing, routing_path
 from deltasense.settings import Settings
+from notifier.outbox import Message
 from tests.integration.api_support import ADMIN, running_api
 from tests.integration.notifier_support import (
     Fakes,
@@ -213,7 +214,7 @@ async def test_an_alerts_notifications_show_the_sent_message_masked(
         assert down.json()["detail"] == (
             "notifier unavailable (ConnectError); delivery state unknown"
         )
-        async with running_notifier(nsettings, load_routing(routing_path(nsettings)), influx):
+        async with running_notifier(nsettings, load_routing(routing_path(nsettings)), influx) as n:
             await publish(nsettings, a)
             await _webhook_to(fakes, "day", a.id)
 
@@ -236,6 +237,15 @@ async def test_an_alerts_notifications_show_the_sent_message_masked(
             assert a.id in m["alert_ids"]  # type: ignore[operator]
             assert isinstance(m["sent_at"], int) and m["sent_at"] >= m["created"]  # type: ignore[operator]
             assert m["last_error"] == ""
+            # More than one page of the notifier's (500): the API reads them all.
+            extra = [
+                Message(f"ds-{i:032x}", "day", "telegram", "1", "repeat", (a.id,), {"text": "x"})
+                for i in range(600)
+            ]
+            n.outbox.enqueue(extra, now_ms=n.now_ms() + 3_600_000)  # not due: nothing sends
+            r = await api.get(url, headers=ADMIN)
+            assert r.status_code == 200 and len(r.json()) == 601
+            assert len({m["key"] for m in r.json()}) == 601
             r = await api.get(url, headers=ADMIN)
             assert r.status_code == 200 and "to=day" not in r.text
             other = await api.get("/api/v1/alerts/al-9999/notifications", headers=ADMIN)

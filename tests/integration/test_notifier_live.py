@@ -15,6 +15,7 @@ import pytest
 
 from deltasense.influx import InfluxClient
 from deltasense.mqtt import make_client
+from deltasense.routing import routing_path
 from deltasense.settings import Settings
 from tests.integration.notifier_support import (
     Fakes,
@@ -180,6 +181,38 @@ async def test_telegram_button_acks_and_stops_escalation(
     assert {x["callback_query_id"] for x in fakes.answers} == {"c2", "c4"}  # c2: "not allowed"
     rows = await influx.query('SELECT last("body") FROM "alerts" GROUP BY "id"')
     assert "telegram:an" in str(rows)
+
+
+async def test_a_telegram_channel_added_by_a_reload_takes_its_button_presses(
+    nsettings: Settings, fakes: Fakes, inbox: Inbox, influx: InfluxClient
+) -> None:
+    """The getUpdates poller starts when a reloaded routing file adds Telegram, not
+    only at start-up (before, the buttons worked only after a restart)."""
+    webhook_only = '[receivers.truc-ban]\nwebhook = ["{hook}"]\n' + ROUTES
+    telegram = "[receivers.truc-ban]\ntelegram = [1001]\n" + ROUTES
+    async with running_notifier(nsettings, routing(fakes, webhook_only), influx) as n:
+        assert "telegram" not in n.channels
+        routing_path(nsettings).write_text(telegram, encoding="utf-8")
+
+        async def reloaded() -> bool:
+            return n.routing_status.loaded_mtime_ns is not None and "telegram" in n.channels
+
+        assert await eventually(reloaded, within=3)
+        a = alert(9)
+        await publish(nsettings, a)
+        await fakes.wait_for(lambda x: len(fakes.of("telegram")) == 1, within=3)
+        ack = await watch_ack(nsettings, a)
+        press = {"id": "c9", "data": f"ack:{a.id}", "from": {"id": 7, "username": "an"}}
+        fakes.updates.put_nowait({"update_id": 9, "callback_query": press | CHAT_1001})
+        published = await asyncio.wait_for(ack, timeout=5)
+        assert published.ack is not None and published.ack.by == "telegram:an"
+        await fakes.wait_for(lambda x: len(fakes.of("telegram")) == 2, within=3)
+    assert [x["callback_query_id"] for x in fakes.answers] == ["c9"]
+    assert fakes.answers[0]["text"] == "Đã xác nhận bởi telegram:an"  # the receiver's language
+
+
+ROUTES = '\n[[routes]]\nname = "flood"\nreceivers = ["truc-ban"]\n'
+CHAT_1001 = {"message": {"chat": {"id": 1001}}}
 
 
 async def test_email_link_acks_once_and_a_get_does_not(
