@@ -20,7 +20,6 @@ httpx.  Each number is the median and the worst of ``--rounds`` fresh page loads
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -36,6 +35,8 @@ from typing import Any, Literal
 
 import httpx
 
+from api.accounts import AccountStore
+from api.deps import CSRF_HEADER
 from bench.e2e.rig import Rig
 from deltasense import schema
 from deltasense.alerts import AlertEvent, Message
@@ -50,7 +51,9 @@ CHART_TARGET_MS = 200.0
 CHART_POINTS = 7 * 24 * 60  # one a minute for 7 days
 SITE = "baclieu"
 DB = "bench_console"
-TOKEN = "bench-console-admin-token-0123456789abcdef"
+TOKEN = "bench-console-admin-token-0123456789abcdef"  # httpx, as an API client
+OPERATOR = "bench-operator"  # the browser signs in as a console account
+PASSWORD = "bench console password 2026"
 KINDS = (Kind.WATER, Kind.WEATHER, Kind.LAMP, Kind.METER)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -146,6 +149,7 @@ def api_process(rig: Rig, var: Path) -> tuple[ManagedProcess, str]:
         admin_token=TOKEN,
     )
     base = f"http://127.0.0.1:{port}"
+    AccountStore(var).add(OPERATOR, "operator", PASSWORD)
     proc = python_service(
         "api",
         "api",
@@ -170,7 +174,7 @@ def time_endpoint(base: str, path: str, rounds: int) -> tuple[list[float], int]:
     return times, size
 
 
-_INIT = "localStorage.setItem('ds.token', {token});localStorage.setItem('ds.lang', 'vi');"
+_INIT = "localStorage.setItem('ds.lang', 'vi');"
 
 _PAINT = """() => {
   const mark = performance.getEntriesByName('ds:map-drawn')[0];
@@ -185,10 +189,9 @@ _PAINT = """() => {
 
 # A 7-day series of 1-minute water levels (a slow tide and noise), drawn by the
 # console's own chart.js into a card like the device page's, on the console's page.
-_CHART = """async ([n, token]) => {
+_CHART = """async ([n, csrf]) => {
   const { drawChart } = await import('/static/chart.js');
-  const config = await (await fetch('/api/v1/console/config',
-    { headers: { Authorization: `Bearer ${token}` } })).json();
+  const config = await (await fetch('/api/v1/console/config', { headers: { [csrf]: '1' } })).json();
   const lines = config.lines.level_cm || [];
   const end = Date.now() - Date.now() % 60000;
   const points = [];
@@ -221,13 +224,21 @@ def browser_rounds(base: str, cfg: Config) -> tuple[list[dict[str, Any]], list[d
                 context = browser.new_context(
                     viewport={"width": 1280, "height": 900}, base_url=base
                 )
-                context.add_init_script(_INIT.format(token=json.dumps(TOKEN)))
+                context.add_init_script(_INIT)
+                # Signed in before the clock starts, as an operator who has the console
+                # open in a tab: the first paint is the console's, not the login's.
+                signed = context.request.post(
+                    "/api/v1/session",
+                    data={"username": OPERATOR, "password": PASSWORD},
+                    headers={CSRF_HEADER: "1"},
+                )
+                assert signed.ok, signed.text()
                 page = context.new_page()
                 page.goto("/")
                 page.wait_for_selector("#map[data-drawn='1']", timeout=60_000)
                 paints.append(page.evaluate(_PAINT))
                 page.wait_for_selector("body[data-ready='1']", timeout=60_000)
-                charts.append(page.evaluate(_CHART, [CHART_POINTS, TOKEN]))
+                charts.append(page.evaluate(_CHART, [CHART_POINTS, CSRF_HEADER]))
                 context.close()
         finally:
             browser.close()

@@ -11,10 +11,14 @@ Kept few and fast: one stack and one browser for the module.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import socket
+import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,13 +118,19 @@ _token = _account  # the name these tests had while the console signed in with t
 
 
 def open_console(
-    browser: Any, stack: Stack, who: Login | str, *, viewport: dict[str, int], lang: str = "vi"
+    browser: Any,
+    stack: Stack,
+    who: Login | str,
+    *,
+    viewport: dict[str, int],
+    lang: str = "vi",
+    base_url: str | None = None,
 ) -> Any:
     """A new browser context signed in as ``who`` (``ADMIN``: an admin account) through
     the API's login, which sets the session cookie for the context."""
     login = _account(stack, "browser-admin", "admin") if who == ADMIN else who
     assert isinstance(login, Login), "sign the console in with an account"
-    context = browser.new_context(viewport=viewport, base_url=stack.api)
+    context = browser.new_context(viewport=viewport, base_url=base_url or stack.api)
     context.add_init_script(_CSP_PROBE)
     context.add_init_script(f"localStorage.setItem('ds.lang', {json.dumps(lang)});")
     signed = context.request.post(
@@ -567,3 +577,156 @@ def test_an_operator_signs_in_on_the_login_page_and_a_wrong_password_is_told(
         assert context.request.get("/api/v1/me").status == 401  # ended on the server
         assert_clean(page)
         context.close()
+
+
+# Every EventSource the console opens, with the URL it asked for and the alert events
+# (id, alert id) it got: what the stream delivered, apart from what a reload shows.
+_SSE_PROBE = """
+window.__sse = [];
+const NativeEventSource = window.EventSource;
+window.EventSource = class extends NativeEventSource {
+  constructor(url, init) {
+    super(url, init);
+    const seen = { url: String(url), events: [] };
+    window.__sse.push(seen);
+    this.addEventListener('alert', (e) => seen.events.push([e.lastEventId, JSON.parse(e.data).id]));
+    this.addEventListener('reset', () => seen.events.push(['reset', null]));
+  }
+};
+"""
+
+
+def _drain_ready(stack: Stack, device: str, district: str) -> str:
+    """A drain of our own with five dry readings from ten minutes ago (so one flooded
+    reading is a step analytics believes); its telemetry topic."""
+    topic = f"baclieu/{district}/water/{device}"
+    stack.pub(f"{topic}/status", json.dumps({"state": "online"}))
+    stack.pub(f"{topic}/meta", json.dumps({"fw": "1.0.0", "lat": 9.29, "lon": 105.72}))
+    now = int(time.time() * 1000)
+    for i in range(5):
+        dry = {"seq": i, "boot": 1, "level_cm": 6.0, "ts": now - (10 - i) * 60_000, "hist": True}
+        stack.pub(f"{topic}/tele", json.dumps(dry))
+    return f"{topic}/tele"
+
+
+def _flood(stack: Stack, tele: str) -> None:
+    stack.pub(tele, json.dumps({"seq": 100, "boot": 1, "level_cm": 30.5}))
+
+
+def _alert_of(stack: Stack, device: str) -> str:
+    found = stack.poll(
+        "/api/v1/alerts",
+        lambda r: any(a["subject"] == device for a in r.json()),
+        within=10,
+        state="active",
+    )
+    ids = [a["id"] for a in found.json() if a["subject"] == device]
+    assert ids, f"no alert for {device}: {found.text}"
+    return str(ids[0])
+
+
+class CuttableProxy:
+    """A TCP forwarder between the browser and the API that can cut every connection
+    and refuse new ones: a network break for the browser while the API (and the
+    changes it keeps for replay) stays up.  Chromium's offline emulation leaves an
+    open EventSource alone, so it cannot stand in for this."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.down = False
+        self.open: set[socket.socket] = set()
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            if self.down:
+                client.close()
+                continue
+            upstream = socket.create_connection(self.upstream)
+            with self.lock:
+                self.open |= {client, upstream}
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self.down = True
+        with self.lock:
+            for sock in self.open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            self.open.clear()
+
+    def restore(self) -> None:
+        self.down = False
+
+    def close(self) -> None:
+        self.cut()
+        self.server.close()
+
+
+def test_the_stream_reconnects_with_the_last_event_id_and_gets_the_missed_alerts(
+    browser: Any, stack: Stack
+) -> None:
+    before, missed = "drain-sse-1", "drain-sse-2"
+    tele_before = _drain_ready(stack, before, "phuong-5")
+    tele_missed = _drain_ready(stack, missed, "phuong-7")
+    api = urllib.parse.urlsplit(stack.api)
+    proxy = CuttableProxy((api.hostname or "127.0.0.1", api.port or 80))
+    try:
+        started = time.monotonic()
+        page = open_console(
+            browser,
+            stack,
+            _account(stack, "op-sse", "operator"),
+            viewport=DESKTOP,
+            base_url=f"{api.scheme}://127.0.0.1:{proxy.port}",
+        )
+        page.context.add_init_script(_SSE_PROBE)
+        page.reload()
+        page.wait_for_selector("#conn.live")
+        # One alert while connected: the console has an event id to resume from.
+        _flood(stack, tele_before)
+        first = _alert_of(stack, before)
+        wait_until(page, f"window.__sse[0].events.some(([, a]) => a === '{first}')")
+        # The network breaks: the stream ends, and the console says so.
+        proxy.cut()
+        page.wait_for_selector("#conn:not(.live)", timeout=5_000)
+        last_seen = page.evaluate("window.__sse[0].events.at(-1)[0]")
+        assert last_seen, "the first connection's events had no id"
+        # Meanwhile a drain floods elsewhere; the API has it, the console cannot.
+        _flood(stack, tele_missed)
+        gone = _alert_of(stack, missed)
+        assert page.locator(f"#alerts li[data-alert='{gone}']").count() == 0
+        proxy.restore()
+        # Back: a new connection asks from the last id it saw, and the API replays.
+        wait_until(
+            page,
+            "window.__sse.length >= 2"
+            f" && window.__sse.at(-1).events.some(([, a]) => a === '{gone}')",
+            15_000,
+        )
+        again = page.evaluate("window.__sse.at(-1)")
+        assert f"last={last_seen}" in again["url"], again["url"]
+        assert ["reset", None] not in again["events"]
+        page.wait_for_selector(f"#alerts li[data-alert='{gone}']")
+        page.wait_for_selector("#conn.live")
+        print(f"stream cut, missed alert replayed and shown: {time.monotonic() - started:.1f} s")
+        assert_clean(page)
+        page.context.close()
+    finally:
+        proxy.close()
