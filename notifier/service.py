@@ -597,7 +597,9 @@ async def watch_routing(
             )
             continue
         notifier.use_routing(routing, fresh)
-        notifier.routing_status = RoutingStatus(loaded_mtime_ns=now)
+        # The last refusal stays readable after a later file is taken (the API puts
+        # the previous file back after one: the reason must outlive that reload).
+        notifier.routing_status = dataclasses.replace(notifier.routing_status, loaded_mtime_ns=now)
         _LOG.info(
             "routing reloaded from %s: %d receivers, %d routes",
             path,
