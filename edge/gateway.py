@@ -63,7 +63,7 @@ from edge.relay import (
 )
 from edge.settings import EdgeSettings
 from edge.siren import Siren
-from edge.spool import Incoming, Record, Spool, SpoolStats
+from edge.spool import AppendResult, Incoming, Record, Spool, SpoolStats
 
 _LOG = logging.getLogger("edge")
 _T = TypeVar("_T")
@@ -199,13 +199,7 @@ class Gateway:
                 for mid, qos in their_acks:
                     client._client.ack(mid, qos)
                 metrics.RECEIVED.inc(len(taken))
-                for reason, n in result.dropped.items():
-                    if n:
-                        metrics.DROPPED.labels(reason.value).inc(n)
-                        _LOG.warning("spool: dropped %d records (%s)", n, reason.value)
-                metrics.SUPERSEDED.inc(result.superseded)
-                self.spooled.set()
-                self.wake.set()
+                self._appended(result)
                 self._observe(taken)
 
         async def flush_periodically() -> None:
@@ -237,6 +231,17 @@ class Gateway:
                 flusher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await flusher
+
+    def _appended(self, result: AppendResult) -> None:
+        """Count what an append to the spool dropped (whoever appended: the ward's
+        messages, the gateway's own acks and alerts) and wake the pump."""
+        for reason, n in result.dropped.items():
+            if n:
+                metrics.DROPPED.labels(reason.value).inc(n)
+                _LOG.warning("spool: dropped %d records (%s)", n, reason.value)
+        metrics.SUPERSEDED.inc(result.superseded)
+        self.spooled.set()
+        self.wake.set()
 
     # --- local rules ------------------------------------------------------------------------
     def _observe(self, messages: list[Incoming]) -> None:
@@ -289,9 +294,7 @@ class Gateway:
             topic = edge_alert_topic(self.settings.site, self.settings.district)
             now = self._clock()
             records = [Incoming(topic, alerts.encode(e), False, now) for e in d.alerts]
-            await self.db(self.spool.append, records)
-            self.spooled.set()
-            self.wake.set()
+            self._appended(await self.db(self.spool.append, records))
             for e in d.alerts:
                 metrics.LOCAL_ALERTS.labels(e.state).inc()
                 _LOG.warning(
@@ -394,9 +397,7 @@ class Gateway:
                 if verdict.ack is not None:
                     # The answer goes the way of every uplink message: through the spool.
                     ack = Incoming(ack_topic(topic), verdict.ack, False, self._clock())
-                    await self.db(self.spool.append, [ack])
-                    self.spooled.set()
-                    self.wake.set()
+                    self._appended(await self.db(self.spool.append, [ack]))
                     metrics.COMMANDS.labels("expired").inc()
                     _LOG.info("command on %s expired before it reached the ward", topic)
                 else:

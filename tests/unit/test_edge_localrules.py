@@ -236,7 +236,7 @@ def test_malformed_messages_are_counted_and_never_crash(thresholds: Thresholds) 
     assert feed(r, [31, 33], start=T0 + 1000)[-1].siren
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(topic=st.sampled_from(TOPICS) | st.text(max_size=80), payload=st.binary(max_size=300))
 def test_any_bytes_on_any_topic_never_crash(topic: str, payload: bytes) -> None:
     r = WardRules(site=SITE, district=WARD, thresholds=_DEFAULTS, siren_max_s=60)
@@ -244,7 +244,7 @@ def test_any_bytes_on_any_topic_never_crash(topic: str, payload: bytes) -> None:
     r.evaluate(T0, offline=True)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     doc=st.dictionaries(
         st.sampled_from(["seq", "boot", "ts", "level_cm", "wind_ms", "gust_ms", "hist", "station"]),

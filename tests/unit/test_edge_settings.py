@@ -116,3 +116,10 @@ def test_a_bad_thresholds_file_stops_the_gateway_with_exit_2(tmp_path: Path) -> 
     assert proc.returncode == 2
     assert "site.toml" in proc.stderr and "street_critical_mm" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_shipped_example_file_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    example = Path(__file__).parents[2] / "edge" / "deploy" / "edge.toml.example"
+    monkeypatch.setenv("DELTASENSE_EDGE_CONFIG", str(example))
+    s = EdgeSettings()
+    assert s.district == "phuong-1" and s.siren_pin == 17 and s.local_rules
