@@ -39,6 +39,9 @@ class Outcome:
     retry_after_s: float | None = None  # the provider's own wait, honoured over backoff
     permanent: bool = False
     detail: str = ""
+    # The channel, not the message, cannot send now (Zalo's token cannot be refreshed):
+    # retried without the attempt limit, so the message waits for the fix.
+    keep: bool = False
 
 
 SENT: Final = Outcome(ok=True)
@@ -167,7 +170,7 @@ class Zalo:
         except ZaloAuthError as exc:
             # Logged loudly; the message stays in the outbox and is retried with backoff.
             _LOG.error("%s; zalo messages stay queued until a refresh succeeds", exc)
-            return Outcome(False, detail=str(exc))
+            return Outcome(False, detail=str(exc), keep=True)
         if outcome is _TOKEN_REFUSED:
             return Outcome(False, detail="zalo refused a freshly refreshed access token")
         return outcome

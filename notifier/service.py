@@ -456,7 +456,7 @@ class Notifier:
         attempts = m.attempts + 1
         if outcome.ok:
             self.outbox.sent(m.key, self.now_ms())
-        elif outcome.permanent or attempts >= MAX_ATTEMPTS:
+        elif outcome.permanent or (attempts >= MAX_ATTEMPTS and not outcome.keep):
             _LOG.error("gave up %s to %s: %s", m.channel, m.receiver, outcome.detail)
             self.outbox.failed(m.key, outcome.detail)
         else:

@@ -7,15 +7,18 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pydantic
 import pytest
 
-from deltasense.routing import parse_routing
+from deltasense.routing import Routing, parse_routing
 from deltasense.settings import Settings
-from notifier.service import ConfigError, build_channels, check_channels
+from notifier.channels import Outcome
+from notifier.outbox import Message, Outbox
+from notifier.service import MAX_ATTEMPTS, ConfigError, Notifier, build_channels, check_channels
 from notifier.zaloauth import REFRESH_MARGIN_S, RETRY_EARLY_S, ZaloAuth, ZaloAuthError, token_path
 
 REFRESH = "refresh-seed-Aa1Bb2Cc3Dd4Ee5Ff6Gg7Hh8Ii9"
@@ -208,3 +211,18 @@ def test_zalo_needs_a_token_or_a_whole_refresh_setup(tmp_path: Path) -> None:
     with pytest.raises(pydantic.ValidationError, match="notifier_zalo_app_id"):
         settings(tmp_path, notifier_zalo_app_id="12a; DROP")
     assert REFRESH not in repr(settings(tmp_path)) and SECRET not in repr(settings(tmp_path))
+
+
+def test_a_message_waiting_for_a_token_refresh_is_never_given_up(tmp_path: Path) -> None:
+    """Past the attempt limit a send that failed for the channel's credentials stays
+    'retried' (it goes once a refresh works); any other failure is given up."""
+    box = Outbox(tmp_path / "o.sqlite3")
+    n = Notifier(settings(tmp_path), Routing(), box, {})
+    m = Message("ds-" + "1" * 32, "a", "zalo", "1", "alerts", ("al-1",), {"text": "x"})
+    box.enqueue([m, replace(m, key="ds-" + "2" * 32)], now_ms=0)
+    late = replace(m, attempts=MAX_ATTEMPTS + 5)
+    n._settle(late, Outcome(False, detail="zalo token refresh refused", keep=True), 0.0)
+    n._settle(replace(late, key="ds-" + "2" * 32), Outcome(False, detail="zalo error -1"), 0.0)
+    states = {x.key: x.state for x in box.messages()}
+    assert states == {m.key: "retried", "ds-" + "2" * 32: "failed"}
+    box.close()
