@@ -38,6 +38,11 @@ class PasswordIn(BaseModel):
     password: str = Field(min_length=1, max_length=MAX_PASSWORD)
 
 
+class OwnPasswordIn(BaseModel):
+    current: str = Field(min_length=1, max_length=LOGIN_PASSWORD_MAX)
+    new: str = Field(min_length=1, max_length=MAX_PASSWORD)
+
+
 class AccountOut(BaseModel):
     name: str
     role: AccountRole

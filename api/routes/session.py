@@ -15,18 +15,20 @@ import asyncio
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 
 from api import auditing
-from api.account_models import LoginIn, SessionOut
-from api.accounts import AccountError, Verdict, check_username
+from api.account_models import LoginIn, OwnPasswordIn, SessionOut
+from api.accounts import Account, AccountError, Verdict, check_username
 from api.auth import AuthError
 from api.deps import (
     CSRF_HEADER,
     SESSION_COOKIE,
+    ApiContext,
     AuditDep,
     CsrfDep,
     CtxDep,
+    ViewerDep,
     session_principal,
 )
 from api.ratelimit import client_key
@@ -85,8 +87,20 @@ async def login(
             {"via": "session", "reason": verdict.value},
         )  # fmt: skip
         raise AuthError(401, WRONG_LOGIN)
+    await auditing.record_as(
+        audit, request, account.name, Action.SESSION_LOGIN, account.name, Result.OK,
+        {"via": "session", "role": account.role.value},
+    )  # fmt: skip
+    return _start_session(ctx, request, response, account)
+
+
+def _start_session(
+    ctx: ApiContext, request: Request, response: Response, account: Account
+) -> SessionOut:
+    """A new session for ``account`` in a fresh cookie; the one the browser's old
+    cookie named, if any, ends (one browser, one session)."""
     if previous := request.cookies.get(SESSION_COOKIE):
-        ctx.sessions.revoke(session_digest(previous))  # one browser, one session
+        ctx.sessions.revoke(session_digest(previous))
     session_id = ctx.sessions.create(account.name, account.stamp)
     settings = ctx.settings
     response.set_cookie(
@@ -99,16 +113,65 @@ async def login(
         samesite="strict",
     )
     response.headers["Cache-Control"] = "no-store"
-    await auditing.record_as(
-        audit, request, account.name, Action.SESSION_LOGIN, account.name, Result.OK,
-        {"via": "session", "role": account.role.value},
-    )  # fmt: skip
     return SessionOut(
         name=account.name,
         role=account.role.value,
         idle_s=int(settings.api_session_idle_s),
         max_s=int(settings.api_session_max_s),
     )
+
+
+@router.put(
+    "/password",
+    response_model=SessionOut,
+    responses={
+        401: {"description": "Not signed in"},
+        403: {"description": "Not an account's session, or the current password is wrong"},
+        422: {"description": "A new password the policy refuses"},
+        429: {"description": "Too many wrong current passwords for this name and address"},
+    },
+    description="The signed-in account changes its own password: the current one is "
+    "checked (and counted like a failed login), the new one held to the policy. Every "
+    "session of the account ends and this browser gets a new one. " + _CSRF_NOTE,
+)
+async def change_own_password(
+    body: OwnPasswordIn,
+    request: Request,
+    response: Response,
+    ctx: CtxDep,
+    audit: AuditDep,
+    principal: ViewerDep,
+) -> SessionOut:
+    if principal.via != "session":
+        raise AuthError(403, "a token has no password: sign in to the console as an account")
+    name = principal.name
+    key = f"{client_key(request.client.host if request.client else None)} {name}"
+    wait = ctx.login_limiter.retry_after(key)
+    if wait is not None:
+        raise AuthError(429, "too many wrong passwords; try again later", retry_after=wait)
+    async with ctx.hashing:
+        verdict, _ = await asyncio.to_thread(ctx.accounts.check, name, body.current)
+    if verdict is not Verdict.OK:
+        ctx.login_limiter.failed(key)
+        await auditing.record(
+            audit, request, principal, Action.USER_PASSWD, name, Result.INVALID,
+            {"own": True, "reason": verdict.value},
+        )  # fmt: skip
+        raise AuthError(403, "the current password is wrong")
+    try:
+        async with ctx.hashing:
+            account = await asyncio.to_thread(ctx.accounts.set_password, name, body.new)
+    except AccountError as exc:
+        await auditing.record(
+            audit, request, principal, Action.USER_PASSWD, name, Result.INVALID,
+            {"own": True, "error": str(exc)},
+        )  # fmt: skip
+        raise HTTPException(422, str(exc)) from None
+    ctx.sessions.revoke_account(name)
+    await auditing.record(
+        audit, request, principal, Action.USER_PASSWD, name, Result.OK, {"own": True}
+    )
+    return _start_session(ctx, request, response, account)
 
 
 @router.delete(

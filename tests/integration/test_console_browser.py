@@ -575,6 +575,24 @@ def test_an_operator_signs_in_on_the_login_page_and_a_wrong_password_is_told(
         page.click("#logout")
         page.wait_for_selector("#login:not([hidden])")
         assert context.request.get("/api/v1/me").status == 401  # ended on the server
+
+        # Signed in again, then disabled by an admin: the console falls back to its
+        # login page and says why (the stream ends within a second, its ticket is 401).
+        page.fill("#username", login.name)
+        page.fill("#password", login.password)
+        page.click("#login-form button[type=submit]")
+        page.wait_for_selector("#conn.live", timeout=20_000)
+        assert stack.http.post(f"/api/v1/admin/users/{login.name}/disable").status_code == 200
+        disabled = time.monotonic()
+        try:
+            page.wait_for_selector("#login:not([hidden])", timeout=10_000)
+            print(f"disabled → login page in {time.monotonic() - disabled:.1f} s")
+            assert (
+                page.inner_text("#login-error")
+                == "Phiên làm việc đã kết thúc. Vui lòng đăng nhập lại."
+            )
+        finally:
+            stack.http.post(f"/api/v1/admin/users/{login.name}/enable")
         assert_clean(page)
         context.close()
 

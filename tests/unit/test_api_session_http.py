@@ -407,3 +407,47 @@ async def test_a_viewer_session_is_refused_what_operators_do(api: Api) -> None:
         assert ack.status_code == command.status_code == 403
         assert "requires role operator" in ack.json()["detail"]
         assert (await b.get("/metrics")).status_code == 403
+
+
+async def test_an_account_changes_its_own_password_and_its_other_sessions_end(api: Api) -> None:
+    new = "mật khẩu riêng của tôi 5"
+    path = "/api/v1/session/password"
+    async with api.browser() as phone, api.browser() as desk:
+        await api.login(phone, "viewer1")
+        await api.login(desk, "viewer1")
+        before = desk.cookies[SESSION_COOKIE]
+        wrong = await desk.put(path, json={"current": "not it at all", "new": new}, headers=CONSOLE)
+        assert wrong.status_code == 403 and "current password" in wrong.json()["detail"]
+        weak = await desk.put(
+            path, json={"current": PASSWORD, "new": "viewer1viewer1"}, headers=CONSOLE
+        )
+        assert weak.status_code == 422 and "username" in weak.json()["detail"]
+        bare = await desk.put(path, json={"current": PASSWORD, "new": new})
+        assert bare.status_code == 403 and "cross-site" in bare.json()["detail"]
+        changed = await desk.put(path, json={"current": PASSWORD, "new": new}, headers=CONSOLE)
+        assert changed.status_code == 200, changed.text
+        assert desk.cookies[SESSION_COOKIE] != before  # this browser: a new session
+        assert (await desk.get("/api/v1/me")).status_code == 200
+        assert (await phone.get("/api/v1/me")).status_code == 401  # the other one ended
+        assert (await api.login(phone, "viewer1")).status_code == 401
+        assert (await api.login(phone, "viewer1", new)).status_code == 200
+    entries = [(e.actor, e.result, e.detail.get("own")) for e in reversed(api.audit("user.passwd"))]
+    assert entries == [("viewer1", "invalid", True)] * 2 + [("viewer1", "ok", True)]
+    assert new not in str([e.as_dict() for e in api.audit("")])
+
+
+async def test_own_password_change_refuses_tokens_strangers_and_guessers(api: Api) -> None:
+    path = "/api/v1/session/password"
+    body = {"current": PASSWORD, "new": "a new one for the token 7"}
+    assert (await api.client.put(path, json=body)).status_code == 401
+    by_token = await api.client.put(path, json=body, headers=_bearer(ADMIN_TOKEN))
+    assert by_token.status_code == 403 and "token" in by_token.json()["detail"]
+    async with api.browser() as b:
+        await api.login(b, "operator1")
+        guesses = [
+            await b.put(path, json={"current": f"guess {i} of many", "new": body["new"]},
+                        headers=CONSOLE)
+            for i in range(4)
+        ]  # fmt: skip
+        assert [g.status_code for g in guesses] == [403, 403, 403, 429]  # limit 3
+        assert int(guesses[-1].headers["retry-after"]) >= 1
