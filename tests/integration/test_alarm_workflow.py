@@ -12,11 +12,13 @@ from typing import Any
 import httpx
 import msgspec
 
+from api.alarmstore import AlarmStore, SilenceRecord
 from api.auth import add_token
 from deltasense import schema, silences
 from deltasense.alerts import AlertEvent, Message
 from deltasense.mqtt import make_client
 from deltasense.settings import Settings
+from deltasense.silences import Silence
 
 from .api_support import ADMIN, influx, running_api
 
@@ -264,7 +266,33 @@ async def test_silences_are_validated_published_retained_marked_and_ended(
             headers=op,
         )
         assert r.status_code == 404
-        assert _ok(await api.get("/api/v1/silences", headers=op)) == []
+
+        # A silence that is over leaves the broker: the API clears its retained message.
+        over = Silence(
+            "si-over",
+            {"district": "phuong-9"},
+            starts=now - 7_200_000,
+            ends=now - 3_600_000,
+            by="an",
+        )
+        AlarmStore(settings.alarm_path).add_silence(
+            SilenceRecord(silence=over, purpose="silence", created=now - 7_200_000)
+        )
+        over_topic = silences.silence_topic(settings.site, over.id)
+        async with make_client(settings) as client:
+            await client.publish(over_topic, silences.encode(over), qos=1, retain=True)
+        assert silences.decode(over.id, await _retained(settings, over_topic)) == over
+        assert _ok(await api.get("/api/v1/silences", headers=op)) == []  # sweeps
+        assert [
+            s["id"]
+            for s in _ok(await api.get("/api/v1/silences", params={"state": "all"}, headers=op))
+        ] == [over.id]
+        assert AlarmStore(settings.alarm_path).unretracted_expired(now) == []
+        try:
+            left = await _retained(settings, over_topic, within=0.5)
+        except TimeoutError:
+            left = b""
+        assert left == b"", left
 
         made = _ok(await api.post(
             "/api/v1/silences",
@@ -303,7 +331,7 @@ async def test_silences_are_validated_published_retained_marked_and_ended(
             later["id"]
         ]
         every = _ok(await api.get("/api/v1/silences", params={"state": "all"}, headers=op))
-        assert {s["id"] for s in every} == {made["id"], later["id"]}
+        assert {s["id"] for s in every} == {made["id"], later["id"], over.id}
         view = _ok(await api.get("/api/v1/alarm/overview", headers=viewer))
         assert view["alerts"][WARD.id]["silenced"] == []
         wf = _ok(await api.get(f"/api/v1/alerts/{WARD.id}/workflow", headers=viewer))

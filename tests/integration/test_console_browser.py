@@ -374,6 +374,8 @@ def test_assign_a_comment_that_survives_resolving_and_a_ward_silence_hiding_the_
         assert page.locator(f"#alerts li[data-alert='{second}']").count() == 0
         assert "cảnh báo đang ẩn" in page.inner_text("#alerts-hidden")
         assert page.get_attribute("body", "data-alarm-id") != second  # no sound for it
+        page.goto(f"/#/device/{DRAIN}")  # the ward's silence applies to its drain too
+        page.locator("#device-silence .device-silence").wait_for()
         assert_clean(page)
     finally:
         ended = stack.http.delete(f"/api/v1/silences/{silence['id']}")
