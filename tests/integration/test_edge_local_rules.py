@@ -17,11 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aiomqtt
+import msgspec
 import pytest
 from gpiozero.pins.mock import MockFactory
+from prometheus_client import REGISTRY
 
+from deltasense import alerts as alerts_wire
 from deltasense import schema
-from deltasense.access import Service
+from deltasense.access import Service, gateway_username
+from deltasense.contract import edge_alert_topic
 from deltasense.influx import InfluxClient, quote_ident
 from deltasense.rulekernels.flood import STREET_FLOOD
 from deltasense.settings import Settings
@@ -60,7 +64,7 @@ async def test_a_flood_during_the_cut_sounds_the_siren_and_is_alerted_once(
     analytics = running(
         broker.as_service(platform, Service.ANALYTICS).model_copy(update={"analytics_tick_s": 0.5})
     )
-    await analytics.__aenter__()
+    service = await analytics.__aenter__()
     alerts = Watcher()
 
     async def watch_alerts() -> None:
@@ -140,6 +144,14 @@ async def test_a_flood_during_the_cut_sounds_the_siren_and_is_alerted_once(
                 e.id for e in _drain_queue(alerts) if e.state == "firing"
             }
             stored = await _stored_alert_ids(influx)
+            # Hostile input at analytics' end of the alert topic, sent as the gateway
+            # (stopped first: its identity is bound to one client id).
+            gw_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gw_task
+            refused = await _refused_after_garbage(world, adopted)
+            assert refused == 3
+            assert service.task is not None and not service.task.done()  # still running
     finally:
         for task in (alerts_task, lamp_task):
             task.cancel()
@@ -157,6 +169,41 @@ async def test_a_flood_during_the_cut_sounds_the_siren_and_is_alerted_once(
     assert adopted.started < restored_ms
     assert adopted.message.en  # worded by analytics' rule
     assert stored == {adopted.id}
+
+
+def _refused() -> float:
+    sample = REGISTRY.get_sample_value(
+        "deltasense_analytics_edge_alerts_total", {"outcome": "refused"}
+    )
+    return sample or 0.0
+
+
+async def _refused_after_garbage(world: EdgeWorld, real: Event) -> float:
+    """Three bad alert messages on the gateway's topic: not an alert event, a rule a
+    gateway does not raise, another district's alert. Returns how many analytics refused."""
+    before = _refused()
+    user = gateway_username(WARD)
+    topic = edge_alert_topic(world.platform.site, WARD)
+    forged = [
+        b"\xff not an alert",
+        alerts_wire.encode(
+            msgspec.structs.replace(real, id="al-forged00000001", rule="storm-risk")
+        ),
+        alerts_wire.encode(
+            msgspec.structs.replace(real, id="al-forged00000002", district="phuong-2")
+        ),
+    ]
+    async with aiomqtt.Client(
+        "127.0.0.1",
+        world.platform.mqtt_port,
+        username=user,
+        password=world.gateway_password,
+        identifier=user,
+    ) as gw:
+        for payload in forged:
+            await gw.publish(topic, payload, qos=1)
+    await until(lambda: _is(_refused() - before >= len(forged)), 10, "analytics refused them")
+    return _refused() - before
 
 
 def _drain_queue(w: Watcher) -> list[Event]:
