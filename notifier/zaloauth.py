@@ -107,6 +107,9 @@ class ZaloAuth:
 
     def _initial(self, s: Settings) -> Tokens:
         seed = _digest(s.notifier_zalo_refresh_token)
+        if not (self._app_id and self._secret):
+            # Refreshing is not set up: the configured token as it is, no kept file.
+            return Tokens(s.notifier_zalo_token or "", "", None, seed)
         kept = self._read()
         # The file holds the latest of the chain, unless the settings now hold a
         # different refresh token (the OA was authorised again): then that one.

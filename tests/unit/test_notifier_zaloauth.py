@@ -180,6 +180,15 @@ async def test_the_kept_chain_wins_unless_the_settings_hold_a_new_refresh_token(
     fresh = "re-authorised-" + "b" * 32
     renewed = ZaloAuth(settings(tmp_path, notifier_zalo_refresh_token=fresh), http, Clock())
     assert renewed.tokens.refresh_token == fresh and renewed.tokens.access_token == ""
+    static = "static-" + "c" * 32  # refreshing turned off: the configured token, no file
+    off = settings(
+        tmp_path,
+        notifier_zalo_token=static,
+        notifier_zalo_app_id=None,
+        notifier_zalo_secret_key=None,
+        notifier_zalo_refresh_token=None,
+    )
+    assert ZaloAuth(off, http, Clock()).tokens.access_token == static
 
 
 def test_a_corrupt_token_file_is_refused_at_start_by_name(tmp_path: Path) -> None:
