@@ -26,6 +26,7 @@ function failure(response) {
 // Wires the login form: on success `onSignedIn` runs (the console starts), on failure the
 // reason is shown under the form and the password field is emptied for the next try.
 export function bindLoginForm(onSignedIn) {
+  bindPasswordForm();
   const form = $("login-form");
   const button = form.querySelector("button[type=submit]");
   form.addEventListener("submit", async (e) => {
@@ -67,8 +68,40 @@ export async function endSession() {
   } catch (_) { /* offline: the session still ends at its idle limit */ }
 }
 
-// Who is signed in, in the header (hidden when signed out).
+// Who is signed in, in the header (hidden when signed out); a token has no password.
 export function showAccount(me) {
   $("who-name").textContent = me ? me.name : "";
   $("who").hidden = !me;
+  $("passwd-open").hidden = !me || me.via !== "session";
+  if (!me && $("passwd-dialog").open) $("passwd-dialog").close();
+}
+
+// The account changes its own password (PUT /api/v1/session/password): the API ends its
+// other sessions and gives this browser a new cookie, so the console carries on.
+function bindPasswordForm() {
+  const dialog = $("passwd-dialog");
+  const note = $("passwd-note");
+  const fields = ["passwd-current", "passwd-new", "passwd-again"].map($);
+  $("passwd-open").addEventListener("click", () => {
+    for (const f of fields) f.value = "";
+    note.textContent = "";
+    dialog.showModal();
+    fields[0].focus();
+  });
+  $("passwd-close").addEventListener("click", () => dialog.close());
+  $("passwd-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const [current, fresh, again] = fields.map((f) => f.value);
+    if (fresh !== again) { note.textContent = t("passwords_differ"); return; }
+    const response = await fetch("/api/v1/session/password", {
+      method: "PUT",
+      headers: { ...CONSOLE_HEADERS, "Content-Type": "application/json" },
+      body: JSON.stringify({ current, new: fresh }),
+    });
+    for (const f of fields) f.value = "";
+    if (response.ok) note.textContent = t("password_changed");
+    else if (response.status === 403) note.textContent = t("current_password_wrong");
+    else if (response.status === 422) note.textContent = t("password_policy");
+    else note.textContent = failure(response);
+  });
 }

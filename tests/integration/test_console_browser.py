@@ -574,6 +574,25 @@ def test_an_operator_signs_in_on_the_login_page_and_a_wrong_password_is_told(
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
         assert SESSION_COOKIE not in page.evaluate("document.cookie")  # no script reads it
 
+        # The account changes its own password; this browser carries on signed in.
+        new = Login(login.name, "mật khẩu mới của An 2026")
+        page.click("#passwd-open")
+        page.fill("#passwd-current", "not my password at all")
+        page.fill("#passwd-new", new.password)
+        page.fill("#passwd-again", new.password)
+        page.click("#passwd-form button[type=submit]")
+        note = "document.getElementById('passwd-note').textContent"
+        wait_until(page, f"{note} === 'Mật khẩu hiện tại không đúng.'")
+        page.fill("#passwd-current", login.password)
+        page.fill("#passwd-new", new.password)
+        page.fill("#passwd-again", new.password)
+        page.click("#passwd-form button[type=submit]")
+        wait_until(page, f"{note}.startsWith('Đã đổi mật khẩu.')")
+        shot(page, f"password-{size}-{lang}")
+        page.click("#passwd-close")
+        assert context.request.get("/api/v1/me").status == 200
+        login = new
+
         page.click("#logout")
         page.wait_for_selector("#login:not([hidden])")
         assert context.request.get("/api/v1/me").status == 401  # ended on the server
@@ -584,8 +603,8 @@ def test_an_operator_signs_in_on_the_login_page_and_a_wrong_password_is_told(
         page.fill("#password", login.password)
         page.click("#login-form button[type=submit]")
         page.wait_for_selector("#conn.live", timeout=20_000)
-        assert stack.http.post(f"/api/v1/admin/users/{login.name}/disable").status_code == 200
         disabled = time.monotonic()
+        assert stack.http.post(f"/api/v1/admin/users/{login.name}/disable").status_code == 200
         try:
             page.wait_for_selector("#login:not([hidden])", timeout=10_000)
             print(f"disabled → login page in {time.monotonic() - disabled:.1f} s")
