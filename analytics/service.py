@@ -8,7 +8,9 @@ one persistent MQTT session (stable client id, QoS 1) receives
 ``{site}/_alerts/#`` (its own events, retained: the latest state of each) and
 ``{site}/_acks/+`` (operators' acks from the API and the notifier, applied to
 the event it knows and republished on ``_alerts``, where it is the only
-publisher); rules run every
+publisher).  Platform health (ingest's reports, the broker's ``$SYS`` counters)
+comes on a second, clean connection of partition 0, so it never waits behind a
+telemetry backlog; rules run every
 ``analytics_tick_s`` and right after each batch of water readings.  Lamps the
 engine orders to full brightness (storm or flood) get a contract ``cmd``
 ``set_dim`` 100, recorded in the schema's ``commands`` measurement.  Every alert change goes through
@@ -73,7 +75,6 @@ _LOG = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 OUTBOX_MAX: Final = 10_000
-BROKER_COUNTERS_REFRESH_S: Final = 15.0
 HOURLY_SPAN_MS: Final = 48 * 3_600_000
 COMMAND_TTL_MS: Final = 15 * 60_000
 EVAL_EVERY_MESSAGES: Final = 500  # evaluate at least this often under a steady stream
@@ -269,6 +270,9 @@ class AnalyticsService:
     ) -> None:
         self.settings = settings
         self._ready = ready  # set once subscribed (tests and supervisors wait on it)
+        # Which of the two connections have subscribed (the platform one only on the
+        # partition that owns the city): ``ready`` waits for both.
+        self._subscribed = {"telemetry": False, "platform": not engine.partition.owns_city}
         self.engine = engine
         self.db = db
         # Alert events (retained) and commands as (topic, payload) (not retained).
@@ -295,6 +299,9 @@ class AnalyticsService:
             asyncio.create_task(self._ticker()),
             asyncio.create_task(self._influx_writer()),
         ]
+        if self.engine.partition.owns_city:
+            platform = run_forever(self._platform_session, name="analytics platform", logger=_LOG)
+            tasks.append(asyncio.create_task(platform))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
@@ -414,13 +421,6 @@ class AnalyticsService:
             await client.subscribe(gateway_status.status_filter(site), qos=1)
             # ... and the alerts they raised while their uplink was down (adopted once).
             await client.subscribe(edge_alerts_filter(site), qos=1)
-            if partition.owns_city:
-                # Platform health (partition 0 owns it): ingest's reports, the broker's
-                # counters (retained: the current values arrive at once).
-                await client.subscribe(health.health_filter(site), qos=1)
-                for topic in health.BROKER_TOPICS:
-                    await client.subscribe(topic, qos=0)
-                self.engine.platform.counters_subscribed(now_ms())
             _raise_if_cancelling()
             _LOG.info(
                 "analytics partition %d of %d subscribed to %s and %s",
@@ -429,29 +429,46 @@ class AnalyticsService:
                 ", ".join(partition.filters(site, self.settings.analytics_districts)[:3]),
                 alerts.alerts_filter(site),
             )
-            if self._ready is not None:
-                self._ready.set()
-            tasks = [asyncio.create_task(self._publisher(client))]
-            if partition.owns_city:
-                tasks.append(asyncio.create_task(self._refresh_broker_counters(client)))
+            self._mark_subscribed("telemetry")
+            publisher = asyncio.create_task(self._publisher(client))
             try:
                 await self._consume(client)
             finally:
-                for task in tasks:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                publisher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await publisher
 
-    async def _refresh_broker_counters(self, client: aiomqtt.Client) -> None:
-        """Subscribe to the broker's counters again now and then: Mosquitto publishes
-        one only when it changes, at QoS 0, so a session backlogged by a burst may
-        never see the one publish that mattered (once in the chaos overflow no
-        alert came, though the broker had counted the drops); a new subscription
-        resends the retained current value."""
-        while True:
-            await asyncio.sleep(BROKER_COUNTERS_REFRESH_S)
+    def _mark_subscribed(self, connection: str) -> None:
+        self._subscribed[connection] = True
+        if self._ready is not None and all(self._subscribed.values()):
+            self._ready.set()
+
+    async def _platform_session(self) -> None:
+        """Platform health (partition 0 owns it) on a connection of its own: ingest's
+        reports and the broker's counters.  On the telemetry session they would
+        wait behind its whole backlog, in order — and a burst that makes the broker
+        drop is exactly when that backlog is long: under a loaded full test run,
+        analytics was still minutes of readings behind when the one QoS 0 publish of
+        the dropped count would have reached it, and broker-queue-drop never fired;
+        ingest's reports came late enough to look like silence.  This connection
+        carries a few messages per ``sys_interval``, so they arrive when sent.
+        Clean session: the counters are retained and the reports cumulative, so
+        what it missed while down is read again on connect."""
+        site = self.settings.site
+        async with make_client(
+            self.settings,
+            identifier=f"{client_id(self.settings)}-platform",
+            clean_session=True,
+            logger=_LOG,
+        ) as client:
+            await client.subscribe(health.health_filter(site), qos=1)
             for topic in health.BROKER_TOPICS:
-                await client.subscribe(topic, qos=0)
+                await client.subscribe(topic, qos=0)  # retained: the current value at once
+            self.engine.platform.counters_subscribed(now_ms())
+            _raise_if_cancelling()
+            self._mark_subscribed("platform")
+            async for message in client.messages:
+                self._handle_health(str(message.topic), payload_bytes(message.payload))
 
     async def _consume(self, client: aiomqtt.Client) -> None:
         pending_water = 0
@@ -467,6 +484,9 @@ class AnalyticsService:
                 if pending_water:
                     self.evaluate()
                     pending_water = 0
+                # A backlog is worked through in chunks, not in one stretch: the
+                # platform connection, the ticker and the publisher run in between.
+                await asyncio.sleep(0)
 
     async def _publisher(self, client: aiomqtt.Client) -> None:
         site = self.settings.site

@@ -122,6 +122,11 @@ class Outcome:
     dropped: int = 0  # messages the broker says it dropped during the scenario ($SYS)
     drop_alert: bool = False  # analytics raised broker-queue-drop during the scenario
     overflow: bool = False  # the scenario overflows the queue on purpose
+    # Overflow only: seconds from the first drop (the victim's queue reached the broker's
+    # limit, seen from the acknowledged count) and from the broker's first $SYS count of
+    # it to broker-queue-drop firing (None: it did not fire).
+    alert_after_drop_s: float | None = None
+    alert_after_counter_s: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -255,7 +260,8 @@ class AlertWatch:
         # locked-down broker (the API's and the simulator's).
         self.device = device or settings
         self.ids: dict[str, set[str]] = {}  # rule → alert ids
-        self.platform: list[tuple[str, str]] = []  # (rule, state) of platform health events
+        # (rule, state, monotonic arrival) of platform health events
+        self.platform: list[tuple[str, str, float]] = []
         self.raised = 0  # live (not retained) firing events of the standing alert
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
@@ -280,15 +286,28 @@ class AlertWatch:
                 if event.get("state") == "firing" and not msg.retain:
                     self.raised += 1
         elif event.get("subject") == "platform" and not msg.retain:  # changes, not history
+            at = time.monotonic()
             with self._lock:
-                self.platform.append((str(event.get("rule")), str(event.get("state"))))
+                self.platform.append((str(event.get("rule")), str(event.get("state")), at))
 
     def platform_firing(self, rule: str) -> bool:
         """The platform alert of ``rule`` stands now (raised in this scenario, or still
         firing from an earlier drop: its keep-firing hold)."""
         with self._lock:
-            states = [state for r, state in self.platform if r == rule]
+            states = [state for r, state, _ in self.platform if r == rule]
         return bool(states) and states[-1] == "firing"
+
+    def fired_at(self, rule: str, since: float) -> float | None:
+        """When the platform alert of ``rule`` first fired after ``since`` (monotonic)."""
+        with self._lock:
+            return next(
+                (
+                    t
+                    for r, state, t in self.platform
+                    if r == rule and state == "firing" and t > since
+                ),
+                None,
+            )
 
     def count(self) -> int:
         """The most distinct ids any one rule raised for the standing alert's drain."""
@@ -392,6 +411,8 @@ class BrokerDrops:
     def __init__(self, settings: Settings) -> None:
         self.value: int | None = None
         self.updates = 0
+        self.seen: list[tuple[float, int]] = []  # (monotonic arrival, value)
+        self._mark: int | None = None
         self._lock = threading.Lock()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="chaos-broker-drops")
         paho_tls(self.client, settings)
@@ -406,6 +427,7 @@ class BrokerDrops:
             value = health.broker_counter(bytes(msg.payload))
             with self._lock:
                 self.value, self.updates = value, self.updates + 1
+                self.seen.append((time.monotonic(), value))
 
     def read(self) -> tuple[int | None, int]:
         with self._lock:
@@ -424,15 +446,41 @@ class BrokerDrops:
         assert value is not None
         return value
 
+    def dropped_since_mark(self) -> int:
+        """Drops since the previous call (the first call marks the start): one settle
+        per scenario, as nothing publishes between two scenarios.  A broker restart
+        starts its count again from 0."""
+        value = self.settled()
+        before, self._mark = self._mark, value
+        return 0 if before is None else max(0, value - before if value >= before else value)
+
+    def first_rise(self, since: float) -> float | None:
+        """When the count first rose after ``since`` (monotonic), as published."""
+        with self._lock:
+            seen = list(self.seen)
+        previous = next((v for t, v in reversed(seen) if t <= since), None)
+        for t, value in seen:
+            if t > since:
+                if previous is not None and value > previous:
+                    return t
+                previous = value
+        return None
+
     def stop(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
 
 
-def _overflow(settings: Settings, victim: ManagedProcess, extra: int, tag: str) -> Publisher:
+def _overflow(
+    settings: Settings, victim: ManagedProcess, extra: int, tag: str, steady: Publisher
+) -> tuple[Publisher, float | None]:
     """With ``victim`` (ingest) held down, a burst that fills its session's queue to the
-    broker's limit and ``extra`` past it; then let the supervisor bring it back."""
-    target = settings.broker_max_queued_messages + extra
+    broker's limit and ``extra`` past it; then let the supervisor bring it back.
+    Returns the burst and when the queue reached the limit (the first drop): every
+    reading acknowledged since the kill waits in that queue."""
+    limit = settings.broker_max_queued_messages
+    target = limit + extra
+    steady_before = steady.published()
     burst = Publisher(
         as_service(settings, Service.SIMULATOR),
         devices=10,
@@ -441,10 +489,19 @@ def _overflow(settings: Settings, victim: ManagedProcess, extra: int, tag: str) 
         limit=target,
     )
     burst.start()
-    _wait("the burst is acknowledged", lambda: burst.published() >= target, within=180)
+    full_at: float | None = None
+    deadline = time.monotonic() + 180
+    while burst.published() < target:
+        if full_at is None and burst.published() + steady.published() - steady_before >= limit:
+            full_at = time.monotonic()
+        if time.monotonic() > deadline:
+            raise TimeoutError("the burst is acknowledged: not within 180 s")
+        time.sleep(0.02)
+    if full_at is None:
+        full_at = time.monotonic()
     burst.stop()
     victim.release()
-    return burst
+    return burst, full_at
 
 
 def run_scenario(
@@ -463,8 +520,8 @@ def run_scenario(
     # The broker is locked down: the publisher plays devices as the simulator does.
     pub = Publisher(as_service(settings, Service.SIMULATOR), devices=devices, rate=rate, tag=tag)
     victim = next(p for p in stack.processes if p.name == scenario.victim)
-    dropped_before = drops.settled()
     publishers = [pub]
+    full_at: float | None = None
     pub.start()
     try:
         _wait("publisher connected", lambda: pub.published() > 0, within=20)
@@ -478,7 +535,8 @@ def run_scenario(
             victim.kill(hold_s=3_600.0)  # released once the burst is in
             probe = pub.devices[0]
             seq = pub.next_seq(probe)
-            publishers.append(_overflow(settings, victim, scenario.overflow, tag))
+            burst, full_at = _overflow(settings, victim, scenario.overflow, tag, pub)
+            publishers.append(burst)
         else:
             victim.kill(hold_s=scenario.outage_s)
             probe = pub.devices[0]
@@ -517,14 +575,23 @@ def run_scenario(
             break  # the backlog is in; what is missing stays missing
         previous = lost
         time.sleep(1.0 if scenario.overflow else 0.5)
-    dropped = drops.settled() - dropped_before
+    dropped = drops.dropped_since_mark()
+    alert_after_drop_s = alert_after_counter_s = None
     if scenario.overflow:
+        # Analytics reads the counter on a connection of its own: the alert follows the
+        # broker's next $SYS publish (sys_interval), not analytics' telemetry backlog.
         with contextlib.suppress(TimeoutError):
             _wait(
                 "broker-queue-drop raised",
-                lambda: watch.platform_firing("broker-queue-drop"),
-                within=45,  # analytics may be behind the burst; counters refresh every 15 s
+                lambda: watch.fired_at("broker-queue-drop", killed) is not None,
+                within=30,
             )
+        fired = watch.fired_at("broker-queue-drop", killed)
+        counted = drops.first_rise(killed)
+        if fired is not None and full_at is not None:
+            alert_after_drop_s = round(fired - full_at, 2)
+        if fired is not None and counted is not None:
+            alert_after_counter_s = round(fired - counted, 2)
     return Outcome(
         scenario=scenario.name,
         published=published,
@@ -539,6 +606,8 @@ def run_scenario(
         dropped=max(0, dropped),
         drop_alert=watch.platform_firing("broker-queue-drop"),
         overflow=bool(scenario.overflow),
+        alert_after_drop_s=alert_after_drop_s,
+        alert_after_counter_s=alert_after_counter_s,
     )
 
 
@@ -623,6 +692,7 @@ def run(
             on_watch(watch)
         drops = BrokerDrops(as_service(settings, Service.ANALYTICS))
         drops.start()
+        drops.dropped_since_mark()  # the count the first scenario starts from
         try:
             for scenario in scenarios:
                 outcome = run_scenario(

@@ -294,7 +294,7 @@ def chaos(
     ]
     table = Table(
         "scenario", "published", "unconfirmed", "stored", "duplicates", "lost",
-        "restart s", "recover s", "alert ids", "dropped", "verdict", box=None,
+        "restart s", "recover s", "alert ids", "dropped", "drop→alert s", "verdict", box=None,
     )  # fmt: skip
 
     def show(o: chaos_mod.Outcome) -> None:
@@ -314,7 +314,9 @@ def chaos(
             table.add_row(
                 o.scenario, str(o.published), str(o.unconfirmed), str(o.stored),
                 str(o.duplicates), str(o.lost), f"{o.restart_s:.1f}", f"{o.recover_s:.1f}",
-                str(o.alert_ids), str(o.dropped), "[green]ok[/]" if o.ok else "[red]FAIL[/]",
+                str(o.alert_ids), str(o.dropped),
+                "" if o.alert_after_drop_s is None else f"{o.alert_after_drop_s:.1f}",
+                "[green]ok[/]" if o.ok else "[red]FAIL[/]",
             )  # fmt: skip
         Console(width=max(out.width, 130)).print(table)
     if not all(o.ok for o in outcomes):
