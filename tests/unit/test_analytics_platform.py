@@ -50,7 +50,7 @@ def test_a_dropped_counter_silent_after_subscribing_was_zero_so_its_first_value_
     retained = PlatformState()
     retained.counters_subscribed(0)
     retained.broker_dropped(20, 500)  # the retained value, at once: drops from before
-    retained.counters_subscribed(15_000)  # a refresh resends it
+    retained.counters_subscribed(15_000)  # a reconnect resends it
     retained.broker_dropped(15_020, 500)
     assert retained.view(15_020, P).dropped[0] == 0
     retained.broker_dropped(20_000, 520)
