@@ -17,7 +17,7 @@ import msgspec
 import pytest
 import yaml
 
-from deltasense import alerts, contract, silences
+from deltasense import alerts, contract, gateway_status, health, silences
 from deltasense.contract import (
     FIELDS_BY_KIND,
     HEALTH_FIELDS,
@@ -47,9 +47,23 @@ RETAIN = {
     "alerts": True,
     "acks": False,
     "silences": True,
+    "ingestHealth": False,
+    "edgeStatus": True,
+    "brokerDropped": True,
+    "brokerStored": True,
 }
-RECEIVED = {"tele", "status", "meta", "ack", "acks"}  # devices, operators' tools → platform
-CONSTRAINTS = ("minimum", "maximum", "exclusiveMinimum", "minLength", "maxLength", "pattern")
+# Devices, gateways, operators' tools and the broker → platform.
+RECEIVED = {"tele", "status", "meta", "ack", "acks", "edgeStatus", "brokerDropped", "brokerStored"}
+QOS0 = {"brokerDropped", "brokerStored"}  # Mosquitto publishes its $SYS tree at QoS 0
+CONSTRAINTS = (
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+)
 
 
 def _deref(root: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
@@ -111,6 +125,9 @@ def assert_same_shape(doc_node: dict[str, Any], code: dict[str, Any], path: str)
     for key in CONSTRAINTS:
         if key in code_s:
             assert _deref(DOC, doc_s).get(key) == code_s[key], f"{path}: {key}"
+    if code_s.get("additionalProperties") is False:  # unknown fields refused
+        assert _deref(DOC, doc_s).get("additionalProperties") is False, path
+    _assert_same_scalar_branches(doc_s, code_s, path)
     doc_b, code_b = _branches(DOC, doc_s), _branches(code, code_s)
     if "object" in code_b and "properties" in code_b["object"]:
         d, c = doc_b["object"], code_b["object"]
@@ -125,6 +142,27 @@ def assert_same_shape(doc_node: dict[str, Any], code: dict[str, Any], path: str)
         assert_same_shape(
             doc_items, {**code_b["array"]["items"], "$defs": code["$defs"]}, path + "[]"
         )
+
+
+def _scalars(root: dict[str, Any], node: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The integer, number and string alternatives of a union, by type."""
+    out: dict[str, dict[str, Any]] = {}
+    for sub in node.get("anyOf", node.get("oneOf", [])):
+        sub = _flatten(root, sub)
+        if sub.get("type") in {"integer", "number", "string"}:
+            out[sub["type"]] = sub
+    return out
+
+
+def _assert_same_scalar_branches(doc_s: dict[str, Any], code_s: dict[str, Any], path: str) -> None:
+    """A nullable number keeps its range: each scalar branch of a union has the
+    code's constraints."""
+    doc_scalars = _scalars(DOC, doc_s)
+    for kind, code_branch in _scalars(code_s, code_s).items():
+        for key in CONSTRAINTS:
+            if key in code_branch:
+                got = doc_scalars[kind].get(key)
+                assert got == code_branch[key], f"{path} ({kind}): {key}"
 
 
 def _code_schema(tp: Any) -> dict[str, Any]:
@@ -224,7 +262,7 @@ def test_operation_binding_qos_retain_and_direction(channel: str) -> None:
     op = _operation_for(channel)
     assert op["action"] == ("receive" if channel in RECEIVED else "send")
     binding = op["bindings"]["mqtt"]
-    assert binding["qos"] == 1
+    assert binding["qos"] == (0 if channel in QOS0 else 1)
     assert binding["retain"] is RETAIN[channel]
     # AsyncAPI 3: an operation's messages must be messages of its channel.
     prefix = f"#/channels/{channel}/messages/"
@@ -276,6 +314,8 @@ def test_tele_limits_match_contract(kind: Kind) -> None:
         ("Ack", contract.Ack),
         ("AlertEvent", alerts.AlertEvent),
         ("Silence", silences.SilenceWire),
+        ("IngestReport", health.IngestReport),
+        ("GatewayStatus", gateway_status.GatewayStatus),
     ],
 )
 def test_message_schema_matches_wire_struct(schema: str, wire: type[msgspec.Struct]) -> None:
@@ -328,6 +368,62 @@ def test_silences_channel_matches_silence_topic() -> None:
         assert silences.silence_topic("baclieu", decoded.id) == ch["address"].format(
             site="baclieu", silenceId=silence_id
         )
+
+
+def test_ingest_health_channel_matches_health_topic() -> None:
+    ch = _channel("ingestHealth")
+    assert ch["address"] == f"{{site}}/{health.HEALTH_DISTRICT}/ingest/{{worker}}"
+    assert _channel_messages("ingestHealth") == [MESSAGES["IngestReport"]]
+    assert MESSAGES["IngestReport"]["x-max-bytes"] == health.REPORT_MAX_BYTES
+    pattern = DOC["components"]["parameters"]["worker"]["x-pattern"]
+    assert re.fullmatch(pattern, "0") and re.fullmatch(pattern, "999")
+    assert not any(re.fullmatch(pattern, w) for w in ("1000", "01", "-1", "x"))
+    for example in MESSAGES["IngestReport"]["examples"]:
+        report = health.decode(json.dumps(example["payload"]).encode())
+        assert json.loads(health.encode(report)) == example["payload"]
+        topic = ch["address"].format(site="baclieu", worker=report.worker)
+        assert f"`{topic}`" in example["summary"]
+        assert health.ingest_topic("baclieu", report.worker) == topic
+    with pytest.raises(health.HealthError):  # what the schema refuses, the decoder does
+        health.decode(json.dumps(_examples(MESSAGES["IngestReport"])[0] | {"x": 1}).encode())
+
+
+def test_edge_status_channel_matches_gateway_topic() -> None:
+    ch = _channel("edgeStatus")
+    assert ch["address"] == f"{{site}}/{contract.EDGE_DISTRICT}/{{district}}/status"
+    assert _channel_messages("edgeStatus") == [MESSAGES["GatewayStatus"]]
+    assert MESSAGES["GatewayStatus"]["x-max-bytes"] == gateway_status.STATUS_MAX_BYTES
+    assert set(SCHEMAS["GatewayDropped"]["properties"]) == set(
+        gateway_status.Dropped.__struct_fields__
+    )
+    examples = MESSAGES["GatewayStatus"]["examples"]
+    will = [e["payload"] for e in examples if e["name"] == "last-will"]
+    assert [json.dumps(p, separators=(",", ":")).encode() for p in will] == [gateway_status.OFFLINE]
+    for example in examples:
+        district = re.search(r"_edge/([a-z0-9-]+)/status", example["summary"]).group(1)  # type: ignore[union-attr]
+        topic = ch["address"].format(site="baclieu", district=district)
+        assert gateway_status.district_of("baclieu", topic) == district
+        raw = json.dumps(example["payload"]).encode()
+        decoded = msgspec.to_builtins(gateway_status.decode(raw, district))
+        assert {k: v for k, v in decoded.items() if v is not None} == example["payload"]
+        if "district" in example["payload"]:
+            with pytest.raises(gateway_status.GatewayStatusError):  # the topic is the truth
+                gateway_status.decode(raw, "other-ward")
+
+
+def test_broker_counter_channels_are_the_topics_analytics_reads() -> None:
+    addresses = (_channel("brokerDropped")["address"], _channel("brokerStored")["address"])
+    assert addresses == health.BROKER_TOPICS
+    for name in ("brokerDropped", "brokerStored"):
+        assert _channel_messages(name) == [MESSAGES["BrokerCounter"]]
+    pattern = SCHEMAS["BrokerCounter"]["pattern"]
+    for payload in _examples(MESSAGES["BrokerCounter"]):
+        assert re.fullmatch(pattern, payload)
+        assert health.broker_counter(payload.encode()) == int(payload)
+    for bad in ("", "-1", "12a", "1.5"):
+        assert not re.fullmatch(pattern, bad)
+        with pytest.raises(health.HealthError):
+            health.broker_counter(bad.encode())
 
 
 # --- dead letters -----------------------------------------------------------------
