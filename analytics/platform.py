@@ -32,7 +32,7 @@ class _Worker:
 
 
 # A retained counter arrives within milliseconds of a subscription; one that has
-# not come after this long was never published (still zero).
+# not come after this long has not changed for a minute (its retained value expired).
 COUNTER_SILENCE_MS: Final = 3_000
 
 
@@ -73,11 +73,12 @@ class PlatformState:
 
     def counters_subscribed(self, now_ms: int) -> None:
         """Analytics has just subscribed to the broker's counters (at a connect).  The
-        broker answers with its retained current value at once; Mosquitto publishes
-        the dropped counter only once it has changed, so one that stays silent for
-        ``COUNTER_SILENCE_MS`` is zero — and its first value is then a rise, not a
-        baseline (a broker restarted by a crash drops into a fresh counter that no
-        retained message announced)."""
+        broker answers with its retained current value at once — if it has one:
+        Mosquitto (2.0.11) publishes the dropped counter at its start and then only
+        when it changes, and a retained ``$SYS`` value expires after 60 s.  A counter
+        silent for ``COUNTER_SILENCE_MS`` is unchanged since, so its next value is a
+        rise, counted whole (how much of it is older cannot be known; the alert fires
+        either way), not a baseline."""
         if self.broker_dropped_total is None and self._subscribed_ms is None:
             self._subscribed_ms = now_ms
 
