@@ -139,6 +139,9 @@ class SystemOut(BaseModel):
     state: str | None = Field(None, description="The supervisor's state (up, stopping…).")
     services: list[ServiceOut] = []
     degraded: list[str] = Field([], description="Services that are not up while the stack is.")
+    recovered: list[str] = Field(
+        [], description="Services up again after a crash in the last 60 s (the console says so)."
+    )
 
 
 class StreamTicketOut(BaseModel):

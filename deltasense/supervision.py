@@ -16,6 +16,9 @@ from typing import Final
 import msgspec
 
 STATE_FILE: Final = "stack.json"
+# A service back up after a crash is reported as recovered this long: a restart that
+# takes a second would otherwise come and go between two looks of the console.
+RECOVERED_FOR_S: Final = 60.0
 
 
 class ServiceState(msgspec.Struct, kw_only=True):
@@ -43,6 +46,17 @@ class StackState(msgspec.Struct, kw_only=True):
         if self.state != "up":
             return []
         return [s.name for s in self.services if s.state != "up"]
+
+    def recovered(self, now: float) -> list[str]:
+        """Services up again after a crash less than ``RECOVERED_FOR_S`` ago (``now``:
+        Unix time, the supervisor's clock, as ``since`` is)."""
+        if self.state != "up":
+            return []
+        return [
+            s.name
+            for s in self.services
+            if s.state == "up" and s.restarts and 0 <= now - s.since < RECOVERED_FOR_S
+        ]
 
 
 def state_path(var_dir: Path) -> Path:

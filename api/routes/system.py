@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+
 import msgspec
 from fastapi import APIRouter
 
@@ -23,4 +25,5 @@ async def services(settings: SettingsDep, _: ViewerDep) -> SystemOut:
         state=state.state,
         services=[ServiceOut(**msgspec.structs.asdict(s)) for s in state.services],
         degraded=state.degraded(),
+        recovered=state.recovered(time.time()),
     )

@@ -14,6 +14,7 @@ const state = {
   devices: [],
   wards: null,
   services: [],
+  recovered: [],  // services up again after a crash in the last minute (the API says)
   alerts: new Map(),
   history: [],
   stream: null,
@@ -347,21 +348,29 @@ async function loadWards() {
 }
 
 // --- the platform's own services (the supervisor's report) -------------------------
+// A service down now is degraded; one back up after a crash in the last minute is
+// said too (the API's `recovered`), so a crash shorter than the 3 s poll is not missed.
 function renderServices() {
   const banner = $("degraded");
   const down = state.services.filter((s) => s.state !== "up");
-  banner.hidden = down.length === 0;
+  const back = state.services.filter((s) => state.recovered.includes(s.name));
+  const list = (xs, label) => xs.map((s) => `${s.name} (${label(s)}, ${s.restarts} ${t("restarts")})`).join(" · ");
+  banner.hidden = down.length + back.length === 0;
+  banner.dataset.state = down.length ? "degraded" : back.length ? "recovered" : "";
   banner.textContent = down.length
-    ? `${t("degraded")}: ${down.map((s) => `${s.name} (${t(s.state)}, ${s.restarts} ${t("restarts")})`).join(" · ")}` : "";
+    ? `${t("degraded")}: ${list(down, (s) => t(s.state))}`
+    : back.length ? `${t("recovered")}: ${list(back, () => t("up_again"))}` : "";
 }
 
 async function loadServices() {
   try {
     const system = await api("/api/v1/system/services");
     state.services = system.state === "up" ? system.services : [];
+    state.recovered = system.state === "up" ? system.recovered ?? [] : [];
   } catch (err) {
     if (err.status === 401) { handleError(err); return; }
     state.services = [];  // no report: the banner says nothing it does not know
+    state.recovered = [];
   }
   renderServices();
 }

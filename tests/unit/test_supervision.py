@@ -40,6 +40,18 @@ def test_nothing_is_degraded_unless_the_stack_is_up(tmp_path: Path) -> None:
     assert _state().degraded() == []
 
 
+def test_a_service_up_again_after_a_crash_is_recovered_for_a_minute() -> None:
+    now = 1_000_000.0
+    state = _state()
+    state.services[1].since = now - 5  # ingest: up again 5 s ago, after 2 restarts
+    assert state.recovered(now) == ["ingest"]  # mosquitto never crashed
+    assert state.recovered(now + supervision.RECOVERED_FOR_S) == []
+    assert state.recovered(now - 10) == []  # a clock that went back says nothing
+    state.services[1].state = "restarting"
+    assert state.recovered(now) == [] and state.degraded() == ["ingest"]
+    assert _state(stack="stopping").recovered(now) == []
+
+
 def test_a_missing_or_broken_report_reads_as_none(tmp_path: Path) -> None:
     assert supervision.read_state(tmp_path) is None
     path = supervision.state_path(tmp_path)
@@ -57,11 +69,17 @@ async def test_api_reports_degraded_services_behind_a_token(tmp_path: Path) -> N
         assert (await c.get("/api/v1/system/services")).status_code == 401
         auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         none = (await c.get("/api/v1/system/services", headers=auth)).json()
-        assert none == {"supervised": False, "state": None, "services": [], "degraded": []}
+        assert none == {
+            "supervised": False,
+            "state": None,
+            "services": [],
+            "degraded": [],
+            "recovered": [],
+        }
         supervision.write_state(tmp_path, _state(ingest="restarting"))
         body = (await c.get("/api/v1/system/services", headers=auth)).json()
     assert body["supervised"] is True and body["state"] == "up"
-    assert body["degraded"] == ["ingest"]
+    assert body["degraded"] == ["ingest"] and body["recovered"] == []
     ingest = body["services"][1]
     assert ingest == {
         "name": "ingest",
