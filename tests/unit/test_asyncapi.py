@@ -49,11 +49,22 @@ RETAIN = {
     "silences": True,
     "ingestHealth": False,
     "edgeStatus": True,
+    "edgeAlert": False,
     "brokerDropped": True,
     "brokerStored": True,
 }
 # Devices, gateways, operators' tools and the broker → platform.
-RECEIVED = {"tele", "status", "meta", "ack", "acks", "edgeStatus", "brokerDropped", "brokerStored"}
+RECEIVED = {
+    "tele",
+    "status",
+    "meta",
+    "ack",
+    "acks",
+    "edgeStatus",
+    "edgeAlert",
+    "brokerDropped",
+    "brokerStored",
+}
 QOS0 = {"brokerDropped", "brokerStored"}  # Mosquitto publishes its $SYS tree at QoS 0
 CONSTRAINTS = (
     "minimum",
@@ -409,6 +420,23 @@ def test_edge_status_channel_matches_gateway_topic() -> None:
         if "district" in example["payload"]:
             with pytest.raises(gateway_status.GatewayStatusError):  # the topic is the truth
                 gateway_status.decode(raw, "other-ward")
+
+
+def test_edge_alert_channel_matches_the_gateway_alert_topic() -> None:
+    ch = _channel("edgeAlert")
+    assert ch["address"] == f"{{site}}/{contract.EDGE_DISTRICT}/{{district}}/alert"
+    assert _channel_messages("edgeAlert") == [MESSAGES["EdgeAlert"]]
+    assert MESSAGES["EdgeAlert"]["payload"] == MESSAGES["AlertEvent"]["payload"]
+    for example in MESSAGES["EdgeAlert"]["examples"]:
+        district = re.search(r"_edge/([a-z0-9-]+)/alert", example["summary"]).group(1)  # type: ignore[union-attr]
+        topic = ch["address"].format(site="baclieu", district=district)
+        assert contract.edge_alert_topic("baclieu", district) == topic
+        assert contract.edge_district_of("baclieu", topic) == district
+        event = alerts.decode(json.dumps(example["payload"]).encode())
+        assert json.loads(alerts.encode(event)) == example["payload"]
+        assert event.id == alerts.alert_id(event.rule, event.subject, event.started)
+        assert (event.rule, event.district) == ("street-flood", district)
+        assert (event.message.vi, event.message.en) == ("", "")
 
 
 def test_broker_counter_channels_are_the_topics_analytics_reads() -> None:
