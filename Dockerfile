@@ -3,7 +3,7 @@
 #   docker build --target api -t deltasense-api .
 # docker-compose.yml builds each target and runs `python -m <service>`.
 
-# --- vendor: the console's third-party code (Leaflet, markercluster, uPlot) from npm ---
+# --- vendor: the console's third-party code (Leaflet, markercluster, uPlot) and the API explorers (Swagger UI, ReDoc) from npm ---
 # The runtime npm dependencies only (the MicroPython interpreter is a dev one).
 FROM node:20-slim AS vendor
 WORKDIR /src

@@ -31,6 +31,15 @@ def content_security_policy(tile_url: str | None = None) -> str:
     )
 
 
+# ReDoc styles itself with styled-components, which inserts <style> elements: its page,
+# and only it, may use inline styles.  Scripts stay 'self' everywhere.
+INLINE_STYLE_PAGES: Final = frozenset({"/redoc"})
+
+
+def with_inline_styles(csp: str) -> str:
+    return csp.replace("style-src 'self';", "style-src 'self' 'unsafe-inline';")
+
+
 CONTENT_SECURITY_POLICY: Final = content_security_policy()
 _INTERNAL_ERROR: Final = json.dumps(body(500, "internal error; it has been logged")).encode()
 HSTS: Final = "max-age=31536000; includeSubDomains"
@@ -60,12 +69,14 @@ class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp, tile_url: str | None = None) -> None:
         self.app = app
         self.csp = content_security_policy(tile_url)
+        self.csp_inline_styles = with_inline_styles(self.csp)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = security_headers(scope.get("scheme") == "https", self.csp)
+        csp = self.csp_inline_styles if scope.get("path") in INLINE_STYLE_PAGES else self.csp
+        extra = security_headers(scope.get("scheme") == "https", csp)
         started = False
 
         async def send_wrapper(message: Message) -> None:

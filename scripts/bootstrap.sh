@@ -77,7 +77,7 @@ fi
 vendor=api/static/vendor
 vendor_stamp="$vendor/.deltasense-lock"
 if [ ! -f "$vendor_stamp" ] || [ "$(cat "$vendor_stamp")" != "$npm_want" ]; then
-  echo "bootstrap: copying Leaflet, Leaflet.markercluster and uPlot into $vendor"
+  echo "bootstrap: copying Leaflet, Leaflet.markercluster, uPlot, Swagger UI and ReDoc into $vendor"
   sh scripts/vendor_console.sh
   echo "$npm_want" > "$vendor_stamp"
 fi

@@ -40,6 +40,13 @@ async def catalogue() -> FileResponse:
 
 @router.get("/docs")
 async def docs() -> HTMLResponse:
-    """Where the API is described.  FastAPI's Swagger UI and ReDoc load scripts from a
-    CDN and start them with an inline script: both broken under the CSP and offline."""
+    """Swagger UI over /openapi.json, from api/static/vendor (npm swagger-ui-dist; no CDN)
+    and started by /static/docs.js (the CSP allows no inline script)."""
     return HTMLResponse((STATIC_DIR / "docs.html").read_text(encoding="utf-8"))
+
+
+@router.get("/redoc")
+async def redoc() -> HTMLResponse:
+    """ReDoc over /openapi.json, from api/static/vendor (npm redoc; no CDN); its page
+    alone may use inline styles (api/headers.py)."""
+    return HTMLResponse((STATIC_DIR / "redoc.html").read_text(encoding="utf-8"))

@@ -800,3 +800,51 @@ def test_a_killed_service_is_back_within_ten_seconds_and_the_console_says_so(
     assert_clean(page)
     page.context.close()
     print(f"{victim} killed → up again in {restart_s:.1f} s; the console said so")
+
+
+def test_the_api_explorers_work_offline(browser: Any, stack: Stack) -> None:
+    """/docs (Swagger UI) and /redoc (ReDoc) draw every operation from the vendored
+    bundles with every request outside this server refused, under the API's CSP."""
+    context = browser.new_context(viewport=DESKTOP, base_url=stack.api)
+    context.add_init_script(_CSP_PROBE)
+    outside: list[str] = []
+
+    def local_only(route: Any) -> None:
+        url = route.request.url
+        if url.startswith((stack.api, "data:", "blob:")):
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    context.route("**/*", local_only)
+    operations = sum(
+        1
+        for item in stack.http.get("/openapi.json").json()["paths"].values()
+        for method in item
+        if method in {"get", "post", "put", "delete", "patch"}
+    )
+    try:
+        for path, selector in (
+            ("/docs", ".opblock"),
+            ("/redoc", "[data-section-id^='operation/']"),
+        ):
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
+            page.goto(path)
+            wait_until(
+                page,
+                f"document.querySelectorAll({json.dumps(selector)}).length >= {operations}",
+                timeout_ms=30_000,
+            )
+            # ReDoc's footer logo is an image from its CDN: the CSP blocks it, nothing leaves.
+            violations = [v for v in page.evaluate("window.__csp") if "cdn.redoc.ly" not in v]
+            assert violations == [], (path, violations)
+            assert errors == [], (path, errors)
+            SHOTS.mkdir(parents=True, exist_ok=True)  # the first screen: ReDoc's whole page is huge
+            page.screenshot(path=str(SHOTS / f"api-{path.strip('/')}-desktop.png"))
+            page.close()
+    finally:
+        context.close()
+    assert outside == [], outside

@@ -115,7 +115,7 @@ async def test_hsts_only_over_https(app: FastAPI) -> None:
 
 def test_the_console_has_no_inline_script_style_or_handler() -> None:
     """What the CSP forbids must not be in the pages: it would silently break them."""
-    for page in ("index.html", "docs.html"):
+    for page in ("index.html", "docs.html", "redoc.html"):
         html = (STATIC_DIR / page).read_text(encoding="utf-8")
         assert "<style" not in html and "style=" not in html, page
         for tag in html.split("<script")[1:]:
@@ -124,14 +124,40 @@ def test_the_console_has_no_inline_script_style_or_handler() -> None:
         assert "javascript:" not in html.lower(), page
 
 
-async def test_docs_points_to_the_schema_and_swagger_is_not_served(
-    client: httpx.AsyncClient,
+_ASSET = re.compile(r"""\b(?:src|href)\s*=\s*["']([^"']+)["']""", re.I)
+
+
+@pytest.mark.parametrize(("path", "bundle"), [("/docs", "swagger-ui"), ("/redoc", "redoc")])
+async def test_the_api_explorers_reference_only_local_assets(
+    client: httpx.AsyncClient, path: str, bundle: str
 ) -> None:
-    docs = await client.get("/docs")
-    assert docs.status_code == 200 and "/openapi.json" in docs.text
-    assert "<script" not in docs.text and "http" not in docs.text  # nothing from elsewhere
-    assert (await client.get("/redoc")).status_code == 404
-    assert (await client.get("/openapi.json")).json()["info"]["title"] == "DeltaSense API"
+    """Swagger UI (/docs) and ReDoc (/redoc) from api/static/vendor, never a CDN: every
+    script, style and link of the page is a path on this server, and each is served."""
+    page = await client.get(path)
+    assert page.status_code == 200
+    assets = _ASSET.findall(page.text)
+    assert f"/static/vendor/{bundle}/" in " ".join(assets)
+    assert "/openapi.json" in assets
+    for url in assets:
+        assert url.startswith("/") and not url.startswith("//"), url  # no other host
+        if url.startswith("/static/"):
+            served = await client.get(url)
+            assert served.status_code == 200, f"{url}: run make bootstrap (vendor_console.sh)"
+    assert "http:" not in page.text and "https:" not in page.text
+    doc = (await client.get("/openapi.json")).json()
+    assert doc["info"]["title"] == "DeltaSense API"
+
+
+async def test_only_redoc_may_use_inline_styles(client: httpx.AsyncClient) -> None:
+    redoc = (await client.get("/redoc")).headers["content-security-policy"]
+    assert "style-src 'self' 'unsafe-inline';" in redoc
+    assert "script-src 'self';" in redoc and redoc.replace(" 'unsafe-inline'", "") == (
+        CONTENT_SECURITY_POLICY
+    )
+    for path in ("/", "/docs", "/static/redoc.js", "/api/v1/me"):
+        assert (await client.get(path)).headers["content-security-policy"] == (
+            CONTENT_SECURITY_POLICY
+        )
 
 
 # --- stream tickets ---------------------------------------------------------------
