@@ -36,8 +36,8 @@ from deltasense import schema
 from deltasense.alerts import AlertEvent
 from deltasense.contract import Kind, Reading
 from deltasense.influx import InfluxClient, InfluxError, quote_ident
-from deltasense.runtime import DEFAULT_UTC_OFFSET_MIN, now_ms, utc_label, utc_offset_tz
-from deltasense.settings import Settings
+from deltasense.runtime import DEFAULT_UTC_OFFSET_MIN, now_ms, utc_label
+from deltasense.settings import Settings, utc_offset_tz
 from deltasense.thresholds import Thresholds
 
 _LOG = logging.getLogger(__name__)

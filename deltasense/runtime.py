@@ -15,12 +15,11 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta, timezone
 from typing import Final, TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from deltasense.settings import Settings
+from deltasense.settings import Settings, utc_offset_tz
 
 _T = TypeVar("_T")
 
@@ -29,10 +28,6 @@ _T = TypeVar("_T")
 def now_ms() -> int:
     """Wall-clock time in epoch milliseconds, the platform's one time unit."""
     return time.time_ns() // 1_000_000
-
-
-def utc_offset_tz(utc_offset_min: int) -> timezone:
-    return timezone(timedelta(minutes=utc_offset_min))
 
 
 def utc_offset_text(utc_offset_min: int) -> str:

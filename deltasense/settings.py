@@ -25,6 +25,13 @@ from pydantic_settings import (
 
 from deltasense.contract import IDENT_RE
 
+
+def utc_offset_tz(utc_offset_min: int) -> timezone:
+    """The fixed-offset zone of ``utc_offset_min`` (the one conversion: the settings own
+    the site's offset, and everything local-time goes through here)."""
+    return timezone(timedelta(minutes=utc_offset_min))
+
+
 CONFIG_ENV = "DELTASENSE_CONFIG"
 INGEST_WORKERS_MAX = 32
 DEFAULT_CONFIG_FILE = "deltasense.toml"
@@ -475,7 +482,7 @@ class Settings(BaseSettings):
     @property
     def local_tz(self) -> timezone:
         """The site's local time zone (rain days, dim schedules, naive times)."""
-        return timezone(timedelta(minutes=self.utc_offset_min))
+        return utc_offset_tz(self.utc_offset_min)
 
     @property
     def influx_base_url(self) -> str:
