@@ -21,7 +21,7 @@ bootstrap:
 	@scripts/bootstrap.sh
 
 test: bootstrap lint typecheck
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=30 $(PYTEST_ARGS)
 
 test-unit: bootstrap
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
