@@ -10,17 +10,21 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 
 from api import auditing, silencing, store
 from api.alarm import SilenceIn, SilenceOut
 from api.alarmstore import SilenceRecord
 from api.deps import AlarmDep, AuditDep, DbDep, HubDep, OperatorDep, SettingsDep
+from api.paging import PagerDep, page_sorted
 from deltasense.audit import Action, Result
 from deltasense.runtime import now_ms
 from deltasense.silences import Silence
 
 router = APIRouter(prefix="/silences", tags=["alarm workflow"])
+# A later page is cut from this many, newest first (silences are few; the store has no
+# keyset query).
+MAX_PAGED = 10_000
 SilenceIdPath = Annotated[
     str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$", description="A silence id (si-…, sh-…).")
 ]
@@ -87,16 +91,25 @@ async def list_silences(
     hub: HubDep,
     settings: SettingsDep,
     _: OperatorDep,
+    pager: PagerDep,
+    response: Response,
     state: Literal["active", "all"] = "active",
     limit: Annotated[int, Query(ge=1, le=500)] = 200,
 ) -> list[SilenceOut]:
-    """`active`: applying now or later (newest first); `all`: ended ones too."""
+    """`active`: applying now or later (newest first); `all`: ended ones too.  Pages
+    with `cursor` (from the `Link: rel=next` header)."""
+    after = pager.position(int, str)
     now = now_ms()
     await silencing.sweep(hub, settings.site, alarm_store, now)
     records = await silencing.stored(
-        alarm_store.silences, since_ms=now if state == "active" else None, limit=limit
+        alarm_store.silences,
+        since_ms=now if state == "active" else None,
+        limit=limit + 1 if after is None else MAX_PAGED,  # one more: is there a next page?
     )
-    return [SilenceOut.of(r, now) for r in records]
+    # The store's order, created newest first then id: ascending on (-created, id).
+    page, following = page_sorted(records, lambda r: [-r.created, r.id], after, limit)
+    response.headers.update(pager.headers(following))
+    return [SilenceOut.of(r, now) for r in page]
 
 
 @router.get("/{silence_id}", response_model=SilenceOut, responses={404: {"description": "Unknown"}})

@@ -12,13 +12,14 @@ import asyncio
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, HTTPException, Path, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 
 from api import auditing
 from api.account_models import AccountIn, AccountOut, PasswordIn
 from api.accounts import Account, AccountError, AccountExists, NoSuchAccount
 from api.auth import Principal
 from api.deps import AdminDep, AuditDep, CtxDep
+from api.paging import PagerDep, page_sorted
 from deltasense.audit import Action, Result
 
 router = APIRouter(prefix="/admin/users", tags=["accounts"])
@@ -62,9 +63,22 @@ async def _change(
 
 
 @router.get("", response_model=list[AccountOut], responses=_ERRORS)
-async def list_accounts(ctx: CtxDep, _: AdminDep) -> list[AccountOut]:
-    """Every account, enabled or not; never a password hash."""
-    return [_out(a) for a in await asyncio.to_thread(ctx.accounts.list)]
+async def list_accounts(
+    ctx: CtxDep,
+    _: AdminDep,
+    pager: PagerDep,
+    response: Response,
+    limit: Annotated[
+        int, Query(ge=1, le=10_000, description="Per page (all by default).")
+    ] = 10_000,
+) -> list[AccountOut]:
+    """Every account, enabled or not, by name; never a password hash.  Pages with
+    `cursor` (from the `Link: rel=next` header)."""
+    after = pager.position(str)
+    accounts = await asyncio.to_thread(ctx.accounts.list)
+    page, following = page_sorted(accounts, lambda a: [a.name], after, limit)
+    response.headers.update(pager.headers(following))
+    return [_out(a) for a in page]
 
 
 @router.get("/{name}", response_model=AccountOut, responses=_ONE)

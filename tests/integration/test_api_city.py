@@ -215,7 +215,7 @@ async def test_console_config_me_and_the_device_page(settings: Settings) -> None
         assert config["city"] == {"vi": "toàn thành phố", "en": "whole city"}
 
         me = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {viewer}"})
-        assert me.json() == {"name": "ward-viewer", "role": "viewer"}
+        assert me.json() == {"name": "ward-viewer", "role": "viewer", "via": "token"}
         assert (await client.get("/api/v1/me")).status_code == 401
         bad = await client.get("/api/v1/me", headers={"Authorization": "Bearer nope"})
         assert bad.status_code == 401

@@ -171,3 +171,37 @@ async def test_a_second_client_can_page_aggregate_and_export(settings: Settings)
         # --- what a client that guessed gets ------------------------------------------
         r = await api.get("/api/v1/alerts", params={"state": "all", "offset": 3}, headers=ADMIN)
         assert r.status_code == 422 and "offset" in r.json()["detail"]
+
+
+async def test_silences_and_accounts_page_too(settings: Settings) -> None:
+    """The lists other modules own (alarm workflow, accounts) take the same cursor."""
+    async with running_api(settings) as api:
+        made = []
+        for i in range(5):
+            r = await api.post(
+                "/api/v1/silences",
+                json={"matchers": {"subject": f"lv{i}"}, "duration_s": 600 + i},
+                headers=ADMIN,
+            )
+            assert r.status_code == 201, r.text
+            made.append(r.json()["id"])
+        pages = await _follow(api, "/api/v1/silences", state="all", limit=2)
+        assert [len(p) for p in pages] == [2, 2, 1]
+        ids = [s["id"] for p in pages for s in p]
+        assert sorted(ids) == sorted(made) and len(set(ids)) == 5
+        assert ids == [s["id"] for s in (await api.get("/api/v1/silences", headers=ADMIN)).json()]
+
+        for name in ("an.le", "binh.tran", "chi.pham"):
+            r = await api.post(
+                "/api/v1/admin/users",
+                json={"name": name, "role": "viewer", "password": "sông Bạc Liêu mùa nước nổi"},
+                headers=ADMIN,
+            )
+            assert r.status_code == 201, r.text
+        pages = await _follow(api, "/api/v1/admin/users", limit=2)
+        assert [[a["name"] for a in p] for p in pages] == [["an.le", "binh.tran"], ["chi.pham"]]
+        forged = await api.get("/api/v1/admin/users", params={"cursor": "x.y"}, headers=ADMIN)
+        assert forged.status_code == 422 and forged.json()["errors"][0]["loc"] == [
+            "query",
+            "cursor",
+        ]
