@@ -238,7 +238,14 @@ def require_role(principal: Principal, required: Role) -> None:
     if required is Role.METRICS:
         if principal.role not in METRICS_ROLES:
             raise AuthError(
-                403, f"requires role metrics or admin (token has {principal.role.value})"
+                403,
+                f"requires role metrics or admin ({_holder(principal)} has {principal.role.value})",
             )
     elif not principal.role.allows(required):
-        raise AuthError(403, f"requires role {required.value} (token has {principal.role.value})")
+        raise AuthError(
+            403, f"requires role {required.value} ({_holder(principal)} has {principal.role.value})"
+        )
+
+
+def _holder(principal: Principal) -> str:
+    return "account" if principal.via == "session" else "token"

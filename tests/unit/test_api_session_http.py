@@ -405,7 +405,7 @@ async def test_a_viewer_session_is_refused_what_operators_do(api: Api) -> None:
             headers=CONSOLE,
         )
         assert ack.status_code == command.status_code == 403
-        assert "requires role operator" in ack.json()["detail"]
+        assert ack.json()["detail"] == "requires role operator (account has viewer)"
         assert (await b.get("/metrics")).status_code == 403
 
 
