@@ -3,7 +3,9 @@ uvicorn on a real InfluxDB and Mosquitto, answers every generated request — va
 and invalid ones — without a 500, every error as application/problem+json, a 503 only
 where the operation declares one (the notifier or the broker admin is absent here).
 
-A bounded number of examples per operation keeps it short in `make test`;
+Then the series route on a real device with generated times (relative, epoch ms of any
+size, ISO-8601 of any year), widths, aggregates and page sizes: a 200 or a 422, never
+anything else.  A bounded number of examples per operation keeps it short in `make test`;
 ``DELTASENSE_FUZZ_EXAMPLES=500`` runs a longer search."""
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from hypothesis import strategies as st
 from schemathesis.generation import GenerationMode
 
 from api.app import create_app
+from deltasense import schema
+from deltasense.alerts import AlertEvent, Message
 from deltasense.settings import Settings
 from tests.support import ADMIN_TOKEN
 
@@ -33,6 +37,26 @@ EXAMPLES = int(os.environ.get("DELTASENSE_FUZZ_EXAMPLES", "8"))
 # Never ends by design (SSE); its parameters are tested in test_api_alerts.
 SKIP = {("GET", "/api/v1/alerts/stream")}
 HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+# Half the generated cases address these instead of a random id, so the routes reach
+# the database with generated times, widths and aggregates (where the 500 once was).
+REAL = {"device": "w1", "alert_id": "al-fuzz-1"}
+
+
+def _alert(now: int) -> AlertEvent:
+    return AlertEvent(
+        id=REAL["alert_id"], kind="flood", rule="street-flood", subject="w1",
+        district="phuong-1", severity="warning", state="firing", risk_level=0,
+        values={"level_cm": 20.0}, started=now, updated=now, message=Message(vi="x", en="x"),
+    )  # fmt: skip
+
+
+def _on_real(case: Any) -> Any:
+    for name, value in REAL.items():
+        if name in (case.path_parameters or {}):
+            case.path_parameters[name] = value
+    if isinstance(case.query, dict) and "field" in case.query:
+        case.query["field"] = "t_c"  # a field w1 measures: the series reaches InfluxDB
+    return case
 
 
 @schemathesis.serializer("application/toml")
@@ -49,10 +73,18 @@ def live_api(settings: Settings) -> Iterator[str]:
         async with influx(settings) as db:
             await db.write_lines(
                 [
-                    registry_line(settings, "w1", "weather", "phuong-1", now),
+                    registry_line(settings, REAL["device"], "weather", "phuong-1", now),
                     reading_line(
-                        settings, "w1", "weather", "phuong-1", now, t_c=30.0, seq=1, boot=1
+                        settings,
+                        REAL["device"],
+                        "weather",
+                        "phuong-1",
+                        now,
+                        t_c=30.0,
+                        seq=1,
+                        boot=1,
                     ),
+                    schema.alert_line(_alert(now)),
                 ]
             )
 
@@ -90,10 +122,11 @@ def live_api(settings: Settings) -> Iterator[str]:
 def _property(operation: Any, base: str) -> Any:
     """The property for one operation, as a Hypothesis test to call."""
     declared = set(operation.definition.raw.get("responses", {}))
-    strategy = st.one_of(
+    generated = st.one_of(
         operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
         operation.as_strategy(generation_mode=GenerationMode.NEGATIVE),
     )
+    strategy = st.one_of(generated, generated.map(_on_real))
 
     @hypothesis.settings(
         max_examples=EXAMPLES,
@@ -130,3 +163,47 @@ def test_no_500_on_any_endpoint(live_api: str) -> None:
         _property(operation, live_api)()
         checked.append(f"{operation.method.upper()} {operation.path}")
     assert len(checked) >= 40, checked
+    _series_times(live_api)()
+
+
+# Times as a client writes them (and as a hostile one does): relative, epoch ms of any
+# size, ISO-8601 of any year and offset, now.
+_TIMES = st.one_of(
+    st.just("now"),
+    st.builds(lambda n, u: f"-{n}{u}", st.integers(0, 10**8), st.sampled_from("smhdwx")),
+    st.integers(-(10**17), 10**17).map(str),
+    st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
+    st.datetimes().map(lambda d: d.isoformat()),
+)
+
+
+def _series_times(base: str) -> Any:
+    @hypothesis.settings(
+        max_examples=EXAMPLES * 5,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(hypothesis.HealthCheck),
+        phases=[hypothesis.Phase.generate],
+    )
+    @hypothesis.given(
+        start=st.none() | _TIMES,
+        end=st.none() | _TIMES,
+        every=st.none()
+        | st.builds(lambda n, u: f"{n}{u}", st.integers(0, 10**7), st.sampled_from("smhdw")),
+        agg=st.none() | st.sampled_from(["mean", "min", "max", "last"]),
+        limit=st.none() | st.integers(1, 10_000),
+        csv=st.booleans(),
+    )
+    def check(
+        start: str | None, end: str | None, every: str | None, agg: str | None, limit: int | None,
+        csv: bool,
+    ) -> None:  # fmt: skip
+        params = {"field": "t_c", "start": start, "end": end, "every": every, "agg": agg}
+        params |= {"limit": limit, "format": "csv" if csv else None}
+        query = {k: v for k, v in params.items() if v is not None}
+        r = httpx.get(f"{base}/api/v1/devices/w1/series", params=query, headers=HEADERS, timeout=10)
+        assert r.status_code in (200, 422), (query, r.status_code, r.text[:300])
+        if r.status_code == 422:
+            assert r.headers["content-type"] == "application/problem+json", query
+
+    return check
