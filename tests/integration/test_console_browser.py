@@ -772,6 +772,111 @@ def test_the_stream_reconnects_with_the_last_event_id_and_gets_the_missed_alerts
         proxy.close()
 
 
+# Controls (and anything made focusable) that a screen reader would announce with no
+# name: aria-label/-labelledby, a <label>, or their own text.
+_NAMELESS = r"""() => {
+  const text = (n) => (n?.textContent || '').trim();
+  const name = (el) => (el.getAttribute('aria-label') || '').trim()
+    || (el.getAttribute('aria-labelledby') || '').split(/\s+/).map((id) => text(document.getElementById(id))).join('')
+    || [...(el.labels || [])].map(text).join('')
+    || (['BUTTON', 'A', 'SUMMARY', 'OPTION'].includes(el.tagName) || el.getAttribute('role') === 'button' ? text(el) : '')
+    || (el.getAttribute('title') || '').trim();
+  const shown = (el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+  return [...document.querySelectorAll(
+    'button, input, select, textarea, a[href], summary, [tabindex]:not([tabindex="-1"]), [role=button]')]
+    .filter(shown).filter((el) => !name(el)).map((el) => el.outerHTML.slice(0, 160));
+}"""
+
+# What has the keyboard focus, and whether its focus ring is drawn.
+_FOCUSED = """() => {
+  const el = document.activeElement;
+  const s = getComputedStyle(el);
+  return { id: el.id, tag: el.tagName, cls: String(el.className?.baseVal ?? el.className),
+           text: (el.getAttribute('aria-label') || el.textContent || '').trim().slice(0, 40),
+           ring: s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2 };
+}"""
+
+
+def assert_named(page: Any, where: str) -> None:
+    assert page.evaluate(_NAMELESS) == [], f"controls without a name on {where}"
+
+
+def tab_through(page: Any, presses: int) -> list[dict[str, Any]]:
+    """Focus from the top of the page, one Tab at a time."""
+    # Focusing the body moves the start of sequential navigation to the page's top.
+    page.evaluate(
+        "() => { const b = document.body; b.tabIndex = -1; b.focus(); b.removeAttribute('tabindex'); }"
+    )
+    seen = []
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        seen.append(page.evaluate(_FOCUSED))
+    return seen
+
+
+def test_every_page_in_both_languages_on_desktop_and_phone_has_named_controls_and_a_screenshot(
+    browser: Any, stack: Stack, drain: str
+) -> None:
+    """Screenshots of each page (login, city map, alert feed with an alert's workflow
+    open, device page), desktop and 390 px phone, Vietnamese and English, written to
+    var/screenshots/console/ (git-ignored) and printed; on each, every control has a
+    name. On the desktop city page in Vietnamese the main controls take the keyboard,
+    in order, with a focus ring."""
+    login = _account(stack, "op-shots", "operator")
+    tele = _drain_ready(stack, "drain-shots", "phuong-8")
+    _flood(stack, tele)
+    alert = _alert_of(stack, "drain-shots")
+    started = time.monotonic()
+    written: list[Path] = []
+    for lang in ("vi", "en"):
+        for size, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+            context = browser.new_context(viewport=viewport, base_url=stack.api)
+            context.add_init_script(_CSP_PROBE)
+            context.add_init_script(f"localStorage.setItem('ds.lang', {json.dumps(lang)});")
+            page = context.new_page()
+            page.errors = []  # type: ignore[attr-defined]
+            page.on("pageerror", lambda exc, p=page: p.errors.append(str(exc)))
+            page.goto("/")
+            page.wait_for_selector("#login:not([hidden])")
+            assert_named(page, f"login {size} {lang}")
+            written.append(shot(page, f"page-login-{size}-{lang}"))
+            page.fill("#username", login.name)
+            page.fill("#password", login.password)
+            page.click("#login-form button[type=submit]")
+            page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+            item = page.locator(f"#alerts li[data-alert='{alert}']")
+            item.wait_for()
+            if (lang, size) == ("vi", "desktop"):
+                reached = tab_through(page, 30)
+                assert reached[0]["cls"] == "skip", reached[0]  # "skip to content" first
+                ids = [r["id"] for r in reached]
+                order = ["sound", "lang", "logout", "f-state", "f-kind", "f-severity", "f-ward"]
+                assert all(i in ids for i in order), ids
+                assert [ids.index(i) for i in order] == sorted(ids.index(i) for i in order)
+                assert any("leaflet-control-zoom-in" in r["cls"] for r in reached), reached
+                assert any(r["tag"] == "SUMMARY" for r in reached), reached  # the device list
+                assert all(r["ring"] for r in reached), [r for r in reached if not r["ring"]]
+            page.click("#device-list-box summary")
+            assert_named(page, f"city {size} {lang}")
+            written.append(shot(page, f"page-city-{size}-{lang}"))
+            item.locator("details.alarm-box summary").click()
+            item.locator(".comment-form").wait_for()
+            assert_named(page, f"alert workflow {size} {lang}")
+            feed = SHOTS / f"page-feed-{size}-{lang}.png"
+            page.locator(".feed-panel").screenshot(path=str(feed))
+            written.append(feed)
+            page.goto(f"/#/device/{drain}")
+            page.wait_for_selector(".chart[data-field='level_cm'] .uplot", timeout=10_000)
+            assert_named(page, f"device {size} {lang}")
+            written.append(shot(page, f"page-device-{size}-{lang}"))
+            assert_clean(page)
+            context.close()
+    print(f"{len(written)} screenshots in {time.monotonic() - started:.1f} s:")
+    for path in written:
+        assert path.stat().st_size > 10_000, path  # a drawn page, not a blank one
+        print(f"  {path}")
+
+
 def test_a_killed_service_is_back_within_ten_seconds_and_the_console_says_so(
     browser: Any, stack: Stack
 ) -> None:
