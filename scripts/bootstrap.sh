@@ -76,10 +76,12 @@ fi
 # (git-ignored, rebuilt from node_modules; no CDN, works offline).
 vendor=api/static/vendor
 vendor_stamp="$vendor/.deltasense-lock"
-if [ ! -f "$vendor_stamp" ] || [ "$(cat "$vendor_stamp")" != "$npm_want" ]; then
+# Again when the packages or the script's list of files change.
+vendor_want=$(cat package.json package-lock.json scripts/vendor_console.sh | sha256sum | cut -d' ' -f1)
+if [ ! -f "$vendor_stamp" ] || [ "$(cat "$vendor_stamp")" != "$vendor_want" ]; then
   echo "bootstrap: copying Leaflet, Leaflet.markercluster, uPlot, Swagger UI and ReDoc into $vendor"
   sh scripts/vendor_console.sh
-  echo "$npm_want" > "$vendor_stamp"
+  echo "$vendor_want" > "$vendor_stamp"
 fi
 
 # --- MicroPython stub environments for mypy of firmware/ (one per port: the
