@@ -172,6 +172,7 @@ async def test_a_disabled_account_gets_the_same_401_and_its_sessions_end(api: Ap
         b'{"username": "viewer1", "password": ""}',
         b'{"username": 7, "password": ["x"]}',
         b'{"username": "\xff\xfe", "password": "x"}',
+        b'{"username": "\\ud800an", "password": "\\udcffx"}',  # lone surrogates, escaped
         b"username=viewer1&password=x",
         ('{"username": "' + "a" * 257 + '", "password": "x"}').encode(),
         ('{"username": "viewer1", "password": "' + "p" * 1025 + '"}').encode(),
@@ -324,6 +325,13 @@ async def test_admins_manage_accounts_over_http_and_changes_end_sessions(api: Ap
                 {"name": "ok", "role": "metrics", "password": PASSWORD},
                 {"name": "ok", "role": "viewer", "password": "x" * 300}):  # fmt: skip
         assert (await c.post("/api/v1/admin/users", json=bad, headers=admin)).status_code == 422
+    surrogate = b'{"name": "\\ud800ok", "role": "viewer", "password": "a long enough one 1"}'
+    raw = await c.post(
+        "/api/v1/admin/users",
+        content=surrogate,
+        headers=admin | {"Content-Type": "application/json"},
+    )
+    assert raw.status_code == 422  # a lone surrogate (escaped in JSON) is no text
 
     async with api.browser() as binh:
         assert (await api.login(binh, "tran.binh")).status_code == 200
