@@ -354,7 +354,7 @@ function renderServices() {
   const banner = $("degraded");
   const down = state.services.filter((s) => s.state !== "up");
   const back = state.services.filter((s) => state.recovered.includes(s.name));
-  const list = (xs, label) => xs.map((s) => `${s.name} (${label(s)}, ${s.restarts} ${t("restarts")})`).join(" · ");
+  const list = (xs, label) => xs.map((s) => `${s.name} (${label(s)}, ${s.restarts} ${t(s.restarts === 1 ? "restart_one" : "restarts")})`).join(" · ");
   banner.hidden = down.length + back.length === 0;
   banner.dataset.state = down.length ? "degraded" : back.length ? "recovered" : "";
   banner.textContent = down.length

@@ -900,7 +900,7 @@ def test_a_killed_service_is_back_within_ten_seconds_and_the_console_says_so(
     assert victim in back["recovered"] and restart_s < 10, back
     wait_until(page, f"{banner}.dataset.state === 'recovered'", timeout_ms=5_000)
     text = page.evaluate(f"{banner}.textContent")
-    assert text == "Service restarted after a crash: notifier (up again, 1 restarts)", text
+    assert text == "Service restarted after a crash: notifier (up again, 1 restart)", text
     shot(page, "restarted-en")
     assert_clean(page)
     page.context.close()
