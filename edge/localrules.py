@@ -32,8 +32,6 @@ sends can stop the evaluator.
 
 from __future__ import annotations
 
-import json
-import logging
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -60,7 +58,6 @@ from deltasense.rulekernels.base import CRITICAL, RuleResult
 from deltasense.rulekernels.limits import FloodLimits, StormLimits, row_limits
 from deltasense.thresholds import Thresholds
 
-_LOG = logging.getLogger("edge.rules")
 WATER_KEEP: Final = 4  # readings kept per drain: plausible_latest needs two
 MINUTE_MS: Final = 60_000
 GUST_SLOTS: Final = 2  # the newest gust: the last two minutes (analytics' recent_max)
@@ -389,16 +386,3 @@ def _quiet(n: int) -> RuleResult:
     """A rule that saw nothing (the signs the gateway cannot judge)."""
     none = np.zeros(n, dtype=np.bool_)
     return RuleResult(condition=none, clear=~none, severity=np.zeros(n, dtype=np.int8))
-
-
-def describe(decisions: Decisions) -> str:
-    """One line for the log."""
-    return json.dumps(
-        {
-            "siren": decisions.siren,
-            "storm_level": decisions.storm_level,
-            "flooded": list(decisions.flooded),
-            "lamp_orders": len(decisions.lamp_orders),
-            "alerts": [e.id for e in decisions.alerts],
-        }
-    )
