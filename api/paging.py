@@ -118,8 +118,9 @@ class Pager:
 
     @property
     def scope(self) -> str:
-        route = self.request.scope.get("route")
-        return str(getattr(route, "path", self.request.url.path))
+        """The list a cursor belongs to: the request's path, path parameters included
+        (a cursor of one device's series is refused on another's)."""
+        return self.request.url.path
 
     def position(self, *shape: type) -> Position | None:
         """The cursor's position (of the given types), or None on the first page."""

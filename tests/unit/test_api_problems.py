@@ -215,6 +215,20 @@ async def test_a_bad_cursor_is_422_never_500(client: httpx.AsyncClient) -> None:
     assert "other filters" in _is_problem(other_filters, 422)["detail"]
     other_route = await client.get("/api/v1/alerts", params={"cursor": cursor}, headers=AUTH)
     assert "another list" in _is_problem(other_route, 422)["detail"]
+    series = "/api/v1/devices/d00/series?field=t_c&start=0&end=3600000&every=5m&limit=2"
+    series_cursor = (await client.get(series, headers=AUTH)).headers["x-next-cursor"]
+    other_device = await client.get(
+        "/api/v1/devices/d01/series",
+        params={
+            "field": "t_c",
+            "start": "0",
+            "end": "3600000",
+            "every": "5m",
+            "cursor": series_cursor,
+        },
+        headers=AUTH,
+    )
+    assert "another list" in _is_problem(other_device, 422)["detail"]
     ok = await client.get("/api/v1/devices", params={"cursor": cursor, "limit": 1}, headers=AUTH)
     assert ok.status_code == 200 and [d["device"] for d in ok.json()] == ["d02"]
 
