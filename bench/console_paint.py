@@ -249,10 +249,17 @@ def _ms(values: list[float]) -> str:
     return f"{statistics.median(values):,.0f} ms (worst {max(values):,.0f})"
 
 
-def run(cfg: Config, *, command: str) -> bool:
+@dataclass(frozen=True)
+class Result:
+    ok: bool  # both medians within their targets
+    paint_ms: list[float]
+    chart_ms: list[float]
+    map_drawn: dict[str, Any]  # the last round's map: markers, clustered, things drawn
+
+
+def run(cfg: Config, *, command: str) -> Result:
     root = Path(tempfile.mkdtemp(prefix="ds-bench-console-"))
     rig = Rig(root)
-    ok = False
     try:
         rig.start()
         rig.influx.create(DB)
@@ -301,14 +308,14 @@ def run(cfg: Config, *, command: str) -> bool:
     finally:
         rig.stop()
         shutil.rmtree(root, ignore_errors=True)
-    return ok
+    return Result(ok, paint_ms, chart_ms, drawn)
 
 
 def main(argv: Sequence[str] | None = None, *, command: str | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     cfg = parse(args)
-    ok = run(cfg, command=command or " ".join(["python -m bench.console_paint", *args]))
-    if argv is None and not ok:
+    result = run(cfg, command=command or " ".join(["python -m bench.console_paint", *args]))
+    if argv is None and not result.ok:
         raise SystemExit(1)
 
 
