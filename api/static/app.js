@@ -28,6 +28,7 @@ const state = {
   plots: [],
   commands: [],
   openDeliveries: new Set(),  // alert ids whose notifications are shown
+  ackDrafts: new Map(),  // alert id → the ack note being typed: the feed re-renders under it
 };
 
 const $ = (id) => document.getElementById(id);
@@ -162,6 +163,8 @@ function alertItem(a, { withAck }) {
   } else if (withAck && isOperator()) {
     const id = `note-${a.id}`;
     const note = el("input", { id, type: "text", maxlength: "500", "aria-label": t("ack_note"), placeholder: t("ack_note") });
+    note.value = state.ackDrafts.get(a.id) ?? "";
+    note.addEventListener("input", () => state.ackDrafts.set(a.id, note.value));
     const form = el("form", { class: "ack-form" }, note, el("button", { type: "submit", text: t("ack") }));
     form.addEventListener("submit", (e) => { e.preventDefault(); acknowledge(a.id, form, note.value); });
     item.append(form);
@@ -226,7 +229,9 @@ function renderAlerts() {
   $("alerts-hidden").textContent = hidden.length ? `${hidden.length} ${t("hidden_count")}` : "";
   if (hidden.length) items.splice(0, items.length, ...items.filter((a) => !hidden.includes(a)));
   $("alerts-empty").hidden = items.length > 0;
+  const typing = document.activeElement?.closest?.("#alerts .ack-form") ? document.activeElement.id : null;
   $("alerts").replaceChildren(...items.map((a) => alertItem(a, { withAck: true })));
+  if (typing) document.getElementById(typing)?.focus();  // the note keeps the keyboard
   for (const id of state.alarmed) document.querySelector(`#alerts [data-alert="${CSS.escape(id)}"]`)?.classList.add("flash");
 }
 
@@ -243,6 +248,7 @@ async function acknowledge(id, form, note) {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ note }),
     });
     state.alerts.set(updated.id, updated);
+    state.ackDrafts.delete(id);
     renderAlerts();
   } catch (err) {
     for (const c of form.elements) c.disabled = false;

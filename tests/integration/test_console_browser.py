@@ -856,6 +856,15 @@ def test_every_page_in_both_languages_on_desktop_and_phone_has_named_controls_an
                 assert any("leaflet-control-zoom-in" in r["cls"] for r in reached), reached
                 assert any(r["tag"] == "SUMMARY" for r in reached), reached  # the device list
                 assert all(r["ring"] for r in reached), [r for r in reached if not r["ring"]]
+                # A note half typed survives the feed redrawing under it (a stream event,
+                # a poll), and keeps the keyboard.
+                note = item.locator(".ack-form input")
+                note.type("Đang kiểm tra")
+                page.evaluate(
+                    "document.getElementById('filters').dispatchEvent(new Event('change'))"
+                )
+                assert note.input_value() == "Đang kiểm tra"
+                assert page.evaluate("document.activeElement.closest('.ack-form') !== null")
             page.click("#device-list-box summary")
             assert_named(page, f"city {size} {lang}")
             written.append(shot(page, f"page-city-{size}-{lang}"))
