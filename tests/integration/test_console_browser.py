@@ -217,8 +217,10 @@ def test_the_map_shows_every_device_and_labelled_wards_without_tiles(
         # The same devices as links, for keyboard and screen-reader users (built when
         # the list is opened: at city scale the first paint does not wait for it).
         assert page.locator("#device-list li").count() == 0
-        page.click("#device-list-box summary")
-        assert page.locator("#device-list li a").count() == len(devices)
+        page.click("#device-list-box summary")  # built on the toggle event, just after
+        wait_until(
+            page, f"document.querySelectorAll('#device-list li a').length === {len(devices)}"
+        )
         labels = page.eval_on_selector_all(".ward-label", "ns => ns.map(n => n.textContent)")
         assert "xã Hiệp Thành" in labels and "Vĩnh Trạch Đông" in labels and len(labels) == 10
         assert (
@@ -519,8 +521,8 @@ def test_at_city_scale_the_map_clusters_markers_coloured_by_their_worst_device(
         page.click(f"#map [data-cluster][data-colour='{RED}']")
         page.wait_for_timeout(400)  # markercluster's zoom animation
     assert page.get_attribute(device, "data-colour") == RED
-    page.click("#device-list-box summary")
-    assert page.locator("#device-list li a").count() == n
+    page.click("#device-list-box summary")  # built on the toggle event, just after
+    wait_until(page, f"document.querySelectorAll('#device-list li a').length === {n}")
     assert_clean(page)
     page.context.close()
 
