@@ -2,7 +2,7 @@
 // MicroPython interpreter (npm @micropython/micropython-webassembly-pyscript)
 // and prints its "@@DSMEM@@{...}" result line.
 //
-// usage: node --expose-gc run_mpy_day.mjs <lib dir> <kind> <hours> [<wakes per tick>]
+// usage: node --expose-gc run_mpy_day.mjs <lib dir> <kind> <hours> [<wakes per tick> [<seed>]]
 // <lib dir> holds what a board would import: ds/**/*.mpy from the board bundle
 // (plus the fakes, ds/hal_cpython.mpy) and memday.mpy; it is copied to /lib.
 //
@@ -15,10 +15,10 @@ import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
 
-const [libDir, kind, hours, wakes] = process.argv.slice(2);
+const [libDir, kind, hours, wakes, seed] = process.argv.slice(2);
 const WAKES = Number(wakes || 1);
 const EVERY = 500; // ticks between JavaScript collections
-if (!/^[a-z]+$/.test(kind) || !/^[0-9]+$/.test(hours)) {
+if (!/^[a-z]+$/.test(kind) || !/^[0-9]+$/.test(hours) || !/^[0-9]*$/.test(seed || "")) {
   throw new Error(`bad arguments: ${kind} ${hours}`);
 }
 
@@ -65,7 +65,7 @@ try {
   mp.runPython("_before = gc.mem_alloc()\n");
   mp.runPython("from ds import hal_cpython\nimport memday\ngc.collect()\n");
   mp.runPython("memday.HARNESS_B = gc.mem_alloc() - _before\nmemday.CODE_B = _before - _base\n");
-  mp.runPython(`memday.start("${kind}", ${hours})\n`);
+  mp.runPython(`memday.start("${kind}", ${hours}, ${Number(seed || 1)})\n`);
   // One call into Python per tick: the collector runs each time control returns here.
   const tick = mp.pyimport("memday").tick;
   while (tick(WAKES)) {

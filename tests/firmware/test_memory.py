@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -48,6 +49,9 @@ BUDGET_B = 96 * 1024
 KINDS = ("weather", "water", "lamp", "meter")
 HOURS = 24
 WAKES_PER_TICK = 5  # wake-ups per measured tick: fewer is a tighter bound, and slower
+# The firmware's reconnect jitter is seeded so a day is reproducible (memday.start);
+# DS_MEMDAY_SEED runs another day.
+SEED = int(os.environ.get("DS_MEMDAY_SEED", "1"))
 
 
 def _dev_ca_der() -> bytes:
@@ -79,7 +83,7 @@ def day_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str,
     runner = [node, "--expose-gc", str(HERE / "run_mpy_day.mjs"), str(lib)]
     procs = {
         kind: subprocess.Popen(
-            [*runner, kind, str(HOURS), str(WAKES_PER_TICK)],
+            [*runner, kind, str(HOURS), str(WAKES_PER_TICK), str(SEED)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
