@@ -127,6 +127,14 @@ async def test_uplink_cut_and_gateway_kill_lose_nothing_and_live_goes_first(
         )
         print(report[-1])
         # The order the platform received them in (exact, not polled).
+        # The broker-side watcher may trail InfluxDB on a loaded box: wait for it.
+        await until(
+            lambda: _async(
+                any(not w.hist and w.ts > up_wall + 50 for w in cloud_watch.readings.values())
+            ),
+            30,
+            "a live reading after the reconnect at the platform broker",
+        )
         replay = [cloud_watch.readings[k] for k in in_cut if k in cloud_watch.readings]
         fresh = [w for w in cloud_watch.readings.values() if not w.hist and w.ts > up_wall + 50]
         last_replay = max(w.at for w in replay)

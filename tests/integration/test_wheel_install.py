@@ -25,6 +25,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from tests.support import Services
 
 ROOT = Path(__file__).resolve().parents[2]
+# Building the wheel and installing it with its runtime dependencies into a fresh
+# venv took 120 s on a loaded box (the suite's default timeout): the module gets more.
+pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
