@@ -86,19 +86,10 @@ def encode_head(measurement: str, tags: Mapping[str, str]) -> str:
     return ",".join(parts)
 
 
+@functools.lru_cache(maxsize=4096)  # bounded: field names may come from hostile input
 def field_key(name: str) -> str:
-    """``name=`` escaped as a field key, from a cache: the same few names recur in
-    every point, and looking them up is the cheapest part of encoding one."""
-    key = _FIELD_KEYS.get(name)
-    if key is None:
-        key = _name(name, _KEY_ESCAPE, "field key") + "="
-        if len(_FIELD_KEYS) < _FIELD_KEYS_MAX:  # bounded: names from hostile input
-            _FIELD_KEYS[name] = key
-    return key
-
-
-_FIELD_KEYS: Final[dict[str, str]] = {}
-_FIELD_KEYS_MAX: Final = 4096
+    """``name=`` escaped as a field key: the same few names recur in every point."""
+    return _name(name, _KEY_ESCAPE, "field key") + "="
 
 
 def encode_field_set(fields: Mapping[str, FieldValue]) -> str:
@@ -110,7 +101,7 @@ def encode_field_set(fields: Mapping[str, FieldValue]) -> str:
     for name, value in fields.items():
         kind = type(value)
         if kind is float:
-            if not _isfinite(value):  # type: ignore[arg-type]
+            if not math.isfinite(value):  # type: ignore[arg-type]
                 raise LineProtocolError(f"non-finite float {value!r}")
             append(field_key(name) + repr(value))
         elif kind is int:
@@ -120,9 +111,6 @@ def encode_field_set(fields: Mapping[str, FieldValue]) -> str:
         else:
             append(field_key(name) + _field_value(value))
     return ",".join(parts)
-
-
-_isfinite: Final = math.isfinite
 
 
 def encode_fields(head: str, fields: Mapping[str, FieldValue], ts: int | None = None) -> str:
