@@ -123,12 +123,17 @@ async def run_forever(
     logger: logging.Logger | None = None,
     base_s: float = 0.5,
     cap_s: float = 30.0,
+    stable_s: float = 5.0,
 ) -> None:
     """Run ``session`` (one MQTT connection's life) again and again until cancelled.
 
     A session that ends with :class:`aiomqtt.MqttError` (broker gone, refused)
-    is retried after a jittered backoff; a session that ran for a while resets
-    the backoff.  Any other exception propagates: it is a bug, not weather.
+    is retried after a jittered backoff; a session that lived ``stable_s`` resets
+    the backoff, so a broker that crashes and comes back again and again is
+    rejoined within ``base_s``, not after a wait grown towards ``cap_s`` (on a
+    broker restored from a store older than ingest's session, a reading published
+    before the subscription is back is dropped).  Any other exception propagates:
+    it is a bug, not weather.
     """
     log = logger or _LOG
     backoff = Backoff(base_s, cap_s)
@@ -138,7 +143,7 @@ async def run_forever(
             await session()
             log.info("%s: MQTT session ended; reconnecting", name)
         except aiomqtt.MqttError as exc:
-            if asyncio.get_running_loop().time() - started > cap_s:
+            if asyncio.get_running_loop().time() - started >= stable_s:
                 backoff.reset()
             wait = backoff.next()
             log.warning("%s: MQTT connection lost (%s); retrying in %.1f s", name, exc, wait)

@@ -38,6 +38,11 @@ from deltasense.settings import Settings
 _LOG = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 BROKER_AUTOSAVE_CHANGES = 100  # the broker-crash loss window, in queued messages
+# The supervisor also has Mosquitto save its store this often (SIGUSR1): a session or
+# subscription made since the last change-triggered save (ingest's, after every broker
+# start) would otherwise die with a crash, and the restarted broker would drop what
+# devices publish until ingest has reconnected and subscribed again.
+BROKER_SAVE_EVERY_S = 5.0
 # Messages queued per offline persistent session: the setting's default is the one fact.
 BROKER_MAX_QUEUED: int = Settings.model_fields["broker_max_queued_messages"].default
 BROKER_SYS_INTERVAL_S = 5  # how often Mosquitto publishes its $SYS counters
@@ -153,6 +158,14 @@ class ProcState(StrEnum):
     BACKOFF = "restarting"  # died; waiting for its backoff before the next start
 
 
+@dataclass(frozen=True)
+class Periodic:
+    """A signal the supervisor sends a child every ``every_s`` while it is up."""
+
+    signum: signal.Signals
+    every_s: float
+
+
 @dataclass
 class ManagedProcess:
     """One child process with a health check and a log file."""
@@ -165,6 +178,8 @@ class ManagedProcess:
     ports: Sequence[tuple[str, int]] = ()  # must be free before start
     start_timeout_s: float = 30.0
     stop_timeout_s: float = 10.0
+    periodic: Periodic | None = None  # sent by :meth:`supervise`, first ``every_s`` after up
+    signalled: int = field(default=0, init=False)  # periodic signals sent, in all
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
     state: ProcState = field(default=ProcState.STOPPED, init=False)
     restarts: int = field(default=0, init=False)  # restarts after a crash, in all
@@ -172,10 +187,13 @@ class ManagedProcess:
     last_exit: int | None = field(default=None, init=False)  # exit code of the last crash
     since: float = field(default=0.0, init=False)  # wall time of the last state change
     _due: float = field(default=0.0, init=False)  # monotonic: next start, or start deadline
+    _signal_due: float = field(default=0.0, init=False)  # monotonic: next periodic signal
 
     def _set(self, state: ProcState) -> None:
         self.state = state
         self.since = time.time()
+        if state is ProcState.UP and self.periodic is not None:
+            self._signal_due = time.monotonic() + self.periodic.every_s
 
     def spawn(self) -> None:
         """Start the process without waiting for it to become healthy."""
@@ -232,6 +250,10 @@ class ManagedProcess:
             if proc is not None and proc.poll() is None:
                 if self.failures_in_a_row and time.time() - self.since > policy.reset_after_s:
                     self.failures_in_a_row = 0
+                if self.periodic is not None and now >= self._signal_due:
+                    proc.send_signal(self.periodic.signum)
+                    self.signalled += 1
+                    self._signal_due = now + self.periodic.every_s
                 return None
             return self._crashed(policy, now, "exited")
         if self.state is ProcState.STARTING:
@@ -409,6 +431,8 @@ def mosquitto_process(
         log_path=var_dir / "log" / "mosquitto.log",
         healthy=lambda: tcp_open(host, port),
         ports=[(host, port)] + ([(host, plain_port)] if plain_port is not None else []),
+        # SIGUSR1: Mosquitto writes its store (mosquitto(8)); see BROKER_SAVE_EVERY_S.
+        periodic=Periodic(signal.SIGUSR1, BROKER_SAVE_EVERY_S),
     )
 
 

@@ -183,6 +183,9 @@ def test_broker_is_locked_down_tls_only() -> None:
     assert (ROOT / "docker" / "tls" / "README.md").is_file()
     health = " ".join(SERVICES["mosquitto"]["healthcheck"]["test"])
     assert "-p 8883" in health and "--cafile" in health and "1883" not in health
+    # The store is saved on every check, as the supervisor does every BROKER_SAVE_EVERY_S.
+    assert health.endswith("&& kill -USR1 1")
+    assert int(SERVICES["mosquitto"]["healthcheck"]["interval"].rstrip("s")) <= 10
 
 
 @pytest.mark.parametrize("service", PYTHON_SERVICES)

@@ -16,6 +16,7 @@ import pytest
 from deltasense.settings import Settings
 from tools.devstack import (
     ManagedProcess,
+    Periodic,
     ProcState,
     RestartPolicy,
     ServiceError,
@@ -112,6 +113,43 @@ def test_a_killed_child_is_restarted_and_the_others_keep_running(tmp_path: Path)
         assert any("a is up again" in line for line in lines)
     assert not a.alive() and not b.alive()
     assert a.state is ProcState.STOPPED
+
+
+_COUNTS_USR1 = """
+import pathlib, signal, sys, time
+out = pathlib.Path(sys.argv[1])
+def note(*_):
+    out.write_text(str(int(out.read_text() or 0) + 1) if out.exists() else "1")
+signal.signal(signal.SIGUSR1, note)
+print("ready", flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+def test_an_up_child_gets_its_periodic_signal_and_a_restart_starts_the_clock_again(
+    tmp_path: Path,
+) -> None:
+    """Mosquitto gets SIGUSR1 (save the store) this way; the restarted broker too."""
+    counted = tmp_path / "usr1"
+    log = tmp_path / "broker.log"
+    child = ManagedProcess(
+        name="broker",
+        argv=[sys.executable, "-c", _COUNTS_USR1, str(counted)],
+        log_path=log,
+        healthy=lambda: "ready" in (log.read_text() if log.exists() else ""),
+        periodic=Periodic(signal.SIGUSR1, 0.2),
+    )
+    with Stack([child], RestartPolicy(base_s=0.05)) as stack:
+        _supervise_until(stack, lambda: counted.exists() and int(counted.read_text()) >= 3)
+        assert child.signalled >= 3 and child.alive()
+        assert child.proc is not None
+        os.kill(child.proc.pid, signal.SIGKILL)
+        before = child.signalled
+        _supervise_until(stack, lambda: child.restarts == 1 and child.state is ProcState.UP)
+        assert child.signalled == before  # nothing is sent while it is down or starting
+        _supervise_until(stack, lambda: child.signalled >= before + 2)
+        assert child.alive()
 
 
 def test_a_crash_loop_backs_off_instead_of_spinning(tmp_path: Path) -> None:
