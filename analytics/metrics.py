@@ -9,6 +9,11 @@ from deltasense.runtime import Metrics
 _M: Final = Metrics("analytics")
 
 READINGS: Final = _M.counter("readings", "Readings taken into the windows.", ["kind"])
+LAG_SECONDS: Final = _M.gauge(
+    "lag_seconds",
+    "Last batch of telemetry taken in: median of (taken in - the reading's own ts), "
+    "live device-stamped readings.",
+)
 QC_FLAGGED: Final = _M.counter(
     "qc_flagged", "Values left out of the windows because QC flagged them."
 )

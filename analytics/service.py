@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import statistics
 import time
 import uuid
 from collections import deque
@@ -191,6 +192,16 @@ def refill_chunks(since_ms: int, at_ms: int) -> list[tuple[int, int]]:
     last_since, _ = spans[-1]
     spans[-1] = (last_since, at_ms + REFILL_AHEAD_MS)
     return spans
+
+
+def batch_lag_s(stamps: list[int], at_ms: int) -> float | None:
+    """How far behind its readings analytics is, over one batch taken in at ``at_ms``:
+    the median over its messages of (``at_ms`` − the message's newest live, device-
+    stamped ts), as ingest measures its own lag, so a few devices with a wrong clock
+    do not make it (a backlog makes every message late).  None for no such message."""
+    if not stamps:
+        return None
+    return (at_ms - statistics.median(stamps)) / 1000.0
 
 
 def _mine(engine: Engine, readings: Iterable[Reading]) -> list[Reading]:
@@ -531,6 +542,7 @@ class AnalyticsService:
         arrival = now_ms()
         run: dict[Kind, list[Reading]] = {}
         water = 0
+        stamps: list[int] = []  # each telemetry message's newest live device ts
         for topic, payload in messages:
             readings = self._telemetry(topic, payload, arrival)
             if readings is None:
@@ -538,7 +550,14 @@ class AnalyticsService:
                 self._handle_other(topic, payload)
             elif readings:
                 run.setdefault(readings[0].kind, []).extend(readings)
-        return water + self._ingest_run(run, arrival)
+                live = [r.ts_ms for r in readings if not (r.ts_from_platform or r.hist)]
+                if live:
+                    stamps.append(max(live))
+        water += self._ingest_run(run, arrival)
+        lag = batch_lag_s(stamps, arrival)
+        if lag is not None:
+            metrics.LAG_SECONDS.set(lag)
+        return water
 
     def _telemetry(self, topic: str, payload: bytes, arrival: int) -> list[Reading] | None:
         """A ``tele`` message's readings ([] if bad or of a kind analytics does not
