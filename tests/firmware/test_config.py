@@ -118,6 +118,52 @@ def test_same_cfg_again_is_applied_without_a_rewrite() -> None:
     assert c.hash != h and json.loads(open(c.remote_path).read())["mount_mm"] == 2000.0  # noqa: SIM115
 
 
+def test_the_retained_cfg_again_is_not_checked_again() -> None:
+    """At every reconnect the broker delivers the retained cfg again: the same
+    bytes as the last accepted cfg are applied without loading the checks
+    (ds.cfgcheck, about 5 KiB of heap during the reconnect); other bytes, and
+    bytes that were refused, are checked every time."""
+    c = _cfg()
+    calls = []
+    real = config.validate
+
+    def counting(updates, allowed=None):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(updates, allowed)
+
+    config.validate = counting
+    try:
+        good = b'{"interval_s": 90, "dim_min_pct": 10}'
+        assert c.apply_remote(good) == (True, None) and len(calls) == 1
+        h = c.hash
+        assert c.apply_remote(good) == (True, None) and len(calls) == 1  # a reconnect
+        assert c.hash == h and c["interval_s"] == 90
+        c.cfg["interval_s"] = 30  # a set_interval command: the retained cfg undoes it
+        assert c.apply_remote(good) == (True, None) and len(calls) == 1
+        assert c["interval_s"] == 90 and c.hash == h
+        bad = b'{"interval_s": 2}'
+        for _ in range(2):  # refused each time, checked each time
+            ok, err = c.apply_remote(bad)
+            assert not ok and "interval_s" in err
+        assert len(calls) == 3 and c["interval_s"] == 90
+        other = b'{"interval_s": 120}'
+        assert c.apply_remote(other) == (True, None) and len(calls) == 4
+        assert c.apply_remote(good) == (True, None) and len(calls) == 5  # no longer the last
+        assert c["interval_s"] == 90
+        assert c.apply_remote(b'{"interval_s": 90, "dim_min_pct": 10} ') == (True, None)
+        assert len(calls) == 6  # other bytes, the same meaning: checked
+        assert c.apply_remote(b"not json")[0] is False and len(calls) == 6
+    finally:
+        config.validate = real
+    # A restart forgets: the first cfg after a boot is checked.
+    rebooted = config.Config(c.local_path, c.remote_path)
+    config.validate = counting
+    try:
+        assert rebooted.apply_remote(good) == (True, None) and len(calls) == 7
+    finally:
+        config.validate = real
+
+
 def test_check_value_ranges() -> None:
     config.check_value("broker_port", 8883)
     raises(config.ConfigError, config.check_value, "broker_port", 0)
