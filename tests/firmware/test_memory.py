@@ -117,13 +117,13 @@ def test_each_kind_runs_a_day_within_96_kib(
         print("\nnode heap over a simulated day on MicroPython 1.27 (KiB, budget 96):")
         print(
             f"  {'kind':8} {'node peak':>9} {'code':>6} {'data':>6} {'at boot':>7}"
-            f" {'readings':>8} {'replayed':>8}"
+            f" {'peak at s':>9} {'readings':>8} {'replayed':>8}  (seed {SEED})"
         )
         for kind, r in day_results.items():
             print(
                 f"  {kind:8} {r['node_peak'] / 1024:9.1f} {r['code_b'] / 1024:6.1f} "
                 f"{r['data_peak'] / 1024:6.1f} {r['boot_peak'] / 1024:7.1f} "
-                f"{r['taken']:8d} {r['hist']:8d}"
+                f"{r['peak_at_s']:9d} {r['taken']:8d} {r['hist']:8d}"
             )
     for kind, r in day_results.items():
         assert r["errors"] == [], (kind, r["errors"])
