@@ -50,7 +50,11 @@ class ThresholdsError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # No NaN or ±inf anywhere: every comparison with NaN is false, so a NaN threshold
+    # would pass the ordering checks and then never (or always) fire.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 Positive = Field(gt=0)

@@ -9,7 +9,7 @@ import msgspec
 from fastapi import APIRouter, Response
 
 from api import city
-from api.chartlines import chart_lines, thresholds_document, wind_caps
+from api.chartlines import chart_lines, site_thresholds, wind_caps
 from api.deps import DbDep, DeviceCacheDep, SettingsDep, ViewerDep
 from api.models import ConsoleConfig, MapDevice, WardsOut, WardTile
 from deltasense.runtime import now_ms
@@ -54,7 +54,7 @@ async def wards(db: DbDep, settings: SettingsDep, cache: DeviceCacheDep, _: View
                 }
             )
         )
-    caps = wind_caps(thresholds_document(settings.thresholds_file))
+    caps = wind_caps(site_thresholds(settings.thresholds_file))
     return WardsOut.model_validate(
         {
             "ts": now,
@@ -72,15 +72,15 @@ async def wards(db: DbDep, settings: SettingsDep, cache: DeviceCacheDep, _: View
 async def console_config(settings: SettingsDep, _: ViewerDep) -> ConsoleConfig:
     """Site facts the console draws with: threshold lines per field, the ward list,
     base tiles (none unless configured) and the site's UTC offset."""
-    doc = thresholds_document(settings.thresholds_file)
+    thresholds = site_thresholds(settings.thresholds_file)
     return ConsoleConfig.model_validate(
         {
             "site": settings.site,
             "utc_offset_min": settings.utc_offset_min,
             "tile_url": settings.console_tile_url,
             "tile_attribution": settings.console_tile_attribution,
-            "lines": chart_lines(doc),
-            "wind_caps": {str(k): v for k, v in wind_caps(doc).items()},
+            "lines": chart_lines(thresholds),
+            "wind_caps": {str(k): v for k, v in wind_caps(thresholds).items()},
             "city": CITY_NAME,
             "wards": [{"id": w.id, "name": w.name, "lat": w.lat, "lon": w.lon} for w in WARDS],
         }

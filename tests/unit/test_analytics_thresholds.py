@@ -80,6 +80,10 @@ flood_readings = 2
         ("[lighting.dim_profile]\n'25:00' = 50\n", "'25:00' is not a HH:MM"),
         ("[alerting.deadband]\nlevel_mm = 80\n", "deadband.level_mm must be below"),
         ("flood = 3\n", "flood"),
+        # NaN passes every ordering check (each comparison is false): refused as such.
+        ("[storm.wind_cap_ms]\n8 = nan\n", "storm.wind_cap_ms.8"),
+        ("[storm]\ngust_critical_ms = inf\n", "storm.gust_critical_ms"),
+        ("[flood]\nnoise_floor_mm = nan\n", "flood.noise_floor_mm"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, text: str, names: str) -> None:

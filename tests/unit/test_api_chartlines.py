@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from api.chartlines import chart_lines, thresholds_document, wind_caps
+import pytest
+
+from api.chartlines import chart_lines, site_thresholds, wind_caps
 from api.city import local_day_start_ms
 from api.headers import content_security_policy
 
@@ -15,8 +17,8 @@ def _ms(text: str) -> int:
 
 
 def test_the_shipped_thresholds_give_the_street_flood_and_gust_lines() -> None:
-    doc = thresholds_document(None)
-    lines = chart_lines(doc)
+    shipped = site_thresholds(None)
+    lines = chart_lines(shipped)
     assert [(x["label"], x["value"]) for x in lines["level_cm"]] == [
         ("street_flood_warning", 7.6),
         ("street_flood_critical", 30.0),
@@ -29,20 +31,31 @@ def test_the_shipped_thresholds_give_the_street_flood_and_gust_lines() -> None:
         "cap_11",
         "cap_12",
     ]
-    assert wind_caps(doc)[6] == 10.8 and list(wind_caps(doc)) == sorted(wind_caps(doc))
+    assert wind_caps(shipped)[6] == 10.8 and list(wind_caps(shipped)) == sorted(wind_caps(shipped))
 
 
-def test_a_site_override_moves_a_line_and_a_bad_value_drops_it(tmp_path: Path) -> None:
+def test_a_site_override_moves_a_line_and_a_file_analytics_refuses_draws_the_defaults(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     site = tmp_path / "site.toml"
-    site.write_text('[flood]\nstreet_warning_mm = 100.0\nstreet_critical_mm = "deep"\n')
-    lines = chart_lines(thresholds_document(site))
-    assert [(x["label"], x["value"]) for x in lines["level_cm"]] == [("street_flood_warning", 10.0)]
-    site.write_text("[flood\n")  # not TOML: the defaults stay, nothing raises
-    assert len(chart_lines(thresholds_document(site))["level_cm"]) == 2
-    missing = tmp_path / "absent.toml"
-    assert len(chart_lines(thresholds_document(missing))["level_cm"]) == 2
-    site.write_text("[storm.wind_cap_ms]\n8 = nan\nx = 3.0\n")
-    assert 8 not in wind_caps(thresholds_document(site))
+    site.write_text("[flood]\nstreet_warning_mm = 100.0\n")
+    lines = chart_lines(site_thresholds(site))
+    assert [(x["label"], x["value"]) for x in lines["level_cm"]] == [
+        ("street_flood_warning", 10.0),
+        ("street_flood_critical", 30.0),
+    ]
+    shipped = chart_lines(site_thresholds(None))
+    for refused in (
+        '[flood]\nstreet_critical_mm = "deep"\n',  # not a number
+        "[flood\n",  # not TOML
+        "[storm.wind_cap_ms]\n8 = nan\n",  # not finite
+        "[flood]\nstreet_warnign_mm = 80.0\n",  # a misspelt key
+    ):
+        site.write_text(refused)
+        caplog.clear()
+        assert chart_lines(site_thresholds(site)) == shipped, refused
+        assert "drawing the shipped thresholds" in caplog.text, refused
+    assert chart_lines(site_thresholds(tmp_path / "absent.toml")) == shipped
 
 
 def test_rain_day_starts_at_seven_local_and_energy_day_at_midnight() -> None:
