@@ -5,7 +5,14 @@ from __future__ import annotations
 import platform
 import sys
 
-from bench import analytics_consume, analytics_tick, console_paint, ingest_decode, ingest_e2e
+from bench import (
+    alert_e2e,
+    analytics_consume,
+    analytics_tick,
+    console_paint,
+    ingest_decode,
+    ingest_e2e,
+)
 
 
 def main() -> None:
@@ -18,6 +25,8 @@ def main() -> None:
     analytics_consume.main()
     print()
     ingest_e2e.main([], command="python -m bench")
+    print()
+    alert_e2e.main([], command="python -m bench")
     console_paint.main([], command="python -m bench")
 
 

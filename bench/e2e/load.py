@@ -3,13 +3,17 @@
 Publishes ``rate`` messages/s for ``duration`` s (bounded by both), round-robin
 over its devices, and counts the broker's PUBACKs; then waits (bounded) for the
 outstanding PUBACKs and prints one JSON object: messages sent and acknowledged
-and the wall-clock times of the first publish and the last PUBACK.
+and the wall-clock times of the first publish and the last PUBACK.  ``--live``
+stamps readings with the wall clock at a dry level (what analytics sees of a
+city) instead of unique timestamps in the past (what storage benchmarks need).
+SIGTERM stops the publishing early; the result is still printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import threading
 import time
@@ -64,17 +68,28 @@ def publish(args: argparse.Namespace) -> LoadResult:
     devices = [payloads.device_name(args.tag, i) for i in range(args.devices)]
     topics = [payloads.topic(args.site, d) for d in devices]
     seqs = [0] * len(devices)
+    # SIGTERM ends the publishing early (the bench's phase is over); the counts are
+    # still drained and printed.
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     acks = _Acks()
     client = connect(args, acks)
     result = LoadResult(first_publish=time.time())
     started = time.monotonic()
     i = 0
-    while (elapsed := time.monotonic() - started) < args.duration and result.sent < args.max:
+    while (
+        (elapsed := time.monotonic() - started) < args.duration
+        and result.sent < args.max
+        and not stop.is_set()
+    ):
         due = min(args.max, int(args.rate * elapsed) + 1)
         for _ in range(min(BURST, due - result.sent)):
             k = i % len(devices)
             i += 1
-            body = payloads.message(seqs[k], shape, args.base_ms)
+            if args.live:
+                body = payloads.live_message(seqs[k], shape, int(time.time() * 1000))
+            else:
+                body = payloads.message(seqs[k], shape, args.base_ms)
             seqs[k] += shape.readings
             client.publish(topics[k], body, qos=1)
             result.sent += 1
@@ -85,8 +100,10 @@ def publish(args: argparse.Namespace) -> LoadResult:
     while acks.count < result.sent and time.monotonic() < deadline:
         time.sleep(0.02)
     result.acked, result.last_ack = acks.count, acks.last
-    client.loop_stop()
+    # Disconnect first: paho's loop_stop() alone waits until every queued message is
+    # acknowledged, which behind a backlogged broker takes minutes.
     client.disconnect()
+    client.loop_stop()
     return result
 
 
@@ -104,6 +121,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, required=True, help="seconds of publishing")
     p.add_argument("--max", type=int, default=10_000_000, help="messages at most")
     p.add_argument("--base-ms", type=int, required=True, help="timestamp of seq 0")
+    p.add_argument(
+        "--live", action="store_true", help="stamp readings with the wall clock, dry level"
+    )
     p.add_argument("--inflight", type=int, default=1000)
     p.add_argument("--drain", type=float, default=30.0, help="seconds to wait for PUBACKs")
     return p.parse_args(argv)

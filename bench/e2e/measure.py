@@ -28,6 +28,7 @@ class Load:
     duration_s: float
     publishers: int
     devices: int  # per publisher
+    live: bool = False  # readings stamped now at a dry level (payloads.live_message)
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ def start_publishers(rig: Rig, target: Target, load: Load) -> list[subprocess.Po
                 str(load.duration_s),
                 "--base-ms",
                 str(base_ms),
+                *(["--live"] if load.live else []),
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -121,8 +123,12 @@ def start_publishers(rig: Rig, target: Target, load: Load) -> list[subprocess.Po
 
 
 def finish_publishers(
-    procs: list[subprocess.Popen[str]], timeout_s: float
+    procs: list[subprocess.Popen[str]], timeout_s: float, *, now: bool = False
 ) -> list[dict[str, float]]:
+    """Each publisher's counts once it is done (``now``: told to stop publishing)."""
+    if now:
+        for proc in procs:
+            proc.terminate()
     out = []
     for proc in procs:
         stdout, _ = proc.communicate(timeout=timeout_s)
