@@ -501,6 +501,7 @@ class AnalyticsService:
 
     async def _publisher(self, client: aiomqtt.Client) -> None:
         site = self.settings.site
+        backoff = Backoff(0.2, 5.0, jitter=False)
         while True:
             await self._mqtt_wake.wait()
             self._mqtt_wake.clear()
@@ -519,9 +520,16 @@ class AnalyticsService:
                 try:
                     await client.publish(topic, payload, qos=1, retain=retain)
                 except aiomqtt.MqttError as exc:
-                    # Kept in the outbox; the next session publishes it.
-                    _LOG.warning("publishing %s failed: %s", what, exc)
-                    return
+                    # Kept in the outbox and tried again.  A PUBACK that did not come
+                    # in time (it queues behind a long inbound backlog) is no lost
+                    # session: returning here left every later alert unpublished
+                    # until the next session (docs/BENCHMARKS.md, "Publish → alert
+                    # on SSE").  A session that is gone ends _consume, which cancels
+                    # this task; the next session publishes what is left.
+                    _LOG.warning("publishing %s failed (%s); trying again", what, exc)
+                    await asyncio.sleep(backoff.next())
+                    continue
+                backoff.reset()
                 self._mqtt_outbox.popleft()
                 _raise_if_cancelling()
 
