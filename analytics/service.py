@@ -10,8 +10,10 @@ one persistent MQTT session (stable client id, QoS 1) receives
 the event it knows and republished on ``_alerts``, where it is the only
 publisher).  Platform health (ingest's reports, the broker's ``$SYS`` counters)
 comes on a second, clean connection of partition 0, so it never waits behind a
-telemetry backlog; rules run every
-``analytics_tick_s`` and right after each batch of water readings.  Lamps the
+telemetry backlog; rules run every ``analytics_tick_s`` and after a batch of
+water readings: at once, unless the last evaluation is less than
+``analytics_eval_gap_s`` old (then when it is, or after ``EVAL_EVERY_MESSAGES``
+messages, whichever comes first).  Lamps the
 engine orders to full brightness (storm or flood) get a contract ``cmd``
 ``set_dim`` 100, recorded in the schema's ``commands`` measurement.  Every alert change goes through
 two bounded outboxes, one per sink, so a broker or database outage delays
@@ -292,6 +294,11 @@ class AnalyticsService:
         self._mqtt_wake = asyncio.Event()
         self._influx_wake = asyncio.Event()
         self._dropped_old_seen = 0
+        # Evaluations water readings ask for: due at once unless the last one was less
+        # than analytics_eval_gap_s ago; then the _evaluate_soon task runs it.
+        self._last_eval = -float("inf")  # time.monotonic() of the last evaluation
+        self._since_eval = 0  # messages taken in since then
+        self._eval_soon = asyncio.Event()
         self._open_ids = {event.id for event in engine.open_alerts()}  # tells raised from updated
         # The latest event seen on each alert topic (ours, retained ones included):
         # what an ack is applied to.  Bounded by the (rule, subject) pairs.
@@ -308,6 +315,7 @@ class AnalyticsService:
         tasks = [
             asyncio.create_task(run_forever(self._session, name="analytics", logger=_LOG)),
             asyncio.create_task(self._ticker()),
+            asyncio.create_task(self._evaluate_soon()),
             asyncio.create_task(self._influx_writer()),
         ]
         if self.engine.partition.owns_city:
@@ -328,6 +336,8 @@ class AnalyticsService:
     # --- evaluation ----------------------------------------------------------------------
     def evaluate(self) -> None:
         started = time.perf_counter()
+        self._last_eval, self._since_eval = time.monotonic(), 0
+        self._eval_soon.clear()
         events = self.engine.evaluate(now_ms())
         metrics.EVAL_SECONDS.observe(time.perf_counter() - started)
         dropped = self.engine.water.dropped_old
@@ -416,6 +426,23 @@ class AnalyticsService:
             await asyncio.sleep(self.settings.analytics_tick_s)
             self.evaluate()
 
+    def _water_arrived(self, messages: int) -> None:
+        """``messages`` taken in, some with water readings: evaluate now, or soon."""
+        self._since_eval += messages
+        gap = self.settings.analytics_eval_gap_s
+        if self._since_eval >= EVAL_EVERY_MESSAGES or time.monotonic() - self._last_eval >= gap:
+            self.evaluate()
+        else:
+            self._eval_soon.set()
+
+    async def _evaluate_soon(self) -> None:
+        while True:
+            await self._eval_soon.wait()
+            gap = self.settings.analytics_eval_gap_s
+            await asyncio.sleep(max(0.0, self._last_eval + gap - time.monotonic()))
+            if self._eval_soon.is_set():  # not done meanwhile by the ticker or a backlog
+                self.evaluate()
+
     # --- MQTT ------------------------------------------------------------------------------
     async def _session(self) -> None:
         site = self.settings.site
@@ -482,19 +509,17 @@ class AnalyticsService:
                 self._handle_health(str(message.topic), payload_bytes(message.payload))
 
     async def _consume(self, client: aiomqtt.Client) -> None:
-        pending_water = 0
         async for first in client.messages:
             # Everything already received goes in as one batch (one NumPy insert per
             # kind and metric, not per message), then one evaluation if it held water.
             batch = [first, *received(client)]
             for start in range(0, len(batch), EVAL_EVERY_MESSAGES):
                 chunk = batch[start : start + EVAL_EVERY_MESSAGES]
-                pending_water += self.handle_many(
-                    (str(m.topic), payload_bytes(m.payload)) for m in chunk
-                )
-                if pending_water:
-                    self.evaluate()
-                    pending_water = 0
+                water = self.handle_many((str(m.topic), payload_bytes(m.payload)) for m in chunk)
+                if water:
+                    self._water_arrived(len(chunk))
+                else:
+                    self._since_eval += len(chunk)
                 # A backlog is worked through in chunks, not in one stretch: the
                 # platform connection, the ticker and the publisher run in between.
                 await asyncio.sleep(0)
