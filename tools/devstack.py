@@ -37,7 +37,11 @@ from deltasense.settings import Settings
 
 _LOG = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
-BROKER_AUTOSAVE_CHANGES = 100  # the broker-crash loss window, in queued messages
+# The broker-crash loss window, in changes (about one per queued message).  Each save
+# rewrites the whole store, so the save rate is the broker's cost: at 100, a 2 000 msg/s
+# stream backed up 47 s behind the saves and 9 of 10 alerts missed the 1 s target;
+# at 1 000, none did (docs/BENCHMARKS.md, "The broker's autosave").
+BROKER_AUTOSAVE_CHANGES = 1000
 # The supervisor also has Mosquitto save its store this often (SIGUSR1): a session or
 # subscription made since the last change-triggered save (ingest's, after every broker
 # start) would otherwise die with a crash, and the restarted broker would drop what
@@ -405,10 +409,11 @@ def mosquitto_process(
         f"{access}"
         "persistence true\n"
         f"persistence_location {base / 'data'}/\n"
-        # Save the in-memory store after every 100 changes (queued messages,
-        # retained, subscriptions), not every 30 s: a crash then loses at most ~100
-        # queued readings (measured by `deltasense chaos`, docs/RELIABILITY.md).
-        # Mosquitto 2.0 rewrites its whole store on each save, so 1 would stall it.
+        # Save the in-memory store after every BROKER_AUTOSAVE_CHANGES changes
+        # (queued and delivered messages, retained, subscriptions), not every 30 s: a
+        # crash then loses at most about that many queued readings (measured by
+        # `deltasense chaos`, docs/RELIABILITY.md). Mosquitto 2.0 rewrites its whole
+        # store on each save, so a small value stalls it under load.
         "autosave_on_changes true\n"
         f"autosave_interval {BROKER_AUTOSAVE_CHANGES}\n"
         # Beyond this a persistent session's queue drops; $SYS counts it and analytics
