@@ -35,7 +35,6 @@ from deltasense.influx import InfluxClient, influx_client
 from deltasense.influx_users import DbUser
 from deltasense.settings import Settings
 from deltasense.thresholds import Thresholds
-from tests.integration import typhoon_support
 from tests.support import ADMIN_TOKEN, Services
 from tools import influxdb
 from tools.devstack import Stack, free_port, influxdb_process, mosquitto_process
@@ -46,21 +45,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         path = str(item.path).replace("\\", "/")
         if "tests/integration/" in path or "tests/security/" in path:
             item.add_marker(pytest.mark.integration)
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    # The typhoon backtest's events: cached by their inputs, or made in the background
-    # at idle priority while the tests before the ones that replay them run
-    # (tests/integration/typhoon_support.py).
-    if not session.config.option.collectonly and any(
-        "typhoon_events" in getattr(item, "fixturenames", ()) for item in session.items
-    ):
-        cache = getattr(session.config, "cache", None)
-        typhoon_support.start(cache.mkdir("typhoon") if cache is not None else None)
-
-
-def pytest_sessionfinish() -> None:
-    typhoon_support.stop()
 
 
 @pytest.fixture

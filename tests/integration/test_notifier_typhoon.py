@@ -1,8 +1,7 @@
 """The typhoon backtest's alert events replayed live through Mosquitto into the notifier.
 
 The events are what ``run_scenario("typhoon", 1, …)`` produces, made once per
-test session (no generated data in the repository; 20–50 s of CPU), in the
-background at idle priority from the start of the session (typhoon_support.py).
+test session (no generated data in the repository; ~20 s on an idle machine).
 The replay compresses the storm's 26 hours into ~20 s; grouping times are
 scaled with it.
 
@@ -31,7 +30,6 @@ from deltasense.alerts import AlertEvent, Message
 from deltasense.influx import InfluxClient
 from deltasense.mqtt import make_client
 from deltasense.settings import Settings
-from tests.integration import typhoon_support
 from tests.integration.notifier_support import (
     Arrival,
     Inbox,
@@ -55,7 +53,10 @@ receivers = ["truc-ban"]
 
 @pytest.fixture(scope="session")
 def typhoon_events() -> list[AlertEvent]:
-    return typhoon_support.events()
+    from analytics.thresholds import load_thresholds
+    from backtest.runner import run_scenario
+
+    return list(run_scenario("typhoon", 1, load_thresholds()).events)
 
 
 async def replay(settings: Settings, events: list[AlertEvent], span_s: float) -> dict[str, float]:
@@ -83,7 +84,7 @@ def is_urgent(message: dict[str, Any]) -> bool:
     )
 
 
-@pytest.mark.timeout(300)  # the session's typhoon backtest may still be finishing in setup
+@pytest.mark.timeout(300)  # the session's typhoon backtest is made in this test's setup
 async def test_typhoon_replay_groups_per_interval_and_sends_criticals_within_2s(
     settings: Settings, influx: InfluxClient, typhoon_events: list[AlertEvent]
 ) -> None:
