@@ -15,6 +15,7 @@ import msgspec
 
 from analytics.service import run
 from deltasense import alerts
+from deltasense.influx import influx_client
 from deltasense.settings import Settings
 
 Event = alerts.AlertEvent
@@ -105,3 +106,22 @@ class Drains:
 
 def subject_is(device: str, state: str = "firing") -> Callable[[str, Event], bool]:
     return lambda _topic, e: e.subject == device and e.state == state
+
+
+async def stored_alerts(settings: Settings) -> dict[str, Event]:
+    """The latest stored event of every alert id in InfluxDB."""
+    async with influx_client(settings) as db:
+        series = await db.query('SELECT last("body") AS "body" FROM "alerts" GROUP BY "id"')
+    return {s.tags["id"]: alerts.decode(s.rows()[0]["body"].encode()) for s in series}
+
+
+async def wait_stored(
+    settings: Settings, alert_id: str, state: str, within: float = WAIT_S
+) -> Event:
+    """Until InfluxDB holds ``alert_id`` in ``state`` (what a restart adopts)."""
+    async with asyncio.timeout(within):
+        while True:
+            found = (await stored_alerts(settings)).get(alert_id)
+            if found is not None and found.state == state:
+                return found
+            await asyncio.sleep(0.1)

@@ -15,22 +15,15 @@ from deltasense.lineprotocol import encode_point
 from deltasense.mqtt import make_client
 from deltasense.settings import Settings
 
-from .analytics_support import WAIT_S, Drains, Event, Watcher, running, subject_is
-
-
-async def stored_alerts(settings: Settings) -> dict[str, Event]:
-    async with influx_client(settings) as db:
-        series = await db.query('SELECT last("body") AS "body" FROM "alerts" GROUP BY "id"')
-    return {s.tags["id"]: alerts.decode(s.rows()[0]["body"].encode()) for s in series}
-
-
-async def wait_stored(settings: Settings, alert_id: str, state: str) -> Event:
-    async with asyncio.timeout(WAIT_S):
-        while True:
-            found = (await stored_alerts(settings)).get(alert_id)
-            if found is not None and found.state == state:
-                return found
-            await asyncio.sleep(0.1)
+from .analytics_support import (
+    WAIT_S,
+    Drains,
+    Watcher,
+    running,
+    stored_alerts,
+    subject_is,
+    wait_stored,
+)
 
 
 @pytest.mark.timeout(90)

@@ -24,7 +24,7 @@ from deltasense import gateway_status as gs
 from deltasense.contract import edge_status_topic
 from deltasense.influx import InfluxClient
 from deltasense.settings import Settings
-from tests.integration.analytics_support import Event, Service, Watcher, running
+from tests.integration.analytics_support import Event, Service, Watcher, running, wait_stored
 from tests.support import now_ms
 
 WARD = "phuong-1"  # "Phường 1"
@@ -108,7 +108,10 @@ async def test_a_gateways_backlog_and_drops_raise_alerts_that_survive_a_restart_
 
             # Analytics restarts: it adopts both from InfluxDB and the retained status
             # keeps them up; nothing is raised a second time.
-            await asyncio.sleep(1.5)  # the alert rows reach InfluxDB
+            # What the restart adopts: both rows in InfluxDB (a fixed 1.5 s was not
+            # enough on a loaded CI box; the drops alert was then never resolved).
+            for event in (backlog, drops):
+                await wait_stored(s, event.id, "firing", within=20)
             await analytics.stop()
             await analytics.start()
             await asyncio.sleep(3)
