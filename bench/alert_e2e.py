@@ -163,7 +163,7 @@ def _water_taken(url: str) -> int:
         text = httpx.get(url, timeout=5).text
     except httpx.HTTPError:
         return 0
-    return int(sample(text, "deltasense_analytics_readings_total", 'kind="water"') or 0)
+    return int(sample(text, "deltasense_analytics_readings_total", {"kind": "water"}) or 0)
 
 
 def _catch_up(url: str, expected: int, since: float) -> tuple[int, float | None]:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import httpx
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.e2e import payloads
 
@@ -219,14 +220,14 @@ class AlertProbes:
         self._client.disconnect()
 
 
-def sample(text: str, name: str, labels: str = "") -> float | None:
-    """One sample's value from a Prometheus text page (``labels`` as written there,
-    e.g. ``kind="water"``); None when absent."""
-    want = f"{name}{{{labels}}}" if labels else name
-    for line in text.splitlines():
-        head, _, value = line.rpartition(" ")
-        if head == want:
-            return float(value)
+def sample(text: str, name: str, labels: dict[str, str] | None = None) -> float | None:
+    """One sample's value from a Prometheus text page (parsed by prometheus_client),
+    the one whose labels are exactly ``labels``; None when absent."""
+    want = labels or {}
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if found.name == name and found.labels == want:
+                return float(found.value)
     return None
 
 
