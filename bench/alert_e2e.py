@@ -36,7 +36,6 @@ from bench.e2e.latency import percentile
 from bench.e2e.rig import Rig, Target, temp_root
 from bench.e2e.sse import GRACE_S, AlertProbes, AlertStream, LagWatch, sample
 from bench.ingest_e2e import cpu_model
-from deltasense.settings import Settings
 from tools.devstack import ManagedProcess, ServiceError, free_port, http_ok, python_service
 from tools.stack import settings_env
 
@@ -107,17 +106,9 @@ class Platform:
 def platform_processes(rig: Rig, target: Target) -> Platform:
     """Ingest, analytics and the API on the rig's broker and database, one site."""
     ports = {name: free_port() for name in ("ingest", "analytics", "api")}
-    settings = Settings(
-        site=target.site,
-        var_dir=rig.root / "run" / f"var-{target.site}",
-        mqtt_port=rig.mqtt_port,
-        mqtt_tls=False,  # the bench's broker is plain (anonymous, bench only)
-        mqtt_username=rig.mqtt_user,
-        mqtt_password=rig.mqtt_password,
-        influx_port=rig.influx_port,
-        influx_rpc_port=rig.influx_rpc_port,
-        influx_db=target.db,
-        ingest_client_id=f"bench-ingest-{target.site}",
+    settings = rig.settings(
+        target,
+        rig.root / "run" / f"var-{target.site}",
         ingest_metrics_port=ports["ingest"],
         analytics_metrics_port=ports["analytics"],
         api_port=ports["api"],

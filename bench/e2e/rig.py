@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -96,6 +97,23 @@ class Rig:
         return args
 
     # --- peers -------------------------------------------------------------------
+    def settings(self, target: Target, var_dir: Path, **extra: Any) -> Settings:
+        """The shipped settings for ``target``'s site on this rig's broker and database
+        (plus ``extra``): what every DeltaSense process of a bench run gets."""
+        return Settings(
+            site=target.site,
+            var_dir=var_dir,
+            mqtt_port=self.mqtt_port,
+            mqtt_tls=False,  # the bench's broker is plain (anonymous, bench only)
+            mqtt_username=self.mqtt_user,
+            mqtt_password=self.mqtt_password,
+            influx_port=self.influx_port,
+            influx_rpc_port=self.influx_rpc_port,
+            influx_db=target.db,
+            ingest_client_id=f"bench-ingest-{target.site}",
+            **extra,
+        )
+
     def peer_process(self, peer: str, target: Target) -> ManagedProcess:
         run_dir = self.root / "run"
         if peer in ("subscriber", "naive"):
@@ -132,18 +150,8 @@ class Rig:
             )
         if peer == "deltasense":
             metrics = free_port()
-            settings = Settings(
-                site=target.site,
-                var_dir=run_dir / f"var-{target.site}",
-                mqtt_port=self.mqtt_port,
-                mqtt_tls=False,  # the bench's broker is plain (anonymous, bench only)
-                mqtt_username=self.mqtt_user,
-                mqtt_password=self.mqtt_password,
-                influx_port=self.influx_port,
-                influx_rpc_port=self.influx_rpc_port,
-                influx_db=target.db,
-                ingest_client_id=f"bench-ingest-{target.site}",
-                ingest_metrics_port=metrics,
+            settings = self.settings(
+                target, run_dir / f"var-{target.site}", ingest_metrics_port=metrics
             )
             return python_service(
                 "ingest",
