@@ -307,14 +307,20 @@ class Engine:
         return self._kinds[kind].window.span_ms
 
     def ingest(
-        self, readings: Iterable[Reading], *, arrival_ms: int | None = None, replay: bool = False
+        self,
+        readings: Iterable[Reading],
+        *,
+        arrival_ms: int | Sequence[int] | None = None,
+        replay: bool = False,
     ) -> IngestStats:
         """Decoded readings (any kind) into the windows; QC-flagged values are left out.
 
-        ``arrival_ms`` (the service's clock when the message came) lets the clock-skew
-        rule compare device time with arrival; without it (backtests), a batch from
-        at least ``SKEW_MIN_DEVICES`` devices is its own reference (its median time).  ``replay`` (a refill from the
-        database) leaves clock skew alone.  Duplicates, late readings and gaps are
+        ``arrival_ms`` (the service's clock when the message came: one for the batch,
+        or one per reading when the service gathered them over several wake-ups)
+        lets the clock-skew rule compare device time with arrival; without it
+        (backtests), a batch from at least ``SKEW_MIN_DEVICES`` devices is its own
+        reference (its median time).  ``replay`` (a refill from the database) leaves
+        clock skew alone.  Duplicates, late readings and gaps are
         the windows' business; counter resets the counter tracker's.
         """
         stats = IngestStats()
@@ -325,14 +331,18 @@ class Engine:
         stamped: dict[int, int] = {}  # registry row → newest device-stamped ts in the batch
         qc_ts: list[int] = []
         qc_counts: list[float] = []
-        for reading in readings:
+        taken = list(readings)
+        arrivals = arrival_ms if isinstance(arrival_ms, Sequence) else [arrival_ms] * len(taken)
+        if len(arrivals) != len(taken):
+            raise ValueError(f"{len(arrivals)} arrival times for {len(taken)} readings")
+        for reading, arrival in zip(taken, arrivals, strict=True):
             ks = self._kinds.get(reading.kind)
             if ks is None:
                 stats.ignored += 1
                 continue
             stats.readings += 1
             row = reg.row(reading.device, reading.district, reading.kind.value)
-            seen = arrival_ms if arrival_ms is not None else reading.ts_ms
+            seen = arrival if arrival is not None else reading.ts_ms
             if seen > reg.last_seen[row]:
                 reg.last_seen[row] = seen
             reg.status[row] = ONLINE if reg.status[row] != SLEEPING else SLEEPING
@@ -342,8 +352,8 @@ class Engine:
                 if value is not None and not isinstance(value, bool):
                     target[row] = value
             if not (reading.ts_from_platform or reading.hist or replay):
-                if arrival_ms is not None:
-                    reg.skew_s[row] = (reading.ts_ms - arrival_ms) / 1000.0
+                if arrival is not None:
+                    reg.skew_s[row] = (reading.ts_ms - arrival) / 1000.0
                 else:
                     stamped[row] = max(stamped.get(row, reading.ts_ms), reading.ts_ms)
             flagged = out_of_range(reading.kind, fields)

@@ -13,7 +13,9 @@ comes on a second, clean connection of partition 0, so it never waits behind a
 telemetry backlog; rules run every ``analytics_tick_s`` and after a batch of
 water readings: at once, unless the last evaluation is less than
 ``analytics_eval_gap_s`` old (then when it is, or after ``EVAL_EVERY_MESSAGES``
-messages, whichever comes first).  Lamps the
+messages, whichever comes first).  Decoded telemetry waits out of the windows
+until the next evaluation (``take``/``flush``), so their NumPy inserts cost once
+per evaluation, not once per MQTT wake-up.  Lamps the
 engine orders to full brightness (storm or flood) get a contract ``cmd``
 ``set_dim`` 100, recorded in the schema's ``commands`` measurement.  Every alert change goes through
 two bounded outboxes, one per sink, so a broker or database outage delays
@@ -81,6 +83,9 @@ OUTBOX_MAX: Final = 10_000
 HOURLY_SPAN_MS: Final = 48 * 3_600_000
 COMMAND_TTL_MS: Final = 15 * 60_000
 EVAL_EVERY_MESSAGES: Final = 500  # evaluate at least this often under a steady stream
+# Telemetry held out of the windows until the next evaluation, at most (``take``):
+# a stream of non-water kinds is evaluated only every analytics_tick_s.
+HOLD_MAX_READINGS: Final = 5_000
 INFLUX_BATCH: Final = 500
 STARTUP_ATTEMPTS: Final = 5
 PAYLOAD_LOG_MAX: Final = 200
@@ -307,6 +312,10 @@ class AnalyticsService:
         # The platform's own subtrees ({site}/_alerts, _acks, _health: no device
         # district starts with "_") and the broker's: never telemetry.
         self._platform_prefixes = (f"{settings.site}/_", "$SYS/")
+        # Decoded telemetry not yet in the windows (``take``/``flush``): per kind, the
+        # readings and each one's arrival time.
+        self._held: dict[Kind, tuple[list[Reading], list[int]]] = {}
+        self._held_count = 0
 
     async def run(self) -> None:
         # An evaluation before the first message: alerts that should resolve or fire
@@ -336,6 +345,7 @@ class AnalyticsService:
     # --- evaluation ----------------------------------------------------------------------
     def evaluate(self) -> None:
         started = time.perf_counter()
+        self.flush()
         self._last_eval, self._since_eval = time.monotonic(), 0
         self._eval_soon.clear()
         events = self.engine.evaluate(now_ms())
@@ -510,12 +520,13 @@ class AnalyticsService:
 
     async def _consume(self, client: aiomqtt.Client) -> None:
         async for first in client.messages:
-            # Everything already received goes in as one batch (one NumPy insert per
-            # kind and metric, not per message), then one evaluation if it held water.
+            # Everything already received is taken as one batch, then an evaluation if
+            # it held water (now, or when the evaluation gap has passed); the windows'
+            # inserts wait for that evaluation (take/flush).
             batch = [first, *received(client)]
             for start in range(0, len(batch), EVAL_EVERY_MESSAGES):
                 chunk = batch[start : start + EVAL_EVERY_MESSAGES]
-                water = self.handle_many((str(m.topic), payload_bytes(m.payload)) for m in chunk)
+                water = self.take((str(m.topic), payload_bytes(m.payload)) for m in chunk)
                 if water:
                     self._water_arrived(len(chunk))
                 else:
@@ -564,33 +575,57 @@ class AnalyticsService:
         return self.handle_many([(topic, payload)])
 
     def handle_many(self, messages: Iterable[tuple[str, bytes]]) -> int:
+        """MQTT messages in arrival order, all in the engine on return; returns how
+        many water readings they carried (``take`` then ``flush``)."""
+        water = self.take(messages)
+        self.flush()
+        return water
+
+    def take(self, messages: Iterable[tuple[str, bytes]]) -> int:
         """MQTT messages in arrival order; returns how many water readings they carried.
 
-        Telemetry is decoded message by message (each is validated on its own) but
-        goes into the windows in one engine call per kind for a run of telemetry:
-        the windows' NumPy work then costs per batch, not per reading.  Any other
-        message (status, meta, alerts, health) first lets the run before it in, so
-        the order of state changes is kept.
+        Telemetry is decoded message by message (each is validated on its own) and
+        held until the next ``flush``: every evaluation flushes first, and so does
+        any other message (status, meta, alerts, health) before it is applied, so the
+        order of state changes is kept.  The windows' NumPy work then costs once per
+        evaluation, not once per MQTT wake-up: at 2 000 msg/s a wake-up hands over
+        about four messages, and inserting each such handful cost more CPU than
+        decoding it (docs/BENCHMARKS.md, "Analytics: telemetry into the windows").
         """
         arrival = now_ms()
-        run: dict[Kind, list[Reading]] = {}
         water = 0
         stamps: list[int] = []  # each telemetry message's newest live device ts
         for topic, payload in messages:
             readings = self._telemetry(topic, payload, arrival)
             if readings is None:
-                water += self._ingest_run(run, arrival)
+                self.flush()
                 self._handle_other(topic, payload)
             elif readings:
-                run.setdefault(readings[0].kind, []).extend(readings)
+                held, arrivals = self._held.setdefault(readings[0].kind, ([], []))
+                held.extend(readings)
+                arrivals.extend([arrival] * len(readings))
+                self._held_count += len(readings)
+                if readings[0].kind is Kind.WATER:
+                    water += len(readings)
                 live = [r.ts_ms for r in readings if not (r.ts_from_platform or r.hist)]
                 if live:
                     stamps.append(max(live))
-        water += self._ingest_run(run, arrival)
+        if self._held_count >= HOLD_MAX_READINGS:
+            self.flush()
         lag = batch_lag_s(stamps, arrival)
         if lag is not None:
             metrics.LAG_SECONDS.set(lag)
         return water
+
+    def flush(self) -> None:
+        """The telemetry ``take`` holds into the windows, one engine call per kind."""
+        for kind, (readings, arrivals) in self._held.items():
+            stats = self.engine.ingest(readings, arrival_ms=arrivals)
+            metrics.READINGS.labels(kind.value).inc(stats.readings)
+            if stats.qc_flagged:
+                metrics.QC_FLAGGED.inc(stats.qc_flagged)
+        self._held.clear()
+        self._held_count = 0
 
     def _telemetry(self, topic: str, payload: bytes, arrival: int) -> list[Reading] | None:
         """A ``tele`` message's readings ([] if bad or of a kind analytics does not
@@ -607,20 +642,6 @@ class AnalyticsService:
         except ContractError as exc:
             self._bad(exc.reason, topic, payload, exc.detail)
             return []
-
-    def _ingest_run(self, run: dict[Kind, list[Reading]], arrival: int) -> int:
-        """A run of decoded telemetry into the windows; emptied. Water readings count
-        (they trigger an evaluation at once: street floods are urgent)."""
-        water = 0
-        for kind, readings in run.items():
-            stats = self.engine.ingest(readings, arrival_ms=arrival)
-            metrics.READINGS.labels(kind.value).inc(stats.readings)
-            if stats.qc_flagged:
-                metrics.QC_FLAGGED.inc(stats.qc_flagged)
-            if kind is Kind.WATER:
-                water += stats.readings
-        run.clear()
-        return water
 
     def _handle_other(self, topic: str, payload: bytes) -> None:
         if topic.startswith(f"{self.settings.site}/_alerts/"):
