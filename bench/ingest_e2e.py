@@ -55,9 +55,15 @@ class Config:
     probe_rate: float = 10.0
 
 
-FULL = Config(rates={"single": (2_000, 5_000, 10_000), "batch20": (500, 1_500, 3_000)})
+FULL = Config(
+    rates={
+        "single": (2_000, 5_000, 10_000),
+        "batch20": (500, 1_500, 3_000),
+        "batch50": (1_200,),  # 60 000 readings/s in 2.5× fewer messages than batch20's
+    }
+)
 QUICK = Config(
-    rates={"single": (2_000,), "batch20": (500,)},
+    rates={"single": (2_000,), "batch20": (500,), "batch50": (200,)},
     duration_s=3.0,
     settle_s=1.5,
     ceiling_points=100_000,

@@ -27,7 +27,10 @@ class Shape:
 
 SINGLE = Shape("single", 1)
 BATCH20 = Shape("batch20", 20)
-SHAPES = {s.name: s for s in (SINGLE, BATCH20)}
+# A device's or gateway's spool sent in bulk: 50 readings are ~3 KB, inside the
+# contract's 4 KiB payload limit (deltasense/contract.py, MAX_PAYLOAD_BYTES).
+BATCH50 = Shape("batch50", 50)
+SHAPES = {s.name: s for s in (SINGLE, BATCH20, BATCH50)}
 
 
 def device_name(tag: str, i: int) -> str:
