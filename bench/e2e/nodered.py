@@ -44,6 +44,9 @@ def ensure_installed() -> None:
 
 
 def version() -> str:
+    """The installed Node-RED's version, installing it first (a fresh clone has none:
+    the bench's header names the version before any peer runs)."""
+    ensure_installed()
     package = json.loads((DIR / "node_modules" / "node-red" / "package.json").read_text())
     return str(package["version"])
 
