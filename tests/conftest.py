@@ -35,6 +35,7 @@ from deltasense.influx import InfluxClient, influx_client
 from deltasense.influx_users import DbUser
 from deltasense.settings import Settings
 from deltasense.thresholds import Thresholds
+from tests import background
 from tests.support import ADMIN_TOKEN, Services
 from tools import influxdb
 from tools.devstack import Stack, free_port, influxdb_process, mosquitto_process
@@ -45,6 +46,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         path = str(item.path).replace("\\", "/")
         if "tests/integration/" in path or "tests/security/" in path:
             item.add_marker(pytest.mark.integration)
+    # Tests that wait for a background job run last, so the job has the whole suite
+    # before them to finish in (tests/background.py); otherwise collection order.
+    items.sort(key=lambda item: item.get_closest_marker("background_job") is not None)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return
+    for item in session.items:
+        for marker in item.iter_markers("background_job"):
+            background.start(marker.args[0])
+
+
+def pytest_sessionfinish() -> None:
+    background.stop_all()
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The typhoon backtest's alert events replayed live through Mosquitto into the notifier.
 
 The events are what ``run_scenario("typhoon", 1, …)`` produces, made once per
-test session (no generated data in the repository; ~20 s on an idle machine).
+test session (no generated data in the repository; 20–100 s of CPU), in the
+background while the rest of the suite runs (tests/jobs/typhoon_events.py).
 The replay compresses the storm's 26 hours into ~20 s; grouping times are
 scaled with it.
 
@@ -38,6 +39,7 @@ from tests.integration.notifier_support import (
     running_notifier,
     self_signed,
 )
+from tests.jobs import typhoon_events as typhoon_jobs
 from tests.support import eventually
 
 REPLAY_S = 20.0
@@ -53,10 +55,8 @@ receivers = ["truc-ban"]
 
 @pytest.fixture(scope="session")
 def typhoon_events() -> list[AlertEvent]:
-    from analytics.thresholds import load_thresholds
-    from backtest.runner import run_scenario
-
-    return list(run_scenario("typhoon", 1, load_thresholds()).events)
+    # Made in the background while the suite runs (tests that use them are marked).
+    return typhoon_jobs.events()
 
 
 async def replay(settings: Settings, events: list[AlertEvent], span_s: float) -> dict[str, float]:
@@ -84,6 +84,7 @@ def is_urgent(message: dict[str, Any]) -> bool:
     )
 
 
+@pytest.mark.background_job(typhoon_jobs.MODULE)
 @pytest.mark.timeout(300)  # the session's typhoon backtest is made in this test's setup
 async def test_typhoon_replay_groups_per_interval_and_sends_criticals_within_2s(
     settings: Settings, influx: InfluxClient, typhoon_events: list[AlertEvent]
@@ -155,6 +156,7 @@ receivers = ["truc-ban"]
 """
 
 
+@pytest.mark.background_job(typhoon_jobs.MODULE)
 @pytest.mark.timeout(300)
 async def test_typhoon_over_rate_limited_telegram_still_tells_every_critical_within_2s(
     settings: Settings, influx: InfluxClient, typhoon_events: list[AlertEvent]
