@@ -610,8 +610,8 @@ class AnalyticsService:
                 live = [r.ts_ms for r in readings if not (r.ts_from_platform or r.hist)]
                 if live:
                     stamps.append(max(live))
-        if self._held_count >= HOLD_MAX_READINGS:
-            self.flush()
+                if self._held_count >= HOLD_MAX_READINGS:
+                    self.flush()
         lag = batch_lag_s(stamps, arrival)
         if lag is not None:
             metrics.LAG_SECONDS.set(lag)

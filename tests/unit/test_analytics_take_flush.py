@@ -112,8 +112,11 @@ def test_what_is_held_is_bounded(service: AnalyticsService, clock: Clock) -> Non
     messages = [_water(f"d{i}", T0, 1.0) for i in range(HOLD_MAX_READINGS - 1)]
     service.take(messages)
     assert _levels(service) == 0
+    # The bound is checked message by message, not once per call.
     service.take([_water("last", T0, 1.0), _water("over", T0, 1.0)])
-    assert _levels(service) == HOLD_MAX_READINGS + 1  # flushed once the bound was reached
+    assert _levels(service) == HOLD_MAX_READINGS  # flushed when the bound was reached
+    service.flush()
+    assert _levels(service) == HOLD_MAX_READINGS + 1
 
 
 def test_handle_many_leaves_nothing_held(service: AnalyticsService, clock: Clock) -> None:
