@@ -8,7 +8,9 @@ from deltasense.runtime import Metrics
 
 _M: Final = Metrics("analytics")
 
-READINGS: Final = _M.counter("readings", "Readings taken into the windows.", ["kind"])
+READINGS: Final = _M.counter(
+    "readings", "Readings taken in off MQTT (into the windows at the next evaluation).", ["kind"]
+)
 LAG_SECONDS: Final = _M.gauge(
     "lag_seconds",
     "Last batch of telemetry taken in: median of (taken in - the reading's own ts), "

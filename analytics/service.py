@@ -605,6 +605,9 @@ class AnalyticsService:
                 held.extend(readings)
                 arrivals.extend([arrival] * len(readings))
                 self._held_count += len(readings)
+                # Counted as taken in, not when flushed: the counter says how far
+                # analytics has read the stream (bench/alert_e2e.py waits on it).
+                metrics.READINGS.labels(readings[0].kind.value).inc(len(readings))
                 if readings[0].kind is Kind.WATER:
                     water += len(readings)
                 live = [r.ts_ms for r in readings if not (r.ts_from_platform or r.hist)]
@@ -619,9 +622,8 @@ class AnalyticsService:
 
     def flush(self) -> None:
         """The telemetry ``take`` holds into the windows, one engine call per kind."""
-        for kind, (readings, arrivals) in self._held.items():
+        for readings, arrivals in self._held.values():
             stats = self.engine.ingest(readings, arrival_ms=arrivals)
-            metrics.READINGS.labels(kind.value).inc(stats.readings)
             if stats.qc_flagged:
                 metrics.QC_FLAGGED.inc(stats.qc_flagged)
         self._held.clear()

@@ -6,8 +6,9 @@ typhoon backtest's alert events are minutes of CPU with no I/O; most of the
 integration tests spend their time waiting on brokers, databases and timers.  So
 ``pytest_collection_finish`` (tests/conftest.py) starts each job a collected test
 needs as ``python -m MODULE OUT``, in a session of its own at the lowest CPU
-priority (nice 19): it takes only the cycles the suite leaves idle and yields them
-at once when a test wants them.  :func:`output` is what the consuming test calls:
+priority (nice 19, in the suite's own session so that the nice value counts): it
+takes only the cycles the suite leaves idle and yields them at once when a test
+wants them.  :func:`output` is what the consuming test calls:
 it raises the job's priority to normal (root may; for anyone else nice 19 still
 gets the whole CPU once the suite only waits), waits for it and returns what it
 wrote.  ``None`` (the job was not started, as in a run of one file, or it failed)
@@ -58,7 +59,12 @@ def start(module: str) -> None:
             stdin=subprocess.DEVNULL,
             stdout=sink,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: its workers share its priority
+            # Its own process group (its workers get its priority with it), but the
+            # suite's session: with the kernel's autogroup scheduling
+            # (sched_autogroup_enabled, on here) each session is scheduled as one
+            # group and nice counts only inside it, so a new session would get half
+            # the CPU against the suite whatever its nice value (seen in CI).
+            process_group=0,
             preexec_fn=lambda: os.nice(19),
         )
     _jobs[module] = _Job(process, out, log)

@@ -14,10 +14,10 @@ from tests.jobs import selftest
 
 
 @pytest.fixture(autouse=True)
-def clean() -> Iterator[None]:
-    # Not this session's own jobs: those are started and stopped by tests/conftest.py
-    # only when a marked test is collected, which this file has none of.
-    assert background._jobs == {}
+def clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Jobs of their own: the session's (tests/conftest.py) are left alone.
+    monkeypatch.setattr(background, "_jobs", {})
+    monkeypatch.setattr(background, "_dir", None)
     yield
     background.stop_all()
 
@@ -60,6 +60,15 @@ def test_a_failed_job_gives_none_and_its_log(
 
 def test_a_job_never_started_gives_none() -> None:
     assert background.output("tests.jobs.not_started") is None
+
+
+def test_a_job_stays_in_the_suites_session_so_its_nice_value_counts() -> None:
+    """Under autogroup scheduling a new session would be its own scheduling group."""
+    background.start("tests.jobs.acceptance_matrix")  # minutes of work
+    process = background._jobs["tests.jobs.acceptance_matrix"].process
+    assert os.getsid(process.pid) == os.getsid(0)
+    assert os.getpgid(process.pid) == process.pid != os.getpgid(0)
+    assert os.getpriority(os.PRIO_PROCESS, process.pid) == 19
 
 
 def test_stop_all_kills_a_running_job() -> None:
