@@ -21,6 +21,13 @@ export class Alarm {
     this.open = new Set(); // alert ids whose details are open (kept across re-renders)
     this.cache = new Map(); // alert id → its last workflow, drawn at once when re-rendered
     this.drafts = new Map(); // alert id → the comment being typed
+    // A feed re-render while an action is on its way draws a new details body and
+    // loads it; that load may read the workflow before the action is stored. So an
+    // action's answer is drawn into every live body of its alert, and a load that
+    // started before an action's answer (or during one) is not drawn over it.
+    this.acting = new Map();  // alert id → actions on their way
+    this.actedAt = new Map(); // alert id → when the last action's answer came
+    this.alertOf = new WeakMap(); // details body → the alert it was drawn for
     this.operators = null;
     this.timer = null;
   }
@@ -91,6 +98,7 @@ export class Alarm {
   details(a) {
     const el = this.el;
     const body = el("div", { class: "alarm-body" });
+    this.alertOf.set(body, a);
     const box = el("details", { class: "alarm-box", "data-alarm": a.id }, el("summary", { text: t("alarm_details") }), body);
     const cached = this.cache.get(a.id);
     if (cached) this.draw(body, a, cached);
@@ -101,14 +109,18 @@ export class Alarm {
     return box;
   }
 
-  async load(body, a) {
+  async load(body, a, { after = false } = {}) {
+    const started = performance.now();
     try {
       const [wf] = await Promise.all([
         this.api(`/api/v1/alerts/${encodeURIComponent(a.id)}/workflow`),
         this.isOperator() && !this.operators ? this.loadOperators() : null,
       ]);
+      // `after`: the load an action asks for once it is stored; any other may be older
+      // than an action's answer that came meanwhile.
+      if (!after && (this.acting.get(a.id) || (this.actedAt.get(a.id) ?? -1) >= started)) return;
       this.cache.set(a.id, wf);
-      this.draw(body, a, wf);
+      this.drawEverywhere(body, a, wf);
     } catch (err) {
       if (err.status === 401) { this.onError(err); return; }
       body.replaceChildren(this.el("p", { class: "meta", text: t("load_error") }));
@@ -123,19 +135,32 @@ export class Alarm {
   async act(body, a, path, method, payload) {
     const controls = body.querySelectorAll("button, input, select, textarea");
     for (const c of controls) c.disabled = true;
+    this.acting.set(a.id, (this.acting.get(a.id) ?? 0) + 1);
     try {
       const wf = await this.api(path, {
         method, headers: { "Content-Type": "application/json" },
         body: payload === undefined ? undefined : JSON.stringify(payload),
       });
-      if (wf && Array.isArray(wf.activity)) { this.cache.set(a.id, wf); this.draw(body, a, wf); }
-      else await this.load(body, a);
+      this.actedAt.set(a.id, performance.now());
+      if (wf && Array.isArray(wf.activity)) { this.cache.set(a.id, wf); this.drawEverywhere(body, a, wf); }
+      else await this.load(body, a, { after: true });
       this.loadOverview();
       return true;
     } catch (err) {
       for (const c of controls) c.disabled = false;
       this.onError(err);
       return false;
+    } finally {
+      this.acting.set(a.id, this.acting.get(a.id) - 1);
+    }
+  }
+
+  // The workflow into ``body`` and every other details body of the alert on the page
+  // (the feed may have re-rendered it meanwhile; it may be shown in two lists).
+  drawEverywhere(body, a, wf) {
+    const live = document.querySelectorAll(`details.alarm-box[data-alarm="${CSS.escape(a.id)}"] > .alarm-body`);
+    for (const b of new Set([body, ...live])) {
+      if (b === body || b.isConnected) this.draw(b, this.alertOf.get(b) ?? a, wf);
     }
   }
 
