@@ -5,15 +5,16 @@ The analytics acceptance matrix (every scenario × seed through the engine) and 
 typhoon backtest's alert events are minutes of CPU with no I/O; most of the
 integration tests spend their time waiting on brokers, databases and timers.  So
 ``pytest_collection_finish`` (tests/conftest.py) starts each job a collected test
-needs as ``python -m MODULE OUT``, in a session of its own at the lowest CPU
+needs as ``python -m MODULE OUT``, in a process group of its own at the lowest CPU
 priority (nice 19, in the suite's own session so that the nice value counts): it
 takes only the cycles the suite leaves idle and yields them at once when a test
-wants them.  :func:`output` is what the consuming test calls:
-it raises the job's priority to normal (root may; for anyone else nice 19 still
-gets the whole CPU once the suite only waits), waits for it and returns what it
-wrote.  ``None`` (the job was not started, as in a run of one file, or it failed)
-means the caller computes in-process, as it would without this module.  Either
-way the result is made by the same code.
+wants them.  A job module computes its result with :func:`serve`; the consuming
+test gets it with :func:`result`, which waits for the job through :func:`output`
+(raising its priority to normal: root may; for anyone else nice 19 still gets
+the whole CPU once the suite only waits).  When there is no output (the job was
+not started, as in a run of one file, or it failed) the test computes the result
+in-process, as it would without this module.  Either way the result is made by
+the same code, and it crosses as MessagePack (exact floats; no pickle).
 
 The children are killed and their files removed at the end of the session.
 """
@@ -26,8 +27,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+import msgspec
+
+_T = TypeVar("_T")
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,6 +91,19 @@ def output(module: str) -> bytes | None:
         print(f"background job {module} failed (rc {job.process.returncode}):\n{tail}")
         return None
     return job.out.read_bytes()
+
+
+def result(module: str, compute: Callable[[], _T], kind: type[_T]) -> _T:
+    """The job's result decoded as ``kind``, or ``compute()`` here if it has none."""
+    data = output(module)
+    if data is None:
+        return compute()
+    return msgspec.msgpack.decode(data, type=kind)
+
+
+def serve(compute: Callable[[], object]) -> None:
+    """A job module's ``__main__``: ``compute()`` written to the path it was given."""
+    write(Path(sys.argv[1]), msgspec.msgpack.encode(compute()))
 
 
 def write(out: Path, data: bytes) -> None:

@@ -4,11 +4,6 @@ processes.  tests/acceptance/test_analytics_acceptance.py judges the runs."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-import msgspec
-
 from backtest import matrix as bm
 from backtest import scenarios
 from tests import background
@@ -23,11 +18,8 @@ def compute() -> list[bm.Run]:
 
 def runs() -> list[bm.Run]:
     """The background job's runs, or the matrix run here if there were none."""
-    data = background.output(MODULE)
-    if data is None:
-        return compute()
-    return msgspec.msgpack.decode(data, type=list[bm.Run])
+    return background.result(MODULE, compute, list[bm.Run])
 
 
 if __name__ == "__main__":
-    background.write(Path(sys.argv[1]), msgspec.msgpack.encode(compute()))
+    background.serve(compute)

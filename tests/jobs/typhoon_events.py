@@ -4,11 +4,6 @@ CPU on this box): what the notifier's typhoon tests replay
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-import msgspec
-
 from deltasense.alerts import AlertEvent
 from tests import background
 
@@ -24,11 +19,8 @@ def compute() -> list[AlertEvent]:
 
 def events() -> list[AlertEvent]:
     """The background job's events, or the backtest run here if there were none."""
-    data = background.output(MODULE)
-    if data is None:
-        return compute()
-    return msgspec.msgpack.decode(data, type=list[AlertEvent])
+    return background.result(MODULE, compute, list[AlertEvent])
 
 
 if __name__ == "__main__":
-    background.write(Path(sys.argv[1]), msgspec.msgpack.encode(compute()))
+    background.serve(compute)
