@@ -315,7 +315,6 @@ class AnalyticsService:
         # Decoded telemetry not yet in the windows (``take``/``flush``): per kind, the
         # readings and each one's arrival time.
         self._held: dict[Kind, tuple[list[Reading], list[int]]] = {}
-        self._held_count = 0
 
     async def run(self) -> None:
         # An evaluation before the first message: alerts that should resolve or fire
@@ -604,7 +603,6 @@ class AnalyticsService:
                 held, arrivals = self._held.setdefault(readings[0].kind, ([], []))
                 held.extend(readings)
                 arrivals.extend([arrival] * len(readings))
-                self._held_count += len(readings)
                 # Counted as taken in, not when flushed: the counter says how far
                 # analytics has read the stream (bench/alert_e2e.py waits on it).
                 metrics.READINGS.labels(readings[0].kind.value).inc(len(readings))
@@ -613,7 +611,7 @@ class AnalyticsService:
                 live = [r.ts_ms for r in readings if not (r.ts_from_platform or r.hist)]
                 if live:
                     stamps.append(max(live))
-                if self._held_count >= HOLD_MAX_READINGS:
+                if sum(len(kept) for kept, _ in self._held.values()) >= HOLD_MAX_READINGS:
                     self.flush()
         lag = batch_lag_s(stamps, arrival)
         if lag is not None:
@@ -627,7 +625,6 @@ class AnalyticsService:
             if stats.qc_flagged:
                 metrics.QC_FLAGGED.inc(stats.qc_flagged)
         self._held.clear()
-        self._held_count = 0
 
     def _telemetry(self, topic: str, payload: bytes, arrival: int) -> list[Reading] | None:
         """A ``tele`` message's readings ([] if bad or of a kind analytics does not
