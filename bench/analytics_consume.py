@@ -85,8 +85,9 @@ def batched(service: AnalyticsService, messages: list[tuple[str, bytes]]) -> int
 def wake_ups_inserted_each_time(
     service: AnalyticsService, messages: list[tuple[str, bytes]]
 ) -> int:
-    step = WAKE_UP
-    return sum(service.handle_many(messages[i : i + step]) for i in range(0, len(messages), step))
+    return sum(
+        service.handle_many(messages[i : i + WAKE_UP]) for i in range(0, len(messages), WAKE_UP)
+    )
 
 
 def wake_ups_inserted_per_evaluation(
@@ -123,7 +124,7 @@ def main() -> None:
         f"batched ({CHUNK} a call)": best_of(batched),
     }
     waters = {water for _, water in rows.values()}
-    assert len(waters) == 1, f"the two paths saw different water readings: {rows}"
+    assert len(waters) == 1, f"the paths saw different water readings: {rows}"
     base = rows[f"batched ({CHUNK} a call)"][0]
     print(
         f"\n## analytics: telemetry into the windows: {N_MESSAGES} single-reading messages, "
