@@ -42,7 +42,11 @@ RANGES: Final[dict[str, tuple[float, float]]] = {
 
 
 def out_of_range(kind: Kind, fields: Mapping[str, FieldValue]) -> tuple[str, ...]:
-    """Names of numeric fields outside their range, in the order given."""
+    """Names of numeric fields outside their range, in the order given.
+
+    Ingest checks the same RANGES inside its encoding pass instead
+    (``schema.row_lines``, its hot path); tests/unit/test_ingest_rows.py holds the
+    two to the same flags."""
     del kind  # ranges are per field today; per-kind limits would go here
     flagged: list[str] = []
     for name, value in fields.items():

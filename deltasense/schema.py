@@ -45,20 +45,37 @@ offset; every query reads times back in ms (``epoch=ms``).
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 import msgspec
 
-from deltasense import alerts
+from deltasense import alerts, qc
 from deltasense.alerts import AlertEvent
-from deltasense.contract import Command, Kind, Meta, Reading, Status, Topic, struct_to_dict
+from deltasense.contract import (
+    BOOT_AT,
+    FIELD_AT,
+    HIST_AT,
+    SEQ_AT,
+    TS_AT,
+    Command,
+    Kind,
+    Meta,
+    Reading,
+    Row,
+    Status,
+    Topic,
+    struct_to_dict,
+)
 from deltasense.lineprotocol import (
     FieldValue,
     encode_field_set,
     encode_head,
     encode_point,
+    field_key,
 )
 from deltasense.reasons import Reason
 
@@ -166,6 +183,63 @@ def reading_lines(
             head = encode_head(reading.kind.value, tags)
         ts = reading_time_ns(reading) if ns else reading.ts_ms
         lines.append(f"{head} {_reading_body(reading, flags)} {ts}")
+    return lines
+
+
+# Per kind: (index in the row, "name=", name, QC low, QC high) of each field a
+# reading's point holds, in the order reading_line writes them.
+_ROW_FIELDS: Final = {
+    kind: tuple(
+        (at, field_key(name), name, *qc.RANGES.get(name, (-math.inf, math.inf)))
+        for at, name in FIELD_AT[kind]
+    )
+    for kind in Kind
+}
+_HIST_TAIL: Final = f",{HIST}=true"
+_PLATFORM_TAIL: Final = f",{TS_PLATFORM}=true"
+
+
+@functools.lru_cache(maxsize=65_536)
+def _series_head(kind: Kind, site: str, district: str, device: str) -> str:
+    """A device's escaped series head, cached: escaping and sorting its tags cost
+    as much as encoding a one-field reading."""
+    return encode_head(kind.value, {SITE: site, DISTRICT: district, DEVICE: device})
+
+
+def row_lines(topic: Topic, rows: Sequence[Row], ts_ms: Sequence[int]) -> list[str]:
+    """The points of one message's rows (:func:`deltasense.contract.decode_rows`), at
+    ``ts_ms`` each (a row's own ``ts``, or the stamp ingest gave it), in ns: the lines
+    :func:`reading_lines` makes of the same readings with their
+    :func:`deltasense.qc.out_of_range` flags, built with no Reading or dict per
+    reading and the QC ranges checked in the same pass (ingest's hot path)."""
+    head = _series_head(topic.kind, topic.site, topic.district, topic.device) + " "
+    fields = _ROW_FIELDS[topic.kind]
+    unset = msgspec.UNSET
+    lines: list[str] = []
+    for row, ts in zip(rows, ts_ms, strict=True):
+        parts: list[str] = []
+        flagged: list[str] = []
+        for at, key, name, low, high in fields:
+            value = row[at]
+            if value is unset:
+                continue
+            if value is True or value is False:
+                parts.append(key + ("true" if value else "false"))
+                continue
+            # Floats are finite (decode_rows); ints are the health counters.
+            parts.append(key + repr(value) if type(value) is float else f"{key}{value}i")
+            if not low <= value <= high:
+                flagged.append(name)
+        seq, boot = row[SEQ_AT], row[BOOT_AT]
+        parts.append(f"{SEQ}={seq}i,{BOOT}={boot}i")
+        line = head + ",".join(parts)
+        if row[HIST_AT] is True:
+            line += _HIST_TAIL
+        if row[TS_AT] is unset:
+            line += _PLATFORM_TAIL
+        if flagged:
+            line += "," + encode_field_set({QC: ",".join(flagged)})
+        lines.append(f"{line} {point_time_ns(ts, seq, boot)}")
     return lines
 
 

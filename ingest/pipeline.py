@@ -16,17 +16,20 @@ from typing import Final
 
 from deltasense import schema
 from deltasense.contract import (
+    BOOT_AT,
+    HIST_AT,
+    SEQ_AT,
+    TS_AT,
+    UNSET,
     Channel,
     ContractError,
-    Reading,
     Topic,
     decode_meta,
+    decode_rows,
     decode_status,
-    decode_tele,
     parse_topic,
 )
 from deltasense.lineprotocol import LineProtocolError
-from deltasense.qc import out_of_range
 from deltasense.reasons import Reason
 
 _LOG = logging.getLogger(__name__)
@@ -61,14 +64,14 @@ class _StampCache:
         self._stamps: OrderedDict[tuple[str, int, int], int] = OrderedDict()
         self._last: OrderedDict[str, int] = OrderedDict()
 
-    def stamp(self, reading: Reading) -> int:
-        key = (reading.device, reading.boot, reading.seq)
+    def stamp(self, device: str, boot: int, seq: int, arrival_ms: int) -> int:
+        key = (device, boot, seq)
         ts = self._stamps.get(key)
         if ts is None:
-            ts = max(reading.ts_ms, self._last.get(reading.device, 0) + 1)
+            ts = max(arrival_ms, self._last.get(device, 0) + 1)
             self._stamps[key] = ts
-            self._last[reading.device] = ts
-            self._last.move_to_end(reading.device)
+            self._last[device] = ts
+            self._last.move_to_end(device)
             if len(self._stamps) > self._capacity:
                 self._stamps.popitem(last=False)
             if len(self._last) > self._capacity:
@@ -120,18 +123,18 @@ class Pipeline:
 
     def _decode(self, topic: Topic, payload: bytes, now_ms: int) -> Outcome:
         if topic.channel is Channel.TELE:
-            readings = decode_tele(topic, payload, now_ms)
-            for reading in readings:
-                if reading.ts_from_platform:
-                    reading.ts_ms = self._stamps.stamp(reading)
-            if len(readings) == 1:
-                (one,) = readings
-                lines = [schema.reading_line(one, out_of_range(one.kind, one.fields), ns=True)]
-            else:  # a batch: one device's readings share their series head
-                flags = [out_of_range(reading.kind, reading.fields) for reading in readings]
-                lines = schema.reading_lines(readings, flags, ns=True)
-            live = [r.ts_ms for r in readings if not (r.ts_from_platform or r.hist)]
-            return Outcome(lines=lines, readings=len(readings), newest_ms=max(live, default=None))
+            rows = decode_rows(topic, payload, now_ms)
+            stamps: list[int] = []
+            newest: int | None = None  # of the live readings (not hist, not stamped here)
+            for row in rows:
+                ts = row[TS_AT]
+                if ts is UNSET:
+                    ts = self._stamps.stamp(topic.device, row[BOOT_AT], row[SEQ_AT], now_ms)
+                elif row[HIST_AT] is not True and (newest is None or ts > newest):
+                    newest = ts
+                stamps.append(ts)
+            lines = schema.row_lines(topic, rows, stamps)
+            return Outcome(lines=lines, readings=len(rows), newest_ms=newest)
         now_ns = now_ms * schema.NS_PER_MS
         if topic.channel is Channel.STATUS:
             return Outcome(lines=[schema.status_line(topic, decode_status(payload), now_ns)])
