@@ -15,17 +15,21 @@ import argparse
 import json
 import signal
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from bench.e2e import payloads
 
 TICK_S = 0.002
 BURST = 500  # at most this many publishes before looking at the clock again
+# paho runs in this one thread, with no network thread of its own (no loop_start):
+# with one, every publish woke that thread through a socket pair and the two
+# fought over the GIL (py-spy: a quarter of a publisher's samples waiting in
+# publish(), a third in the network thread's select()).  The bench's load must
+# leave the cores to what it measures.
 
 
 @dataclass
@@ -41,11 +45,14 @@ class _Acks:
     def __init__(self) -> None:
         self.count = 0
         self.last = 0.0
-        self.connected = threading.Event()
+        self.connected = False
 
     def on_publish(self, _c: object, _u: object, _mid: int, _rc: object, _p: object) -> None:
-        self.count += 1  # only paho's network thread writes it
+        self.count += 1
         self.last = time.time()
+
+    def on_connect(self, *_: object) -> None:
+        self.connected = True
 
 
 def connect(args: argparse.Namespace, acks: _Acks) -> paho.Client:
@@ -55,12 +62,25 @@ def connect(args: argparse.Namespace, acks: _Acks) -> paho.Client:
     client.max_inflight_messages_set(args.inflight)
     client.max_queued_messages_set(0)
     client.on_publish = acks.on_publish
-    client.on_connect = lambda *_: acks.connected.set()
+    client.on_connect = acks.on_connect
     client.connect(args.host, args.port, keepalive=30)
-    client.loop_start()
-    if not acks.connected.wait(10):
+    deadline = time.monotonic() + 10
+    while not acks.connected and time.monotonic() < deadline:
+        client.loop(timeout=0.05)
+    if not acks.connected:
         raise SystemExit("bench load: could not connect to the broker")
     return client
+
+
+def _looped(client: paho.Client, timeout: float) -> bool:
+    """One turn of paho's network loop; False (said on stderr) once the broker is gone:
+    this publisher does not reconnect, so what it had not had acknowledged shows as
+    unacknowledged in its result."""
+    rc = client.loop(timeout=timeout)
+    if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+        print(f"bench load: lost the broker ({rc.name})", file=sys.stderr)
+        return False
+    return True
 
 
 def publish(args: argparse.Namespace) -> LoadResult:
@@ -70,8 +90,8 @@ def publish(args: argparse.Namespace) -> LoadResult:
     seqs = [0] * len(devices)
     # SIGTERM ends the publishing early (the bench's phase is over); the counts are
     # still drained and printed.
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stopped: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _frame: stopped.append(signum))
     acks = _Acks()
     client = connect(args, acks)
     result = LoadResult(first_publish=time.time())
@@ -80,7 +100,7 @@ def publish(args: argparse.Namespace) -> LoadResult:
     while (
         (elapsed := time.monotonic() - started) < args.duration
         and result.sent < args.max
-        and not stop.is_set()
+        and not stopped
     ):
         due = min(args.max, int(args.rate * elapsed) + 1)
         for _ in range(min(BURST, due - result.sent)):
@@ -93,17 +113,16 @@ def publish(args: argparse.Namespace) -> LoadResult:
             seqs[k] += shape.readings
             client.publish(topics[k], body, qos=1)
             result.sent += 1
-        if result.sent >= due:
-            time.sleep(TICK_S)
+        # Read the PUBACKs (which frees the in-flight window), waiting a tick if
+        # this publisher is on schedule.
+        if not _looped(client, TICK_S if result.sent >= due else 0.0):
+            break
     result.last_publish = time.time()
     deadline = time.monotonic() + args.drain
-    while acks.count < result.sent and time.monotonic() < deadline:
-        time.sleep(0.02)
+    while acks.count < result.sent and time.monotonic() < deadline and _looped(client, 0.02):
+        pass
     result.acked, result.last_ack = acks.count, acks.last
-    # Disconnect first: paho's loop_stop() alone waits until every queued message is
-    # acknowledged, which behind a backlogged broker takes minutes.
     client.disconnect()
-    client.loop_stop()
     return result
 
 
