@@ -1,11 +1,18 @@
-"""Which subscription an ingest worker holds, and the chaos verdict on a queue overflow."""
+"""Which subscription an ingest worker holds, what a bug in its message callback does,
+and the chaos verdict on a queue overflow."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from typing import cast
 
+import paho.mqtt.client as paho
+import pytest
+
+from deltasense.influx import InfluxClient
 from deltasense.settings import Settings
-from ingest.service import filters, shared_filter
+from ingest.service import Ingest, filters, shared_filter
 from tools.chaos import Outcome
 
 
@@ -38,3 +45,25 @@ def test_any_other_scenario_fails_on_a_drop_or_a_loss() -> None:
     assert not dataclasses.replace(calm, dropped=5).ok  # a drop the scenario did not intend
     assert not dataclasses.replace(calm, lost=1).ok
     assert dataclasses.replace(calm, lost=50, allowed_loss=100).ok  # the broker window
+
+
+def test_a_bug_in_paho_s_message_callback_ends_the_session_and_acks_nothing() -> None:
+    """Messages are taken in paho's callback, where an exception would only be logged
+    by the event loop; it must end the session (the broker then redelivers) instead."""
+
+    async def scenario() -> None:
+        ingest = Ingest(Settings(site="baclieu"), cast(InfluxClient, None))
+        ingest._fault = asyncio.get_running_loop().create_future()
+
+        def broken(*_: object) -> None:
+            raise RuntimeError("a bug in the pipeline")
+
+        ingest.pipeline.handle = broken  # type: ignore[method-assign]
+        message = paho.MQTTMessage(mid=7, topic=b"baclieu/phuong-1/water/wl-001/tele")
+        message.payload, message.qos = b'{"seq":1,"boot":1,"level_cm":1.0}', 1
+        ingest._on_message(None, None, message)
+        with pytest.raises(RuntimeError, match="a bug in the pipeline"):
+            await asyncio.wait_for(ingest._fault, 1)
+        assert ingest._batch.acks == []  # nothing is acknowledged for it
+
+    asyncio.run(scenario())
