@@ -8,6 +8,7 @@ ratio is what choosing msgspec buys.  Times are the best of several rounds.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
@@ -15,6 +16,8 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bench.e2e import payloads
+from deltasense import schema
 from deltasense.contract import Kind, Topic, decode_tele, parse_topic
 from deltasense.lineprotocol import encode_point
 from deltasense.qc import out_of_range
@@ -151,6 +154,50 @@ def best_of(run: Callable[[], object]) -> float:
     return min(times)
 
 
+def readings_path(topic: str, payload: bytes, now_ms: int) -> list[str]:
+    """What ingest did before rows (2026-12-02): a Reading and a field dict per
+    reading, QC on the dict, then the readings' lines."""
+    readings = decode_tele(parse_topic(topic), payload, now_ms)
+    flags = [out_of_range(r.kind, r.fields) for r in readings]
+    return schema.reading_lines(readings, flags, ns=True)
+
+
+def _each(handle: Callable[[str, bytes, int], object], messages: list[tuple[str, bytes]]) -> None:
+    for topic, payload in messages:
+        handle(topic, payload, NOW)
+
+
+def shapes_table() -> None:
+    """Ingest's pipeline on the end-to-end bench's own messages (bench/e2e/payloads),
+    against the readings path, per shape: where a batch's per-reading work shows."""
+    print(f"\n## rows against the readings path, the e2e bench's water messages, best of {ROUNDS}")
+    print("| shape | implementation | µs/message | µs/reading | time vs rows |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    base_ms = NOW - 100_000_000
+    for shape in payloads.SHAPES.values():
+        count = max(500, N_MESSAGES // shape.readings)
+        messages = [
+            (
+                payloads.topic("baclieu", payloads.device_name("b", i % 100)),
+                payloads.message(i * shape.readings, shape, base_ms),
+            )
+            for i in range(count)
+        ]
+        pipeline = Pipeline("baclieu")
+        sample = messages[:50]
+        assert [pipeline.handle(t, p, NOW).lines for t, p in sample] == [
+            readings_path(t, p, NOW) for t, p in sample
+        ]
+        rows = best_of(functools.partial(_each, pipeline.handle, messages))
+        old = best_of(functools.partial(_each, readings_path, messages))
+        for name, seconds in (("rows (ingest)", rows), ("readings path", old)):
+            per = seconds / count * 1e6
+            print(
+                f"| {shape.name} | {name} | {per:.1f} | {per / shape.readings:.2f} "
+                f"| {seconds / rows:.2f}× |"
+            )
+
+
 def main() -> None:
     messages = make_messages(N_MESSAGES)
     pipeline = Pipeline("baclieu")
@@ -179,6 +226,7 @@ def main() -> None:
             ],
         },
     )
+    shapes_table()
 
 
 def _table(title: str, contenders: dict[str, Callable[[], object]]) -> None:

@@ -59,7 +59,9 @@ FULL = Config(
     rates={
         "single": (2_000, 5_000, 10_000),
         "batch20": (500, 1_500, 3_000),
-        "batch50": (1_200,),  # 60 000 readings/s in 2.5× fewer messages than batch20's
+        # 60 000 readings/s in 2.5× fewer messages than batch20's, and 75 000: stored/s
+        # includes the store delay, so only an offer above the target can show it met.
+        "batch50": (1_200, 1_500),
     }
 )
 QUICK = Config(

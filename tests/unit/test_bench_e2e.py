@@ -75,3 +75,15 @@ def test_unseen_probes_count_as_slower_than_every_seen_one() -> None:
     assert lat.p(50) == 0.5
     assert lat.p(99) == math.inf
     assert "> 5 s after the last probe" in "\n".join(report.latency_table([lat]))
+
+
+def test_the_batched_verdict_judges_the_rate_and_the_ceiling_ratio_apart() -> None:
+    load = Load(payloads.BATCH50, 1_500, 10, 1, 100)
+    fast = Run("deltasense", load, 15_000, 15_000, 750_000, 100.0, 110.0, 111.0)
+    results = report.Results(ceilings=[Ceiling(1, 5_000, 200_000, 1.0)], runs=[fast])
+    (line,) = [v for v in report.verdicts(results) if v.startswith("- batch50")]
+    assert "68,182 readings/s stored, 0 lost (target ≥ 60,000 and 0: met)" in line
+    assert "0.34 × InfluxDB's ceiling (target ≥ 0.7: not met)" in line
+    lossy = Run("deltasense", load, 15_000, 15_000, 749_999, 100.0, 110.0, 111.0)
+    results = report.Results(ceilings=[Ceiling(1, 5_000, 200_000, 1.0)], runs=[lossy])
+    assert "1 lost (target ≥ 60,000 and 0: not met)" in "\n".join(report.verdicts(results))
