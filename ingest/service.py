@@ -133,7 +133,7 @@ class Ingest:
         client._client.manual_ack_set(True)
         # Messages are taken in paho's own callback, in the event loop's read of the
         # socket.  aiomqtt would wrap each in a Message and pass it through an
-        # asyncio queue and an iterator: at 5 000 single readings/s that was a sixth
+        # asyncio queue and an iterator: at 5 000 single readings/s that was an eighth
         # of ingest's samples (py-spy), more than decoding them.  Set before
         # connecting: a persistent session's backlog comes right after CONNACK.
         client._client.on_message = self._on_message
