@@ -157,11 +157,17 @@ def point_time_ns(ts_ms: int, seq: int, boot: int) -> int:
     return ts_ms * NS_PER_MS + (seq % 1000) * 1000 + boot % 1000
 
 
+@functools.lru_cache(maxsize=65_536)
+def _series_head(kind: Kind, site: str, district: str, device: str) -> str:
+    """A device's escaped series head, cached: escaping and sorting its tags cost
+    as much as encoding a one-field reading."""
+    return encode_head(kind.value, {SITE: site, DISTRICT: district, DEVICE: device})
+
+
 def reading_line(reading: Reading, qc_flags: Iterable[str] = (), *, ns: bool = False) -> str:
     """A reading's point; in ms at ``ts`` (fixtures), or with ``ns`` at
     :func:`reading_time_ns` (ingest)."""
-    tags = {SITE: reading.site, DISTRICT: reading.district, DEVICE: reading.device}
-    head = encode_head(reading.kind.value, tags)
+    head = _series_head(reading.kind, reading.site, reading.district, reading.device)
     ts = reading_time_ns(reading) if ns else reading.ts_ms
     return f"{head} {_reading_body(reading, qc_flags)} {ts}"
 
@@ -170,20 +176,11 @@ def reading_lines(
     readings: Sequence[Reading], qc_flags: Sequence[Iterable[str]], *, ns: bool = False
 ) -> list[str]:
     """The points of many readings (``qc_flags`` one per reading), as
-    :func:`reading_line` makes them; the escaped series head is built once per run
-    of readings of one device (a message's batch), not once per reading."""
-    lines: list[str] = []
-    key: tuple[str, str, str, str] | None = None
-    head = ""
-    for reading, flags in zip(readings, qc_flags, strict=True):
-        this = (reading.kind.value, reading.site, reading.district, reading.device)
-        if this != key:
-            key = this
-            tags = {SITE: reading.site, DISTRICT: reading.district, DEVICE: reading.device}
-            head = encode_head(reading.kind.value, tags)
-        ts = reading_time_ns(reading) if ns else reading.ts_ms
-        lines.append(f"{head} {_reading_body(reading, flags)} {ts}")
-    return lines
+    :func:`reading_line` makes them."""
+    return [
+        reading_line(reading, flags, ns=ns)
+        for reading, flags in zip(readings, qc_flags, strict=True)
+    ]
 
 
 # Per kind: (index in the row, "name=", name, QC low, QC high) of each field a
@@ -197,13 +194,6 @@ _ROW_FIELDS: Final = {
 }
 _HIST_TAIL: Final = f",{HIST}=true"
 _PLATFORM_TAIL: Final = f",{TS_PLATFORM}=true"
-
-
-@functools.lru_cache(maxsize=65_536)
-def _series_head(kind: Kind, site: str, district: str, device: str) -> str:
-    """A device's escaped series head, cached: escaping and sorting its tags cost
-    as much as encoding a one-field reading."""
-    return encode_head(kind.value, {SITE: site, DISTRICT: district, DEVICE: device})
 
 
 def row_lines(topic: Topic, rows: Sequence[Row], ts_ms: Sequence[int]) -> list[str]:

@@ -1,8 +1,9 @@
 """Ingest's hot path (rows straight to line protocol) writes exactly the points of
 the readings path (``Reading`` → ``out_of_range`` → ``reading_lines``).
 
-The two share no encoding or QC code: ``schema.row_lines`` checks the QC ranges
-and formats fields in one pass of its own, so this property is what keeps the
+The two share only the series head (``schema._series_head``), no field encoding
+or QC code: ``schema.row_lines`` checks the QC ranges and formats fields in one
+pass of its own, so this property is what keeps the
 stored layout one layout.  Valid messages come from the hostile generator, so
 they hold out-of-range values, zeros, tiny and huge floats, booleans, integer
 health counters, ``hist`` and readings without ``ts``.
