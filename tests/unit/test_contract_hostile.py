@@ -2,8 +2,9 @@
 
 The generator (``tests/hostile.py``) hides exactly one fault in an otherwise
 valid reading or batch; Hypothesis drives its random choices, so a failure
-shrinks to a small payload.  Ingest and analytics both decode through
-``decode_tele``, and ingest's pipeline turns the verdict into its dead letter.
+shrinks to a small payload.  Ingest decodes through ``decode_rows`` and
+analytics through ``decode_tele`` (the same rows and checks, plus a Reading each);
+ingest's pipeline turns the verdict into its dead letter.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def test_every_category_is_generated_and_every_device_reason_covered() -> None:
 def test_analytics_skips_the_same_messages_for_the_same_reasons(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_engine: Callable[..., Engine]
 ) -> None:
-    """Analytics decodes with the same decode_tele: it evaluates nothing ingest
+    """Analytics decodes with the same checks (decode_tele): it evaluates nothing ingest
     dead-letters, and counts it under the same reason."""
     monkeypatch.chdir(tmp_path)
     settings = Settings(site="baclieu", analytics_metrics_port=0)
