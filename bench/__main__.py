@@ -12,6 +12,7 @@ from bench import (
     console_paint,
     ingest_decode,
     ingest_e2e,
+    mqtt_reads,
 )
 
 
@@ -23,6 +24,7 @@ def main() -> None:
     ingest_decode.main()
     analytics_tick.main()
     analytics_consume.main()
+    mqtt_reads.main([])
     print()
     ingest_e2e.main([], command="python -m bench")
     print()

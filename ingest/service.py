@@ -30,7 +30,7 @@ import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
 
-from deltasense import health, schema
+from deltasense import health, paho_io, schema
 from deltasense.access import INGEST_SHARE_GROUP
 from deltasense.contract import Topic
 from deltasense.influx import InfluxClient, InfluxRequestError, InfluxUnavailable, influx_client
@@ -137,6 +137,9 @@ class Ingest:
         # of ingest's samples (py-spy), more than decoding them.  Set before
         # connecting: a persistent session's backlog comes right after CONNACK.
         client._client.on_message = self._on_message
+        # paho reads a packet in three recv() calls and one per event-loop wake-up;
+        # this reads 64 KiB at a time and parses all of it (deltasense/paho_io.py).
+        paho_io.buffer_reads(client._client)
         self._fault: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._batch = _Batch()  # a dead session's acks are void (its lines were written)
         async with client:
@@ -277,8 +280,7 @@ class Ingest:
             FLUSHES.labels(trigger).inc()
             FLUSH_MESSAGES.observe(len(batch.acks))
             await self._store(batch)
-            for mid, qos in batch.acks:
-                client._client.ack(mid, qos)
+            paho_io.ack_all(client._client, batch.acks)  # one send(), not one a message
 
     async def _write_orphans(self) -> None:
         """The session is gone, so the PUBACKs of what we hold can no longer be sent
