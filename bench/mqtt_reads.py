@@ -6,8 +6,8 @@ subscribed first and then away while one publisher queues the same messages for
 all of them.  Each consumer then connects in this process the way ingest does
 (aiomqtt, paho's ``on_message``, manual acknowledgement, every ``ACK_EVERY``
 messages acknowledged at once) and takes the whole backlog; it is timed from
-connecting until the broker has taken the last acknowledgement, in CPU seconds of this process
-(nothing else runs in it then) and in wall seconds.  Only the MQTT work is
+connecting until the broker has taken the last acknowledgement, in CPU seconds
+of this process (nothing else runs in it then) and in wall seconds.  Only the MQTT work is
 measured: the messages are counted, not decoded.  The variants alternate, round
 by round, so drift on a noisy machine falls on both.
 
@@ -52,7 +52,8 @@ class Taken:
     wall_s: float
 
 
-def _client(port: int, session: str) -> aiomqtt.Client:
+def session_client(port: int, session: str) -> aiomqtt.Client:
+    """An aiomqtt client for the persistent session ``session`` (MQTT 3.1.1)."""
     return aiomqtt.Client(
         "127.0.0.1",
         port,
@@ -64,7 +65,7 @@ def _client(port: int, session: str) -> aiomqtt.Client:
 
 async def subscribe(port: int, session: str) -> None:
     """Make ``session`` persistent with the bench's subscription, then leave."""
-    async with _client(port, session) as client:
+    async with session_client(port, session) as client:
         await client.subscribe(f"{SITE}/#", qos=1)
 
 
@@ -90,7 +91,7 @@ def queue_backlog(port: int, messages: int) -> None:
 async def take(port: int, session: str, messages: int, variant: str) -> Taken:
     """Connect ``session`` and take its backlog of ``messages``, acknowledging them."""
     buffered, one_write = MODES[variant]
-    client = _client(port, session)
+    client = session_client(port, session)
     inner = client._client
     inner.manual_ack_set(True)
     acks: list[tuple[int, int]] = []

@@ -19,7 +19,7 @@ BACKLOG = 3_000
 async def redelivered(port: int, session: str, wait_s: float = 3.0) -> int:
     """Messages the broker sends ``session`` again on reconnecting (acknowledged)."""
     count = 0
-    async with mqtt_reads._client(port, session) as client:
+    async with mqtt_reads.session_client(port, session) as client:
 
         async def count_them() -> None:
             nonlocal count
@@ -47,7 +47,7 @@ async def test_one_puback_write_per_batch_acknowledges_the_whole_backlog(
 
     # The control: reading the backlog through the buffer without acknowledging it
     # leaves all of it with the broker.
-    client = mqtt_reads._client(port, silent)
+    client = mqtt_reads.session_client(port, silent)
     client._client.manual_ack_set(True)
     paho_io.buffer_reads(client._client)
     got: list[int] = []
