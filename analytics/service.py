@@ -44,7 +44,7 @@ from analytics.partition import Partition
 from analytics.ruleset import GATEWAY_RULES, PLATFORM_RULES
 from analytics.stored import readings_from_series
 from analytics.thresholds import load_thresholds
-from deltasense import alerts, gateway_status, health, schema
+from deltasense import alerts, gateway_status, health, paho_io, schema
 from deltasense.contract import (
     UNSET,
     Channel,
@@ -455,9 +455,14 @@ class AnalyticsService:
     # --- MQTT ------------------------------------------------------------------------------
     async def _session(self) -> None:
         site = self.settings.site
-        async with make_client(
+        client = make_client(
             self.settings, identifier=client_id(self.settings), clean_session=False, logger=_LOG
-        ) as client:
+        )
+        # Every reading of the partition's districts comes on this connection: read it
+        # 64 KiB at a time and parse all of it in one wake-up, as ingest does
+        # (deltasense/paho_io.py); the platform connection carries a few messages.
+        paho_io.buffer_reads(client._client)
+        async with client:
             partition = self.engine.partition
             for device_filter in partition.filters(site, self.settings.analytics_districts):
                 await client.subscribe(device_filter, qos=1)
