@@ -39,11 +39,13 @@ class TcpProxy:
     refuses new ones (an uplink that went down), ``restore()`` lets them in again.
 
     It runs its own event loop on its own thread, so the test's loop (simulated
-    nodes, ingest, observers) never slows the link down."""
+    nodes, ingest, observers) never slows the link down.  ``uplink_bytes_per_s``
+    paces what goes towards the platform, as a ward's cellular uplink would."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, uplink_bytes_per_s: float | None = None) -> None:
         self.port = outside_ephemeral_port()  # it closes and reopens under reconnecting clients
         self.target_port = target_port
+        self.uplink_bytes_per_s = uplink_bytes_per_s
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
@@ -67,14 +69,22 @@ class TcpProxy:
             return
         self._writers |= {writer, up_writer}
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        async def pipe(
+            src: asyncio.StreamReader, dst: asyncio.StreamWriter, rate: float | None = None
+        ) -> None:
+            due = time.monotonic()
             with contextlib.suppress(OSError, asyncio.CancelledError):
-                while data := await src.read(65536):
+                while data := await src.read(65536 if rate is None else 4096):
                     dst.write(data)
                     await dst.drain()
+                    if rate is not None:  # the next bytes go when these would have gone
+                        due = max(due, time.monotonic()) + len(data) / rate
+                        await asyncio.sleep(due - time.monotonic())
             dst.close()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        await asyncio.gather(
+            pipe(reader, up_writer, self.uplink_bytes_per_s), pipe(up_reader, writer)
+        )
         self._writers -= {writer, up_writer}
 
     async def cut(self) -> None:

@@ -41,6 +41,10 @@ from tests.integration.edge_support import (
 CUT_S = float(os.environ.get("DELTASENSE_EDGE_CUT_S", "30"))
 NODES = 50
 RATE = 1.0  # readings/s per node: the ward's steady rate is 50/s
+# The uplink: 4 Mbit/s, a modest 4G link.  Unpaced, loopback replayed a 30 s backlog
+# in 0.10 s on a fast box: too short for a live reading (one every 20 ms, through a
+# spool transaction) to show that it overtakes the backlog.
+UPLINK_BYTES_PER_S = 512_000
 
 
 @pytest.fixture
@@ -54,7 +58,7 @@ async def test_uplink_cut_and_gateway_kill_lose_nothing_and_live_goes_first(
     world: EdgeWorld, influx: InfluxClient
 ) -> None:
     platform = world.platform
-    proxy = TcpProxy(platform.mqtt_port)
+    proxy = TcpProxy(platform.mqtt_port, UPLINK_BYTES_PER_S)
     await proxy.start()
     edge = world.edge_settings(proxy.port)
     gateway = world.gateway(edge)
