@@ -4,8 +4,9 @@ One run starts its own Mosquitto and InfluxDB (bench/e2e/rig.py: free ports, a
 temporary directory) and on them the platform's ingest, analytics and API
 (``python -m ingest|analytics|api`` with the shipped settings, as
 ``tools/stack.py`` passes them).  Then QoS 1 publisher processes
-(bench/e2e/load.py, ``--live``: single readings stamped now, at a dry level)
-offer ``--rate`` messages/s of water readings in the background, and street-flood
+(bench/e2e/load.py, ``--live``: readings stamped now, at a dry level) offer
+``--rate`` messages/s of water readings in the background (one reading a
+message, or ``--shape``'s batches), and street-flood
 probes (bench/e2e/sse.py) are published one at a time, ``--spacing`` s apart:
 each a reading that raises a critical street-flood alert, timed from its publish
 to the alert event on the API's SSE stream.  Meanwhile analytics' consumer lag
@@ -49,6 +50,7 @@ CATCH_UP_S = 30.0  # after the load, how long analytics may take to take in the 
 @dataclass(frozen=True)
 class Config:
     rate: float = 2_000.0  # background messages/s, all publishers together
+    shape: str = "single"  # readings per background message (bench/e2e/payloads.py)
     publishers: int = 2
     devices: int = 100  # per publisher
     probes: int = 25
@@ -219,9 +221,8 @@ def measured(
     published_before = probes.published
     # At most this long: the publishers are stopped once the probes are done.
     duration = config.steady_s + config.probes * max(config.spacing_s, config.timeout_s) + 30
-    load = measure.Load(
-        payloads.SINGLE, config.rate, duration, config.publishers, config.devices, live=True
-    )
+    shape = payloads.SHAPES[config.shape]
+    load = measure.Load(shape, config.rate, duration, config.publishers, config.devices, live=True)
     analytics_lag = LagWatch(services.analytics_metrics, ANALYTICS_LAG)
     ingest_lag = LagWatch(services.ingest_metrics, INGEST_LAG)
     analytics_lag.start()
@@ -238,7 +239,7 @@ def measured(
         loads = measure.finish_publishers(pubs, timeout_s=60, now=True)
         acked = int(sum(r["acked"] for r in loads))
         # Every water reading the broker took since: the load's and the probes'.
-        expected = before + acked + probes.published - published_before
+        expected = before + acked * shape.readings + probes.published - published_before
         last_ack = max(r["last_ack"] for r in loads)
         taken, caught_up = _catch_up(services.analytics_metrics, expected, last_ack)
     finally:
@@ -291,6 +292,10 @@ def header(command: str) -> str:
 
 def render(r: Result) -> str:
     c = r.config
+    readings = payloads.SHAPES[c.shape].readings
+    offered = f"{c.rate:,.0f} msg/s" + (
+        f" ({c.rate * readings:,.0f} readings/s)" if readings > 1 else ""
+    )
     seen = len(r.samples)
     verdict = "met" if r.unseen == 0 and r.p(99) <= TARGET_S else "NOT met"
     caught = (
@@ -301,7 +306,8 @@ def render(r: Result) -> str:
     )
     lines = [
         f"background: {c.publishers} QoS 1 publisher process(es), {c.devices} water devices "
-        f"each, single live readings (stamped now, dry); probes: {c.probes} street-flood "
+        f"each, {c.shape} messages of {readings} live reading(s) (stamped now, dry); "
+        f"probes: {c.probes} street-flood "
         f"crossings on fresh drains, {c.spacing_s:g} s apart, each cleared once its alert "
         f"was in (or after {c.timeout_s:g} s; a later alert still counts); unseen: no alert "
         f"on the stream {GRACE_S:g} s after the last probe; the first alert, path cold "
@@ -310,13 +316,13 @@ def render(r: Result) -> str:
         "| background offered | sent msg/s | acked | probes | seen | unseen "
         "| p50 | p99 | max | target |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
-        f"| {c.rate:,.0f} msg/s | {r.sent_per_s:,.0f} | {r.acked:,} | {c.probes} | {seen} "
+        f"| {offered} | {r.sent_per_s:,.0f} | {r.acked:,} | {c.probes} | {seen} "
         f"| {r.unseen} | {_s(r.p(50))} | {_s(r.p(99))} "
         f"| {_s(max(r.samples) if r.samples else None)} | p99 ≤ {TARGET_S:g} s: {verdict} |",
         "",
         f"analytics: consumer lag (`{ANALYTICS_LAG}`) at most {_s(r.analytics_lag_max_s)} "
         f"over {r.lag_scrapes} scrapes every 0.5 s; took in {caught} "
-        f"(the load's {r.acked:,} and the probes' {r.probe_readings}); "
+        f"(the load's {r.acked * readings:,} and the probes' {r.probe_readings}); "
         f"ingest lag (`{INGEST_LAG}`) at most {_s(r.ingest_lag_max_s)}; "
         f"{r.stream_events} alert events on the stream; "
         f"load average {r.load_avg[0]:.2f} {r.load_avg[1]:.2f} {r.load_avg[2]:.2f} at the end",
@@ -330,6 +336,11 @@ def parse(argv: list[str] | None = None) -> Config:
     )
     p.add_argument("--quick", action="store_true", help="fewer probes, closer together")
     p.add_argument("--rate", type=float, help="background messages/s")
+    p.add_argument(
+        "--shape",
+        choices=sorted(payloads.SHAPES),
+        help="readings per background message (default: single)",
+    )
     p.add_argument("--publishers", type=int, help="background publisher processes")
     p.add_argument("--probes", type=int, help="street-flood probes")
     p.add_argument("--spacing", type=float, help="seconds between probes")
@@ -341,6 +352,8 @@ def parse(argv: list[str] | None = None) -> Config:
         if not 0 < args.rate <= 100_000:
             p.error("--rate must be within (0, 100000]")
         config = replace(config, rate=args.rate)
+    if args.shape is not None:
+        config = replace(config, shape=args.shape)
     if args.publishers is not None:
         if not 1 <= args.publishers <= 16:
             p.error("--publishers must be within 1..16")

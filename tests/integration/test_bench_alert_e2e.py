@@ -32,8 +32,11 @@ def test_quick_smoke_configuration_sees_every_probe_alert_on_the_stream() -> Non
 
 
 def test_hostile_arguments_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in (["--rate", "0"], ["--probes", "-1"], ["--spacing", "nan"], ["--nope"]):
+    hostile = (["--rate", "0"], ["--probes", "-1"], ["--spacing", "nan"], ["--shape", "x"])
+    for argv in (*hostile, ["--nope"]):
         with pytest.raises(SystemExit) as exited:
             alert_e2e.parse(argv)
         assert exited.value.code == 2, argv
-    assert "--rate must be within" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--rate must be within" in err and "argument --shape: invalid choice" in err
+    assert alert_e2e.parse(["--shape", "batch50"]).shape == "batch50"
