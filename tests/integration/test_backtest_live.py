@@ -4,8 +4,10 @@
   analytics → API raises the same alerts (kind, rule, subject) as the backtest of
   the same scenario and seed.  The scenario's readings carry simulated times in
   the hour before the wall clock, and the analytics service's clock is the
-  simulated one (the only stand-in: ``analytics.service.now_ms``), advanced a
-  simulated minute every few milliseconds, so an hour runs in seconds.
+  simulated one (the only stand-in: ``analytics.service.now_ms``).  The clock
+  moves to a minute's end only once analytics has taken in that minute's readings,
+  and the next minute starts only once analytics has evaluated at that end, as the
+  backtest does; so an hour runs in seconds on any machine, never ahead of analytics.
 * ``--start/--end`` replay: readings stored in the ingest layout come back out of
   InfluxDB in time order and raise what the same readings raise in a backtest.
 """
@@ -15,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from analytics import service as analytics_service
 from backtest import scenarios
@@ -37,7 +40,7 @@ SCENARIO, SEED = "flash-flood", 3
 # Live equivalence over several seeds: seed 1 once differed by a squall judged on a
 # minute still filling; the squall now judges complete minutes only.
 LIVE_SEEDS = (1, 2, 3)
-STEP_PAUSE_S = 0.03  # wall time per simulated minute: the pace of the live run (a rate)
+STEP_WAIT_S = 10.0  # at most, for analytics to take in or evaluate one simulated minute
 
 
 def _start_near_now(minutes: int) -> int:
@@ -66,6 +69,27 @@ async def _task(coro: Any) -> AsyncIterator[asyncio.Task[Any]]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def _taken_in(kind: Kind) -> float:
+    """Readings of ``kind`` analytics has taken in off MQTT (this process, cumulative)."""
+    sample = REGISTRY.get_sample_value("deltasense_analytics_readings_total", {"kind": kind.value})
+    return sample or 0.0
+
+
+def _evaluations() -> float:
+    return REGISTRY.get_sample_value("deltasense_analytics_eval_seconds_count") or 0.0
+
+
+def _evaluated_since(count: float) -> Callable[[], bool]:
+    return lambda: _evaluations() > count
+
+
+async def _until(done: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + STEP_WAIT_S
+    while not done():
+        assert time.monotonic() < deadline, f"analytics did not {what} in {STEP_WAIT_S} s"
+        await asyncio.sleep(0.002)
 
 
 class SimClock:
@@ -119,12 +143,22 @@ async def test_live_run_raises_the_alerts_of_the_backtest(
                 qos=1,
                 retain=True,
             )
+        # The counters are per process and cumulative: what this run adds is counted.
+        sent = {kind: _taken_in(kind) for kind in Kind}
         for step in run.steps:
             for reading in step.readings:  # the clock moves with the readings, as in real time
                 clock.ms = max(clock.ms, reading.ts_ms)
                 await mqtt.publish(wire.tele_topic(reading), wire.tele_payload(reading), qos=1)
+                sent[reading.kind] += 1
+            # The minute ends only once analytics holds all of it (a squall judges
+            # complete minutes: one judged short of its readings would never fire).
+            await _until(
+                lambda: all(_taken_in(kind) >= n for kind, n in sent.items()),
+                "take in a simulated minute's readings",
+            )
+            evaluated = _evaluations()
             clock.ms = step.now_ms
-            await asyncio.sleep(STEP_PAUSE_S)
+            await _until(_evaluated_since(evaluated), "evaluate at a minute's end")
 
         async def seen() -> set[tuple[str, str, str]]:
             response = await api.get("/api/v1/alerts", params={"state": "all"}, headers=ADMIN)
