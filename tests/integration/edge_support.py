@@ -194,9 +194,22 @@ class ReadingWatch:
     """Every reading under ``{site}/+/+/+/tele`` on one broker: (device, boot, seq) →
     its ts, hist and when it arrived; repeats counted."""
 
-    def __init__(self, host: str, port: int, site: str, **login: str | None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        site: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
         self.client = aiomqtt.Client(
-            host, port, identifier=f"watch-{free_port()}", clean_session=True, **login
+            host,
+            port,
+            identifier=f"watch-{free_port()}",
+            clean_session=True,
+            username=username,
+            password=password,
         )
         self.site = site
         self.readings: dict[tuple[str, int, int], Seen] = {}
@@ -211,7 +224,7 @@ class ReadingWatch:
             async for message in self.client.messages:
                 device = message.topic.value.split("/")[3]
                 try:
-                    doc = json.loads(message.payload)  # type: ignore[arg-type]
+                    doc = json.loads(message.payload)
                 except (TypeError, ValueError):
                     continue
                 now, wall = time.monotonic(), time.time() * 1000

@@ -80,7 +80,7 @@ async def test_a_full_spool_drops_exactly_the_counted_oldest(
         ) as c:
             await c.subscribe(edge_status_topic(platform.site, WARD), qos=1)
             async for m in c.messages:
-                statuses.append(json.loads(m.payload))  # type: ignore[arg-type]
+                statuses.append(json.loads(m.payload))
 
     status_task = asyncio.create_task(watch_status())
     # The platform's analytics; a drop window short enough to see the alert resolve.

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,9 +48,9 @@ UPLINK_BYTES_PER_S = 512_000
 
 
 @pytest.fixture
-def world(settings: Settings, tmp_path: Path) -> AsyncIterator[EdgeWorld]:
+def world(settings: Settings, tmp_path: Path) -> Iterator[EdgeWorld]:
     with edge_world(settings, tmp_path) as w:
-        yield w  # type: ignore[misc]
+        yield w
 
 
 @pytest.mark.timeout(int(240 + 4 * CUT_S))
