@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from deltasense.runtime import now_ms
-from tools.devstack import free_port
+from tools.devstack import outside_ephemeral_port
 
 __all__ = ["ADMIN_TOKEN", "Services", "eventually", "now_ms", "stack_env"]
 
@@ -50,18 +50,22 @@ async def eventually(check: Callable[[], Awaitable[Any]], within: float = 5.0) -
 def stack_env(var_dir: Path) -> dict[str, str]:
     """Environment for a stack of its own: free ports, its own var dir, no TOML file,
     and no ``DELTASENSE_*`` variable of the caller's (a stray dev flag, say)."""
-    ports = {
-        name: str(free_port())
-        for name in (
-            "MQTT_PORT",
-            "INFLUX_PORT",
-            "INFLUX_RPC_PORT",
-            "API_PORT",
-            "INGEST_METRICS_PORT",
-            "ANALYTICS_METRICS_PORT",
-            "NOTIFIER_HTTP_PORT",
-        )
-    }
+    # Below the ephemeral range: a port the kernel handed out as "free" can be taken
+    # by one of the stack's own outgoing connections before its listener binds it
+    # (CI once saw analytics' metrics port taken so, and the stack never got healthy).
+    names = (
+        "MQTT_PORT",
+        "INFLUX_PORT",
+        "INFLUX_RPC_PORT",
+        "API_PORT",
+        "INGEST_METRICS_PORT",
+        "ANALYTICS_METRICS_PORT",
+        "NOTIFIER_HTTP_PORT",
+    )
+    picked: set[int] = set()
+    while len(picked) < len(names):
+        picked.add(outside_ephemeral_port())
+    ports = {name: str(port) for name, port in zip(names, sorted(picked), strict=True)}
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith("DELTASENSE_")},
         "DELTASENSE_CONFIG": os.devnull,
